@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * tcd's protocol dispatcher (spec/datapath.md): classify one Ethernet frame,
+ * count it per key in per-CPU counters, tail-call the handler wired at the
+ * key in the jump table, and return the miss action when none is wired.
+ * Built-in handlers live in the same object.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "tcd_shared.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the loader before the object is loaded; the verifier prunes what
+ * they switch off, so the live datapath pays nothing for trace mode. */
+const volatile __u32 tcd_miss_action = XDP_PASS;
+const volatile __u8 tcd_trace_mode = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, TCD_JT_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u32);
+} jt SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TCD_STATS_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct tcd_counters);
+} proto_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tcd_trace_rec);
+} tcd_trace SEC(".maps");
+
+struct vlan_tag {
+	__be16 tci;
+	__be16 encap_proto;
+};
+
+/* The IPv6 extension headers the spec walks. */
+static __always_inline int is_walked_ext(__u8 nh)
+{
+	return nh == 0 /* HOPOPTS */ || nh == 43 /* ROUTING */ ||
+	       nh == 44 /* FRAGMENT */ || nh == 60 /* DSTOPTS */;
+}
+
+/* Returns the class; *key is set for ipv4/ipv6. Every access is checked
+ * against data_end right before it is made. */
+static __always_inline int classify(void *data, void *data_end, __u32 *key)
+{
+	struct ethhdr *eth = data;
+	void *cur;
+	__be16 proto;
+	int i;
+
+	if ((void *)(eth + 1) > data_end)
+		return TCD_CLASS_MALFORMED;
+	proto = eth->h_proto;
+	cur = eth + 1;
+
+	for (i = 0; i < TCD_MAX_VLAN; i++) {
+		struct vlan_tag *tag = cur;
+
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		if ((void *)(tag + 1) > data_end)
+			return TCD_CLASS_MALFORMED;
+		proto = tag->encap_proto;
+		cur = tag + 1;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = cur;
+
+		if ((void *)(iph + 1) > data_end)
+			return TCD_CLASS_MALFORMED;
+		if (iph->version != 4 || iph->ihl < 5)
+			return TCD_CLASS_MALFORMED;
+		if (cur + iph->ihl * 4 > data_end)
+			return TCD_CLASS_MALFORMED;
+		*key = iph->protocol;
+		return TCD_CLASS_IPV4;
+	}
+
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = cur;
+		__u8 nh;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return TCD_CLASS_MALFORMED;
+		if (ip6->version != 6)
+			return TCD_CLASS_MALFORMED;
+		nh = ip6->nexthdr;
+		cur = ip6 + 1;
+
+		for (i = 0; i < TCD_MAX_EXTHDR; i++) {
+			__u8 *opt = cur;
+			__u32 len;
+
+			if (!is_walked_ext(nh))
+				break;
+			if ((void *)(opt + 2) > data_end)
+				return TCD_CLASS_MALFORMED;
+			len = nh == 44 ? 8 : ((__u32)opt[1] + 1) * 8;
+			if (cur + len > data_end)
+				return TCD_CLASS_MALFORMED;
+			nh = opt[0];
+			cur += len;
+		}
+		if (is_walked_ext(nh))	/* a 9th extension header */
+			return TCD_CLASS_MALFORMED;
+		*key = nh;
+		return TCD_CLASS_IPV6;
+	}
+
+	return TCD_CLASS_NON_IP;
+}
+
+static __always_inline void trace_record(__u32 cls, __u32 key, __u32 missed)
+{
+	__u32 zero = 0;
+	struct tcd_trace_rec *rec = bpf_map_lookup_elem(&tcd_trace, &zero);
+
+	if (!rec)
+		return;
+	if (!missed)
+		rec->runs++;
+	rec->cls = cls;
+	rec->key = key;
+	rec->missed = missed;
+}
+
+/*
+ * Tail-call the handler at @key. The hot keys get a constant-key call, which
+ * the x86-64 JIT turns into a direct jump patched when the slot changes; any
+ * other key takes the indirect (retpoline) path. Returns only on a miss.
+ */
+static __always_inline void dispatch(struct xdp_md *ctx, __u32 key)
+{
+	switch (key) {
+	case IPPROTO_TCP:
+		bpf_tail_call_static(ctx, &jt, IPPROTO_TCP);
+		break;
+	case IPPROTO_UDP:
+		bpf_tail_call_static(ctx, &jt, IPPROTO_UDP);
+		break;
+	case IPPROTO_ICMP:
+		bpf_tail_call_static(ctx, &jt, IPPROTO_ICMP);
+		break;
+	case 58: /* IPPROTO_ICMPV6 */
+		bpf_tail_call_static(ctx, &jt, 58);
+		break;
+	default:
+		bpf_tail_call(ctx, &jt, key);
+	}
+}
+
+SEC("xdp")
+int xdp_dispatch(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct tcd_counters *cnt;
+	__u32 key = 0, slot;
+	int cls;
+
+	cls = classify(data, data_end, &key);
+	if (cls == TCD_CLASS_NON_IP)
+		slot = TCD_SLOT_NON_IP;
+	else if (cls == TCD_CLASS_MALFORMED)
+		slot = TCD_SLOT_MALFORMED;
+	else
+		slot = key;
+
+	cnt = bpf_map_lookup_elem(&proto_stats, &slot);
+	if (cnt) {
+		cnt->packets++;
+		cnt->bytes += data_end - data;
+	}
+	if (tcd_trace_mode)
+		trace_record(cls, key, 0);
+
+	if (cls != TCD_CLASS_IPV4 && cls != TCD_CLASS_IPV6)
+		return XDP_PASS;
+
+	dispatch(ctx, key);
+
+	/* No handler at this key: the tail call fell through. */
+	if (cnt)
+		cnt->missed++;
+	if (tcd_trace_mode)
+		trace_record(cls, key, 1);
+	return tcd_miss_action;
+}
+
+/* Built-in handlers, pinned beside the dispatcher. */
+SEC("xdp")
+int tcp_handler(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int udp_handler(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int drop(struct xdp_md *ctx)
+{
+	return XDP_DROP;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one header the BPF programs and the C++ side share: map layouts,
+ * counter slots and the dispatch classes. Plain C, fixed-size types only.
+ */
+#ifndef TCD_SHARED_H
+#define TCD_SHARED_H
+
+#include <linux/types.h>
+
+/* Names as the kernel sees them (at most 15 characters). */
+#define TCD_PROG_DISPATCH   "xdp_dispatch"
+#define TCD_MAP_JT          "jt"
+#define TCD_MAP_STATS       "proto_stats"
+#define TCD_MAP_TRACE       "tcd_trace"
+#define TCD_MAP_ATTACH      "tcd_attach"
+
+/* Jump table: key = dispatch key (IP protocol / IPv6 next header). */
+#define TCD_JT_ENTRIES      256
+
+/* Counter slots in proto_stats: 0..255 per key, then the two classes
+ * that have no key. */
+#define TCD_SLOT_NON_IP     256
+#define TCD_SLOT_MALFORMED  257
+#define TCD_STATS_ENTRIES   258
+
+/* The spec's walking limits. */
+#define TCD_MAX_VLAN        2
+#define TCD_MAX_EXTHDR      8
+
+/* Dispatch classes (spec/datapath.md). */
+enum tcd_class {
+	TCD_CLASS_IPV4 = 0,
+	TCD_CLASS_IPV6 = 1,
+	TCD_CLASS_NON_IP = 2,
+	TCD_CLASS_MALFORMED = 3,
+};
+
+/* One per-CPU counter row. */
+struct tcd_counters {
+	__u64 packets;
+	__u64 bytes;
+	__u64 missed;	/* key rows only: no handler was wired */
+};
+
+/* What the dispatcher derived for the last frame; written only when the
+ * object is loaded in trace mode (tcd trace), never on the live instance. */
+struct tcd_trace_rec {
+	__u32 runs;	/* incremented on every run: tells a run happened */
+	__u32 cls;	/* enum tcd_class */
+	__u32 key;	/* valid for ipv4/ipv6 */
+	__u32 missed;	/* 1 when the tail call fell through */
+};
+
+/* Where tcd attached an instance: user space only (maps/attach). */
+struct tcd_attach_key {
+	__u64 netns_ino;	/* inode of the network namespace */
+	__u32 ifindex;
+	__u32 pad;
+};
+
+#define TCD_NETNS_PATH_MAX 112
+struct tcd_attach_val {
+	char ifname[16];
+	char netns[TCD_NETNS_PATH_MAX];	/* path used to enter it, "" = tcd's own */
+	__u32 mode;			/* enum xdp_attach_mode */
+	__u32 multiprog;		/* 1 = libxdp multi-program dispatcher */
+};
+
+#endif /* TCD_SHARED_H */

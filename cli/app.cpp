@@ -1,0 +1,132 @@
+// The command tree, the global options, and the single place errors are
+// printed.
+#include <bpf/libbpf.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/cli.h"
+#include "core/instance.h"
+#include "core/log.h"
+
+#ifndef TCD_VERSION
+#define TCD_VERSION "0.0.0"
+#endif
+#ifndef TCD_LIBXDP_VERSION
+#define TCD_LIBXDP_VERSION "unknown"
+#endif
+
+namespace tcd::cli {
+
+void Context::print(const nlohmann::ordered_json& j, const std::string& plain) const {
+    if (g.quiet) return;
+    if (json())
+        out << j.dump(g.pretty ? 2 : -1) << '\n';
+    else
+        out << plain;
+    out.flush();
+}
+
+void Context::print_line(const nlohmann::ordered_json& j) const {
+    if (g.quiet) return;
+    out << j.dump() << '\n';
+    out.flush();
+}
+
+static std::string default_pin_dir() {
+    const char* env = std::getenv("TCD_PIN_DIR");
+    return env && *env ? env : kDefaultPinDir;
+}
+
+std::string version_text() {
+    return std::string("tcd ") + TCD_VERSION + " (libbpf " + std::to_string(libbpf_major_version()) + "." +
+           std::to_string(libbpf_minor_version()) + ", libxdp " + TCD_LIBXDP_VERSION + ")";
+}
+
+void build_app(CLI::App& app, Context& ctx) {
+    app.name("tcd");
+    app.description("BPF tail-call dispatch: load, wire, attach and count per-protocol dispatchers");
+    app.footer("Run 'tcd COMMAND --help' for a command's options. See tcd(8).");
+    app.fallthrough();
+    app.require_subcommand(0, 1);
+    ctx.g.pin_dir = default_pin_dir();
+    app.add_option("-d,--pin-dir", ctx.g.pin_dir, "the instance's bpffs directory (default $TCD_PIN_DIR or " +
+                                                      std::string(kDefaultPinDir) + ")")
+        ->type_name("DIR");
+    app.add_flag("-j,--json", ctx.g.json, "JSON on stdout (JSON Lines for streams)");
+    app.add_flag("-p,--pretty", ctx.g.pretty, "indented JSON (implies -j)");
+    app.add_flag("-q,--quiet", ctx.g.quiet, "print nothing on success");
+    app.add_flag("-v,--verbose", ctx.g.verbose, "libbpf/libxdp debug log on stderr");
+    app.set_version_flag("-V,--version", version_text(), "version, and the libbpf/libxdp versions in use");
+
+    setup_attach(app, ctx);
+    setup_map(app, ctx);
+    setup_stats(app, ctx);
+    setup_instance(app, ctx);
+    setup_handler(app, ctx);
+    setup_trace(app, ctx);
+}
+
+// CLI11's messages, said the way the rest of tcd speaks.
+static std::string parse_error_words(const CLI::ParseError& e) {
+    std::string msg = e.what();
+    const std::string extras = "The following argument was not expected: ";
+    const std::string extras_n = "The following arguments were not expected: ";
+    for (const auto& prefix : {extras, extras_n}) {
+        if (msg.rfind(prefix, 0) == 0) {
+            std::string arg = msg.substr(prefix.size());
+            return (arg.rfind("-", 0) == 0 ? "unknown option " : "unexpected argument ") + arg;
+        }
+    }
+    if (msg.find("subcommand is required") != std::string::npos ||
+        msg.find("A subcommand is required") != std::string::npos)
+        return "a command is required";
+    if (msg.size() > 1 && std::islower(static_cast<unsigned char>(msg[1])))
+        msg[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(msg[0])));
+    return msg;
+}
+
+int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+    Context ctx(out, err);
+    CLI::App app;
+    build_app(app, ctx);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        out << app.help();
+        return 0;
+    } catch (const CLI::CallForAllHelp&) {
+        out << app.help("", CLI::AppFormatMode::All);
+        return 0;
+    } catch (const CLI::CallForVersion&) {
+        out << version_text() << '\n';
+        return 0;
+    } catch (const CLI::ParseError& e) {
+        // Name the command being parsed, so the hint points at its help.
+        std::string path = "tcd";
+        for (CLI::App* sub = &app;;) {
+            auto chosen = sub->get_subcommands();
+            if (chosen.empty()) break;
+            sub = chosen.front();
+            path += " " + sub->get_name();
+        }
+        err << "tcd: " << parse_error_words(e) << " (see " << path << " --help)\n";
+        return static_cast<int>(ExitCode::usage);
+    }
+    while (ctx.g.pin_dir.size() > 1 && ctx.g.pin_dir.back() == '/') ctx.g.pin_dir.pop_back();
+    set_library_verbosity(ctx.g.verbose);
+    if (!ctx.action) {
+        err << "tcd: a command is required (see tcd --help)\n";
+        return static_cast<int>(ExitCode::usage);
+    }
+    Result<> r = ctx.action();
+    if (!r) {
+        out.flush();
+        err << "tcd: " << r.error().message() << '\n';
+        return static_cast<int>(r.error().code);
+    }
+    return 0;
+}
+
+}  // namespace tcd::cli

@@ -1,0 +1,105 @@
+// The command line: a thin layer over the core. Each command family has a
+// setup_x(CLI::App&, Context&) that declares it and run_x(options, ctx) that
+// does it, callable from tests without argv.
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace CLI {
+class App;
+}
+
+namespace tcd::cli {
+
+struct Globals {
+    std::string pin_dir;
+    bool json = false;
+    bool pretty = false;
+    bool quiet = false;
+    bool verbose = false;
+};
+
+struct Context {
+    Globals g;
+    std::ostream& out;
+    std::ostream& err;
+    std::function<Result<>()> action;  // what the parsed command line asks for
+
+    Context(std::ostream& o, std::ostream& e) : out(o), err(e) {}
+    bool json() const { return g.json || g.pretty; }
+    // One document per command: JSON with -j/-p, else the plain text; -q
+    // silences both.
+    void print(const nlohmann::ordered_json& j, const std::string& plain) const;
+    // One JSON line (streams such as stats --watch).
+    void print_line(const nlohmann::ordered_json& j) const;
+};
+
+// Declares the whole command tree on app (used by main and the sync tests).
+void build_app(CLI::App& app, Context& ctx);
+
+// Parses argv, runs the command, prints an error once; returns the exit status.
+int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
+
+// Command families.
+void setup_instance(CLI::App& app, Context& ctx);  // load, unload, status
+void setup_map(CLI::App& app, Context& ctx);       // map set|del|list
+void setup_attach(CLI::App& app, Context& ctx);    // attach, detach
+void setup_stats(CLI::App& app, Context& ctx);     // stats
+void setup_handler(CLI::App& app, Context& ctx);   // handler list
+void setup_trace(CLI::App& app, Context& ctx);     // trace
+
+struct LoadOptions {
+    std::string miss_action = "pass";
+    bool force = false;
+};
+Result<> run_load(const LoadOptions& o, Context& ctx);
+Result<> run_unload(Context& ctx);
+Result<> run_status(Context& ctx);
+
+struct MapSetOptions {
+    std::string key, handler;
+};
+Result<> run_map_set(const MapSetOptions& o, Context& ctx);
+Result<> run_map_del(const std::vector<std::string>& keys, Context& ctx);
+Result<> run_map_list(Context& ctx);
+
+struct AttachOptions {
+    std::string ifname;
+    std::string mode = "auto";
+    std::string netns;
+    bool force = false;
+};
+Result<> run_attach(const AttachOptions& o, Context& ctx);
+
+struct DetachOptions {
+    std::string ifname;
+    std::string netns;
+    bool all = false;
+};
+Result<> run_detach(const DetachOptions& o, Context& ctx);
+
+struct StatsOptions {
+    bool watch = false;
+    double interval = 1.0;
+    long count = 0;  // 0 = until Ctrl-C
+    bool all = false;
+    bool reset = false;
+};
+Result<> run_stats(const StatsOptions& o, Context& ctx);
+
+Result<> run_handler_list(Context& ctx);
+
+struct TraceOptions {
+    std::string pcap;
+    std::string hex;
+};
+Result<> run_trace(const TraceOptions& o, Context& ctx);
+
+}  // namespace tcd::cli

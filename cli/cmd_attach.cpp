@@ -1,0 +1,108 @@
+// tcd attach | detach
+#include <CLI/CLI.hpp>
+
+#include "cli/cli.h"
+#include "core/attach.h"
+#include "core/bpffs.h"
+#include "core/lifecycle.h"
+#include "core/privs.h"
+#include "core/render.h"
+
+#include <net/if.h>
+
+namespace tcd::cli {
+
+Result<> run_attach(const AttachOptions& o, Context& ctx) {
+    auto mode = parse_xdp_mode(o.mode);
+    if (!mode) return tl::unexpected(mode.error());
+    if (auto p = require_bpf_privileges("attach"); !p) return p;
+    auto ns = resolve_netns(o.netns);  // validate before anything is loaded
+    if (!ns) return tl::unexpected(ns.error());
+    {
+        auto guard = NetnsGuard::enter(*ns);
+        if (!guard) return tl::unexpected(guard.error());
+        if (o.ifname.empty() || !if_nametoindex(o.ifname.c_str()))
+            return fail("interface " + o.ifname,
+                        "no such interface" + (ns->empty() ? std::string() : " in network namespace " + *ns),
+                        "see 'ip link'");
+    }
+
+    // Attach on a fresh machine loads the instance first, with defaults; a
+    // failed attach takes that load back.
+    bool loaded_now = false;
+    if (!Instance::is_loaded(ctx.g.pin_dir)) {
+        auto l = tcd::load(ctx.g.pin_dir, {});
+        if (!l) return tl::unexpected(l.error());
+        loaded_now = true;
+    }
+    auto in = Instance::open(ctx.g.pin_dir);
+    if (!in) return tl::unexpected(in.error());
+    tcd::AttachOptions ao{o.ifname, o.netns, *mode, o.force};
+    auto r = tcd::attach(*in, ao);
+    if (!r) {
+        if (loaded_now) (void)tcd::unload(ctx.g.pin_dir);
+        return tl::unexpected(r.error());
+    }
+    auto j = render::attach_json(*r);
+    j["loaded"] = loaded_now;
+    std::string plain = render::attach_plain(*r);
+    if (loaded_now) plain = "loaded " + ctx.g.pin_dir + "\n" + plain;
+    ctx.print(j, plain);
+    return {};
+}
+
+Result<> run_detach(const DetachOptions& o, Context& ctx) {
+    if (o.all && !o.ifname.empty())
+        return usage_error("detach", "give an interface or --all, not both");
+    if (!o.all && o.ifname.empty()) return usage_error("detach", "an interface or --all is required");
+    if (auto p = require_bpf_privileges("detach"); !p) return p;
+    std::vector<DetachResult> results;
+    if (!Instance::is_loaded(ctx.g.pin_dir)) {
+        // Nothing of ours can run anywhere; still say so for a missing interface.
+        if (!o.all) {
+            auto ns = resolve_netns(o.netns);
+            if (!ns) return tl::unexpected(ns.error());
+            auto guard = NetnsGuard::enter(*ns);
+            if (!guard) return tl::unexpected(guard.error());
+            if (!if_nametoindex(o.ifname.c_str())) return fail("interface " + o.ifname, "no such interface");
+            results.push_back({false, {o.ifname, if_nametoindex(o.ifname.c_str()), *ns, "", false}});
+        }
+        ctx.print(render::detach_json(results), render::detach_plain(results));
+        return {};
+    }
+    auto in = Instance::open(ctx.g.pin_dir);
+    if (!in) return tl::unexpected(in.error());
+    if (o.all) {
+        auto r = detach_all(*in);
+        if (!r) return tl::unexpected(r.error());
+        for (auto& a : *r) results.push_back({true, a});
+    } else {
+        auto r = tcd::detach(*in, o.ifname, o.netns);
+        if (!r) return tl::unexpected(r.error());
+        results.push_back(*r);
+    }
+    ctx.print(render::detach_json(results), render::detach_plain(results));
+    return {};
+}
+
+void setup_attach(CLI::App& app, Context& ctx) {
+    auto a = std::make_shared<AttachOptions>();
+    auto* attach = app.add_subcommand("attach", "attach the dispatcher to IFACE's XDP hook (loads it first if needed)");
+    attach->add_option("IFACE", a->ifname, "interface name")->required();
+    attach->add_option("--mode", a->mode, "XDP mode (default auto)")
+        ->check(CLI::IsMember({"auto", "native", "skb", "hw"}))
+        ->type_name("auto|native|skb|hw");
+    attach->add_option("--netns", a->netns, "network namespace (/run/netns/NAME or a path) for the netlink work")
+        ->type_name("NAME|PATH");
+    attach->add_flag("--force", a->force, "replace another XDP program running there");
+    attach->callback([&ctx, a] { ctx.action = [&ctx, a] { return run_attach(*a, ctx); }; });
+
+    auto d = std::make_shared<DetachOptions>();
+    auto* detach = app.add_subcommand("detach", "take the dispatcher off IFACE (or off every interface with --all)");
+    detach->add_option("IFACE", d->ifname, "interface name");
+    detach->add_option("--netns", d->netns, "network namespace (/run/netns/NAME or a path)")->type_name("NAME|PATH");
+    detach->add_flag("--all", d->all, "every interface the dispatcher runs on");
+    detach->callback([&ctx, d] { ctx.action = [&ctx, d] { return run_detach(*d, ctx); }; });
+}
+
+}  // namespace tcd::cli

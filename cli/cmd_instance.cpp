@@ -1,0 +1,56 @@
+// tcd load | unload | status
+#include <CLI/CLI.hpp>
+
+#include "cli/cli.h"
+#include "core/lifecycle.h"
+#include "core/privs.h"
+#include "core/render.h"
+#include "core/status.h"
+
+namespace tcd::cli {
+
+Result<> run_load(const LoadOptions& o, Context& ctx) {
+    tcd::LoadOptions lo;
+    if (o.miss_action == "drop") lo.miss = MissAction::drop;
+    else if (o.miss_action == "pass") lo.miss = MissAction::pass;
+    else return usage_error("--miss-action " + o.miss_action, "not pass or drop");
+    lo.force = o.force;
+    auto r = tcd::load(ctx.g.pin_dir, lo);
+    if (!r) return tl::unexpected(r.error());
+    ctx.print(render::load_json(*r), render::load_plain(*r));
+    return {};
+}
+
+Result<> run_unload(Context& ctx) {
+    auto r = tcd::unload(ctx.g.pin_dir);
+    if (!r) return tl::unexpected(r.error());
+    ctx.print(render::unload_json(*r), render::unload_plain(*r));
+    return {};
+}
+
+Result<> run_status(Context& ctx) {
+    if (auto p = require_bpf_privileges("status"); !p) return p;
+    auto s = gather_status(ctx.g.pin_dir);
+    if (!s) return tl::unexpected(s.error());
+    ctx.print(render::status_json(*s), render::status_plain(*s, ctx.g.verbose));
+    return {};
+}
+
+void setup_instance(CLI::App& app, Context& ctx) {
+    auto load_opts = std::make_shared<LoadOptions>();
+    auto* load = app.add_subcommand("load", "load the dispatcher and its built-in handlers, pinned in the pin dir");
+    load->add_option("--miss-action", load_opts->miss_action, "verdict for a key with no handler (default pass)")
+        ->check(CLI::IsMember({"pass", "drop"}))
+        ->type_name("pass|drop");
+    load->add_flag("--force", load_opts->force,
+                   "reload a loaded instance: new dispatcher, same wiring and counters, swapped live");
+    load->callback([&ctx, load_opts] { ctx.action = [&ctx, load_opts] { return run_load(*load_opts, ctx); }; });
+
+    auto* unload = app.add_subcommand("unload", "detach from every interface, then remove the pins");
+    unload->callback([&ctx] { ctx.action = [&ctx] { return run_unload(ctx); }; });
+
+    auto* status = app.add_subcommand("status", "what is loaded, wired and attached (-v: verifier figures)");
+    status->callback([&ctx] { ctx.action = [&ctx] { return run_status(ctx); }; });
+}
+
+}  // namespace tcd::cli

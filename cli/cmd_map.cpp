@@ -1,0 +1,72 @@
+// tcd map set | del | list
+#include <CLI/CLI.hpp>
+
+#include "cli/cli.h"
+#include "core/instance.h"
+#include "core/jumptable.h"
+#include "core/keys.h"
+#include "core/privs.h"
+#include "core/render.h"
+
+namespace tcd::cli {
+
+Result<> run_map_set(const MapSetOptions& o, Context& ctx) {
+    auto key = parse_key(o.key);
+    if (!key) return tl::unexpected(key.error());
+    auto spec = parse_handler_spec(o.handler);
+    if (!spec) return tl::unexpected(spec.error());
+    if (auto p = require_bpf_privileges("map set"); !p) return p;
+    auto in = Instance::open(ctx.g.pin_dir);
+    if (!in) return tl::unexpected(in.error());
+    auto r = set_handler(*in, *key, *spec);
+    if (!r) return tl::unexpected(r.error());
+    ctx.print(render::set_json(*r), render::set_plain(*r));
+    return {};
+}
+
+Result<> run_map_del(const std::vector<std::string>& texts, Context& ctx) {
+    std::vector<uint32_t> keys;
+    for (const auto& t : texts) {
+        auto k = parse_key(t);
+        if (!k) return tl::unexpected(k.error());
+        keys.push_back(*k);
+    }
+    if (auto p = require_bpf_privileges("map del"); !p) return p;
+    auto in = Instance::open(ctx.g.pin_dir);
+    if (!in) return tl::unexpected(in.error());
+    auto r = del_keys(*in, keys);
+    if (!r) return tl::unexpected(r.error());
+    ctx.print(render::del_json(*r), render::del_plain(*r));
+    return {};
+}
+
+Result<> run_map_list(Context& ctx) {
+    if (auto p = require_bpf_privileges("map list"); !p) return p;
+    auto in = Instance::open(ctx.g.pin_dir);
+    if (!in) return tl::unexpected(in.error());
+    auto w = list_wiring(*in);
+    if (!w) return tl::unexpected(w.error());
+    ctx.print(render::wiring_json(*w), render::wiring_plain(*w));
+    return {};
+}
+
+void setup_map(CLI::App& app, Context& ctx) {
+    auto* map = app.add_subcommand("map", "the jump table: which handler runs for which key");
+    map->require_subcommand(1);
+
+    auto set_opts = std::make_shared<MapSetOptions>();
+    auto* set = map->add_subcommand("set", "wire KEY to HANDLER (one atomic update)");
+    set->add_option("KEY", set_opts->key, "0-255 or a protocol name (tcp, udp, icmp, ...)")->required();
+    set->add_option("HANDLER", set_opts->handler, "a name pinned in the pin dir, a bpffs path, or id:N")->required();
+    set->callback([&ctx, set_opts] { ctx.action = [&ctx, set_opts] { return run_map_set(*set_opts, ctx); }; });
+
+    auto del_keys = std::make_shared<std::vector<std::string>>();
+    auto* del = map->add_subcommand("del", "unwire keys (their packets get the miss action)");
+    del->add_option("KEY", *del_keys, "0-255 or a protocol name")->required();
+    del->callback([&ctx, del_keys] { ctx.action = [&ctx, del_keys] { return run_map_del(*del_keys, ctx); }; });
+
+    auto* list = map->add_subcommand("list", "the wired keys");
+    list->callback([&ctx] { ctx.action = [&ctx] { return run_map_list(ctx); }; });
+}
+
+}  // namespace tcd::cli

@@ -1,0 +1,129 @@
+// tcd stats [--watch --interval --count --all --reset]
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <csignal>
+#include <ctime>
+
+#include "cli/cli.h"
+#include "core/instance.h"
+#include "core/jumptable.h"
+#include "core/privs.h"
+#include "core/render.h"
+#include "core/stats.h"
+
+namespace tcd::cli {
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+// Ctrl-C (and SIGTERM) end --watch with status 0.
+class StopOnSignal {
+public:
+    StopOnSignal() {
+        g_stop = 0;
+        struct sigaction sa {};
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &old_int_);
+        sigaction(SIGTERM, &sa, &old_term_);
+    }
+    ~StopOnSignal() {
+        sigaction(SIGINT, &old_int_, nullptr);
+        sigaction(SIGTERM, &old_term_, nullptr);
+    }
+    bool stopped() const { return g_stop != 0; }
+
+private:
+    struct sigaction old_int_ {}, old_term_ {};
+};
+
+// Sleeps for seconds unless a signal comes first.
+void nap(double seconds, const StopOnSignal& sig) {
+    timespec ts{static_cast<time_t>(seconds), static_cast<long>((seconds - double(time_t(seconds))) * 1e9)};
+    while (!sig.stopped() && nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+}  // namespace
+
+Result<> run_stats(const StatsOptions& o, Context& ctx) {
+    if (!(o.interval > 0) || o.interval > 86400)
+        return usage_error("--interval", "must be a number of seconds above 0", "e.g. --interval 0.5");
+    if (o.count < 0) return usage_error("--count", "must be 0 (until Ctrl-C) or more");
+    if ((o.count || o.interval != 1.0) && !o.watch)
+        return usage_error("stats", "--interval and --count go with --watch");
+    if (o.reset && o.watch) return usage_error("stats", "--reset and --watch do not go together");
+    if (auto p = require_bpf_privileges("stats"); !p) return p;
+    auto in = Instance::open(ctx.g.pin_dir);
+    if (!in) return tl::unexpected(in.error());
+
+    auto view_now = [&](const StatsSnapshot* prev, StatsSnapshot& now) -> Result<StatsView> {
+        auto s = read_stats(in->stats_fd());
+        if (!s) return tl::unexpected(s.error());
+        auto w = list_wiring(*in);
+        if (!w) return tl::unexpected(w.error());
+        now = *s;
+        return make_stats_view(now, prev, *w, o.all);
+    };
+
+    if (!o.watch) {
+        StatsSnapshot now;
+        auto v = view_now(nullptr, now);
+        if (!v) return tl::unexpected(v.error());
+        if (o.reset) {
+            if (auto r = reset_stats(in->stats_fd()); !r) return r;
+        }
+        ctx.print(render::stats_json(*v), render::stats_plain(*v));
+        return {};
+    }
+
+    StopOnSignal sig;
+    bool tty = !ctx.json() && isatty(STDOUT_FILENO) && &ctx.out == &std::cout;
+    StatsSnapshot prev;
+    {
+        auto first = read_stats(in->stats_fd());
+        if (!first) return tl::unexpected(first.error());
+        prev = *first;
+    }
+    for (long i = 0; (o.count == 0 || i < o.count) && !sig.stopped(); i++) {
+        nap(o.interval, sig);
+        if (sig.stopped()) break;
+        StatsSnapshot now;
+        auto v = view_now(&prev, now);
+        if (!v) return tl::unexpected(v.error());
+        prev = now;
+        if (ctx.json()) {
+            ctx.print_line(render::stats_json(*v));
+        } else if (!ctx.g.quiet) {
+            char stamp[32];
+            time_t t = time(nullptr);
+            struct tm tm {};
+            localtime_r(&t, &tm);
+            strftime(stamp, sizeof stamp, "%H:%M:%S", &tm);
+            if (tty) ctx.out << "\033[H\033[2J";  // redraw in place
+            ctx.out << "tcd stats  " << ctx.g.pin_dir << "  " << stamp << "  every " << o.interval
+                    << "s  (Ctrl-C quits)\n"
+                    << render::stats_plain(*v);
+            if (!tty) ctx.out << '\n';
+            ctx.out.flush();
+        }
+    }
+    return {};
+}
+
+void setup_stats(CLI::App& app, Context& ctx) {
+    auto o = std::make_shared<StatsOptions>();
+    auto* stats = app.add_subcommand("stats", "per-key packets, bytes and misses, summed over all CPUs");
+    stats->add_flag("--watch", o->watch, "redraw every interval (JSON Lines with -j); Ctrl-C quits");
+    stats->add_option("--interval", o->interval, "seconds between readings with --watch (default 1)")
+        ->type_name("SECONDS");
+    stats->add_option("--count", o->count, "stop after N readings with --watch")->type_name("N");
+    stats->add_flag("--all", o->all, "all 256 keys, not only wired or counted ones");
+    stats->add_flag("--reset", o->reset, "print, then zero the counters");
+    stats->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_stats(*o, ctx); }; });
+}
+
+}  // namespace tcd::cli

@@ -1,0 +1,94 @@
+// tcd trace (--pcap FILE | --hex HEXBYTES)
+#include <CLI/CLI.hpp>
+
+#include "cli/cli.h"
+#include "core/pcap_reader.h"
+#include "core/render.h"
+#include "core/trace.h"
+
+namespace tcd::cli {
+namespace {
+
+// Streams frames out as they are traced: memory does not grow with the file.
+class TraceWriter {
+public:
+    explicit TraceWriter(Context& ctx) : ctx_(ctx) {}
+    void frame(const TraceFrame& f) {
+        summary_.add(f);
+        if (ctx_.g.quiet) return;
+        if (ctx_.json()) {
+            ctx_.out << (first_ ? "{\"frames\": [" : ",") << (ctx_.g.pretty ? "\n  " : "");
+            ctx_.out << render::trace_frame_json(f).dump();
+        } else {
+            if (first_) ctx_.out << render::trace_header_plain();
+            ctx_.out << render::trace_frame_plain(f);
+        }
+        first_ = false;
+    }
+    void finish() {
+        if (ctx_.g.quiet) return;
+        if (ctx_.json()) {
+            if (first_) ctx_.out << "{\"frames\": [";
+            ctx_.out << (ctx_.g.pretty ? "\n],\n\"summary\": " : "], \"summary\": ")
+                     << render::trace_summary_json(summary_).dump(ctx_.g.pretty ? 2 : -1) << "}\n";
+        } else {
+            ctx_.out << render::trace_summary_plain(summary_);
+        }
+        ctx_.out.flush();
+    }
+
+private:
+    Context& ctx_;
+    TraceSummary summary_;
+    bool first_ = true;
+};
+
+}  // namespace
+
+Result<> run_trace(const TraceOptions& o, Context& ctx) {
+    if (o.pcap.empty() == o.hex.empty()) return usage_error("trace", "give exactly one of --pcap FILE or --hex HEXBYTES");
+    std::vector<uint8_t> hex;
+    std::optional<PcapReader> reader;
+    if (!o.hex.empty()) {
+        auto h = parse_hex(o.hex);
+        if (!h) return tl::unexpected(h.error());
+        hex = std::move(*h);
+    } else {
+        auto r = PcapReader::open(o.pcap);
+        if (!r) return tl::unexpected(r.error());
+        reader.emplace(std::move(*r));
+    }
+    auto tracer = Tracer::open(ctx.g.pin_dir);
+    if (!tracer) return tl::unexpected(tracer.error());
+
+    TraceWriter out(ctx);
+    if (!hex.empty()) {
+        auto f = tracer->run(hex.data(), hex.size(), 1);
+        if (!f) return tl::unexpected(f.error());
+        out.frame(*f);
+    } else {
+        Frame fr{};
+        while (true) {
+            auto more = reader->next(fr);
+            if (!more) return tl::unexpected(more.error());
+            if (!*more) break;
+            auto f = tracer->run(fr.data, fr.caplen, fr.number);
+            if (!f) return tl::unexpected(f.error());
+            out.frame(*f);
+        }
+    }
+    out.finish();
+    return {};
+}
+
+void setup_trace(CLI::App& app, Context& ctx) {
+    auto o = std::make_shared<TraceOptions>();
+    auto* trace = app.add_subcommand(
+        "trace", "run frames through the dispatcher with BPF_PROG_TEST_RUN (no interface, live counters untouched)");
+    auto* pcap = trace->add_option("--pcap", o->pcap, "a pcap or pcapng capture (Ethernet)")->type_name("FILE");
+    auto* hex = trace->add_option("--hex", o->hex, "one frame as hex bytes")->type_name("HEXBYTES");
+    pcap->excludes(hex);
+    trace->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_trace(*o, ctx); }; });
+}
+
+}  // namespace tcd::cli

@@ -1,0 +1,401 @@
+#include "core/attach.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <xdp/libxdp.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fmt/format.h>
+#include <set>
+
+#include "tcd_shared.h"
+
+namespace tcd {
+namespace {
+
+std::string ns_words(const std::string& netns) {
+    return netns.empty() ? std::string() : " in network namespace " + netns;
+}
+
+uint64_t netns_inode(const std::string& path) {
+    struct stat st {};
+    if (stat(path.empty() ? "/proc/self/ns/net" : path.c_str(), &st) != 0) return 0;
+    return st.st_ino;
+}
+
+const char* mode_name(uint8_t attach_mode) {
+    switch (attach_mode) {
+    case XDP_ATTACHED_DRV: return "native";
+    case XDP_ATTACHED_SKB: return "skb";
+    case XDP_ATTACHED_HW: return "hw";
+    default: return "unknown";
+    }
+}
+
+enum xdp_attach_mode to_libxdp(XdpMode m) {
+    switch (m) {
+    case XdpMode::native: return XDP_MODE_NATIVE;
+    case XdpMode::skb: return XDP_MODE_SKB;
+    case XdpMode::hw: return XDP_MODE_HW;
+    default: return XDP_MODE_UNSPEC;
+    }
+}
+
+uint32_t mode_flags(const std::string& mode) {
+    if (mode == "native") return XDP_FLAGS_DRV_MODE;
+    if (mode == "skb") return XDP_FLAGS_SKB_MODE;
+    if (mode == "hw") return XDP_FLAGS_HW_MODE;
+    return 0;
+}
+
+bool same_prog(uint32_t id, const std::string& name, const std::string& tag, const ProgInfo& ours) {
+    return id == ours.id || (name == ours.name && tag == ours.tag);
+}
+
+// Must be called inside the interface's namespace.
+XdpState query(uint32_t ifindex, const ProgInfo& ours) {
+    XdpState st;
+    LIBBPF_OPTS(bpf_xdp_query_opts, q);
+    if (bpf_xdp_query(static_cast<int>(ifindex), 0, &q) != 0) return st;
+    uint32_t id = q.prog_id;
+    uint8_t mode = q.attach_mode;
+    if (!id) {  // several modes at once: report the first
+        if (q.drv_prog_id) id = q.drv_prog_id, mode = XDP_ATTACHED_DRV;
+        else if (q.skb_prog_id) id = q.skb_prog_id, mode = XDP_ATTACHED_SKB;
+        else if (q.hw_prog_id) id = q.hw_prog_id, mode = XDP_ATTACHED_HW;
+    }
+    if (!id) return st;
+    st.attached = true;
+    st.prog_id = id;
+    st.mode = mode_name(mode);
+    if (id == ours.id) {
+        st.prog_name = ours.name;
+        st.ours = true;
+        return st;
+    }
+    if (auto fd = prog_fd_by_id(id)) {
+        if (auto info = prog_info(fd->get())) st.prog_name = info->name;
+    }
+    if (st.prog_name == "xdp_dispatcher") {  // libxdp's multi-program dispatcher
+        XdpMultiprogPtr mp(xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex)));
+        if (mp && !libxdp_get_error(mp.get()) && !xdp_multiprog__is_legacy(mp.get())) {
+            st.multiprog = true;
+            for (auto* p = xdp_multiprog__next_prog(nullptr, mp.get()); p;
+                 p = xdp_multiprog__next_prog(p, mp.get())) {
+                std::string tag;
+                const unsigned char* t = xdp_program__tag(p);
+                for (int i = 0; t && i < 8; i++) tag += fmt::format("{:02x}", t[i]);
+                if (same_prog(xdp_program__id(p), xdp_program__name(p), tag, ours)) st.ours = true;
+            }
+        } else if (mp && libxdp_get_error(mp.get())) {
+            mp.release();
+        }
+    }
+    return st;
+}
+
+Result<uint32_t> find_ifindex(const std::string& ifname, const std::string& netns) {
+    if (ifname.empty() || ifname.size() >= IFNAMSIZ)
+        return usage_error("interface " + ifname, "not a valid interface name");
+    unsigned idx = if_nametoindex(ifname.c_str());
+    if (!idx)
+        return fail("interface " + ifname, "no such interface" + ns_words(netns),
+                    netns.empty() ? "see 'ip link'" : "see 'ip -n NAME link' or nsenter");
+    return idx;
+}
+
+
+Result<> record(const Instance& in, const Attachment& a, uint64_t ino) {
+    if (in.attach_fd() < 0) return {};
+    tcd_attach_key k{};
+    k.netns_ino = ino;
+    k.ifindex = a.ifindex;
+    tcd_attach_val v{};
+    std::snprintf(v.ifname, sizeof v.ifname, "%s", a.ifname.c_str());
+    std::snprintf(v.netns, sizeof v.netns, "%s", a.netns.c_str());
+    v.mode = static_cast<uint32_t>(a.mode == "native" ? XDP_MODE_NATIVE
+                                   : a.mode == "skb"  ? XDP_MODE_SKB
+                                   : a.mode == "hw"   ? XDP_MODE_HW
+                                                      : XDP_MODE_UNSPEC);
+    v.multiprog = a.multiprog ? 1 : 0;
+    if (bpf_map_update_elem(in.attach_fd(), &k, &v, BPF_ANY) != 0)
+        return fail_errno("record attachment of " + a.ifname, errno);
+    return {};
+}
+
+void forget(const Instance& in, uint64_t ino, uint32_t ifindex) {
+    if (in.attach_fd() < 0) return;
+    tcd_attach_key k{};
+    k.netns_ino = ino;
+    k.ifindex = ifindex;
+    bpf_map_delete_elem(in.attach_fd(), &k);
+}
+
+struct Record {
+    tcd_attach_key key;
+    tcd_attach_val val;
+};
+
+std::vector<Record> records(const Instance& in) {
+    std::vector<Record> out;
+    if (in.attach_fd() < 0) return out;
+    tcd_attach_key k{}, next{};
+    void* prev = nullptr;
+    while (bpf_map_get_next_key(in.attach_fd(), prev, &next) == 0) {
+        Record r{next, {}};
+        if (bpf_map_lookup_elem(in.attach_fd(), &next, &r.val) == 0) out.push_back(r);
+        k = next;
+        prev = &k;
+    }
+    return out;
+}
+
+tl::unexpected<Error> explain_attach(int err, const std::string& ifname, XdpMode mode) {
+    err = err < 0 ? -err : err;
+    std::string what = "attach " + ifname;
+    if (err == EOPNOTSUPP && mode == XdpMode::native)
+        return fail(what, "the driver has no native XDP support", "try --mode skb", err);
+    if (err == EOPNOTSUPP || (err == EINVAL && mode == XdpMode::hw))
+        return fail(what, "this mode is not supported by the device", "try --mode skb", err);
+    if (err == ERANGE || err == E2BIG)
+        return fail(what, "the MTU is too large for XDP on this device", "lower the MTU", err);
+    if (err == EEXIST || err == EBUSY)
+        return fail(what, "another XDP program is attached in another mode",
+                    "detach it first ('ip link set dev " + ifname + " xdp off')", err)
+            ;
+    return fail_errno(what, err);
+}
+
+}  // namespace
+
+Result<std::string> resolve_netns(const std::string& spec) {
+    if (spec.empty()) return std::string();
+    std::string path = spec.find('/') != std::string::npos ? spec : "/run/netns/" + spec;
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0)
+        return fail("network namespace " + spec, "not found",
+                    spec.find('/') != std::string::npos ? "give a path such as /proc/PID/ns/net"
+                                                        : "see 'ip netns list'");
+    if (path.size() >= TCD_NETNS_PATH_MAX)
+        return usage_error("network namespace " + spec, "path too long");
+    return path;
+}
+
+Result<NetnsGuard> NetnsGuard::enter(const std::string& path) {
+    NetnsGuard g;
+    if (path.empty()) return g;
+    UniqueFd self(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+    if (!self) return fail_errno("network namespace", errno);
+    UniqueFd target(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!target) return fail_errno("network namespace " + path, errno);
+    if (setns(target.get(), CLONE_NEWNET) != 0) {
+        int err = errno;
+        if (err == EINVAL)
+            return fail("network namespace " + path, "not a network namespace file");
+        return fail_errno("enter network namespace " + path, err);
+    }
+    g.saved_ = std::move(self);
+    return g;
+}
+
+NetnsGuard::~NetnsGuard() {
+    if (saved_) (void)setns(saved_.get(), CLONE_NEWNET);
+}
+
+Result<XdpMode> parse_xdp_mode(const std::string& text) {
+    if (text == "auto" || text.empty()) return XdpMode::auto_mode;
+    if (text == "native" || text == "drv") return XdpMode::native;
+    if (text == "skb" || text == "generic") return XdpMode::skb;
+    if (text == "hw" || text == "offload") return XdpMode::hw;
+    return usage_error("mode " + text, "unknown XDP mode", "one of auto, native, skb, hw");
+}
+
+Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
+    auto ns = resolve_netns(opt.netns);
+    if (!ns) return tl::unexpected(ns.error());
+    uint64_t ino = netns_inode(*ns);
+    auto guard = NetnsGuard::enter(*ns);
+    if (!guard) return tl::unexpected(guard.error());
+    auto ifindex = find_ifindex(opt.ifname, *ns);
+    if (!ifindex) return tl::unexpected(ifindex.error());
+
+    AttachResult res;
+    res.where = {opt.ifname, *ifindex, *ns, "", false};
+    XdpState st = query(*ifindex, in.dispatcher());
+    if (st.ours) {  // already there: the state asked for holds
+        res.where.mode = st.mode;
+        res.where.multiprog = st.multiprog;
+        if (auto r = record(in, res.where, ino); !r) return tl::unexpected(r.error());
+        return res;
+    }
+
+    XdpProgramPtr foreign;
+    enum xdp_attach_mode foreign_mode = XDP_MODE_UNSPEC;
+    if (st.attached) {
+        std::string who = fmt::format("{} (id {})", st.prog_name, st.prog_id);
+        if (!opt.force)
+            return fail("interface " + opt.ifname, "another XDP program runs there: " + who,
+                        "use --force to replace it");
+        XdpMultiprogPtr mp(xdp_multiprog__get_from_ifindex(static_cast<int>(*ifindex)));
+        if (long err = libxdp_get_error(mp.get())) {
+            mp.release();
+            return fail_errno("query " + opt.ifname, static_cast<int>(-err));
+        }
+        foreign_mode = xdp_multiprog__attach_mode(mp.get());
+        if (xdp_multiprog__is_legacy(mp.get())) {
+            foreign.reset(xdp_program__from_id(st.prog_id));
+            if (libxdp_get_error(foreign.get())) foreign.release();
+        }
+        if (int err = xdp_multiprog__detach(mp.get()))
+            return fail_errno("detach " + who + " from " + opt.ifname, -err);
+        res.replaced = who;
+    }
+    auto restore_foreign = [&] {
+        if (foreign) xdp_program__attach(foreign.get(), static_cast<int>(*ifindex), foreign_mode, 0);
+    };
+
+    XdpProgramPtr prog(xdp_program__from_fd(in.dispatcher_fd()));
+    if (long err = libxdp_get_error(prog.get())) {
+        prog.release();
+        restore_foreign();
+        return fail_errno("attach " + opt.ifname, static_cast<int>(-err));
+    }
+    if (int err = xdp_program__attach(prog.get(), static_cast<int>(*ifindex), to_libxdp(opt.mode), 0)) {
+        restore_foreign();
+        return explain_attach(err, opt.ifname, opt.mode);
+    }
+    XdpState after = query(*ifindex, in.dispatcher());
+    res.where.mode = after.mode;
+    res.where.multiprog = after.multiprog;
+    res.changed = true;
+    if (auto r = record(in, res.where, ino); !r) {
+        xdp_program__detach(prog.get(), static_cast<int>(*ifindex), XDP_MODE_UNSPEC, 0);
+        restore_foreign();
+        return tl::unexpected(r.error());
+    }
+    return res;
+}
+
+// Inside the interface's namespace: takes our dispatcher off ifindex.
+static Result<> detach_here(const Instance& in, const Attachment& a) {
+    XdpProgramPtr prog(xdp_program__from_fd(in.dispatcher_fd()));
+    if (long err = libxdp_get_error(prog.get())) {
+        prog.release();
+        return fail_errno("detach " + a.ifname, static_cast<int>(-err));
+    }
+    if (int err = xdp_program__detach(prog.get(), static_cast<int>(a.ifindex), XDP_MODE_UNSPEC, 0)) {
+        // libxdp refuses a program it did not attach itself in some cases;
+        // a plain netlink detach of exactly our program is still right.
+        LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = in.dispatcher_fd());
+        if (a.multiprog ||
+            bpf_xdp_detach(static_cast<int>(a.ifindex), mode_flags(a.mode) | XDP_FLAGS_REPLACE, &o) != 0)
+            return fail_errno("detach " + a.ifname, -err);
+    }
+    return {};
+}
+
+Result<DetachResult> detach(const Instance& in, const std::string& ifname, const std::string& netns) {
+    auto ns = resolve_netns(netns);
+    if (!ns) return tl::unexpected(ns.error());
+    uint64_t ino = netns_inode(*ns);
+    auto guard = NetnsGuard::enter(*ns);
+    if (!guard) return tl::unexpected(guard.error());
+    auto ifindex = find_ifindex(ifname, *ns);
+    if (!ifindex) return tl::unexpected(ifindex.error());
+
+    DetachResult res;
+    XdpState st = query(*ifindex, in.dispatcher());
+    res.where = {ifname, *ifindex, *ns, st.mode, st.multiprog};
+    if (!st.ours) {
+        forget(in, ino, *ifindex);
+        return res;
+    }
+    if (auto r = detach_here(in, res.where); !r) return tl::unexpected(r.error());
+    forget(in, ino, *ifindex);
+    res.changed = true;
+    return res;
+}
+
+std::vector<Attachment> attachments(const Instance& in) {
+    std::vector<Attachment> out;
+    std::set<std::pair<uint64_t, uint32_t>> seen;
+    uint64_t own = netns_inode("");
+    for (const auto& r : records(in)) {
+        std::string ns = r.val.netns;
+        if (r.key.netns_ino == own) continue;  // the scan below covers it
+        if (netns_inode(ns) != r.key.netns_ino) continue;  // namespace gone
+        auto guard = NetnsGuard::enter(ns);
+        if (!guard) continue;
+        XdpState st = query(r.key.ifindex, in.dispatcher());
+        if (!st.ours) continue;
+        char name[IF_NAMESIZE] = {};
+        if (!if_indextoname(r.key.ifindex, name)) continue;
+        out.push_back({name, r.key.ifindex, ns, st.mode, st.multiprog});
+        seen.insert({r.key.netns_ino, r.key.ifindex});
+    }
+    if (struct if_nameindex* list = if_nameindex()) {
+        for (auto* i = list; i->if_index; ++i) {
+            if (seen.count({own, i->if_index})) continue;
+            XdpState st = query(i->if_index, in.dispatcher());
+            if (st.ours) out.push_back({i->if_name, i->if_index, "", st.mode, st.multiprog});
+        }
+        if_freenameindex(list);
+    }
+    return out;
+}
+
+Result<std::vector<Attachment>> detach_all(const Instance& in) {
+    std::vector<Attachment> done;
+    for (const auto& a : attachments(in)) {
+        auto guard = NetnsGuard::enter(a.netns);
+        if (!guard) return tl::unexpected(guard.error());
+        if (auto r = detach_here(in, a); !r) {
+            // Put back what this call took away, so a failed command changes nothing.
+            for (const auto& d : done) {
+                auto g = NetnsGuard::enter(d.netns);
+                XdpProgramPtr prog(xdp_program__from_fd(in.dispatcher_fd()));
+                if (g && !libxdp_get_error(prog.get()))
+                    xdp_program__attach(prog.get(), static_cast<int>(d.ifindex), XDP_MODE_UNSPEC, 0);
+                else
+                    prog.release();
+            }
+            return tl::unexpected(r.error());
+        }
+        done.push_back(a);
+    }
+    for (const auto& r : records(in)) forget(in, r.key.netns_ino, r.key.ifindex);
+    return done;
+}
+
+Result<std::vector<Attachment>> swap_dispatcher(const Instance& in, int new_fd) {
+    std::vector<Attachment> done;
+    auto swap = [](const Attachment& a, int fd, int old_fd) -> Result<> {
+        auto guard = NetnsGuard::enter(a.netns);
+        if (!guard) return tl::unexpected(guard.error());
+        LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = old_fd);
+        if (bpf_xdp_attach(static_cast<int>(a.ifindex), fd, mode_flags(a.mode) | XDP_FLAGS_REPLACE, &o) != 0)
+            return fail_errno("replace the dispatcher on " + a.ifname, errno);
+        return {};
+    };
+    for (const auto& a : attachments(in)) {
+        Result<> r = a.multiprog
+                         ? fail("replace the dispatcher on " + a.ifname,
+                                "it runs inside libxdp's multi-program dispatcher",
+                                "detach it, reload, attach again")
+                         : swap(a, new_fd, in.dispatcher_fd());
+        if (!r) {
+            for (const auto& d : done) (void)swap(d, in.dispatcher_fd(), new_fd);
+            return tl::unexpected(r.error());
+        }
+        done.push_back(a);
+    }
+    return done;
+}
+
+}  // namespace tcd

@@ -1,0 +1,123 @@
+#include "core/bpffs.h"
+
+#include <bpf/bpf.h>
+#include <dirent.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+namespace tcd::bpffs {
+namespace fs = std::filesystem;
+
+bool is_bpffs(const std::string& path) {
+    struct statfs st {};
+    return statfs(path.c_str(), &st) == 0 &&
+           static_cast<unsigned long>(st.f_type) == BPF_FS_MAGIC;
+}
+
+static std::string nearest_existing(std::string p) {
+    std::error_code ec;
+    while (!p.empty() && !fs::exists(p, ec)) {
+        auto parent = fs::path(p).parent_path().string();
+        if (parent == p) break;
+        p = parent;
+    }
+    return p.empty() ? "/" : p;
+}
+
+Result<> ensure_mounted(const std::string& pin_dir) {
+    std::string probe = nearest_existing(pin_dir);
+    if (is_bpffs(probe)) return {};
+
+    const std::string mp = kMountPoint;
+    bool under_default = pin_dir == mp || pin_dir.rfind(mp + "/", 0) == 0;
+    if (!under_default)
+        return fail("pin dir " + pin_dir, "not on a bpffs",
+                    "mount one with 'mount -t bpf bpf DIR' or use a directory under " + mp);
+    if (!fs::is_directory(mp))
+        return fail("bpffs", mp + " does not exist", "is sysfs mounted at /sys?");
+    if (mount("bpf", mp.c_str(), "bpf", 0, "mode=0700") != 0)
+        return fail_errno("mount bpffs at " + mp, errno,
+                          errno == EPERM ? "needs root; or run 'mount -t bpf bpf " + mp + "'"
+                                         : "run 'mount -t bpf bpf " + mp + "'");
+    if (!is_bpffs(probe))
+        return fail("pin dir " + pin_dir, "not on a bpffs even after mounting " + mp);
+    return {};
+}
+
+bool exists(const std::string& path) {
+    struct stat st {};
+    return lstat(path.c_str(), &st) == 0;
+}
+
+Result<UniqueFd> get(const std::string& path) {
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) {
+        int err = errno;
+        return fail_errno(path, err);
+    }
+    return UniqueFd(fd);
+}
+
+Result<> pin(int fd, const std::string& path) {
+    std::string tmp = path + "~tmp-" + std::to_string(getpid());
+    ::unlink(tmp.c_str());
+    if (bpf_obj_pin(fd, tmp.c_str()) != 0) return fail_errno("pin " + path, errno);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        return fail_errno("pin " + path, err);
+    }
+    return {};
+}
+
+Result<> remove(const std::string& path) {
+    if (::remove(path.c_str()) != 0 && errno != ENOENT) return fail_errno("remove " + path, errno);
+    return {};
+}
+
+Result<std::vector<std::string>> make_dirs(const std::string& dir) {
+    std::vector<std::string> missing;
+    for (fs::path p = dir; !p.empty() && !exists(p.string()); p = p.parent_path()) {
+        missing.push_back(p.string());
+        if (p == p.parent_path()) break;
+    }
+    std::reverse(missing.begin(), missing.end());
+    std::vector<std::string> made;
+    for (const auto& d : missing) {
+        if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
+            int err = errno;
+            for (auto it = made.rbegin(); it != made.rend(); ++it) ::rmdir(it->c_str());
+            return fail_errno("create " + d, err);
+        }
+        made.push_back(d);
+    }
+    return made;
+}
+
+std::vector<std::string> list_pins(const std::string& dir) {
+    std::vector<std::string> names;
+    DIR* d = opendir(dir.c_str());
+    if (!d) return names;
+    while (dirent* e = readdir(d)) {
+        std::string name = e->d_name;
+        if (name == "." || name == "..") continue;
+        struct stat st {};
+        if (lstat((dir + "/" + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) continue;
+        names.push_back(name);
+    }
+    closedir(d);
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+}  // namespace tcd::bpffs

@@ -1,0 +1,40 @@
+// bpffs and pins: mount check, pin under a temporary name then rename (so a
+// pin appears whole or not at all), get, remove.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/fd.h"
+
+namespace tcd::bpffs {
+
+inline constexpr const char* kMountPoint = "/sys/fs/bpf";
+
+bool is_bpffs(const std::string& path);
+
+// Makes sure pin_dir (existing or to be created) lies on a bpffs. When it is
+// under /sys/fs/bpf and nothing is mounted there, mounts bpffs (as bpftool
+// does); elsewhere it says how.
+Result<> ensure_mounted(const std::string& pin_dir);
+
+bool exists(const std::string& path);
+
+// bpf_obj_get(); ENOENT comes back as an error with err == ENOENT.
+Result<UniqueFd> get(const std::string& path);
+
+// Pins fd at path: pins "path~tmp-PID" (bpffs forbids dots in names) first, then renames it over path.
+Result<> pin(int fd, const std::string& path);
+
+// Removes a pin or an empty directory; a missing one is fine.
+Result<> remove(const std::string& path);
+
+// Creates dir (and parents) if missing; returns the directories it created,
+// deepest last, so that a failed command can take them away again.
+Result<std::vector<std::string>> make_dirs(const std::string& dir);
+
+// Entries (not directories) directly in dir, sorted; empty when dir is missing.
+std::vector<std::string> list_pins(const std::string& dir);
+
+}  // namespace tcd::bpffs

@@ -1,0 +1,56 @@
+// One error convention for the whole core: functions return Result<T>, which
+// carries either the value or an Error (errno + one sentence of context + an
+// optional hint). Only main() prints errors, once, as "tcd: WHAT: WHY (HINT)".
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include <tl/expected.hpp>
+
+namespace tcd {
+
+// Exit status of a failed command (spec/cli.md): 1 = operation failed,
+// 2 = command line wrong.
+enum class ExitCode : int { ok = 0, failed = 1, usage = 2 };
+
+struct Error {
+    std::string what;  // the object or step: "map set", "interface veth0", ...
+    std::string why;   // what went wrong, in words (never a bare errno)
+    std::string hint;  // how to get on, or empty
+    int err = 0;       // positive errno when the kernel or a library said it
+    ExitCode code = ExitCode::failed;
+
+    // The single line main() prints (without the "tcd: " prefix).
+    std::string message() const;
+};
+
+template <typename T = void>
+using Result = tl::expected<T, Error>;
+
+inline tl::unexpected<Error> fail(std::string what, std::string why, std::string hint = {},
+                                  int err = 0) {
+    return tl::unexpected<Error>(Error{std::move(what), std::move(why), std::move(hint), err,
+                                       ExitCode::failed});
+}
+
+inline tl::unexpected<Error> usage_error(std::string what, std::string why,
+                                         std::string hint = {}) {
+    return tl::unexpected<Error>(
+        Error{std::move(what), std::move(why), std::move(hint), 0, ExitCode::usage});
+}
+
+// An error from errno (positive) with the standard wording for it; EPERM and
+// EACCES get the privilege hint, unless a hint is given.
+tl::unexpected<Error> fail_errno(std::string what, int err, std::string hint = {});
+
+// Words for an errno value, tuned for what BPF and netlink calls mean by it.
+std::string errno_words(int err);
+
+// Adds context to an error coming up from a lower layer.
+inline Error with_what(Error e, std::string what) {
+    e.what = std::move(what);
+    return e;
+}
+
+}  // namespace tcd

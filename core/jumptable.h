@@ -1,0 +1,51 @@
+// The jump table: which handler runs for which key.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/instance.h"
+#include "core/progs.h"
+
+namespace tcd {
+
+struct WiredEntry {
+    uint32_t key = 0;
+    std::string proto;    // "" when unknown
+    std::string handler;  // pin name, or "id:N" when not pinned in the instance
+    uint32_t prog_id = 0;
+    std::string tag;
+};
+
+// Every wired key, in key order.
+Result<std::vector<WiredEntry>> list_wiring(const Instance& in);
+
+// The program wired at key, or nullopt.
+Result<std::optional<uint32_t>> wired_prog_id(const Instance& in, uint32_t key);
+
+struct SetResult {
+    bool changed = false;
+    uint32_t key = 0;
+    std::optional<WiredEntry> old;  // what was wired before
+    WiredEntry now;
+};
+
+// Wires key -> handler with one atomic update (never delete then insert),
+// after checking the handler can go into this jump table.
+Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& handler);
+
+struct DelResult {
+    std::vector<WiredEntry> removed;
+    std::vector<uint32_t> not_wired;
+};
+
+// Unwires keys; all or nothing.
+Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys);
+
+// Checks that a program may be put into the instance's jump table.
+Result<> check_compatible(const Instance& in, const Handler& h);
+
+}  // namespace tcd

@@ -1,0 +1,115 @@
+#include "core/keys.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+namespace tcd {
+namespace {
+
+// IANA protocol numbers with the names Debian's /etc/protocols uses, so a
+// minimal system without that file still knows them.
+const std::vector<std::pair<uint32_t, std::string>> kBuiltin = {
+    {0, "hopopt"},      {1, "icmp"},         {2, "igmp"},       {3, "ggp"},
+    {4, "ipencap"},     {5, "st"},           {6, "tcp"},        {8, "egp"},
+    {9, "igp"},         {12, "pup"},         {17, "udp"},       {20, "hmp"},
+    {22, "xns-idp"},    {27, "rdp"},         {29, "iso-tp4"},   {33, "dccp"},
+    {36, "xtp"},        {37, "ddp"},         {38, "idpr-cmtp"}, {41, "ipv6"},
+    {43, "ipv6-route"}, {44, "ipv6-frag"},   {45, "idrp"},      {46, "rsvp"},
+    {47, "gre"},        {50, "esp"},         {51, "ah"},        {57, "skip"},
+    {58, "ipv6-icmp"},  {59, "ipv6-nonxt"},  {60, "ipv6-opts"}, {73, "rspf"},
+    {81, "vmtp"},       {88, "eigrp"},       {89, "ospf"},      {93, "ax.25"},
+    {94, "ipip"},       {97, "etherip"},     {98, "encap"},     {103, "pim"},
+    {108, "ipcomp"},    {112, "vrrp"},       {115, "l2tp"},     {124, "isis"},
+    {132, "sctp"},      {133, "fc"},         {135, "mobility-header"},
+    {136, "udplite"},   {137, "mpls-in-ip"}, {138, "manet"},    {139, "hip"},
+    {140, "shim6"},     {141, "wesp"},       {142, "rohc"},     {143, "ethernet"},
+};
+
+// Extra spellings people type.
+const std::vector<std::pair<std::string, uint32_t>> kAliases = {
+    {"icmpv6", 58}, {"icmp6", 58}, {"ipv6icmp", 58}, {"ip", 0},   {"ipsec-esp", 50},
+    {"ipsec-ah", 51}, {"ospfigp", 89}, {"ip-encap", 4}, {"ipv4", 4},
+};
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+struct SystemProtocols {
+    std::unordered_map<std::string, uint32_t> by_name;
+    std::unordered_map<uint32_t, std::string> by_key;
+};
+
+const SystemProtocols& system_protocols() {
+    static const SystemProtocols table = [] {
+        SystemProtocols t;
+        std::ifstream in("/etc/protocols");
+        std::string line;
+        while (std::getline(in, line)) {
+            if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+            std::istringstream ss(line);
+            std::string name, number;
+            if (!(ss >> name >> number)) continue;
+            uint32_t key = 0;
+            auto [p, ec] = std::from_chars(number.data(), number.data() + number.size(), key);
+            if (ec != std::errc() || p != number.data() + number.size() || key > kMaxKey)
+                continue;
+            t.by_name.emplace(lower(name), key);
+            t.by_key.emplace(key, lower(name));
+            for (std::string alias; ss >> alias;) t.by_name.emplace(lower(alias), key);
+        }
+        return t;
+    }();
+    return table;
+}
+
+}  // namespace
+
+const std::vector<std::pair<uint32_t, std::string>>& builtin_protocols() { return kBuiltin; }
+
+Result<uint32_t> parse_key(std::string_view text) {
+    if (text.empty()) return usage_error("key", "empty key", "a number 0-255 or a protocol name");
+    std::string s = lower(text);
+    if (std::isdigit(static_cast<unsigned char>(s[0]))) {
+        int base = 10;
+        const char* b = s.data();
+        const char* e = s.data() + s.size();
+        if (s.size() > 2 && s[0] == '0' && s[1] == 'x') {
+            base = 16;
+            b += 2;
+        }
+        uint64_t v = 0;
+        auto [p, ec] = std::from_chars(b, e, v, base);
+        if (ec == std::errc() && p == e && v <= kMaxKey) return static_cast<uint32_t>(v);
+        if (ec == std::errc::result_out_of_range || (ec == std::errc() && p == e))
+            return usage_error("key " + std::string(text), "out of range",
+                               "keys are 0-255, the IP protocol number");
+        return usage_error("key " + std::string(text), "not a number or protocol name",
+                           "a number 0-255 or a protocol name such as tcp, udp, icmp");
+    }
+    for (const auto& [key, name] : kBuiltin)
+        if (name == s) return key;
+    for (const auto& [alias, key] : kAliases)
+        if (alias == s) return key;
+    const auto& sys = system_protocols();
+    if (auto it = sys.by_name.find(s); it != sys.by_name.end()) return it->second;
+    return usage_error("key " + std::string(text), "unknown protocol name",
+                       "a number 0-255 or a name from /etc/protocols");
+}
+
+std::string proto_name(uint32_t key) {
+    for (const auto& [k, name] : kBuiltin)
+        if (k == key) return name;
+    const auto& sys = system_protocols();
+    if (auto it = sys.by_key.find(key); it != sys.by_key.end()) return it->second;
+    return {};
+}
+
+}  // namespace tcd

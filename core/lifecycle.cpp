@@ -1,0 +1,208 @@
+#include "core/lifecycle.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+
+#include <cerrno>
+#include <fmt/format.h>
+
+#include "core/bpffs.h"
+#include "core/log.h"
+#include "core/privs.h"
+#include "tcd_proto.skel.h"
+#include "tcd_shared.h"
+
+namespace tcd {
+namespace {
+
+// Pins made by this command, taken away again unless commit() is called.
+class PinTransaction {
+public:
+    ~PinTransaction() {
+        if (committed_) return;
+        for (auto it = pins_.rbegin(); it != pins_.rend(); ++it) (void)bpffs::remove(*it);
+        for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) (void)bpffs::remove(*it);
+    }
+    void add_dirs(const std::vector<std::string>& dirs) { dirs_.insert(dirs_.end(), dirs.begin(), dirs.end()); }
+    Result<> pin(int fd, const std::string& path) {
+        if (auto r = bpffs::pin(fd, path); !r) return r;
+        pins_.push_back(path);
+        return {};
+    }
+    void commit() { committed_ = true; }
+
+private:
+    std::vector<std::string> pins_, dirs_;
+    bool committed_ = false;
+};
+
+UniqueFd create_attach_map() {
+    LIBBPF_OPTS(bpf_map_create_opts, o);
+    return UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, TCD_MAP_ATTACH, sizeof(tcd_attach_key),
+                                   sizeof(tcd_attach_val), 1024, &o));
+}
+
+std::string load_failure_hint() {
+    std::string w = last_library_warning();
+    return w.empty() ? "run with -v for libbpf's log" : "libbpf: " + w + "; -v shows the full log";
+}
+
+}  // namespace
+
+Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
+    if (auto r = require_bpf_privileges("load"); !r) return tl::unexpected(r.error());
+    if (auto r = bpffs::ensure_mounted(dir); !r) return tl::unexpected(r.error());
+
+    Paths paths{dir};
+    LoadResult res;
+    res.pin_dir = dir;
+    res.miss = opt.miss;
+
+    std::optional<Instance> old;
+    if (Instance::is_loaded(dir)) {
+        auto in = Instance::open(dir);
+        if (!in) return tl::unexpected(in.error());
+        if (!opt.force) {
+            if (in->miss_action() != opt.miss)
+                return fail("load", fmt::format("{} is loaded with miss action {}", dir,
+                                                miss_action_name(in->miss_action())),
+                            "add --force to reload it with the new one (wiring and counters stay)");
+            res.dispatcher = in->dispatcher();
+            return res;  // the state asked for holds
+        }
+        old = std::move(*in);
+    }
+
+    auto skel = open_skeleton();
+    if (!skel) return tl::unexpected(skel.error());
+    tcd_proto* s = skel->get();
+    set_skeleton_config(s, opt.miss, false);
+
+    // Keep what is pinned already: the jump table (its wiring), the counters,
+    // and the handlers (the jump table may point at them).
+    struct Reuse {
+        bpf_map* map;
+        std::string path;
+        UniqueFd fd;
+    };
+    std::vector<Reuse> maps;
+    maps.push_back({s->maps.jt, paths.jt(), {}});
+    maps.push_back({s->maps.proto_stats, paths.stats(), {}});
+    for (auto& m : maps) {
+        if (!bpffs::exists(m.path)) continue;
+        auto fd = bpffs::get(m.path);
+        if (!fd) return tl::unexpected(fd.error());
+        if (int err = bpf_map__reuse_fd(m.map, fd->get()))
+            return fail_errno("reuse " + m.path, -err);
+        m.fd = std::move(*fd);
+    }
+    std::vector<std::pair<bpf_program*, std::string>> handlers = {
+        {s->progs.tcp_handler, "tcp_handler"},
+        {s->progs.udp_handler, "udp_handler"},
+        {s->progs.pass, "pass"},
+        {s->progs.drop, "drop"},
+    };
+    for (auto& [prog, name] : handlers)
+        if (bpffs::exists(paths.handler(name))) bpf_program__set_autoload(prog, false);
+
+    if (int err = tcd_proto__load(s)) {
+        if (-err == EINVAL && !maps.empty() && (maps[0].fd || maps[1].fd))
+            return fail("load", "the pinned maps do not match this tcd's dispatcher",
+                        "'tcd unload' first (this drops wiring and counters)", -err);
+        return fail("load", "the kernel refused the dispatcher: " + errno_words(-err),
+                    load_failure_hint(), -err);
+    }
+
+    PinTransaction tx;
+    auto made = bpffs::make_dirs(paths.maps_dir());
+    if (!made) return tl::unexpected(made.error());
+    tx.add_dirs(*made);
+
+    // The jump table is pinned before anything is written to it.
+    for (auto& m : maps) {
+        if (m.fd) continue;
+        if (auto r = tx.pin(bpf_map__fd(m.map), m.path); !r) return tl::unexpected(r.error());
+        res.pinned.push_back("maps/" + std::string(bpf_map__name(m.map)));
+    }
+    if (!bpffs::exists(paths.attach())) {
+        UniqueFd am = create_attach_map();
+        if (!am) return fail_errno("create the attach map", errno);
+        if (auto r = tx.pin(am.get(), paths.attach()); !r) return tl::unexpected(r.error());
+        res.pinned.push_back("maps/attach");
+    }
+    for (auto& [prog, name] : handlers) {
+        if (!bpf_program__autoload(prog)) continue;
+        if (auto r = tx.pin(bpf_program__fd(prog), paths.handler(name)); !r)
+            return tl::unexpected(r.error());
+        res.pinned.push_back(name);
+    }
+
+    int new_fd = bpf_program__fd(s->progs.xdp_dispatch);
+    if (old) {
+        // Every interface moves to the new dispatcher in one atomic step.
+        auto swapped = swap_dispatcher(*old, new_fd);
+        if (!swapped) return tl::unexpected(swapped.error());
+        res.swapped = *swapped;
+        if (auto r = bpffs::pin(new_fd, paths.dispatcher()); !r) {
+            for (const auto& a : res.swapped) {
+                auto g = NetnsGuard::enter(a.netns);
+                LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = new_fd);
+                if (g) bpf_xdp_attach(static_cast<int>(a.ifindex), old->dispatcher_fd(), XDP_FLAGS_REPLACE, &o);
+            }
+            return tl::unexpected(r.error());
+        }
+        res.reloaded = true;
+    } else {
+        if (auto r = tx.pin(new_fd, paths.dispatcher()); !r) return tl::unexpected(r.error());
+    }
+    res.pinned.push_back(TCD_PROG_DISPATCH);
+    tx.commit();
+
+    auto info = prog_info(new_fd);
+    if (info) res.dispatcher = std::move(*info);
+    res.changed = true;
+    return res;
+}
+
+Result<UnloadResult> unload(const std::string& dir) {
+    if (auto r = require_bpf_privileges("unload"); !r) return tl::unexpected(r.error());
+    UnloadResult res;
+    res.pin_dir = dir;
+    Paths paths{dir};
+    if (!bpffs::exists(dir)) return res;  // nothing there: done already
+    if (!bpffs::is_bpffs(dir))
+        return fail("unload", dir + " is not on a bpffs", "is this the right --pin-dir?");
+
+    // Detach first, while the dispatcher is still pinned and known.
+    if (Instance::is_loaded(dir)) {
+        auto in = Instance::open(dir);
+        if (in) {
+            auto detached = detach_all(*in);
+            if (!detached) return tl::unexpected(detached.error());
+            res.detached = *detached;
+        }
+    }
+    // The dispatcher goes first so that a half-removed instance is never
+    // taken for a loaded one; then handlers, then maps.
+    std::vector<std::string> order;
+    if (bpffs::exists(paths.dispatcher())) order.push_back(TCD_PROG_DISPATCH);
+    for (const auto& name : bpffs::list_pins(dir))
+        if (name != TCD_PROG_DISPATCH) order.push_back(name);
+    for (const auto& name : order) {
+        if (auto r = bpffs::remove(dir + "/" + name); !r) return tl::unexpected(r.error());
+        res.removed.push_back(name);
+    }
+    for (const auto& name : bpffs::list_pins(paths.maps_dir())) {
+        if (auto r = bpffs::remove(paths.maps_dir() + "/" + name); !r) return tl::unexpected(r.error());
+        res.removed.push_back("maps/" + name);
+    }
+    (void)bpffs::remove(paths.maps_dir());
+    if (auto r = bpffs::remove(dir); !r)
+        return fail("unload", dir + " still holds entries tcd did not make", "look inside and remove them");
+    res.changed = !res.removed.empty() || !res.detached.empty();
+    if (!res.changed) res.changed = true;  // the directory itself was removed
+    return res;
+}
+
+}  // namespace tcd

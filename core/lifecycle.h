@@ -1,0 +1,40 @@
+// Loading and unloading an instance: validate, act, and undo on failure.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/attach.h"
+#include "core/error.h"
+#include "core/instance.h"
+#include "core/progs.h"
+
+namespace tcd {
+
+struct LoadOptions {
+    MissAction miss = MissAction::pass;
+    bool force = false;  // reload a loaded instance (keeps wiring and counters)
+};
+
+struct LoadResult {
+    bool changed = false;
+    bool reloaded = false;  // --force replaced a loaded dispatcher
+    std::string pin_dir;
+    ProgInfo dispatcher;
+    MissAction miss = MissAction::pass;
+    std::vector<std::string> pinned;       // names of new pins
+    std::vector<Attachment> swapped;       // interfaces moved to the new dispatcher
+};
+
+Result<LoadResult> load(const std::string& dir, const LoadOptions& opt);
+
+struct UnloadResult {
+    bool changed = false;
+    std::string pin_dir;
+    std::vector<Attachment> detached;
+    std::vector<std::string> removed;
+};
+
+Result<UnloadResult> unload(const std::string& dir);
+
+}  // namespace tcd

@@ -1,0 +1,360 @@
+#include "core/render.h"
+
+#include <ctime>
+#include <fmt/format.h>
+
+#include "core/keys.h"
+
+namespace tcd::render {
+namespace {
+
+json counters_json(const Counters& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }
+
+json proto_or_null(const std::string& p) { return p.empty() ? json(nullptr) : json(p); }
+
+std::string key_label(uint32_t key, const std::string& proto) {
+    return proto.empty() ? std::to_string(key) : fmt::format("{} ({})", key, proto);
+}
+
+std::string iso_time(int64_t t) {
+    char buf[32];
+    time_t tt = static_cast<time_t>(t);
+    struct tm tm {};
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+std::string ns_label(const std::string& netns) { return netns.empty() ? "-" : netns; }
+
+}  // namespace
+
+std::string si(double v) {
+    const char* units[] = {"", "k", "M", "G", "T"};
+    int u = 0;
+    while (v >= 1000.0 && u < 4) {
+        v /= 1000.0;
+        u++;
+    }
+    return u == 0 ? fmt::format("{:.0f}", v) : fmt::format("{:.2f}{}", v, units[u]);
+}
+
+json stats_json(const StatsView& v) {
+    json keys = json::array();
+    for (const auto& r : v.keys) {
+        json k = {{"key", r.key},
+                  {"proto", proto_or_null(r.proto)},
+                  {"handler", r.handler ? json(*r.handler) : json(nullptr)},
+                  {"packets", r.c.packets},
+                  {"bytes", r.c.bytes},
+                  {"missed", r.c.missed}};
+        if (v.interval_s) {
+            k["pps"] = r.pps;
+            k["bps"] = r.bps;
+        }
+        keys.push_back(std::move(k));
+    }
+    json j = {{"keys", std::move(keys)},
+              {"non_ip", counters_json(v.non_ip)},
+              {"malformed", counters_json(v.malformed)},
+              {"total", counters_json(v.total)}};
+    if (v.interval_s) j["interval_s"] = *v.interval_s;
+    return j;
+}
+
+std::string stats_plain(const StatsView& v) {
+    bool rates = v.interval_s.has_value();
+    std::string out;
+    if (rates)
+        out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10} {:>10} {:>10}\n", "KEY", "PROTO",
+                           "HANDLER", "PACKETS", "BYTES", "PPS", "BIT/S", "MISSED");
+    else
+        out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", "KEY", "PROTO", "HANDLER",
+                           "PACKETS", "BYTES", "MISSED");
+    for (const auto& r : v.keys) {
+        std::string proto = r.proto.empty() ? "-" : r.proto;
+        std::string handler = r.handler ? *r.handler : "-";
+        if (rates)
+            out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10} {:>10} {:>10}\n", r.key, proto,
+                               handler, r.c.packets, r.c.bytes, si(r.pps), si(r.bps), r.c.missed);
+        else
+            out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", r.key, proto, handler,
+                               r.c.packets, r.c.bytes, r.c.missed);
+    }
+    if (v.keys.empty()) out += "   (no key wired or counted yet)\n";
+    out += fmt::format("{:<35} {:>12} {:>14}\n", "non-ip", v.non_ip.packets, v.non_ip.bytes);
+    out += fmt::format("{:<35} {:>12} {:>14}\n", "malformed", v.malformed.packets, v.malformed.bytes);
+    out += fmt::format("{:<35} {:>12} {:>14}\n", "total", v.total.packets, v.total.bytes);
+    return out;
+}
+
+json wiring_json(const std::vector<WiredEntry>& w) {
+    json a = json::array();
+    for (const auto& e : w)
+        a.push_back({{"key", e.key},
+                     {"proto", proto_or_null(e.proto)},
+                     {"handler", e.handler},
+                     {"prog_id", e.prog_id},
+                     {"tag", e.tag}});
+    return a;
+}
+
+std::string wiring_plain(const std::vector<WiredEntry>& w) {
+    if (w.empty()) return "no key is wired\n";
+    std::string out = fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", "KEY", "PROTO", "HANDLER", "PROG ID", "TAG");
+    for (const auto& e : w)
+        out += fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", e.key, e.proto.empty() ? "-" : e.proto,
+                           e.handler, e.prog_id, e.tag);
+    return out;
+}
+
+json handlers_json(const std::vector<HandlerInfo>& hs) {
+    json a = json::array();
+    for (const auto& h : hs)
+        a.push_back({{"name", h.name},
+                     {"prog_id", h.prog_id},
+                     {"tag", h.tag},
+                     {"type", h.type},
+                     {"loaded_at", iso_time(h.loaded_at)},
+                     {"builtin", h.builtin},
+                     {"keys", h.keys}});
+    return a;
+}
+
+std::string handlers_plain(const std::vector<HandlerInfo>& hs) {
+    if (hs.empty()) return "no handler is pinned\n";
+    std::string out = fmt::format("{:<16} {:>8}  {:<16}  {:<5} {:<8} {:<20}  {}\n", "NAME", "PROG ID", "TAG",
+                                  "TYPE", "KIND", "LOADED", "KEYS");
+    for (const auto& h : hs) {
+        std::string keys;
+        for (auto k : h.keys) keys += (keys.empty() ? "" : ",") + std::to_string(k);
+        out += fmt::format("{:<16} {:>8}  {:<16}  {:<5} {:<8} {:<20}  {}\n", h.name, h.prog_id, h.tag, h.type,
+                           h.builtin ? "built-in" : "user", iso_time(h.loaded_at), keys.empty() ? "-" : keys);
+    }
+    return out;
+}
+
+json attachment_json(const Attachment& a) {
+    return {{"ifname", a.ifname},
+            {"ifindex", a.ifindex},
+            {"netns", a.netns.empty() ? json(nullptr) : json(a.netns)},
+            {"mode", a.mode},
+            {"multiprog", a.multiprog}};
+}
+
+json status_json(const Status& s) {
+    json j = {{"pin_dir", s.pin_dir}, {"loaded", s.loaded}};
+    if (s.dispatcher) {
+        const auto& d = *s.dispatcher;
+        j["dispatcher"] = {{"name", "xdp_dispatch"},
+                           {"key", "proto"},
+                           {"hook", "xdp"},
+                           {"prog_id", d.prog_id},
+                           {"tag", d.tag},
+                           {"miss_action", d.miss_action},
+                           {"loaded_at", iso_time(d.loaded_at)},
+                           {"verified_insns", d.verified_insns},
+                           {"xlated_bytes", d.xlated_bytes},
+                           {"jited_bytes", d.jited_bytes}};
+    } else {
+        j["dispatcher"] = nullptr;
+    }
+    j["handlers"] = handlers_json(s.handlers);
+    j["wired"] = wiring_json(s.wired);
+    json att = json::array();
+    for (const auto& a : s.attached) att.push_back(attachment_json(a));
+    j["attached"] = std::move(att);
+    j["problems"] = s.problems;
+    return j;
+}
+
+std::string status_plain(const Status& s, bool verbose) {
+    std::string out;
+    if (!s.loaded) {
+        out += fmt::format("{}: not loaded\n", s.pin_dir);
+        for (const auto& p : s.problems) out += "problem: " + p + "\n";
+        return out;
+    }
+    const auto& d = *s.dispatcher;
+    out += fmt::format("{}: proto dispatcher on xdp, prog id {}, tag {}, miss action {}\n", s.pin_dir,
+                       d.prog_id, d.tag, d.miss_action);
+    if (verbose)
+        out += fmt::format("  loaded at {}, {} instructions verified, {} bytes xlated, {} bytes jited\n",
+                           iso_time(d.loaded_at), d.verified_insns, d.xlated_bytes, d.jited_bytes);
+    if (s.attached.empty()) out += "attached: nowhere\n";
+    for (const auto& a : s.attached)
+        out += fmt::format("attached: {} (ifindex {}, netns {}, {} mode{})\n", a.ifname, a.ifindex,
+                           ns_label(a.netns), a.mode, a.multiprog ? ", libxdp multi-prog" : "");
+    if (s.wired.empty()) out += "wired: nothing\n";
+    for (const auto& w : s.wired)
+        out += fmt::format("wired: {} -> {}\n", key_label(w.key, w.proto), w.handler);
+    std::string hs;
+    for (const auto& h : s.handlers) hs += (hs.empty() ? "" : ", ") + h.name;
+    out += "handlers: " + (hs.empty() ? std::string("none") : hs) + "\n";
+    for (const auto& p : s.problems) out += "problem: " + p + "\n";
+    return out;
+}
+
+json load_json(const LoadResult& r) {
+    return {{"pin_dir", r.pin_dir},
+            {"changed", r.changed},
+            {"reloaded", r.reloaded},
+            {"prog_id", r.dispatcher.id},
+            {"tag", r.dispatcher.tag},
+            {"miss_action", miss_action_name(r.miss)},
+            {"pinned", r.pinned},
+            {"swapped", [&] {
+                 json a = json::array();
+                 for (const auto& s : r.swapped) a.push_back(attachment_json(s));
+                 return a;
+             }()}};
+}
+
+std::string load_plain(const LoadResult& r) {
+    if (!r.changed)
+        return fmt::format("{}: already loaded (prog id {}, miss action {})\n", r.pin_dir, r.dispatcher.id,
+                           miss_action_name(r.miss));
+    std::string out = fmt::format("{}: {} dispatcher, prog id {}, miss action {}\n", r.pin_dir,
+                                  r.reloaded ? "reloaded" : "loaded", r.dispatcher.id, miss_action_name(r.miss));
+    for (const auto& s : r.swapped) out += fmt::format("swapped on {} ({} mode)\n", s.ifname, s.mode);
+    return out;
+}
+
+json unload_json(const UnloadResult& r) {
+    json det = json::array();
+    for (const auto& a : r.detached) det.push_back(attachment_json(a));
+    return {{"pin_dir", r.pin_dir}, {"changed", r.changed}, {"detached", det}, {"removed", r.removed}};
+}
+
+std::string unload_plain(const UnloadResult& r) {
+    if (!r.changed) return fmt::format("{}: not loaded, nothing to do\n", r.pin_dir);
+    std::string out;
+    for (const auto& a : r.detached)
+        out += fmt::format("detached from {}{}\n", a.ifname, a.netns.empty() ? "" : " in " + a.netns);
+    out += fmt::format("{}: unloaded\n", r.pin_dir);
+    return out;
+}
+
+json set_json(const SetResult& r) {
+    json j = {{"key", r.key},
+              {"proto", proto_or_null(r.now.proto)},
+              {"handler", r.now.handler},
+              {"prog_id", r.now.prog_id},
+              {"changed", r.changed}};
+    j["old"] = r.old ? json(r.old->handler) : json(nullptr);
+    return j;
+}
+
+std::string set_plain(const SetResult& r) {
+    std::string key = key_label(r.key, r.now.proto);
+    if (!r.changed) return fmt::format("key {}: {} (already wired)\n", key, r.now.handler);
+    if (r.old) return fmt::format("key {}: {} -> {}\n", key, r.old->handler, r.now.handler);
+    return fmt::format("key {}: {}\n", key, r.now.handler);
+}
+
+json del_json(const DelResult& r) {
+    json removed = json::array();
+    for (const auto& e : r.removed)
+        removed.push_back({{"key", e.key}, {"proto", proto_or_null(e.proto)}, {"handler", e.handler}});
+    return {{"removed", removed}, {"not_wired", r.not_wired}};
+}
+
+std::string del_plain(const DelResult& r) {
+    std::string out;
+    for (const auto& e : r.removed) out += fmt::format("key {}: {} unwired\n", key_label(e.key, e.proto), e.handler);
+    for (auto k : r.not_wired) out += fmt::format("key {}: not wired\n", key_label(k, proto_name(k)));
+    return out;
+}
+
+json attach_json(const AttachResult& r) {
+    json j = attachment_json(r.where);
+    j["changed"] = r.changed;
+    j["replaced"] = r.replaced ? json(*r.replaced) : json(nullptr);
+    return j;
+}
+
+std::string attach_plain(const AttachResult& r) {
+    std::string where = r.where.ifname + (r.where.netns.empty() ? "" : " in " + r.where.netns);
+    std::string how = r.where.mode + " mode" +
+                      (r.where.multiprog ? ", libxdp multi-prog dispatcher" : ", single program (no libxdp dispatcher)");
+    if (!r.changed) return fmt::format("{}: already attached ({})\n", where, how);
+    std::string out = fmt::format("attached to {} ({})\n", where, how);
+    if (r.replaced) out += fmt::format("replaced {}\n", *r.replaced);
+    return out;
+}
+
+json detach_json(const std::vector<DetachResult>& rs) {
+    json a = json::array();
+    for (const auto& r : rs) {
+        json j = attachment_json(r.where);
+        j["changed"] = r.changed;
+        a.push_back(std::move(j));
+    }
+    return a;
+}
+
+std::string detach_plain(const std::vector<DetachResult>& rs) {
+    if (rs.empty()) return "attached nowhere, nothing to do\n";
+    std::string out;
+    for (const auto& r : rs) {
+        std::string where = r.where.ifname + (r.where.netns.empty() ? "" : " in " + r.where.netns);
+        out += r.changed ? fmt::format("detached from {}\n", where) : fmt::format("{}: not attached\n", where);
+    }
+    return out;
+}
+
+}  // namespace tcd::render
+
+namespace tcd::render {
+
+json trace_frame_json(const TraceFrame& f) {
+    json j = {{"frame", f.frame},
+              {"len", f.len},
+              {"class", f.cls},
+              {"key", f.key ? json(*f.key) : json(nullptr)},
+              {"proto", f.key ? proto_or_null(proto_name(*f.key)) : json(nullptr)},
+              {"handler", f.handler ? json(*f.handler) : json(nullptr)},
+              {"missed", f.missed},
+              {"verdict", f.verdict}};
+    if (!f.ran) j["ran"] = false;
+    return j;
+}
+
+std::string trace_header_plain() {
+    return fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}\n", "FRAME", "LEN", "CLASS", "KEY", "HANDLER", "VERDICT");
+}
+
+std::string trace_frame_plain(const TraceFrame& f) {
+    std::string key = f.key ? key_label(*f.key, proto_name(*f.key)) : "-";
+    std::string handler = f.handler ? *f.handler : (f.missed ? "(miss)" : "-");
+    return fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}{}\n", f.frame, f.len, f.cls, key, handler, f.verdict,
+                       f.ran ? "" : "  (shorter than an Ethernet header: not run)");
+}
+
+json trace_summary_json(const TraceSummary& s) {
+    json rows = json::array();
+    for (const auto& r : s.rows())
+        rows.push_back({{"class", r.cls},
+                        {"key", r.key ? json(*r.key) : json(nullptr)},
+                        {"proto", r.key ? proto_or_null(proto_name(*r.key)) : json(nullptr)},
+                        {"frames", r.frames},
+                        {"bytes", r.bytes},
+                        {"missed", r.missed},
+                        {"verdicts", r.verdicts}});
+    return rows;
+}
+
+std::string trace_summary_plain(const TraceSummary& s) {
+    std::string out = fmt::format("\n{} frames\n{:<9} {:<16} {:>8} {:>10} {:>8}  {}\n", s.frames(), "CLASS", "KEY",
+                                  "FRAMES", "BYTES", "MISSED", "VERDICTS");
+    for (const auto& r : s.rows()) {
+        std::string verdicts;
+        for (const auto& [v, n] : r.verdicts) verdicts += (verdicts.empty() ? "" : ", ") + fmt::format("{} {}", v, n);
+        out += fmt::format("{:<9} {:<16} {:>8} {:>10} {:>8}  {}\n", r.cls,
+                           r.key ? key_label(*r.key, proto_name(*r.key)) : "-", r.frames, r.bytes, r.missed,
+                           verdicts);
+    }
+    return out;
+}
+
+}  // namespace tcd::render

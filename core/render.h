@@ -1,0 +1,63 @@
+// Plain and JSON renderers over the same data. JSON shapes are the contract
+// in spec/cli.md: fields are added, never renamed.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/attach.h"
+#include "core/jumptable.h"
+#include "core/lifecycle.h"
+#include "core/stats.h"
+#include "core/status.h"
+
+namespace tcd::render {
+
+using json = nlohmann::ordered_json;
+
+json stats_json(const StatsView& v);
+std::string stats_plain(const StatsView& v);
+
+json wiring_json(const std::vector<WiredEntry>& w);
+std::string wiring_plain(const std::vector<WiredEntry>& w);
+
+json handlers_json(const std::vector<HandlerInfo>& h);
+std::string handlers_plain(const std::vector<HandlerInfo>& h);
+
+json status_json(const Status& s);
+std::string status_plain(const Status& s, bool verbose);
+
+json attachment_json(const Attachment& a);
+
+json load_json(const LoadResult& r);
+std::string load_plain(const LoadResult& r);
+json unload_json(const UnloadResult& r);
+std::string unload_plain(const UnloadResult& r);
+
+json set_json(const SetResult& r);
+std::string set_plain(const SetResult& r);
+json del_json(const DelResult& r);
+std::string del_plain(const DelResult& r);
+
+json attach_json(const AttachResult& r);
+std::string attach_plain(const AttachResult& r);
+json detach_json(const std::vector<DetachResult>& r);
+std::string detach_plain(const std::vector<DetachResult>& r);
+
+// 1234567 -> "1.23M"; used for rates.
+std::string si(double v);
+
+}  // namespace tcd::render
+
+#include "core/trace.h"
+
+namespace tcd::render {
+
+json trace_frame_json(const TraceFrame& f);
+std::string trace_frame_plain(const TraceFrame& f);
+std::string trace_header_plain();
+json trace_summary_json(const TraceSummary& s);
+std::string trace_summary_plain(const TraceSummary& s);
+
+}  // namespace tcd::render

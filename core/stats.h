@@ -1,0 +1,59 @@
+// Per-key counters: read (all CPUs, in one batch where the kernel allows),
+// reset, and turned into a view with rates between two readings.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/jumptable.h"
+
+namespace tcd {
+
+struct Counters {
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+    uint64_t missed = 0;
+    Counters& operator+=(const Counters& o) {
+        packets += o.packets;
+        bytes += o.bytes;
+        missed += o.missed;
+        return *this;
+    }
+};
+
+struct StatsSnapshot {
+    std::array<Counters, 256> keys{};
+    Counters non_ip, malformed;
+    uint64_t taken_ns = 0;  // CLOCK_MONOTONIC
+    Counters total() const;
+};
+
+// Sums every possible CPU's row.
+Result<StatsSnapshot> read_stats(int stats_fd);
+
+// Zeroes every row on every CPU.
+Result<> reset_stats(int stats_fd);
+
+struct StatsRow {
+    uint32_t key = 0;
+    std::string proto;
+    std::optional<std::string> handler;
+    Counters c;
+    double pps = 0, bps = 0;  // with a previous reading
+};
+
+struct StatsView {
+    std::vector<StatsRow> keys;
+    Counters non_ip, malformed, total;
+    std::optional<double> interval_s;  // set when rates are known
+};
+
+// Rows for wired keys and keys with non-zero counters (all 256 with all).
+StatsView make_stats_view(const StatsSnapshot& now, const StatsSnapshot* prev,
+                          const std::vector<WiredEntry>& wiring, bool all);
+
+}  // namespace tcd

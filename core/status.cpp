@@ -1,0 +1,72 @@
+#include "core/status.h"
+
+#include <algorithm>
+
+#include "core/bpffs.h"
+#include "tcd_shared.h"
+
+namespace tcd {
+
+std::vector<HandlerInfo> list_handlers(const Instance& in, const std::vector<WiredEntry>& wiring) {
+    std::vector<HandlerInfo> out;
+    const auto& builtins = builtin_handlers();
+    for (auto& p : pinned_programs(in.paths().dir)) {
+        if (p.name == TCD_PROG_DISPATCH) continue;
+        HandlerInfo h;
+        h.name = p.name;
+        h.prog_id = p.info.id;
+        h.tag = p.info.tag;
+        h.type = prog_type_name(p.info.type);
+        h.loaded_at = boot_ns_to_unix(p.info.load_time_ns);
+        h.builtin = std::find(builtins.begin(), builtins.end(), p.name) != builtins.end();
+        for (const auto& w : wiring)
+            if (w.prog_id == p.info.id) h.keys.push_back(w.key);
+        out.push_back(std::move(h));
+    }
+    return out;
+}
+
+Result<Status> gather_status(const std::string& dir) {
+    Status st;
+    st.pin_dir = dir;
+    if (!bpffs::exists(dir)) return st;
+    if (!bpffs::is_bpffs(dir)) {
+        st.problems.push_back(dir + " is not on a bpffs");
+        return st;
+    }
+    Paths paths{dir};
+    if (!Instance::is_loaded(dir)) {
+        std::vector<std::string> left = bpffs::list_pins(dir);
+        for (const auto& m : bpffs::list_pins(paths.maps_dir())) left.push_back("maps/" + m);
+        if (!left.empty())
+            st.problems.push_back("half-made instance (no " TCD_PROG_DISPATCH
+                                  "); 'tcd unload' removes it");
+        return st;
+    }
+    auto in = Instance::open(dir);
+    if (!in) {
+        st.problems.push_back(in.error().message());
+        return st;
+    }
+    st.loaded = true;
+    const ProgInfo& d = in->dispatcher();
+    st.dispatcher = DispatcherStatus{d.id,
+                                     d.tag,
+                                     miss_action_name(in->miss_action()),
+                                     boot_ns_to_unix(d.load_time_ns),
+                                     d.verified_insns,
+                                     d.xlated_len,
+                                     d.jited_len};
+    auto wiring = list_wiring(*in);
+    if (!wiring) return tl::unexpected(wiring.error());
+    st.wired = std::move(*wiring);
+    st.handlers = list_handlers(*in, st.wired);
+    st.attached = attachments(*in);
+    if (in->attach_fd() < 0) st.problems.push_back("maps/attach is missing; attachments in other network namespaces are not tracked");
+    for (const auto& name : bpffs::list_pins(dir))
+        if (name.find("~tmp-") != std::string::npos)
+            st.problems.push_back("leftover temporary pin " + name + " (an interrupted command); 'tcd unload' removes it");
+    return st;
+}
+
+}  // namespace tcd

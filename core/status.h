@@ -1,0 +1,51 @@
+// What an instance is and holds: the data behind `tcd status` and
+// `tcd handler list`.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/attach.h"
+#include "core/error.h"
+#include "core/instance.h"
+#include "core/jumptable.h"
+
+namespace tcd {
+
+struct HandlerInfo {
+    std::string name;
+    uint32_t prog_id = 0;
+    std::string tag;
+    std::string type;
+    int64_t loaded_at = 0;  // unix seconds
+    bool builtin = false;
+    std::vector<uint32_t> keys;
+};
+
+struct DispatcherStatus {
+    uint32_t prog_id = 0;
+    std::string tag;
+    std::string miss_action;
+    int64_t loaded_at = 0;
+    uint32_t verified_insns = 0;
+    uint32_t xlated_bytes = 0;
+    uint32_t jited_bytes = 0;
+};
+
+struct Status {
+    std::string pin_dir;
+    bool loaded = false;
+    std::optional<DispatcherStatus> dispatcher;
+    std::vector<HandlerInfo> handlers;
+    std::vector<WiredEntry> wired;
+    std::vector<Attachment> attached;
+    std::vector<std::string> problems;  // stale or half-made state
+};
+
+std::vector<HandlerInfo> list_handlers(const Instance& in, const std::vector<WiredEntry>& wiring);
+
+Result<Status> gather_status(const std::string& dir);
+
+}  // namespace tcd

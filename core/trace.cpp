@@ -1,0 +1,161 @@
+#include "core/trace.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+
+#include <cctype>
+#include <cerrno>
+#include <fmt/format.h>
+
+#include "core/bpffs.h"
+#include "core/log.h"
+#include "core/privs.h"
+#include "tcd_proto.skel.h"
+#include "tcd_shared.h"
+
+namespace tcd {
+
+Result<std::vector<uint8_t>> parse_hex(std::string_view text) {
+    std::vector<uint8_t> out;
+    int hi = -1;
+    for (size_t i = 0; i < text.size(); i++) {
+        char c = text[i];
+        if (c == ' ' || c == ':' || c == '\n' || c == '\t' || c == '-') {
+            if (hi >= 0) return usage_error("--hex", fmt::format("odd hex digit before position {}", i + 1));
+            continue;
+        }
+        if (c == '0' && i + 1 < text.size() && (text[i + 1] == 'x' || text[i + 1] == 'X') && hi < 0) {
+            i++;
+            continue;
+        }
+        if (!std::isxdigit(static_cast<unsigned char>(c)))
+            return usage_error("--hex", fmt::format("'{}' at position {} is not a hex digit", c, i + 1));
+        int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (std::tolower(c) - 'a' + 10);
+        if (hi < 0) {
+            hi = v;
+        } else {
+            out.push_back(static_cast<uint8_t>(hi << 4 | v));
+            hi = -1;
+        }
+    }
+    if (hi >= 0) return usage_error("--hex", "odd number of hex digits");
+    if (out.empty()) return usage_error("--hex", "no bytes given");
+    return out;
+}
+
+const char* class_name(uint32_t cls) {
+    switch (cls) {
+    case TCD_CLASS_IPV4: return "ipv4";
+    case TCD_CLASS_IPV6: return "ipv6";
+    case TCD_CLASS_NON_IP: return "non-ip";
+    default: return "malformed";
+    }
+}
+
+std::string verdict_name(uint32_t action) {
+    switch (action) {
+    case XDP_ABORTED: return "XDP_ABORTED";
+    case XDP_DROP: return "XDP_DROP";
+    case XDP_PASS: return "XDP_PASS";
+    case XDP_TX: return "XDP_TX";
+    case XDP_REDIRECT: return "XDP_REDIRECT";
+    default: return fmt::format("XDP_{}", action);
+    }
+}
+
+void TraceSummary::add(const TraceFrame& f) {
+    frames_++;
+    auto& row = rows_[{f.cls, f.key ? int(*f.key) : -1}];
+    row.cls = f.cls;
+    row.key = f.key;
+    row.frames++;
+    row.bytes += f.len;
+    row.missed += f.missed ? 1 : 0;
+    row.verdicts[f.verdict]++;
+}
+
+std::vector<TraceSummaryRow> TraceSummary::rows() const {
+    std::vector<TraceSummaryRow> out;
+    for (const auto& [k, r] : rows_) out.push_back(r);
+    return out;
+}
+
+Tracer::~Tracer() = default;
+
+int Tracer::prog_fd() const { return bpf_program__fd(skel_->progs.xdp_dispatch); }
+
+Result<Tracer> Tracer::open(const std::string& pin_dir) {
+    if (auto r = require_bpf_privileges("trace"); !r) return tl::unexpected(r.error());
+    Tracer t;
+    auto skel = open_skeleton();
+    if (!skel) return tl::unexpected(skel.error());
+    t.skel_ = std::move(*skel);
+    MissAction miss = MissAction::pass;
+    if (bpffs::is_bpffs(pin_dir) && Instance::is_loaded(pin_dir)) {
+        auto in = Instance::open(pin_dir);
+        if (!in) return tl::unexpected(in.error());
+        miss = in->miss_action();
+        auto jt = bpffs::get(in->paths().jt());
+        if (!jt) return tl::unexpected(jt.error());
+        t.jt_ = std::move(*jt);
+        if (int err = bpf_map__reuse_fd(t.skel_->maps.jt, t.jt_.get()))
+            return fail_errno("trace: reuse " + in->paths().jt(), -err);
+        for (auto& p : pinned_programs(pin_dir)) t.names_.emplace(p.info.id, p.name);
+        t.loaded_ = true;
+    }
+    set_skeleton_config(t.skel_.get(), miss, true);
+    // Only the dispatcher: the handlers that run are the instance's own.
+    for (auto* p : {t.skel_->progs.tcp_handler, t.skel_->progs.udp_handler, t.skel_->progs.pass,
+                    t.skel_->progs.drop})
+        bpf_program__set_autoload(p, false);
+    if (int err = tcd_proto__load(t.skel_.get()))
+        return fail("trace", "the kernel refused the trace dispatcher: " + errno_words(-err),
+                    "run with -v for libbpf's log", -err);
+    return t;
+}
+
+Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number) {
+    TraceFrame f;
+    f.frame = number;
+    f.len = static_cast<uint32_t>(len);
+    if (len < kMinFrame) {
+        // BPF_PROG_TEST_RUN refuses less than an Ethernet header; no such
+        // frame reaches XDP on a real interface. The contract: malformed, pass.
+        f.cls = class_name(TCD_CLASS_MALFORMED);
+        f.verdict = verdict_name(XDP_PASS);
+        f.ran = false;
+        return f;
+    }
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data, .data_size_in = static_cast<uint32_t>(len),
+                .repeat = 1);
+    if (bpf_prog_test_run_opts(prog_fd(), &opts) != 0)
+        return fail_errno(fmt::format("trace frame {}", number), errno);
+
+    tcd_trace_rec rec{};
+    uint32_t zero = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.tcd_trace), &zero, &rec) != 0)
+        return fail_errno("trace: read the record", errno);
+    if (rec.runs == last_runs_)
+        return fail(fmt::format("trace frame {}", number), "the dispatcher did not record this run");
+    last_runs_ = rec.runs;
+
+    f.cls = class_name(rec.cls);
+    f.verdict = verdict_name(opts.retval);
+    if (rec.cls == TCD_CLASS_IPV4 || rec.cls == TCD_CLASS_IPV6) {
+        f.key = rec.key;
+        f.missed = rec.missed != 0;
+        if (!f.missed) {
+            uint32_t key = rec.key, id = 0;
+            if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.jt), &key, &id) == 0 && id) {
+                auto it = names_.find(id);
+                f.handler = it != names_.end() ? it->second : fmt::format("id:{}", id);
+            }
+        }
+    }
+    return f;
+}
+
+Result<StatsSnapshot> Tracer::counters() const { return read_stats(bpf_map__fd(skel_->maps.proto_stats)); }
+
+}  // namespace tcd

@@ -1,0 +1,82 @@
+// Frames through the dispatcher with BPF_PROG_TEST_RUN: no interface, no
+// live counter touched. The class and key are the ones the BPF program
+// derived itself (a trace-mode copy of the dispatcher records them).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "core/fd.h"
+#include "core/instance.h"
+#include "core/stats.h"
+
+namespace tcd {
+
+// "45 00 ..", "4500..", "45:00:.." -> bytes; a usage error otherwise.
+Result<std::vector<uint8_t>> parse_hex(std::string_view text);
+
+const char* class_name(uint32_t cls);     // "ipv4", "ipv6", "non-ip", "malformed"
+std::string verdict_name(uint32_t action);  // "XDP_PASS", ...
+
+struct TraceFrame {
+    uint64_t frame = 0;  // from 1, in file order
+    uint32_t len = 0;    // bytes given to the dispatcher
+    std::string cls;
+    std::optional<uint32_t> key;
+    std::optional<std::string> handler;  // the handler that ran; none on a miss
+    bool missed = false;
+    std::string verdict;
+    bool ran = true;  // false: too short for test_run (not an Ethernet frame)
+};
+
+struct TraceSummaryRow {
+    std::string cls;
+    std::optional<uint32_t> key;
+    uint64_t frames = 0, bytes = 0, missed = 0;
+    std::map<std::string, uint64_t> verdicts;
+};
+
+class TraceSummary {
+public:
+    void add(const TraceFrame& f);
+    std::vector<TraceSummaryRow> rows() const;
+    uint64_t frames() const { return frames_; }
+
+private:
+    std::map<std::pair<std::string, int>, TraceSummaryRow> rows_;
+    uint64_t frames_ = 0;
+};
+
+class Tracer {
+public:
+    // With a loaded instance in pin_dir: its jump table (real wiring, real
+    // handlers) and miss action. Without one: an empty table, every key misses.
+    static Result<Tracer> open(const std::string& pin_dir);
+    Tracer(Tracer&&) = default;
+    ~Tracer();
+
+    Result<TraceFrame> run(const uint8_t* data, size_t len, uint64_t number);
+
+    bool instance_loaded() const { return loaded_; }
+    // The trace copy's own counters (never the live ones).
+    Result<StatsSnapshot> counters() const;
+    int prog_fd() const;
+
+    // Smallest frame BPF_PROG_TEST_RUN takes for XDP.
+    static constexpr size_t kMinFrame = 14;
+
+private:
+    Tracer() = default;
+    SkelPtr skel_;
+    UniqueFd jt_;
+    bool loaded_ = false;
+    std::map<uint32_t, std::string> names_;  // prog id -> pin name
+    uint32_t last_runs_ = 0;
+};
+
+}  // namespace tcd
