@@ -76,13 +76,13 @@ Result<MissAction> read_miss_action(const ProgInfo& dispatcher) {
         if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
         std::string name = info.name;
         if (name.size() < 7 || name.compare(name.size() - 7, 7, ".rodata") != 0) continue;
-        if (info.value_size < sizeof(tcd_proto::tcd_proto__rodata)) continue;
+        constexpr size_t at = offsetof(tcd_proto::tcd_proto__rodata, tcd_miss_action);
+        if (info.value_size < at + sizeof(uint32_t)) continue;
         std::vector<char> value(info.value_size);
         uint32_t zero = 0;
         if (bpf_map_lookup_elem(fd.get(), &zero, value.data()) != 0) continue;
         uint32_t verdict = 0;
-        std::memcpy(&verdict, value.data() + offsetof(tcd_proto::tcd_proto__rodata, tcd_miss_action),
-                    sizeof verdict);
+        std::memcpy(&verdict, value.data() + at, sizeof verdict);
         return verdict == XDP_DROP ? MissAction::drop : MissAction::pass;
     }
     return fail("dispatcher", "cannot read its miss action");

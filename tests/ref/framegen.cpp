@@ -8,7 +8,7 @@
 //       802.3 lengths, near misses of the IP/VLAN values), 80 IPv4 edge cases
 //       (IHL 0..4, version != 4, options cut off), 50 IPv6 edge cases
 //       (version != 6, 40-byte header cut off), 40 garbage, 10 frames < 14 bytes.
-// Every frame (except the tiny ones) has 0..3 VLAN tags (0x8100/0x88a8 mixed).
+// Built frames carry 0/1/2/3 VLAN tags in 62/18/16/4 % (0x8100/0x88a8 mixed).
 // Mutations, independently: truncation (250/1000; aimed at header boundaries,
 // at 14..80 bytes, anywhere, or below 14), 1..4 bit flips in the first 100
 // bytes (120/1000), a run of garbage bytes (60/1000).

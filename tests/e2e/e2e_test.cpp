@@ -1,0 +1,319 @@
+// End to end: the tcd binary on a veth pair between two network namespaces
+// the test creates (and removes again, also when an assertion fails).
+// Traffic flows from namespace A to B; the dispatcher runs on B's end.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "tests/common/kernel.h"
+
+namespace {
+
+using nlohmann::json;
+
+struct Cmd {
+    int rc = -1;
+    std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+Cmd sh(const std::string& cmd) {
+    std::string base = "/tmp/tcd_e2e_" + std::to_string(getpid());
+    std::string full = "(" + cmd + ") >" + base + ".out 2>" + base + ".err";
+    int st = std::system(full.c_str());
+    Cmd c;
+    c.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    c.out = slurp(base + ".out");
+    c.err = slurp(base + ".err");
+    std::remove((base + ".out").c_str());
+    std::remove((base + ".err").c_str());
+    return c;
+}
+
+// Two namespaces joined by a veth pair, a pin dir of our own; all of it goes
+// away in the destructor.
+class Topology {
+public:
+    Topology() {
+        std::string id = std::to_string(getpid());
+        a_ = "tcde" + id + "a";
+        b_ = "tcde" + id + "b";
+        dir_ = "/sys/fs/bpf/tcde" + id;
+        cleanup();
+        ok_ = sh("ip netns add " + a_ + " && ip netns add " + b_ +
+                 " && ip link add va netns " + a_ + " type veth peer name vb netns " + b_ +
+                 " && ip -n " + a_ + " addr add 10.201.0.1/24 dev va && ip -n " + b_ +
+                 " addr add 10.201.0.2/24 dev vb && ip -n " + a_ + " -6 addr add fd00:201::1/64 dev va nodad" +
+                 " && ip -n " + b_ + " -6 addr add fd00:201::2/64 dev vb nodad" +
+                 " && ip -n " + a_ + " link set va up && ip -n " + b_ + " link set vb up" +
+                 " && ip -n " + a_ + " link set lo up && ip -n " + b_ + " link set lo up" +
+                 // VLAN offload off, so frames reach XDP as they are on the wire
+                 " && ip netns exec " + a_ + " ethtool -K va rxvlan off txvlan off >/dev/null 2>&1;" +
+                 " ip netns exec " + b_ + " ethtool -K vb rxvlan off txvlan off >/dev/null 2>&1; true")
+                  .rc == 0;
+    }
+    ~Topology() { cleanup(); }
+    void cleanup() {
+        sh(std::string(TCD_BIN) + " -q -d " + dir_ + " unload; rm -rf " + dir_ + "2; " + std::string(TCD_BIN) +
+           " -q -d " + dir_ + "2 unload; ip netns del " + a_ + "; ip netns del " + b_ + "; true");
+    }
+    bool ok() const { return ok_; }
+    const std::string& a() const { return a_; }
+    const std::string& b() const { return b_; }
+    const std::string& dir() const { return dir_; }
+    // "tcd -d DIR ARGS"
+    Cmd tcd(const std::string& args, const std::string& dir = "") const {
+        return sh(std::string(TCD_BIN) + " -d " + (dir.empty() ? dir_ : dir) + " " + args);
+    }
+    json tcd_json(const std::string& args) const {
+        Cmd c = tcd("-j " + args);
+        EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
+        return json::parse(c.out.empty() ? "null" : c.out);
+    }
+    std::string in_ns(const std::string& ns, const std::string& cmd) const {
+        return "nsenter --net=/run/netns/" + ns + " " + cmd;
+    }
+    // UDP from A to B; returns how many datagrams B received.
+    int udp(int count, const std::string& to = "10.201.0.2") const {
+        std::string peer = TCD_PEER;
+        std::string recv = peer + " udp-recv --netns " + b_ + " --port 7001 --count " + std::to_string(count) +
+                           " --timeout-ms 700";
+        FILE* r = popen(recv.c_str(), "r");
+        if (!r) return -1;
+        char line[128] = {};
+        if (!fgets(line, sizeof line, r)) {  // "ready"
+            pclose(r);
+            return -1;
+        }
+        sh(peer + " udp-send --netns " + a_ + " --to " + to + " --port 7001 --count " + std::to_string(count) +
+           " --interval-us 200");
+        int received = -1;
+        while (fgets(line, sizeof line, r))
+            if (std::sscanf(line, "received %d", &received) == 1) break;
+        pclose(r);
+        return received;
+    }
+    bool tcp(int bytes) const {
+        std::string peer = TCD_PEER;
+        std::string listen = peer + " tcp-listen --netns " + b_ + " --port 7002 --timeout-ms 3000 --bytes " +
+                             std::to_string(bytes);
+        FILE* l = popen(listen.c_str(), "r");
+        if (!l) return false;
+        char line[128] = {};
+        if (!fgets(line, sizeof line, l)) {
+            pclose(l);
+            return false;
+        }
+        Cmd s = sh(peer + " tcp-send --netns " + a_ + " --to 10.201.0.2 --port 7002 --bytes " +
+                   std::to_string(bytes) + " --timeout-ms 3000");
+        int rc = pclose(l);
+        return s.rc == 0 && rc == 0;
+    }
+    bool ping(int count) const {
+        return sh(in_ns(a_, "ping -q -c " + std::to_string(count) + " -i 0.1 -W 1 10.201.0.2")).rc == 0;
+    }
+    std::string xdp_on_vb() const { return sh(in_ns(b_, "ip -d link show vb")).out; }
+
+private:
+    std::string a_, b_, dir_;
+    bool ok_ = false;
+};
+
+const json* key_row(const json& stats, int key) {
+    for (const auto& k : stats["keys"])
+        if (k["key"] == key) return &k;
+    return nullptr;
+}
+
+#define TOPOLOGY(t)                          \
+    TCD_REQUIRE_KERNEL();                    \
+    Topology t;                              \
+    ASSERT_TRUE(t.ok()) << "could not build the veth pair"
+
+TEST(E2E, MainJob) {
+    TOPOLOGY(t);
+    // attach on a fresh machine loads first, then attaches (single program here).
+    json a = t.tcd_json("attach vb --netns " + t.b());
+    EXPECT_EQ(a["loaded"], true);
+    EXPECT_EQ(a["changed"], true);
+    EXPECT_EQ(a["mode"], "native");
+    EXPECT_EQ(a["multiprog"], false);
+    EXPECT_NE(t.xdp_on_vb().find("xdp_dispatch"), std::string::npos);
+
+    ASSERT_EQ(t.tcd("map set 6 tcp_handler").rc, 0);
+    ASSERT_EQ(t.tcd("map set udp udp_handler").rc, 0);
+
+    ASSERT_TRUE(t.ping(5));
+    ASSERT_TRUE(t.tcp(20000));
+    EXPECT_EQ(t.udp(200), 200);
+
+    json s = t.tcd_json("stats");
+    const json* tcp = key_row(s, 6);
+    const json* udp = key_row(s, 17);
+    const json* icmp = key_row(s, 1);
+    ASSERT_TRUE(tcp && udp && icmp) << s.dump();
+    EXPECT_EQ((*tcp)["handler"], "tcp_handler");
+    EXPECT_GT((*tcp)["packets"].get<uint64_t>(), 3u);
+    EXPECT_EQ((*tcp)["missed"], 0);
+    EXPECT_GE((*udp)["packets"].get<uint64_t>(), 200u);
+    EXPECT_EQ((*udp)["missed"], 0);
+    EXPECT_GE((*icmp)["packets"].get<uint64_t>(), 5u);
+    EXPECT_EQ((*icmp)["missed"], (*icmp)["packets"]);  // nothing wired at 1: every one missed
+    EXPECT_TRUE((*icmp)["handler"].is_null());
+    EXPECT_GT(s["non_ip"]["packets"].get<uint64_t>(), 0u);  // ARP
+    uint64_t sum = s["non_ip"]["packets"].get<uint64_t>() + s["malformed"]["packets"].get<uint64_t>();
+    for (const auto& k : s["keys"]) sum += k["packets"].get<uint64_t>();
+    EXPECT_EQ(s["total"]["packets"].get<uint64_t>(), sum);
+
+    // A drop wiring really drops; wiring back lets traffic through again.
+    uint64_t udp_before = (*udp)["packets"].get<uint64_t>();
+    Cmd swap = t.tcd("map set udp drop");
+    EXPECT_EQ(swap.rc, 0);
+    EXPECT_NE(swap.out.find("udp_handler -> drop"), std::string::npos) << swap.out;
+    EXPECT_EQ(t.udp(50), 0);
+    json s2 = t.tcd_json("stats");
+    EXPECT_GE((*key_row(s2, 17))["packets"].get<uint64_t>(), udp_before + 50);
+    ASSERT_EQ(t.tcd("map set udp udp_handler").rc, 0);
+    EXPECT_EQ(t.udp(50), 50);
+
+    // --watch as JSON Lines, with rates.
+    Cmd w = t.tcd("-j stats --watch --interval 0.2 --count 2");
+    ASSERT_EQ(w.rc, 0) << w.err;
+    std::istringstream lines(w.out);
+    int n = 0;
+    for (std::string line; std::getline(lines, line); n++) {
+        json j = json::parse(line);
+        EXPECT_TRUE(j.contains("interval_s"));
+        EXPECT_TRUE(j["keys"][0].contains("pps"));
+        EXPECT_TRUE(j["keys"][0].contains("bps"));
+    }
+    EXPECT_EQ(n, 2);
+
+    // Detach, unload: nothing left behind.
+    ASSERT_EQ(t.tcd("detach vb --netns " + t.b()).rc, 0);
+    EXPECT_EQ(t.xdp_on_vb().find("prog/xdp"), std::string::npos);
+    EXPECT_EQ(t.tcd("detach vb --netns " + t.b()).rc, 0);  // idempotent
+    ASSERT_EQ(t.tcd("unload").rc, 0);
+    EXPECT_FALSE(tcd::bpffs::exists(t.dir()));
+    EXPECT_EQ(t.tcd("unload").rc, 0);  // idempotent
+}
+
+TEST(E2E, SkbModeAndIdempotentAttach) {
+    TOPOLOGY(t);
+    json a = t.tcd_json("attach vb --netns " + t.b() + " --mode skb");
+    EXPECT_EQ(a["mode"], "skb");
+    json again = t.tcd_json("attach vb --netns " + t.b() + " --mode skb");
+    EXPECT_EQ(again["changed"], false);
+    EXPECT_EQ(again["loaded"], false);
+    ASSERT_EQ(t.tcd("map set icmp drop").rc, 0);
+    EXPECT_FALSE(t.ping(2));
+    ASSERT_EQ(t.tcd("map del icmp").rc, 0);
+    EXPECT_TRUE(t.ping(2));
+    json st = t.tcd_json("status");
+    ASSERT_EQ(st["attached"].size(), 1u);
+    EXPECT_EQ(st["attached"][0]["ifname"], "vb");
+    EXPECT_EQ(st["attached"][0]["netns"], "/run/netns/" + t.b());
+    EXPECT_EQ(st["attached"][0]["mode"], "skb");
+}
+
+TEST(E2E, ForeignProgramRefusedUnlessForce) {
+    TOPOLOGY(t);
+    std::string other = t.dir() + "2";
+    ASSERT_EQ(t.tcd("load", other).rc, 0);
+    ASSERT_EQ(sh(t.in_ns(t.b(), "ip link set dev vb xdp pinned " + other + "/pass")).rc, 0);
+    Cmd refused = t.tcd("attach vb --netns " + t.b());
+    EXPECT_EQ(refused.rc, 1);
+    EXPECT_NE(refused.err.find("another XDP program runs there: pass (id "), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find("--force"), std::string::npos);
+    // The failed attach loaded the instance and took it back again.
+    EXPECT_FALSE(tcd::bpffs::exists(t.dir()));
+    json forced = t.tcd_json("attach vb --netns " + t.b() + " --force");
+    EXPECT_EQ(forced["changed"], true);
+    EXPECT_NE(forced["replaced"].get<std::string>().find("pass"), std::string::npos);
+    EXPECT_NE(t.xdp_on_vb().find("xdp_dispatch"), std::string::npos);
+}
+
+TEST(E2E, FailedAttachChangesNothing) {
+    TOPOLOGY(t);
+    Cmd c = t.tcd("attach nosuchif0 --netns " + t.b());
+    EXPECT_EQ(c.rc, 1);
+    EXPECT_EQ(c.err.rfind("tcd: interface nosuchif0: no such interface", 0), 0u) << c.err;
+    EXPECT_FALSE(tcd::bpffs::exists(t.dir()));
+    Cmd ns = t.tcd("attach vb --netns nosuchns");
+    EXPECT_EQ(ns.rc, 1);
+    EXPECT_NE(ns.err.find("network namespace nosuchns: not found"), std::string::npos) << ns.err;
+    EXPECT_FALSE(tcd::bpffs::exists(t.dir()));
+}
+
+TEST(E2E, SeedCommandsWorkOnTcdPins) {
+    TOPOLOGY(t);
+    ASSERT_EQ(t.tcd("load").rc, 0);
+    // The seed's own wiring and attach commands, on what tcd pinned.
+    ASSERT_EQ(sh("bpftool map update pinned " + t.dir() + "/maps/jt key 6 0 0 0 value pinned " + t.dir() +
+                 "/tcp_handler")
+                  .rc,
+              0);
+    ASSERT_EQ(sh(t.in_ns(t.b(), "ip link set dev vb xdp pinned " + t.dir() + "/xdp_dispatch")).rc, 0);
+    json list = t.tcd_json("map list");
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_EQ(list[0]["key"], 6);
+    EXPECT_EQ(list[0]["handler"], "tcp_handler");
+    ASSERT_TRUE(t.tcp(1000));
+    json s = t.tcd_json("stats");
+    EXPECT_GT((*key_row(s, 6))["packets"].get<uint64_t>(), 0u);
+    // tcd recognises its dispatcher even though ip attached it.
+    json again = t.tcd_json("attach vb --netns " + t.b());
+    EXPECT_EQ(again["changed"], false);
+    // unload finds it and detaches it first.
+    ASSERT_EQ(t.tcd("unload").rc, 0);
+    EXPECT_EQ(t.xdp_on_vb().find("prog/xdp"), std::string::npos);
+}
+
+TEST(E2E, UnloadDetachesFromEveryNamespace) {
+    TOPOLOGY(t);
+    ASSERT_EQ(t.tcd("attach vb --netns " + t.b()).rc, 0);
+    ASSERT_EQ(t.tcd("attach va --netns /run/netns/" + t.a()).rc, 0);
+    json st = t.tcd_json("status");
+    EXPECT_EQ(st["attached"].size(), 2u);
+    json un = t.tcd_json("unload");
+    EXPECT_EQ(un["detached"].size(), 2u);
+    EXPECT_EQ(t.xdp_on_vb().find("prog/xdp"), std::string::npos);
+    EXPECT_EQ(sh(t.in_ns(t.a(), "ip link show va")).out.find("prog/xdp"), std::string::npos);
+    EXPECT_FALSE(tcd::bpffs::exists(t.dir()));
+}
+
+TEST(E2E, ReloadKeepsWiringCountersAndAttachment) {
+    TOPOLOGY(t);
+    ASSERT_EQ(t.tcd("attach vb --netns " + t.b()).rc, 0);
+    ASSERT_EQ(t.tcd("map set udp udp_handler").rc, 0);
+    EXPECT_EQ(t.udp(20), 20);
+    json before = t.tcd_json("status");
+    Cmd same = t.tcd("load --miss-action drop");
+    EXPECT_EQ(same.rc, 1);  // differs from what is loaded: needs --force
+    EXPECT_NE(same.err.find("--force"), std::string::npos);
+    json r = t.tcd_json("load --miss-action drop --force");
+    EXPECT_EQ(r["reloaded"], true);
+    EXPECT_EQ(r["swapped"].size(), 1u);
+    json after = t.tcd_json("status");
+    EXPECT_NE(after["dispatcher"]["prog_id"], before["dispatcher"]["prog_id"]);
+    EXPECT_EQ(after["dispatcher"]["miss_action"], "drop");
+    EXPECT_EQ(after["wired"], before["wired"]);
+    ASSERT_EQ(after["attached"].size(), 1u);
+    json s = t.tcd_json("stats");
+    EXPECT_GE((*key_row(s, 17))["packets"].get<uint64_t>(), 20u);  // counters survived
+    EXPECT_EQ(t.udp(20), 20);
+    EXPECT_FALSE(t.ping(1));  // icmp unwired: the new miss action drops it
+}
+
+}  // namespace

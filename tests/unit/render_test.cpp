@@ -1,0 +1,132 @@
+// JSON shapes of spec/cli.md, from the renderers over hand-made data.
+#include <gtest/gtest.h>
+
+#include "core/render.h"
+
+namespace {
+
+tcd::StatsSnapshot snapshot() {
+    tcd::StatsSnapshot s;
+    s.keys[6] = {10, 740, 0};
+    s.keys[1] = {3, 294, 3};
+    s.non_ip = {2, 84, 0};
+    s.malformed = {1, 10, 0};
+    s.taken_ns = 2'000'000'000;
+    return s;
+}
+
+std::vector<tcd::WiredEntry> wiring() { return {{6, "tcp", "tcp_handler", 42, "abcd"}, {17, "udp", "udp_handler", 43, "ef01"}}; }
+
+}  // namespace
+
+TEST(RenderStats, SpecShape) {
+    auto s = snapshot();
+    auto v = tcd::make_stats_view(s, nullptr, wiring(), false);
+    auto j = tcd::render::stats_json(v);
+    ASSERT_EQ(j["keys"].size(), 3u);  // 1 (counted), 6 and 17 (wired)
+    EXPECT_EQ(j["keys"][0]["key"], 1);
+    EXPECT_TRUE(j["keys"][0]["handler"].is_null());
+    EXPECT_EQ(j["keys"][0]["missed"], 3);
+    EXPECT_EQ(j["keys"][1]["proto"], "tcp");
+    EXPECT_EQ(j["keys"][1]["handler"], "tcp_handler");
+    EXPECT_EQ(j["keys"][1]["packets"], 10);
+    EXPECT_EQ(j["keys"][1]["bytes"], 740);
+    EXPECT_EQ(j["keys"][2]["packets"], 0);
+    EXPECT_EQ(j["non_ip"]["packets"], 2);
+    EXPECT_EQ(j["malformed"]["bytes"], 10);
+    EXPECT_EQ(j["total"]["packets"], 16);
+    EXPECT_EQ(j["total"]["bytes"], 740 + 294 + 84 + 10);
+    EXPECT_FALSE(j.contains("interval_s"));
+    EXPECT_FALSE(j["keys"][0].contains("pps"));
+    // Parses back as JSON.
+    EXPECT_EQ(nlohmann::json::parse(j.dump()).size(), 4u);
+}
+
+TEST(RenderStats, AllKeysAndRates) {
+    auto prev = snapshot();
+    auto now = prev;
+    now.keys[6].packets += 100;
+    now.keys[6].bytes += 1000;
+    now.taken_ns += 500'000'000;  // half a second later
+    auto v = tcd::make_stats_view(now, &prev, wiring(), true);
+    auto j = tcd::render::stats_json(v);
+    EXPECT_EQ(j["keys"].size(), 256u);
+    EXPECT_DOUBLE_EQ(j["interval_s"].get<double>(), 0.5);
+    EXPECT_DOUBLE_EQ(j["keys"][6]["pps"].get<double>(), 200.0);
+    EXPECT_DOUBLE_EQ(j["keys"][6]["bps"].get<double>(), 16000.0);
+    EXPECT_DOUBLE_EQ(j["keys"][17]["pps"].get<double>(), 0.0);
+    std::string plain = tcd::render::stats_plain(v);
+    EXPECT_NE(plain.find("PPS"), std::string::npos);
+    EXPECT_NE(plain.find("tcp_handler"), std::string::npos);
+}
+
+TEST(RenderStats, PlainHasClassesAndTotal) {
+    auto v = tcd::make_stats_view(snapshot(), nullptr, wiring(), false);
+    std::string plain = tcd::render::stats_plain(v);
+    for (const char* s : {"KEY", "PROTO", "HANDLER", "PACKETS", "BYTES", "MISSED", "non-ip", "malformed", "total"})
+        EXPECT_NE(plain.find(s), std::string::npos) << s;
+}
+
+TEST(RenderMap, ListShape) {
+    auto j = tcd::render::wiring_json(wiring());
+    ASSERT_EQ(j.size(), 2u);
+    EXPECT_EQ(j[0]["key"], 6);
+    EXPECT_EQ(j[0]["proto"], "tcp");
+    EXPECT_EQ(j[0]["handler"], "tcp_handler");
+    EXPECT_EQ(j[0]["prog_id"], 42);
+    EXPECT_EQ(j[0]["tag"], "abcd");
+    EXPECT_EQ(tcd::render::wiring_plain({}), "no key is wired\n");
+}
+
+TEST(RenderHandlers, ListShape) {
+    std::vector<tcd::HandlerInfo> hs = {{"tcp_handler", 42, "abcd", "xdp", 0, true, {6}}};
+    auto j = tcd::render::handlers_json(hs);
+    EXPECT_EQ(j[0]["name"], "tcp_handler");
+    EXPECT_EQ(j[0]["prog_id"], 42);
+    EXPECT_EQ(j[0]["builtin"], true);
+    EXPECT_EQ(j[0]["keys"], nlohmann::json::array({6}));
+}
+
+TEST(RenderStatus, Shape) {
+    tcd::Status s;
+    s.pin_dir = "/sys/fs/bpf/tcd";
+    s.loaded = true;
+    s.dispatcher = tcd::DispatcherStatus{7, "tag", "pass", 0, 100, 800, 600};
+    s.wired = wiring();
+    s.attached = {{"eth0", 2, "", "native", false}};
+    auto j = tcd::render::status_json(s);
+    EXPECT_EQ(j["pin_dir"], "/sys/fs/bpf/tcd");
+    EXPECT_EQ(j["loaded"], true);
+    EXPECT_EQ(j["dispatcher"]["prog_id"], 7);
+    EXPECT_EQ(j["dispatcher"]["miss_action"], "pass");
+    EXPECT_EQ(j["attached"][0]["ifname"], "eth0");
+    EXPECT_EQ(j["attached"][0]["ifindex"], 2);
+    EXPECT_TRUE(j["attached"][0]["netns"].is_null());
+    EXPECT_EQ(j["attached"][0]["mode"], "native");
+    EXPECT_TRUE(j.contains("handlers"));
+    EXPECT_EQ(j["wired"].size(), 2u);
+    tcd::Status off;
+    off.pin_dir = "/x";
+    EXPECT_TRUE(tcd::render::status_json(off)["dispatcher"].is_null());
+}
+
+TEST(RenderTrace, FrameShape) {
+    tcd::TraceFrame f;
+    f.frame = 1;
+    f.len = 74;
+    f.cls = "ipv4";
+    f.key = 6;
+    f.handler = "tcp_handler";
+    f.verdict = "XDP_PASS";
+    auto j = tcd::render::trace_frame_json(f);
+    EXPECT_EQ(j["frame"], 1);
+    EXPECT_EQ(j["len"], 74);
+    EXPECT_EQ(j["class"], "ipv4");
+    EXPECT_EQ(j["key"], 6);
+    EXPECT_EQ(j["handler"], "tcp_handler");
+    EXPECT_EQ(j["verdict"], "XDP_PASS");
+    tcd::TraceFrame n;
+    n.cls = "non-ip";
+    n.verdict = "XDP_PASS";
+    EXPECT_TRUE(tcd::render::trace_frame_json(n)["key"].is_null());
+}
