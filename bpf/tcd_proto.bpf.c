@@ -142,28 +142,52 @@ static __always_inline void trace_record(__u32 cls, __u32 key, __u32 missed)
 }
 
 /*
- * Tail-call the handler at @key. The hot keys get a constant-key call, which
- * the x86-64 JIT turns into a direct jump patched when the slot changes; any
- * other key takes the indirect (retpoline) path. Returns only on a miss.
+ * Tail-call the handler at @key; returns only on a miss.
+ *
+ * A tail call with a constant key is JIT-compiled into a direct jump that the
+ * kernel patches when the slot changes; a key read from the packet goes
+ * through the retpoline-protected indirect path. TCD_DISPATCH picks how keys
+ * map to the two (the benchmark measures all three; see the README):
+ *   0  every key indirect
+ *   1  the hot keys (tcp, udp, icmp, icmpv6) direct, the rest indirect
+ *   2  a 256-case switch: every key direct
  */
+#define TCD_DISPATCH_INDIRECT 0
+#define TCD_DISPATCH_HOT 1
+#define TCD_DISPATCH_SWITCH 2
+#ifndef TCD_DISPATCH
+#define TCD_DISPATCH TCD_DISPATCH_HOT
+#endif
+
+#define TCD_CASE(n)                                 \
+	case n:                                     \
+		bpf_tail_call_static(ctx, &jt, n); \
+		break;
+#define TCD_CASE4(n) TCD_CASE(n) TCD_CASE(n + 1) TCD_CASE(n + 2) TCD_CASE(n + 3)
+#define TCD_CASE16(n) TCD_CASE4(n) TCD_CASE4(n + 4) TCD_CASE4(n + 8) TCD_CASE4(n + 12)
+#define TCD_CASE64(n) TCD_CASE16(n) TCD_CASE16(n + 16) TCD_CASE16(n + 32) TCD_CASE16(n + 48)
+
 static __always_inline void dispatch(struct xdp_md *ctx, __u32 key)
 {
+#if TCD_DISPATCH == TCD_DISPATCH_SWITCH
 	switch (key) {
-	case IPPROTO_TCP:
-		bpf_tail_call_static(ctx, &jt, IPPROTO_TCP);
-		break;
-	case IPPROTO_UDP:
-		bpf_tail_call_static(ctx, &jt, IPPROTO_UDP);
-		break;
-	case IPPROTO_ICMP:
-		bpf_tail_call_static(ctx, &jt, IPPROTO_ICMP);
-		break;
-	case 58: /* IPPROTO_ICMPV6 */
-		bpf_tail_call_static(ctx, &jt, 58);
-		break;
+		TCD_CASE64(0)
+		TCD_CASE64(64)
+		TCD_CASE64(128)
+		TCD_CASE64(192)
+	}
+#elif TCD_DISPATCH == TCD_DISPATCH_HOT
+	switch (key) {
+		TCD_CASE(IPPROTO_TCP)
+		TCD_CASE(IPPROTO_UDP)
+		TCD_CASE(IPPROTO_ICMP)
+		TCD_CASE(58) /* IPPROTO_ICMPV6 */
 	default:
 		bpf_tail_call(ctx, &jt, key);
 	}
+#else
+	bpf_tail_call(ctx, &jt, key);
+#endif
 }
 
 SEC("xdp")

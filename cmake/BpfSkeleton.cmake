@@ -1,7 +1,7 @@
 # Compile a BPF C program with clang and embed it as a libbpf skeleton
 # (libbpf-bootstrap's recipe): NAME.bpf.c -> NAME.bpf.o -> NAME.skel.h.
 #
-#   tcd_bpf_skeleton(NAME SOURCE [DEPENDS header...])
+#   tcd_bpf_skeleton(NAME SOURCE [DEPENDS header...] [DEFINES -DX=1...])
 #
 # The skeleton lands in ${TCD_SKEL_DIR}/NAME.skel.h and the object in
 # ${TCD_SKEL_DIR}/NAME.bpf.o; target tcd_bpf_NAME builds both.
@@ -30,13 +30,13 @@ set(TCD_SKEL_DIR ${CMAKE_BINARY_DIR}/bpf)
 file(MAKE_DIRECTORY ${TCD_SKEL_DIR})
 
 function(tcd_bpf_skeleton NAME SOURCE)
-  cmake_parse_arguments(ARG "" "" "DEPENDS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "DEPENDS;DEFINES" ${ARGN})
   set(obj ${TCD_SKEL_DIR}/${NAME}.bpf.o)
   set(skel ${TCD_SKEL_DIR}/${NAME}.skel.h)
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${CLANG_EXE} -g -O2 -target bpf -D__TARGET_ARCH_${TCD_BPF_ARCH}
-            -Wall -Werror -I${PROJECT_SOURCE_DIR}/bpf
+            ${ARG_DEFINES} -Wall -Werror -I${PROJECT_SOURCE_DIR}/bpf
             -I${PROJECT_SOURCE_DIR}/bpf/include
             ${TCD_BPF_MULTIARCH_INC} -c ${SOURCE} -o ${obj}
     DEPENDS ${SOURCE} ${ARG_DEPENDS}

@@ -1,5 +1,6 @@
 #include "core/pcap_reader.h"
 
+#include <dlfcn.h>
 #include <pcap/pcap.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,11 +9,43 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 namespace tcd {
 
 namespace {
+
+// libpcap is opened on first use rather than linked: it pulls in dbus,
+// systemd and gcrypt, which every other command would pay for at start-up.
+struct PcapApi {
+    decltype(&::pcap_fopen_offline) fopen_offline = nullptr;
+    decltype(&::pcap_close) close = nullptr;
+    decltype(&::pcap_datalink) datalink = nullptr;
+    decltype(&::pcap_datalink_val_to_name) datalink_val_to_name = nullptr;
+    decltype(&::pcap_next_ex) next_ex = nullptr;
+    decltype(&::pcap_geterr) geterr = nullptr;
+    bool ok = false;
+};
+
+const PcapApi& pcap_api() {
+    static const PcapApi api = [] {
+        PcapApi a;
+        void* h = nullptr;
+        for (const char* name : {"libpcap.so.0.8", "libpcap.so.1", "libpcap.so"})
+            if ((h = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
+        if (!h) return a;
+        auto sym = [h](auto& fn, const char* name) {
+            fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(h, name));
+            return fn != nullptr;
+        };
+        a.ok = sym(a.fopen_offline, "pcap_fopen_offline") && sym(a.close, "pcap_close") &&
+               sym(a.datalink, "pcap_datalink") && sym(a.datalink_val_to_name, "pcap_datalink_val_to_name") &&
+               sym(a.next_ex, "pcap_next_ex") && sym(a.geterr, "pcap_geterr");
+        return a;
+    }();
+    return api;
+}
 
 std::string what_for(const std::string& path) { return "pcap " + path; }
 
@@ -50,11 +83,13 @@ bool has_capture_magic(int fd) {
 }  // namespace
 
 void PcapReader::PcapClose::operator()(::pcap* p) const noexcept {
-    if (p != nullptr) pcap_close(p);
+    if (p != nullptr) pcap_api().close(p);
 }
 
 Result<PcapReader> PcapReader::open(const std::string& path) {
     const std::string what = what_for(path);
+    const PcapApi& pcap = pcap_api();
+    if (!pcap.ok) return fail(what, "libpcap is not available", "install the Debian package libpcap0.8");
 
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
@@ -71,7 +106,7 @@ Result<PcapReader> PcapReader::open(const std::string& path) {
 
     char errbuf[PCAP_ERRBUF_SIZE] = {};
     // On success the pcap_t owns fp (pcap_close closes it); on failure we do.
-    std::unique_ptr<::pcap, PcapClose> handle(pcap_fopen_offline(fp, errbuf));
+    std::unique_ptr<::pcap, PcapClose> handle(pcap.fopen_offline(fp, errbuf));
     if (!handle) {
         const bool magic = S_ISREG(st.st_mode) && has_capture_magic(fileno(fp));
         std::fclose(fp);
@@ -79,9 +114,9 @@ Result<PcapReader> PcapReader::open(const std::string& path) {
         return fail(what, std::string("damaged or unsupported capture: ") + errbuf);
     }
 
-    const int dlt = pcap_datalink(handle.get());
+    const int dlt = pcap.datalink(handle.get());
     if (dlt != DLT_EN10MB) {
-        const char* name = pcap_datalink_val_to_name(dlt);
+        const char* name = pcap.datalink_val_to_name(dlt);
         return fail(what, "link type " + std::string(name != nullptr ? name : "unknown") + " (" +
                               std::to_string(dlt) +
                               ") is not Ethernet; tcd traces Ethernet frames only");
@@ -93,7 +128,7 @@ Result<bool> PcapReader::next(Frame& out) {
     if (done_ || !handle_) return false;
     struct pcap_pkthdr* hdr = nullptr;
     const u_char* data = nullptr;
-    const int rc = pcap_next_ex(handle_.get(), &hdr, &data);
+    const int rc = pcap_api().next_ex(handle_.get(), &hdr, &data);
     if (rc == 1) {
         ++count_;
         out.number = count_;
@@ -106,7 +141,7 @@ Result<bool> PcapReader::next(Frame& out) {
     if (rc == PCAP_ERROR_BREAK) return false;  // -2: no more frames
     // -1 (or anything unexpected from a savefile): damaged or truncated file.
     return fail(what_for(path_), "cannot read frame " + std::to_string(count_ + 1) + ": " +
-                                     std::string(pcap_geterr(handle_.get())));
+                                     std::string(pcap_api().geterr(handle_.get())));
 }
 
 }  // namespace tcd
