@@ -13,7 +13,8 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-#include "tcd_shared.h"
+#include "tcd/handler.h" /* the maps handlers share: jt, proto_stats */
+#include "tcd/shared.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -21,20 +22,6 @@ char LICENSE[] SEC("license") = "GPL";
  * they switch off, so the live datapath pays nothing for trace mode. */
 const volatile __u32 tcd_miss_action = XDP_PASS;
 const volatile __u8 tcd_trace_mode = 0;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, TCD_JT_ENTRIES);
-	__type(key, __u32);
-	__type(value, __u32);
-} jt SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TCD_STATS_ENTRIES);
-	__type(key, __u32);
-	__type(value, struct tcd_counters);
-} proto_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -52,7 +52,7 @@ void setup_instance(CLI::App& app, Context& ctx);  // load, unload, status
 void setup_map(CLI::App& app, Context& ctx);       // map set|del|list
 void setup_attach(CLI::App& app, Context& ctx);    // attach, detach
 void setup_stats(CLI::App& app, Context& ctx);     // stats
-void setup_handler(CLI::App& app, Context& ctx);   // handler list
+void setup_handler(CLI::App& app, Context& ctx);   // handler load|list|unload
 void setup_trace(CLI::App& app, Context& ctx);     // trace
 
 struct LoadOptions {
@@ -94,7 +94,17 @@ struct StatsOptions {
 };
 Result<> run_stats(const StatsOptions& o, Context& ctx);
 
+struct HandlerLoadOptions {
+    std::string object;
+    std::vector<std::string> progs;
+};
+Result<> run_handler_load(const HandlerLoadOptions& o, Context& ctx);
 Result<> run_handler_list(Context& ctx);
+struct HandlerUnloadOptions {
+    std::string name;
+    bool force = false;
+};
+Result<> run_handler_unload(const HandlerUnloadOptions& o, Context& ctx);
 
 struct TraceOptions {
     std::string pcap;

@@ -14,7 +14,7 @@
 #include <fmt/format.h>
 #include <set>
 
-#include "tcd_shared.h"
+#include "tcd/shared.h"
 
 namespace tcd {
 namespace {

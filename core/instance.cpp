@@ -10,7 +10,7 @@
 
 #include "core/bpffs.h"
 #include "tcd_proto.skel.h"
-#include "tcd_shared.h"
+#include "tcd/shared.h"
 
 namespace tcd {
 

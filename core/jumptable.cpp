@@ -3,6 +3,8 @@
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 
+#include <bpf/libbpf.h>
+
 #include <cerrno>
 #include <fmt/format.h>
 #include <map>
@@ -58,21 +60,84 @@ Result<std::vector<WiredEntry>> list_wiring(const Instance& in) {
     return out;
 }
 
+namespace {
+
+// The kernel does not report a program's expected attach type or frags flag,
+// but a prog array tells: its first program becomes its owner, and a later
+// one is accepted only if type, JIT status, frags flag and expected attach
+// type all match. So tcd asks scratch arrays owned by probe programs.
+struct XdpTraits {
+    uint32_t attach_type = BPF_XDP;
+    bool frags = false;
+};
+
+UniqueFd probe_prog(const XdpTraits& t) {
+    const bpf_insn insns[] = {
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, XDP_PASS},  // r0 = XDP_PASS
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},                         // exit
+    };
+    LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = static_cast<bpf_attach_type>(t.attach_type),
+                .prog_flags = t.frags ? BPF_F_XDP_HAS_FRAGS : 0u);
+    return UniqueFd(bpf_prog_load(BPF_PROG_TYPE_XDP, "tcd_probe", "GPL", insns, 2, &o));
+}
+
+// Would a prog array owned by `owner` take `prog`?
+bool accepts(int owner, int prog) {
+    UniqueFd arr(bpf_map_create(BPF_MAP_TYPE_PROG_ARRAY, "tcd_probe", 4, 4, 2, nullptr));
+    if (!arr) return false;
+    uint32_t k0 = 0, k1 = 1;
+    if (bpf_map_update_elem(arr.get(), &k0, &owner, BPF_ANY) != 0) return false;
+    return bpf_map_update_elem(arr.get(), &k1, &prog, BPF_ANY) == 0;
+}
+
+std::optional<XdpTraits> traits_of(int prog) {
+    for (uint32_t at : {uint32_t(BPF_XDP), uint32_t(BPF_XDP_DEVMAP), uint32_t(BPF_XDP_CPUMAP)})
+        for (bool frags : {false, true}) {
+            XdpTraits t{at, frags};
+            UniqueFd probe = probe_prog(t);
+            if (probe && accepts(probe.get(), prog)) return t;
+        }
+    return std::nullopt;
+}
+
+const char* attach_name(uint32_t at) {
+    const char* s = libbpf_bpf_attach_type_str(static_cast<bpf_attach_type>(at));
+    return s ? s : "unknown";
+}
+
+}  // namespace
+
 Result<> check_compatible(const Instance& in, const Handler& h) {
     std::string what = "handler " + h.display;
     const ProgInfo& owner = in.dispatcher();
+    if (h.info.id == owner.id) return fail(what, "is the dispatcher itself", "wire a handler program");
     if (h.info.type != owner.type)
         return fail(what,
-                    fmt::format("program type is {}, the jump table takes {}",
-                                prog_type_name(h.info.type), prog_type_name(owner.type)),
-                    "load it as an XDP program (SEC(\"xdp\"))");
+                    fmt::format("program type is {}, the jump table takes {}", prog_type_name(h.info.type),
+                                prog_type_name(owner.type)),
+                    "write it as SEC(\"xdp\")");
     if (h.info.jited != owner.jited)
-        return fail(what, fmt::format("JIT status differs: handler {}, dispatcher {}",
-                                      h.info.jited ? "jited" : "interpreted",
-                                      owner.jited ? "jited" : "interpreted"));
-    if (h.info.id == owner.id)
-        return fail(what, "is the dispatcher itself", "wire a handler program");
-    return {};
+        return fail(what, fmt::format("JIT status differs: handler {}, jump table {}",
+                                      h.info.jited ? "jited" : "interpreted", owner.jited ? "jited" : "interpreted"));
+    if (accepts(in.dispatcher_fd(), h.fd.get())) return {};
+
+    auto mine = traits_of(h.fd.get());
+    auto theirs = traits_of(in.dispatcher_fd());
+    if (mine && theirs) {
+        if (mine->frags != theirs->frags)
+            return fail(what,
+                        fmt::format("frags flag differs: handler {}, jump table {}",
+                                    mine->frags ? "frags-aware (xdp.frags)" : "not frags-aware",
+                                    theirs->frags ? "frags-aware (xdp.frags)" : "not frags-aware"),
+                        "'tcd handler load' loads XDP programs the way the jump table needs");
+        if (mine->attach_type != theirs->attach_type)
+            return fail(what,
+                        fmt::format("expected attach type differs: handler {}, jump table {}",
+                                    attach_name(mine->attach_type), attach_name(theirs->attach_type)),
+                        "'tcd handler load' loads XDP programs the way the jump table needs");
+    }
+    return fail(what, "the kernel would not take it into this jump table",
+                "program type, expected attach type, frags flag or JIT status differ");
 }
 
 Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& spec) {

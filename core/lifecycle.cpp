@@ -11,7 +11,7 @@
 #include "core/log.h"
 #include "core/privs.h"
 #include "tcd_proto.skel.h"
-#include "tcd_shared.h"
+#include "tcd/shared.h"
 
 namespace tcd {
 namespace {

@@ -312,6 +312,31 @@ std::string detach_plain(const std::vector<DetachResult>& rs) {
 
 namespace tcd::render {
 
+json handler_load_json(const HandlerLoadResult& r) {
+    json loaded = json::array();
+    for (const auto& h : r.loaded) loaded.push_back({{"name", h.name}, {"prog_id", h.prog_id}, {"tag", h.tag}});
+    return {{"object", r.object}, {"loaded", loaded}, {"shared_maps", r.shared_maps}};
+}
+
+std::string handler_load_plain(const HandlerLoadResult& r) {
+    std::string out;
+    for (const auto& h : r.loaded) out += fmt::format("loaded {} (prog id {}, tag {})\n", h.name, h.prog_id, h.tag);
+    if (!r.shared_maps.empty()) {
+        std::string maps;
+        for (const auto& m : r.shared_maps) maps += (maps.empty() ? "" : ", ") + m;
+        out += "sharing the instance's " + maps + "\n";
+    }
+    return out;
+}
+
+json handler_unload_json(const HandlerUnloadResult& r) { return {{"name", r.name}, {"unwired", r.unwired}}; }
+
+std::string handler_unload_plain(const HandlerUnloadResult& r) {
+    std::string out;
+    for (auto k : r.unwired) out += fmt::format("key {} unwired\n", key_label(k, proto_name(k)));
+    return out + fmt::format("unloaded {}\n", r.name);
+}
+
 json trace_frame_json(const TraceFrame& f) {
     json j = {{"frame", f.frame},
               {"len", f.len},

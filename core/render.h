@@ -50,9 +50,15 @@ std::string si(double v);
 
 }  // namespace tcd::render
 
+#include "core/handlers.h"
 #include "core/trace.h"
 
 namespace tcd::render {
+
+json handler_load_json(const HandlerLoadResult& r);
+std::string handler_load_plain(const HandlerLoadResult& r);
+json handler_unload_json(const HandlerUnloadResult& r);
+std::string handler_unload_plain(const HandlerUnloadResult& r);
 
 json trace_frame_json(const TraceFrame& f);
 std::string trace_frame_plain(const TraceFrame& f);

@@ -7,7 +7,7 @@
 #include <ctime>
 
 #include "core/keys.h"
-#include "tcd_shared.h"
+#include "tcd/shared.h"
 
 namespace tcd {
 namespace {

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/bpffs.h"
-#include "tcd_shared.h"
+#include "tcd/shared.h"
 
 namespace tcd {
 

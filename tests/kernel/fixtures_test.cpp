@@ -14,6 +14,7 @@
 #include "core/lifecycle.h"
 #include "core/stats.h"
 #include "core/trace.h"
+#include "tests/common/instance.h"
 #include "tests/common/kernel.h"
 #include "tests/common/packet.h"
 
@@ -28,40 +29,6 @@ struct Fixture {
     Bytes frame;
     std::string cls;  // ipv4, ipv6, non-ip, malformed
     int key;          // NONE for non-ip / malformed
-};
-
-// The instance under test: 6 -> tcp_handler, 17 -> udp_handler, 47 -> drop,
-// miss action as the suite says. Removed again whatever happens.
-class Instance {
-public:
-    Instance(const std::string& tag, tcd::MissAction miss) : dir_("/sys/fs/bpf/" + unique_name(tag)) {
-        (void)tcd::unload(dir_);
-        auto r = tcd::load(dir_, {miss, false});
-        if (!r) {
-            error_ = r.error().message();
-            return;
-        }
-        auto in = tcd::Instance::open(dir_);
-        if (!in) {
-            error_ = in.error().message();
-            return;
-        }
-        for (auto [key, name] : {std::pair{6u, "tcp_handler"}, {17u, "udp_handler"}, {47u, "drop"}}) {
-            auto spec = tcd::parse_handler_spec(name);
-            auto s = tcd::set_handler(*in, key, *spec);
-            if (!s) error_ = s.error().message();
-        }
-        in_.emplace(std::move(*in));
-    }
-    ~Instance() { (void)tcd::unload(dir_); }
-    const std::string& error() const { return error_; }
-    const tcd::Instance& in() const { return *in_; }
-    const std::string& dir() const { return dir_; }
-
-private:
-    std::string dir_;
-    std::string error_;
-    std::optional<tcd::Instance> in_;
 };
 
 uint32_t expected_verdict(const Fixture& f, tcd::MissAction miss) {
@@ -146,7 +113,7 @@ tcd::Counters slot(const tcd::StatsSnapshot& s, const std::string& cls, int key)
 }
 
 void check_suite(tcd::MissAction miss, const std::string& tag) {
-    Instance inst(tag, miss);
+    TestInstance inst(tag, miss);
     ASSERT_EQ(inst.error(), "");
     auto tracer = tcd::Tracer::open(inst.dir());
     ASSERT_TRUE(tracer) << tracer.error().message();
@@ -203,7 +170,7 @@ TEST(Fixtures, MissActionDrop) {
 
 TEST(Fixtures, TraceLeavesLiveCountersAlone) {
     TCD_REQUIRE_KERNEL();
-    Instance inst("tcdfx_trace", tcd::MissAction::pass);
+    TestInstance inst("tcdfx_trace", tcd::MissAction::pass);
     ASSERT_EQ(inst.error(), "");
     auto before = tcd::read_stats(inst.in().stats_fd());
     auto tracer = tcd::Tracer::open(inst.dir());
@@ -232,7 +199,7 @@ TEST(Fixtures, TraceWithoutInstanceMissesEveryKey) {
 
 TEST(Fixtures, WiredHandlerNamedByTrace) {
     TCD_REQUIRE_KERNEL();
-    Instance inst("tcdfx_names", tcd::MissAction::pass);
+    TestInstance inst("tcdfx_names", tcd::MissAction::pass);
     ASSERT_EQ(inst.error(), "");
     auto tracer = tcd::Tracer::open(inst.dir());
     ASSERT_TRUE(tracer);

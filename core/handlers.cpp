@@ -1,0 +1,228 @@
+#include "core/handlers.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <fmt/format.h>
+
+#include "core/bpffs.h"
+#include "core/jumptable.h"
+#include "core/log.h"
+#include "core/privs.h"
+#include "tcd/shared.h"
+
+namespace tcd {
+namespace {
+
+constexpr size_t kMaxName = 15;  // BPF_OBJ_NAME_LEN - 1
+
+bool reserved_name(const std::string& name) {
+    const auto& b = builtin_handlers();
+    return name == TCD_PROG_DISPATCH || std::find(b.begin(), b.end(), name) != b.end();
+}
+
+// The object's map must be the pinned one in every way the programs see.
+Result<> check_shared_map(bpf_map* m, int pinned_fd, const std::string& object, const std::string& pin) {
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(pinned_fd, &info, &len) != 0) return fail_errno("read " + pin, errno);
+    std::string name = bpf_map__name(m);
+    auto differ = [&](const char* field, uint64_t mine, uint64_t theirs) {
+        return fail("map " + name, fmt::format("{} is {} in {}, {} in the pinned {}", field, mine, object, theirs, pin),
+                    "declare it as <tcd/handler.h> does");
+    };
+    if (bpf_map__type(m) != info.type)
+        return fail("map " + name,
+                    fmt::format("type is {} in {}, {} in the pinned {}",
+                                libbpf_bpf_map_type_str(bpf_map__type(m)),
+                                object, libbpf_bpf_map_type_str(static_cast<bpf_map_type>(info.type)), pin),
+                    "declare it as <tcd/handler.h> does");
+    if (bpf_map__key_size(m) != info.key_size) return differ("key size", bpf_map__key_size(m), info.key_size);
+    if (bpf_map__value_size(m) != info.value_size) return differ("value size", bpf_map__value_size(m), info.value_size);
+    if (bpf_map__max_entries(m) != info.max_entries)
+        return differ("max_entries", bpf_map__max_entries(m), info.max_entries);
+    return {};
+}
+
+// libbpf adds the frags flag at load time for SEC("xdp.frags"...), whatever
+// the program's flags say. While a handler object is opened and loaded, tcd's
+// own section handlers take those sections and load them as plain XDP.
+class NoFragsSections {
+public:
+    NoFragsSections() {
+        // libbpf 1.1 frees its table of custom handlers when the last one is
+        // unregistered and then writes to it on the next registration: one
+        // registration that stays keeps the table alive.
+        static const int keep = libbpf_register_prog_handler("tcd.unused", BPF_PROG_TYPE_XDP, BPF_XDP, nullptr);
+        (void)keep;
+        LIBBPF_OPTS(libbpf_prog_handler_opts, o, .prog_prepare_load_fn = clear_frags);
+        for (const char* sec : {"xdp.frags", "xdp.frags/"}) {
+            int id = libbpf_register_prog_handler(sec, BPF_PROG_TYPE_XDP, BPF_XDP, &o);
+            if (id >= 0) ids_.push_back(id);
+        }
+    }
+    ~NoFragsSections() {
+        for (int id : ids_) libbpf_unregister_prog_handler(id);
+    }
+
+private:
+    static int clear_frags(bpf_program*, bpf_prog_load_opts* opts, long) {
+        opts->prog_flags &= ~BPF_F_XDP_HAS_FRAGS;
+        return 0;
+    }
+    std::vector<int> ids_;
+};
+
+}  // namespace
+
+Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& object,
+                                        const std::vector<std::string>& progs) {
+    if (auto r = require_bpf_privileges("handler load"); !r) return tl::unexpected(r.error());
+    std::string what = "handler load " + object;
+    struct stat st {};
+    if (stat(object.c_str(), &st) != 0) {
+        if (errno == ENOENT) return fail(what, "no such file", "", ENOENT);
+        return fail_errno(what, errno);
+    }
+    if (!S_ISREG(st.st_mode)) return fail(what, "not a regular file");
+
+    NoFragsSections no_frags;
+    LIBBPF_OPTS(bpf_object_open_opts, oo);
+    BpfObjectPtr obj(bpf_object__open_file(object.c_str(), &oo));
+    if (!obj) {
+        int err = errno;
+        if (err == ENOENT || err == EINVAL || err >= 4000)
+            return fail(what, "not a BPF ELF object", "build it with clang -target bpf -O2 -g", err);
+        return fail_errno(what, err);
+    }
+
+    // Choose the programs, and load them the way the dispatcher is loaded.
+    std::vector<bpf_program*> chosen;
+    std::vector<std::string> available;
+    bpf_program* p;
+    bpf_object__for_each_program(p, obj.get()) {
+        std::string name = bpf_program__name(p);
+        bool xdp = bpf_program__type(p) == BPF_PROG_TYPE_XDP;
+        if (xdp) available.push_back(name);
+        bool named = std::find(progs.begin(), progs.end(), name) != progs.end();
+        if (!progs.empty() && !named) {
+            bpf_program__set_autoload(p, false);
+            continue;
+        }
+        if (!xdp) {
+            if (named)
+                return fail(what, fmt::format("program {} is a {} program; the jump table takes xdp", name,
+                                              prog_type_name(bpf_program__type(p))),
+                            "write it as SEC(\"xdp\")");
+            bpf_program__set_autoload(p, false);
+            continue;
+        }
+        if (name.size() > kMaxName)
+            return fail(what, fmt::format("program name {} is longer than {} characters", name, kMaxName),
+                        "the kernel keeps 15; rename the function");
+        if (reserved_name(name))
+            return fail(what, fmt::format("program {} has the name of a built-in program", name), "rename it");
+        if (bpffs::exists(in.paths().handler(name)))
+            return fail(what, fmt::format("a handler named {} is pinned already", name),
+                        fmt::format("'tcd handler unload {}' first", name));
+        bpf_program__set_expected_attach_type(p, BPF_XDP);
+        bpf_program__set_flags(p, bpf_program__flags(p) & ~BPF_F_XDP_HAS_FRAGS);
+        chosen.push_back(p);
+    }
+    for (const auto& want : progs)
+        if (std::none_of(chosen.begin(), chosen.end(), [&](bpf_program* c) { return want == bpf_program__name(c); })) {
+            std::string list;
+            for (const auto& a : available) list += (list.empty() ? "" : ", ") + a;
+            return fail(what, "no XDP program named " + want,
+                        available.empty() ? "it has no XDP program" : "it has: " + list);
+        }
+    if (chosen.empty()) return fail(what, "no XDP program in it", "handlers are SEC(\"xdp\") programs");
+
+    // Maps with a tcd map's name are the instance's pinned ones.
+    HandlerLoadResult res;
+    res.object = object;
+    std::vector<UniqueFd> reused;
+    bpf_map* m;
+    bpf_object__for_each_map(m, obj.get()) {
+        std::string name = bpf_map__name(m);
+        std::string pin;
+        if (name == TCD_MAP_JT) pin = in.paths().jt();
+        else if (name == TCD_MAP_STATS) pin = in.paths().stats();
+        else continue;
+        auto fd = bpffs::get(pin);
+        if (!fd) return tl::unexpected(fd.error());
+        if (auto r = check_shared_map(m, fd->get(), object, pin); !r) return tl::unexpected(r.error());
+        if (int err = bpf_map__reuse_fd(m, fd->get())) return fail_errno("reuse " + pin, -err);
+        res.shared_maps.push_back(name);
+        reused.push_back(std::move(*fd));
+    }
+
+    if (int err = bpf_object__load(obj.get())) {
+        std::string w = last_library_warning();
+        return fail(what, "the kernel refused it: " + errno_words(-err),
+                    w.empty() ? "run with -v for the verifier log" : "libbpf: " + w + "; -v shows the full log", -err);
+    }
+
+    // Pin each; all or nothing.
+    std::vector<std::string> pinned;
+    auto undo = [&] {
+        for (const auto& path : pinned) (void)bpffs::remove(path);
+    };
+    for (bpf_program* c : chosen) {
+        std::string name = bpf_program__name(c);
+        std::string path = in.paths().handler(name);
+        if (auto r = bpffs::pin(bpf_program__fd(c), path); !r) {
+            undo();
+            return tl::unexpected(r.error());
+        }
+        pinned.push_back(path);
+        auto info = prog_info(bpf_program__fd(c));
+        res.loaded.push_back({name, info ? info->id : 0, info ? info->tag : ""});
+    }
+    return res;
+}
+
+Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string& name, bool force) {
+    if (auto r = require_bpf_privileges("handler unload"); !r) return tl::unexpected(r.error());
+    std::string what = "handler " + name;
+    if (name.empty() || name.find('/') != std::string::npos) return usage_error(what, "not a handler name");
+    if (name == TCD_PROG_DISPATCH) return fail(what, "is the dispatcher", "'tcd unload' removes the instance");
+    if (reserved_name(name)) return fail(what, "is built in", "'tcd unload' removes the instance with it");
+    std::string path = in.paths().handler(name);
+    auto fd = bpffs::get(path);
+    if (!fd) {
+        if (fd.error().err == ENOENT)
+            return fail(what, "not pinned in " + in.paths().dir, "see 'tcd handler list'");
+        return tl::unexpected(fd.error());
+    }
+    if (fd_kind(fd->get()) != ObjKind::prog) return fail(what, "is not a program");
+    auto info = prog_info(fd->get());
+    if (!info) return tl::unexpected(info.error());
+
+    HandlerUnloadResult res;
+    res.name = name;
+    auto wiring = list_wiring(in);
+    if (!wiring) return tl::unexpected(wiring.error());
+    std::vector<uint32_t> keys;
+    for (const auto& w : *wiring)
+        if (w.prog_id == info->id) keys.push_back(w.key);
+    if (!keys.empty()) {
+        std::string list;
+        for (auto k : keys) list += (list.empty() ? "" : " ") + std::to_string(k);
+        if (!force)
+            return fail(what, "is wired at key" + std::string(keys.size() > 1 ? "s " : " ") + list,
+                        "'tcd map del " + list + "' first, or --force");
+        auto del = del_keys(in, keys);
+        if (!del) return tl::unexpected(del.error());
+        res.unwired = keys;
+    }
+    if (auto r = bpffs::remove(path); !r) return tl::unexpected(r.error());
+    return res;
+}
+
+}  // namespace tcd
