@@ -422,3 +422,51 @@ TEST(E2E, UserHandlersFromExamples) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(E2E, NotRootGetsASentence) {
+    TCD_REQUIRE_KERNEL();
+    for (const char* args : {"status", "load", "stats", "map list", "attach lo", "unload"}) {
+        Cmd c = sh(std::string("setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all ") + TCD_BIN +
+                   " -d /sys/fs/bpf/tcd-nonroot-test " + args);
+        EXPECT_EQ(c.rc, 1) << args << ": " << c.err;
+        EXPECT_EQ(c.out, "") << args;
+        EXPECT_EQ(c.err.rfind("tcd: ", 0), 0u) << c.err;
+        EXPECT_NE(c.err.find("permission denied (needs root or CAP_BPF+CAP_NET_ADMIN)"), std::string::npos)
+            << args << ": " << c.err;
+        EXPECT_EQ(c.err.find("errno"), std::string::npos);
+    }
+}
+
+TEST(E2E, MountsBpffsWhenMissing) {
+    TCD_REQUIRE_KERNEL();
+    // In a private mount namespace, take bpffs away from /sys/fs/bpf; tcd load
+    // mounts it again, as bpftool does, and works there. Nothing leaks out.
+    std::string dir = "/sys/fs/bpf/tcd-mount-test";
+    Cmd c = sh("unshare --mount --propagation private sh -c 'umount /sys/fs/bpf && ! mountpoint -q /sys/fs/bpf && " +
+               std::string(TCD_BIN) + " -d " + dir + " load && mountpoint -q /sys/fs/bpf && test -e " + dir +
+               "/xdp_dispatch && " + TCD_BIN + " -d " + dir + " unload'");
+    EXPECT_EQ(c.rc, 0) << c.out << c.err;
+    EXPECT_FALSE(tcd::bpffs::exists(dir));
+}
+
+TEST(E2E, QuietVerboseAndJsonEverywhere) {
+    TOPOLOGY(t);
+    Cmd q = t.tcd("-q load");
+    EXPECT_EQ(q.rc, 0);
+    EXPECT_EQ(q.out, "");
+    Cmd v = t.tcd("-v load --force");
+    EXPECT_EQ(v.rc, 0);
+    EXPECT_NE(v.err.find("libbpf"), std::string::npos);  // the library log, on stderr
+    for (const char* args : {"status", "map list", "handler list", "stats", "stats --all"}) {
+        Cmd j = t.tcd(std::string("-j ") + args);
+        EXPECT_EQ(j.rc, 0) << args;
+        ASSERT_TRUE(json::accept(j.out)) << args << ": " << j.out;
+        Cmd p = t.tcd(std::string("-p ") + args);
+        EXPECT_EQ(json::parse(p.out), json::parse(j.out)) << args;
+        if (!json::parse(j.out).empty()) EXPECT_NE(p.out.find("\n  "), std::string::npos) << args;  // indented
+    }
+}
+
+}  // namespace
