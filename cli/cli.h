@@ -58,6 +58,8 @@ void setup_trace(CLI::App& app, Context& ctx);     // trace
 struct LoadOptions {
     std::string miss_action = "pass";
     bool force = false;
+    std::string key = "proto";
+    std::string hook = "xdp";
 };
 Result<> run_load(const LoadOptions& o, Context& ctx);
 Result<> run_unload(Context& ctx);
@@ -75,6 +77,7 @@ struct AttachOptions {
     std::string mode = "auto";
     std::string netns;
     bool force = false;
+    std::string direction;
 };
 Result<> run_attach(const AttachOptions& o, Context& ctx);
 
@@ -82,6 +85,7 @@ struct DetachOptions {
     std::string ifname;
     std::string netns;
     bool all = false;
+    std::string direction;
 };
 Result<> run_detach(const DetachOptions& o, Context& ctx);
 

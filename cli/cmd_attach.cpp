@@ -15,6 +15,8 @@ namespace tcd::cli {
 Result<> run_attach(const AttachOptions& o, Context& ctx) {
     auto mode = parse_xdp_mode(o.mode);
     if (!mode) return tl::unexpected(mode.error());
+    if (!o.direction.empty() && o.direction != "ingress" && o.direction != "egress")
+        return usage_error("--direction " + o.direction, "not ingress or egress");
     if (auto p = require_bpf_privileges("attach"); !p) return p;
     auto ns = resolve_netns(o.netns);  // validate before anything is loaded
     if (!ns) return tl::unexpected(ns.error());
@@ -31,16 +33,31 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
     // failed attach takes that load back.
     bool loaded_now = false;
     if (!Instance::is_loaded(ctx.g.pin_dir)) {
-        auto l = tcd::load(ctx.g.pin_dir, {});
+        // --direction asks for a tc instance; plain attach for the default.
+        tcd::LoadOptions lo;
+        if (!o.direction.empty()) lo.kind.hook = Hook::tc;
+        auto l = tcd::load(ctx.g.pin_dir, lo);
         if (!l) return tl::unexpected(l.error());
         loaded_now = true;
     }
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return tl::unexpected(in.error());
-    tcd::AttachOptions ao{o.ifname, o.netns, *mode, o.force};
+    auto undo_load = [&] {
+        if (loaded_now) (void)tcd::unload(ctx.g.pin_dir);
+    };
+    if (in->kind().hook == Hook::tc && o.mode != "auto") {
+        undo_load();
+        return usage_error("attach", "--mode is for XDP instances; this one is on tc", "use --direction");
+    }
+    if (in->kind().hook == Hook::xdp && !o.direction.empty()) {
+        undo_load();
+        return usage_error("attach", "--direction is for tc instances; this one is on XDP",
+                           "load a tc instance with 'tcd load --hook tc' (another --pin-dir)");
+    }
+    tcd::AttachOptions ao{o.ifname, o.netns, *mode, o.force, o.direction};
     auto r = tcd::attach(*in, ao);
     if (!r) {
-        if (loaded_now) (void)tcd::unload(ctx.g.pin_dir);
+        undo_load();
         return tl::unexpected(r.error());
     }
     auto j = render::attach_json(*r);
@@ -52,6 +69,8 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
 }
 
 Result<> run_detach(const DetachOptions& o, Context& ctx) {
+    if (!o.direction.empty() && o.direction != "ingress" && o.direction != "egress")
+        return usage_error("--direction " + o.direction, "not ingress or egress");
     if (o.all && !o.ifname.empty())
         return usage_error("detach", "give an interface or --all, not both");
     if (!o.all && o.ifname.empty()) return usage_error("detach", "an interface or --all is required");
@@ -65,7 +84,7 @@ Result<> run_detach(const DetachOptions& o, Context& ctx) {
             auto guard = NetnsGuard::enter(*ns);
             if (!guard) return tl::unexpected(guard.error());
             if (!if_nametoindex(o.ifname.c_str())) return fail("interface " + o.ifname, "no such interface");
-            results.push_back({false, {o.ifname, if_nametoindex(o.ifname.c_str()), *ns, "", false}});
+            results.push_back({false, {o.ifname, if_nametoindex(o.ifname.c_str()), *ns, "", false, o.direction, false}});
         }
         ctx.print(render::detach_json(results), render::detach_plain(results));
         return {};
@@ -77,9 +96,11 @@ Result<> run_detach(const DetachOptions& o, Context& ctx) {
         if (!r) return tl::unexpected(r.error());
         for (auto& a : *r) results.push_back({true, a});
     } else {
-        auto r = tcd::detach(*in, o.ifname, o.netns);
+        if (!o.direction.empty() && in->kind().hook != Hook::tc)
+            return usage_error("detach", "--direction is for tc instances");
+        auto r = tcd::detach(*in, o.ifname, o.netns, o.direction);
         if (!r) return tl::unexpected(r.error());
-        results.push_back(*r);
+        results = std::move(*r);
     }
     ctx.print(render::detach_json(results), render::detach_plain(results));
     return {};
@@ -87,20 +108,26 @@ Result<> run_detach(const DetachOptions& o, Context& ctx) {
 
 void setup_attach(CLI::App& app, Context& ctx) {
     auto a = std::make_shared<AttachOptions>();
-    auto* attach = app.add_subcommand("attach", "attach the dispatcher to IFACE's XDP hook (loads it first if needed)");
+    auto* attach = app.add_subcommand("attach", "attach the dispatcher to IFACE (XDP, or tc with --direction; loads it first if needed)");
     attach->add_option("IFACE", a->ifname, "interface name")->required();
     attach->add_option("--mode", a->mode, "XDP mode (default auto)")
         ->check(CLI::IsMember({"auto", "native", "skb", "hw"}))
         ->type_name("auto|native|skb|hw");
     attach->add_option("--netns", a->netns, "network namespace (/run/netns/NAME or a path) for the netlink work")
         ->type_name("NAME|PATH");
-    attach->add_flag("--force", a->force, "replace another XDP program running there");
+    attach->add_option("--direction", a->direction, "tc instances: ingress (default) or egress; both may be attached")
+        ->check(CLI::IsMember({"ingress", "egress"}))
+        ->type_name("ingress|egress");
+    attach->add_flag("--force", a->force, "replace another program running there");
     attach->callback([&ctx, a] { ctx.action = [&ctx, a] { return run_attach(*a, ctx); }; });
 
     auto d = std::make_shared<DetachOptions>();
     auto* detach = app.add_subcommand("detach", "take the dispatcher off IFACE (or off every interface with --all)");
     detach->add_option("IFACE", d->ifname, "interface name");
     detach->add_option("--netns", d->netns, "network namespace (/run/netns/NAME or a path)")->type_name("NAME|PATH");
+    detach->add_option("--direction", d->direction, "tc instances: only this direction (default both)")
+        ->check(CLI::IsMember({"ingress", "egress"}))
+        ->type_name("ingress|egress");
     detach->add_flag("--all", d->all, "every interface the dispatcher runs on");
     detach->callback([&ctx, d] { ctx.action = [&ctx, d] { return run_detach(*d, ctx); }; });
 }

@@ -15,6 +15,11 @@ Result<> run_load(const LoadOptions& o, Context& ctx) {
     else if (o.miss_action == "pass") lo.miss = MissAction::pass;
     else return usage_error("--miss-action " + o.miss_action, "not pass or drop");
     lo.force = o.force;
+    auto key = parse_key_kind(o.key);
+    if (!key) return tl::unexpected(key.error());
+    auto hook = parse_hook(o.hook);
+    if (!hook) return tl::unexpected(hook.error());
+    lo.kind = {*key, *hook};
     auto r = tcd::load(ctx.g.pin_dir, lo);
     if (!r) return tl::unexpected(r.error());
     ctx.print(render::load_json(*r), render::load_plain(*r));
@@ -42,6 +47,12 @@ void setup_instance(CLI::App& app, Context& ctx) {
     load->add_option("--miss-action", load_opts->miss_action, "verdict for a key with no handler (default pass)")
         ->check(CLI::IsMember({"pass", "drop"}))
         ->type_name("pass|drop");
+    load->add_option("--key", load_opts->key, "dispatch on the IP protocol (default) or the TCP/UDP destination port")
+        ->check(CLI::IsMember({"proto", "port"}))
+        ->type_name("proto|port");
+    load->add_option("--hook", load_opts->hook, "XDP (default) or tc's clsact (ingress and egress)")
+        ->check(CLI::IsMember({"xdp", "tc"}))
+        ->type_name("xdp|tc");
     load->add_flag("--force", load_opts->force,
                    "reload a loaded instance: new dispatcher, same wiring and counters, swapped live");
     load->callback([&ctx, load_opts] { ctx.action = [&ctx, load_opts] { return run_load(*load_opts, ctx); }; });

@@ -10,8 +10,15 @@
 
 namespace tcd::cli {
 
+// The key's grammar depends on the instance (protocols or ports); without
+// one, the protocol grammar still catches a bad key as a usage error first.
+static KeyKind kind_at(const std::string& dir) {
+    auto k = pinned_kind(dir);
+    return k ? k->key : KeyKind::proto;
+}
+
 Result<> run_map_set(const MapSetOptions& o, Context& ctx) {
-    auto key = parse_key(o.key);
+    auto key = parse_key(o.key, kind_at(ctx.g.pin_dir));
     if (!key) return tl::unexpected(key.error());
     auto spec = parse_handler_spec(o.handler);
     if (!spec) return tl::unexpected(spec.error());
@@ -26,8 +33,9 @@ Result<> run_map_set(const MapSetOptions& o, Context& ctx) {
 
 Result<> run_map_del(const std::vector<std::string>& texts, Context& ctx) {
     std::vector<uint32_t> keys;
+    KeyKind kind = kind_at(ctx.g.pin_dir);
     for (const auto& t : texts) {
-        auto k = parse_key(t);
+        auto k = parse_key(t, kind);
         if (!k) return tl::unexpected(k.error());
         keys.push_back(*k);
     }
@@ -56,13 +64,13 @@ void setup_map(CLI::App& app, Context& ctx) {
 
     auto set_opts = std::make_shared<MapSetOptions>();
     auto* set = map->add_subcommand("set", "wire KEY to HANDLER (one atomic update)");
-    set->add_option("KEY", set_opts->key, "0-255 or a protocol name (tcp, udp, icmp, ...)")->required();
+    set->add_option("KEY", set_opts->key, "0-255 or a protocol name (tcp, udp, icmp, ...); on a port instance 0-65535 or a service (http, ssh, dns, ...)")->required();
     set->add_option("HANDLER", set_opts->handler, "a name pinned in the pin dir, a bpffs path, or id:N")->required();
     set->callback([&ctx, set_opts] { ctx.action = [&ctx, set_opts] { return run_map_set(*set_opts, ctx); }; });
 
     auto del_keys = std::make_shared<std::vector<std::string>>();
     auto* del = map->add_subcommand("del", "unwire keys (their packets get the miss action)");
-    del->add_option("KEY", *del_keys, "0-255 or a protocol name")->required();
+    del->add_option("KEY", *del_keys, "a key as for map set")->required();
     del->callback([&ctx, del_keys] { ctx.action = [&ctx, del_keys] { return run_map_del(*del_keys, ctx); }; });
 
     auto* list = map->add_subcommand("list", "the wired keys");

@@ -61,7 +61,7 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
     if (!in) return tl::unexpected(in.error());
 
     auto view_now = [&](const StatsSnapshot* prev, StatsSnapshot& now) -> Result<StatsView> {
-        auto s = read_stats(in->stats_fd());
+        auto s = read_stats(in->stats_fd(), in->kind().key);
         if (!s) return tl::unexpected(s.error());
         auto w = list_wiring(*in);
         if (!w) return tl::unexpected(w.error());
@@ -74,7 +74,7 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
         auto v = view_now(nullptr, now);
         if (!v) return tl::unexpected(v.error());
         if (o.reset) {
-            if (auto r = reset_stats(in->stats_fd()); !r) return r;
+            if (auto r = reset_stats(in->stats_fd(), in->kind().key); !r) return r;
         }
         ctx.print(render::stats_json(*v), render::stats_plain(*v));
         return {};
@@ -84,7 +84,7 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
     bool tty = !ctx.json() && isatty(STDOUT_FILENO) && &ctx.out == &std::cout;
     StatsSnapshot prev;
     {
-        auto first = read_stats(in->stats_fd());
+        auto first = read_stats(in->stats_fd(), in->kind().key);
         if (!first) return tl::unexpected(first.error());
         prev = *first;
     }

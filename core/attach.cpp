@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <set>
+#include <tuple>
 
 #include "tcd/shared.h"
 
@@ -111,11 +112,15 @@ Result<uint32_t> find_ifindex(const std::string& ifname, const std::string& netn
 }
 
 
+uint32_t direction_code(const std::string& d) { return d == "ingress" ? 1 : d == "egress" ? 2 : 0; }
+const char* direction_name(uint32_t code) { return code == 1 ? "ingress" : code == 2 ? "egress" : ""; }
+
 Result<> record(const Instance& in, const Attachment& a, uint64_t ino) {
     if (in.attach_fd() < 0) return {};
     tcd_attach_key k{};
     k.netns_ino = ino;
     k.ifindex = a.ifindex;
+    k.direction = direction_code(a.direction);
     tcd_attach_val v{};
     std::snprintf(v.ifname, sizeof v.ifname, "%s", a.ifname.c_str());
     std::snprintf(v.netns, sizeof v.netns, "%s", a.netns.c_str());
@@ -124,17 +129,70 @@ Result<> record(const Instance& in, const Attachment& a, uint64_t ino) {
                                    : a.mode == "hw"   ? XDP_MODE_HW
                                                       : XDP_MODE_UNSPEC);
     v.multiprog = a.multiprog ? 1 : 0;
+    v.made_qdisc = a.made_qdisc ? 1 : 0;
     if (bpf_map_update_elem(in.attach_fd(), &k, &v, BPF_ANY) != 0)
         return fail_errno("record attachment of " + a.ifname, errno);
     return {};
 }
 
-void forget(const Instance& in, uint64_t ino, uint32_t ifindex) {
+void forget(const Instance& in, uint64_t ino, uint32_t ifindex, const std::string& direction = "") {
     if (in.attach_fd() < 0) return;
     tcd_attach_key k{};
     k.netns_ino = ino;
     k.ifindex = ifindex;
+    k.direction = direction_code(direction);
     bpf_map_delete_elem(in.attach_fd(), &k);
+}
+
+// ---- tc: a direct-action filter on the clsact qdisc -----------------------
+// tcd's filter is the one with this handle and priority.
+constexpr uint32_t kTcHandle = 0x7cd;
+constexpr uint32_t kTcPriority = 0x7cd;
+
+bpf_tc_attach_point tc_point(const std::string& direction) {
+    return direction == "egress" ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+}
+
+// The program id of tcd's filter at ifindex/direction, or 0.
+uint32_t tc_query(uint32_t ifindex, const std::string& direction) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = tc_point(direction));
+    LIBBPF_OPTS(bpf_tc_opts, o, .handle = kTcHandle, .priority = kTcPriority);
+    if (bpf_tc_query(&hook, &o) != 0) return 0;
+    return o.prog_id;
+}
+
+Result<bool> tc_attach_here(int prog_fd, uint32_t ifindex, const std::string& ifname, const std::string& direction,
+                            bool replace) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = tc_point(direction));
+    int err = bpf_tc_hook_create(&hook);
+    bool made = err == 0;
+    if (err && err != -EEXIST) return fail_errno("create the clsact qdisc on " + ifname, -err);
+    LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = prog_fd, .flags = replace ? BPF_TC_F_REPLACE : 0u,
+                .handle = kTcHandle, .priority = kTcPriority);
+    if ((err = bpf_tc_attach(&hook, &o)) != 0) {
+        if (made) {
+            hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+            bpf_tc_hook_destroy(&hook);
+        }
+        return fail_errno("attach " + ifname + " " + direction, -err);
+    }
+    return made;
+}
+
+Result<> tc_detach_here(uint32_t ifindex, const std::string& ifname, const std::string& direction) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = tc_point(direction));
+    LIBBPF_OPTS(bpf_tc_opts, o, .handle = kTcHandle, .priority = kTcPriority);
+    if (int err = bpf_tc_detach(&hook, &o); err && err != -ENOENT)
+        return fail_errno("detach " + ifname + " " + direction, -err);
+    return {};
+}
+
+// Removes the clsact qdisc tcd made, once neither direction has tcd's filter.
+void tc_drop_qdisc_if_unused(uint32_t ifindex) {
+    if (tc_query(ifindex, "ingress") || tc_query(ifindex, "egress")) return;
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex),
+                .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+    bpf_tc_hook_destroy(&hook);
 }
 
 struct Record {
@@ -226,7 +284,37 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
     if (!ifindex) return tl::unexpected(ifindex.error());
 
     AttachResult res;
-    res.where = {opt.ifname, *ifindex, *ns, "", false};
+    res.where = {opt.ifname, *ifindex, *ns, "", false, "", false};
+    if (in.kind().hook == Hook::tc) {
+        std::string dir = opt.direction.empty() ? "ingress" : opt.direction;
+        res.where.mode = "tc";
+        res.where.direction = dir;
+        uint32_t id = tc_query(*ifindex, dir);
+        if (id == in.dispatcher().id) {  // already there
+            for (const auto& r : records(in))
+                if (r.key.netns_ino == ino && r.key.ifindex == *ifindex && r.key.direction == direction_code(dir))
+                    res.where.made_qdisc = r.val.made_qdisc;
+            if (auto r = record(in, res.where, ino); !r) return tl::unexpected(r.error());
+            return res;
+        }
+        if (id && !opt.force) {
+            std::string who = fmt::format("id {}", id);
+            if (auto fd = prog_fd_by_id(id))
+                if (auto info = prog_info(fd->get())) who = fmt::format("{} (id {})", info->name, id);
+            return fail("interface " + opt.ifname, "another program holds tcd's tc filter slot: " + who,
+                        "use --force to replace it");
+        }
+        auto made = tc_attach_here(in.dispatcher_fd(), *ifindex, opt.ifname, dir, id != 0);
+        if (!made) return tl::unexpected(made.error());
+        res.where.made_qdisc = *made;
+        res.changed = true;
+        if (auto r = record(in, res.where, ino); !r) {
+            (void)tc_detach_here(*ifindex, opt.ifname, dir);
+            if (*made) tc_drop_qdisc_if_unused(*ifindex);
+            return tl::unexpected(r.error());
+        }
+        return res;
+    }
     XdpState st = query(*ifindex, in.dispatcher());
     if (st.ours) {  // already there: the state asked for holds
         res.where.mode = st.mode;
@@ -300,7 +388,8 @@ static Result<> detach_here(const Instance& in, const Attachment& a) {
     return {};
 }
 
-Result<DetachResult> detach(const Instance& in, const std::string& ifname, const std::string& netns) {
+Result<std::vector<DetachResult>> detach(const Instance& in, const std::string& ifname, const std::string& netns,
+                                         const std::string& direction) {
     auto ns = resolve_netns(netns);
     if (!ns) return tl::unexpected(ns.error());
     uint64_t ino = netns_inode(*ns);
@@ -309,41 +398,80 @@ Result<DetachResult> detach(const Instance& in, const std::string& ifname, const
     auto ifindex = find_ifindex(ifname, *ns);
     if (!ifindex) return tl::unexpected(ifindex.error());
 
+    std::vector<DetachResult> out;
+    if (in.kind().hook == Hook::tc) {
+        bool made = false;
+        for (const auto& r : records(in))
+            if (r.key.netns_ino == ino && r.key.ifindex == *ifindex && r.val.made_qdisc) made = true;
+        for (const char* dir : {"ingress", "egress"}) {
+            if (!direction.empty() && direction != dir) continue;
+            DetachResult res;
+            res.where = {ifname, *ifindex, *ns, "tc", false, dir, made};
+            if (tc_query(*ifindex, dir) == in.dispatcher().id) {
+                if (auto r = tc_detach_here(*ifindex, ifname, dir); !r) return tl::unexpected(r.error());
+                res.changed = true;
+            }
+            forget(in, ino, *ifindex, dir);
+            if (res.changed || direction == dir) out.push_back(res);
+        }
+        if (made) tc_drop_qdisc_if_unused(*ifindex);
+        if (out.empty()) out.push_back({false, {ifname, *ifindex, *ns, "tc", false, direction, false}});
+        return out;
+    }
     DetachResult res;
     XdpState st = query(*ifindex, in.dispatcher());
-    res.where = {ifname, *ifindex, *ns, st.mode, st.multiprog};
+    res.where = {ifname, *ifindex, *ns, st.mode, st.multiprog, "", false};
     if (!st.ours) {
         forget(in, ino, *ifindex);
-        return res;
+        out.push_back(res);
+        return out;
     }
     if (auto r = detach_here(in, res.where); !r) return tl::unexpected(r.error());
     forget(in, ino, *ifindex);
     res.changed = true;
-    return res;
+    out.push_back(res);
+    return out;
 }
 
 std::vector<Attachment> attachments(const Instance& in) {
     std::vector<Attachment> out;
-    std::set<std::pair<uint64_t, uint32_t>> seen;
+    std::set<std::tuple<uint64_t, uint32_t, uint32_t>> seen;
     uint64_t own = netns_inode("");
+    bool tc = in.kind().hook == Hook::tc;
+    // What runs at one interface of the current namespace, per hook.
+    auto look = [&](uint32_t ifindex, const std::string& name, const std::string& ns, bool made,
+                    std::optional<uint32_t> only_dir) {
+        if (tc) {
+            for (uint32_t d : {1u, 2u}) {
+                if (only_dir && *only_dir != d) continue;
+                if (tc_query(ifindex, direction_name(d)) == in.dispatcher().id)
+                    out.push_back({name, ifindex, ns, "tc", false, direction_name(d), made});
+            }
+            return;
+        }
+        XdpState st = query(ifindex, in.dispatcher());
+        if (st.ours) out.push_back({name, ifindex, ns, st.mode, st.multiprog, "", false});
+    };
     for (const auto& r : records(in)) {
         std::string ns = r.val.netns;
-        if (r.key.netns_ino == own) continue;  // the scan below covers it
         if (netns_inode(ns) != r.key.netns_ino) continue;  // namespace gone
-        auto guard = NetnsGuard::enter(ns);
+        auto guard = NetnsGuard::enter(r.key.netns_ino == own ? "" : ns);
         if (!guard) continue;
-        XdpState st = query(r.key.ifindex, in.dispatcher());
-        if (!st.ours) continue;
         char name[IF_NAMESIZE] = {};
         if (!if_indextoname(r.key.ifindex, name)) continue;
-        out.push_back({name, r.key.ifindex, ns, st.mode, st.multiprog});
-        seen.insert({r.key.netns_ino, r.key.ifindex});
+        look(r.key.ifindex, name, r.key.netns_ino == own ? "" : ns, r.val.made_qdisc,
+             tc ? std::optional<uint32_t>(r.key.direction) : std::nullopt);
+        seen.insert({r.key.netns_ino, r.key.ifindex, r.key.direction});
     }
+    // Interfaces of tcd's own namespace that run it without a record (ip, bpftool).
     if (struct if_nameindex* list = if_nameindex()) {
         for (auto* i = list; i->if_index; ++i) {
-            if (seen.count({own, i->if_index})) continue;
-            XdpState st = query(i->if_index, in.dispatcher());
-            if (st.ours) out.push_back({i->if_name, i->if_index, "", st.mode, st.multiprog});
+            if (!tc && seen.count({own, i->if_index, 0})) continue;
+            if (tc && seen.count({own, i->if_index, 1}) && seen.count({own, i->if_index, 2})) continue;
+            std::optional<uint32_t> only;
+            if (tc && seen.count({own, i->if_index, 1})) only = 2;
+            if (tc && seen.count({own, i->if_index, 2})) only = 1;
+            look(i->if_index, i->if_name, "", false, only);
         }
         if_freenameindex(list);
     }
@@ -355,6 +483,12 @@ Result<std::vector<Attachment>> detach_all(const Instance& in) {
     for (const auto& a : attachments(in)) {
         auto guard = NetnsGuard::enter(a.netns);
         if (!guard) return tl::unexpected(guard.error());
+        if (in.kind().hook == Hook::tc) {
+            if (auto r = tc_detach_here(a.ifindex, a.ifname, a.direction); !r) return tl::unexpected(r.error());
+            if (a.made_qdisc) tc_drop_qdisc_if_unused(a.ifindex);
+            done.push_back(a);
+            continue;
+        }
         if (auto r = detach_here(in, a); !r) {
             // Put back what this call took away, so a failed command changes nothing.
             for (const auto& d : done) {
@@ -375,9 +509,15 @@ Result<std::vector<Attachment>> detach_all(const Instance& in) {
 
 Result<std::vector<Attachment>> swap_dispatcher(const Instance& in, int new_fd) {
     std::vector<Attachment> done;
-    auto swap = [](const Attachment& a, int fd, int old_fd) -> Result<> {
+    bool tc = in.kind().hook == Hook::tc;
+    auto swap = [tc](const Attachment& a, int fd, int old_fd) -> Result<> {
         auto guard = NetnsGuard::enter(a.netns);
         if (!guard) return tl::unexpected(guard.error());
+        if (tc) {  // the same filter slot, replaced in one step
+            auto r = tc_attach_here(fd, a.ifindex, a.ifname, a.direction, true);
+            if (!r) return tl::unexpected(r.error());
+            return {};
+        }
         LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = old_fd);
         if (bpf_xdp_attach(static_cast<int>(a.ifindex), fd, mode_flags(a.mode) | XDP_FLAGS_REPLACE, &o) != 0)
             return fail_errno("replace the dispatcher on " + a.ifname, errno);

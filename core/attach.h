@@ -47,8 +47,10 @@ struct Attachment {
     std::string ifname;
     uint32_t ifindex = 0;
     std::string netns;  // path, "" = tcd's own namespace
-    std::string mode;
+    std::string mode;   // XDP: native, skb, hw; tc: "tc"
     bool multiprog = false;
+    std::string direction;  // tc: ingress or egress; XDP: ""
+    bool made_qdisc = false;
 };
 
 struct AttachOptions {
@@ -56,6 +58,7 @@ struct AttachOptions {
     std::string netns;  // as given on the command line
     XdpMode mode = XdpMode::auto_mode;
     bool force = false;
+    std::string direction;  // tc instances: ingress (default) or egress
 };
 
 struct AttachResult {
@@ -70,7 +73,9 @@ struct DetachResult {
     bool changed = false;
     Attachment where;
 };
-Result<DetachResult> detach(const Instance& in, const std::string& ifname, const std::string& netns);
+// tc instances: direction "" means both.
+Result<std::vector<DetachResult>> detach(const Instance& in, const std::string& ifname, const std::string& netns,
+                                         const std::string& direction = "");
 
 // Every interface running this instance's dispatcher: those tcd recorded
 // (checked against the kernel) and any in tcd's own namespace.

@@ -23,7 +23,7 @@ constexpr size_t kMaxName = 15;  // BPF_OBJ_NAME_LEN - 1
 
 bool reserved_name(const std::string& name) {
     const auto& b = builtin_handlers();
-    return name == TCD_PROG_DISPATCH || std::find(b.begin(), b.end(), name) != b.end();
+    return name == TCD_PROG_DISPATCH || name == TCD_PROG_TC_DISPATCH || std::find(b.begin(), b.end(), name) != b.end();
 }
 
 // The object's map must be the pinned one in every way the programs see.
@@ -102,12 +102,16 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
     }
 
     // Choose the programs, and load them the way the dispatcher is loaded.
+    // An XDP instance takes XDP programs, a tc instance tc (sched_cls) ones.
+    const bool tc = in.kind().hook == Hook::tc;
+    const bpf_prog_type want = tc ? BPF_PROG_TYPE_SCHED_CLS : BPF_PROG_TYPE_XDP;
+    const char* want_name = tc ? "tc" : "xdp";
     std::vector<bpf_program*> chosen;
     std::vector<std::string> available;
     bpf_program* p;
     bpf_object__for_each_program(p, obj.get()) {
         std::string name = bpf_program__name(p);
-        bool xdp = bpf_program__type(p) == BPF_PROG_TYPE_XDP;
+        bool xdp = bpf_program__type(p) == want;
         if (xdp) available.push_back(name);
         bool named = std::find(progs.begin(), progs.end(), name) != progs.end();
         if (!progs.empty() && !named) {
@@ -116,9 +120,9 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
         }
         if (!xdp) {
             if (named)
-                return fail(what, fmt::format("program {} is a {} program; the jump table takes xdp", name,
-                                              prog_type_name(bpf_program__type(p))),
-                            "write it as SEC(\"xdp\")");
+                return fail(what, fmt::format("program {} is a {} program; the jump table takes {}", name,
+                                              prog_type_name(bpf_program__type(p)), prog_type_name(want)),
+                            fmt::format("write it as SEC(\"{}\")", want_name));
             bpf_program__set_autoload(p, false);
             continue;
         }
@@ -130,7 +134,7 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
         if (bpffs::exists(in.paths().handler(name)))
             return fail(what, fmt::format("a handler named {} is pinned already", name),
                         fmt::format("'tcd handler unload {}' first", name));
-        bpf_program__set_expected_attach_type(p, BPF_XDP);
+        if (!tc) bpf_program__set_expected_attach_type(p, BPF_XDP);
         bpf_program__set_flags(p, bpf_program__flags(p) & ~BPF_F_XDP_HAS_FRAGS);
         chosen.push_back(p);
     }
@@ -138,10 +142,12 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
         if (std::none_of(chosen.begin(), chosen.end(), [&](bpf_program* c) { return want == bpf_program__name(c); })) {
             std::string list;
             for (const auto& a : available) list += (list.empty() ? "" : ", ") + a;
-            return fail(what, "no XDP program named " + want,
-                        available.empty() ? "it has no XDP program" : "it has: " + list);
+            return fail(what, fmt::format("no {} program named {}", want_name, want),
+                        available.empty() ? fmt::format("it has no {} program", want_name) : "it has: " + list);
         }
-    if (chosen.empty()) return fail(what, "no XDP program in it", "handlers are SEC(\"xdp\") programs");
+    if (chosen.empty())
+        return fail(what, fmt::format("no {} program in it", want_name),
+                    fmt::format("handlers of this instance are SEC(\"{}\") programs", want_name));
 
     // Maps with a tcd map's name are the instance's pinned ones.
     HandlerLoadResult res;

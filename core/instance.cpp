@@ -9,41 +9,109 @@
 #include <cstring>
 
 #include "core/bpffs.h"
-#include "tcd_proto.skel.h"
 #include "tcd/shared.h"
+#include "tcd_port.skel.h"
+#include "tcd_proto.skel.h"
+#include "tcd_tcport.skel.h"
+#include "tcd_tcproto.skel.h"
 
 namespace tcd {
+namespace {
+
+// Every build shares the source, so one layout serves for .rodata.
+using Rodata = tcd_proto::tcd_proto__rodata;
+
+const char* object_name(Kind k) {
+    if (k.hook == Hook::tc) return k.key == KeyKind::port ? "tcd_tcport" : "tcd_tcproto";
+    return k.key == KeyKind::port ? "tcd_port" : "tcd_proto";
+}
+
+bool ends_with(const std::string& s, const char* suffix) {
+    size_t n = std::strlen(suffix);
+    return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+}  // namespace
 
 const std::vector<std::string>& builtin_handlers() {
     static const std::vector<std::string> names = {"tcp_handler", "udp_handler", "pass", "drop"};
     return names;
 }
 
-std::string Paths::dispatcher() const { return dir + "/" TCD_PROG_DISPATCH; }
-
 const char* miss_action_name(MissAction a) { return a == MissAction::drop ? "drop" : "pass"; }
-uint32_t miss_action_verdict(MissAction a) { return a == MissAction::drop ? XDP_DROP : XDP_PASS; }
+uint32_t miss_action_verdict(MissAction a, Hook h) { return a == MissAction::drop ? verdict_drop(h) : verdict_pass(h); }
 
-void SkelDeleter::operator()(tcd_proto* s) const { tcd_proto__destroy(s); }
-
-Result<SkelPtr> open_skeleton() {
-    tcd_proto* skel = tcd_proto__open();
-    if (!skel) return fail_errno("open the embedded dispatcher", errno);
-    return SkelPtr(skel);
+std::string_view embedded_elf(Kind k) {
+    size_t sz = 0;
+    const void* p = nullptr;
+    if (k.hook == Hook::tc)
+        p = k.key == KeyKind::port ? tcd_tcport__elf_bytes(&sz) : tcd_tcproto__elf_bytes(&sz);
+    else
+        p = k.key == KeyKind::port ? tcd_port__elf_bytes(&sz) : tcd_proto__elf_bytes(&sz);
+    return {static_cast<const char*>(p), sz};
 }
 
-void set_skeleton_config(tcd_proto* skel, MissAction miss, bool trace_mode) {
-    skel->rodata->tcd_miss_action = miss_action_verdict(miss);
-    skel->rodata->tcd_trace_mode = trace_mode ? 1 : 0;
+Result<DispatcherObject> DispatcherObject::open(Kind kind) {
+    DispatcherObject d;
+    d.kind_ = kind;
+    std::string_view elf = embedded_elf(kind);
+    LIBBPF_OPTS(bpf_object_open_opts, o, .object_name = object_name(kind));
+    d.obj_.reset(bpf_object__open_mem(elf.data(), elf.size(), &o));
+    if (!d.obj_) return fail_errno("open the embedded dispatcher", errno);
+    return d;
 }
 
-bool Instance::is_loaded(const std::string& dir) { return bpffs::exists(Paths{dir}.dispatcher()); }
+bpf_program* DispatcherObject::dispatcher() const { return program(dispatcher_name(kind_.hook)); }
+
+bpf_program* DispatcherObject::program(const std::string& name) const {
+    return bpf_object__find_program_by_name(obj_.get(), name.c_str());
+}
+
+bpf_map* DispatcherObject::map(const std::string& name) const {
+    return bpf_object__find_map_by_name(obj_.get(), name.c_str());
+}
+
+void DispatcherObject::configure(MissAction miss, bool trace_mode) {
+    bpf_map* m;
+    bpf_object__for_each_map(m, obj_.get()) {
+        if (!ends_with(bpf_map__name(m), ".rodata")) continue;
+        size_t size = 0;
+        auto* ro = static_cast<char*>(const_cast<void*>(bpf_map__initial_value(m, &size)));
+        if (!ro || size < offsetof(Rodata, tcd_trace_mode) + 1) continue;
+        uint32_t verdict = miss_action_verdict(miss, kind_.hook);
+        std::memcpy(ro + offsetof(Rodata, tcd_miss_action), &verdict, sizeof verdict);
+        ro[offsetof(Rodata, tcd_trace_mode)] = trace_mode ? 1 : 0;
+    }
+}
+
+Result<> DispatcherObject::load() {
+    if (int err = bpf_object__load(obj_.get())) return fail_errno("load the dispatcher", -err);
+    return {};
+}
+
+std::optional<Kind> pinned_kind(const std::string& dir) {
+    Paths p{dir};
+    Kind k;
+    if (bpffs::exists(p.dispatcher(Hook::xdp))) k.hook = Hook::xdp;
+    else if (bpffs::exists(p.dispatcher(Hook::tc))) k.hook = Hook::tc;
+    else return std::nullopt;
+    if (auto fd = bpffs::get(p.jt())) {
+        bpf_map_info info{};
+        uint32_t len = sizeof info;
+        if (bpf_obj_get_info_by_fd(fd->get(), &info, &len) == 0 && info.max_entries == TCD_PORT_JT_ENTRIES)
+            k.key = KeyKind::port;
+    }
+    return k;
+}
+
+bool Instance::is_loaded(const std::string& dir) { return pinned_kind(dir).has_value(); }
 
 Result<Instance> Instance::open(const std::string& dir) {
     Instance in;
     in.paths_ = Paths{dir};
-    if (!is_loaded(dir))
-        return fail("instance " + dir, "not loaded", "run 'tcd load' or 'tcd attach IFACE' first");
+    auto kind = pinned_kind(dir);
+    if (!kind) return fail("instance " + dir, "not loaded", "run 'tcd load' or 'tcd attach IFACE' first");
+    in.kind_ = *kind;
     auto want = [&](const std::string& path, UniqueFd& out) -> Result<> {
         auto fd = bpffs::get(path);
         if (!fd) {
@@ -55,35 +123,35 @@ Result<Instance> Instance::open(const std::string& dir) {
         out = std::move(*fd);
         return {};
     };
-    if (auto r = want(in.paths_.dispatcher(), in.dispatcher_); !r) return tl::unexpected(r.error());
+    if (auto r = want(in.dispatcher_path(), in.dispatcher_); !r) return tl::unexpected(r.error());
     if (auto r = want(in.paths_.jt(), in.jt_); !r) return tl::unexpected(r.error());
     if (auto r = want(in.paths_.stats(), in.stats_); !r) return tl::unexpected(r.error());
+    if (in.kind_.key == KeyKind::port)
+        if (auto r = want(in.paths_.port_slot(), in.port_slot_); !r) return tl::unexpected(r.error());
     if (auto fd = bpffs::get(in.paths_.attach())) in.attach_ = std::move(*fd);
     auto info = prog_info(in.dispatcher_.get());
-    if (!info) return tl::unexpected(with_what(info.error(), in.paths_.dispatcher()));
+    if (!info) return tl::unexpected(with_what(info.error(), in.dispatcher_path()));
     in.info_ = std::move(*info);
-    auto miss = read_miss_action(in.info_);
-    if (miss) in.miss_ = *miss;
+    if (auto miss = read_miss_action(in.info_, in.kind_.hook)) in.miss_ = *miss;
     return in;
 }
 
-Result<MissAction> read_miss_action(const ProgInfo& dispatcher) {
+Result<MissAction> read_miss_action(const ProgInfo& dispatcher, Hook hook) {
     for (uint32_t id : dispatcher.map_ids) {
         UniqueFd fd(bpf_map_get_fd_by_id(id));
         if (!fd) continue;
         bpf_map_info info{};
         uint32_t len = sizeof(info);
         if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
-        std::string name = info.name;
-        if (name.size() < 7 || name.compare(name.size() - 7, 7, ".rodata") != 0) continue;
-        constexpr size_t at = offsetof(tcd_proto::tcd_proto__rodata, tcd_miss_action);
+        if (!ends_with(info.name, ".rodata")) continue;
+        constexpr size_t at = offsetof(Rodata, tcd_miss_action);
         if (info.value_size < at + sizeof(uint32_t)) continue;
         std::vector<char> value(info.value_size);
         uint32_t zero = 0;
         if (bpf_map_lookup_elem(fd.get(), &zero, value.data()) != 0) continue;
         uint32_t verdict = 0;
         std::memcpy(&verdict, value.data() + at, sizeof verdict);
-        return verdict == XDP_DROP ? MissAction::drop : MissAction::pass;
+        return verdict == verdict_drop(hook) ? MissAction::drop : MissAction::pass;
     }
     return fail("dispatcher", "cannot read its miss action");
 }

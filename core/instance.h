@@ -4,14 +4,18 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "core/fd.h"
+#include "core/kind.h"
 #include "core/progs.h"
 
-struct tcd_proto;
+struct bpf_program;
+struct bpf_map;
 
 namespace tcd {
 
@@ -23,23 +27,38 @@ const std::vector<std::string>& builtin_handlers();
 struct Paths {
     std::string dir;
     std::string maps_dir() const { return dir + "/maps"; }
-    std::string dispatcher() const;
+    std::string dispatcher(Hook h) const { return dir + "/" + dispatcher_name(h); }
     std::string jt() const { return maps_dir() + "/jt"; }
     std::string stats() const { return maps_dir() + "/proto_stats"; }
     std::string attach() const { return maps_dir() + "/attach"; }
+    std::string port_slot() const { return maps_dir() + "/port_slot"; }
     std::string handler(const std::string& name) const { return dir + "/" + name; }
 };
 
 enum class MissAction { pass, drop };
 const char* miss_action_name(MissAction a);
-uint32_t miss_action_verdict(MissAction a);  // XDP_PASS / XDP_DROP
+uint32_t miss_action_verdict(MissAction a, Hook h = Hook::xdp);
 
-// The embedded dispatcher object, opened (not loaded).
-struct SkelDeleter { void operator()(tcd_proto* s) const; };
-using SkelPtr = std::unique_ptr<tcd_proto, SkelDeleter>;
-Result<SkelPtr> open_skeleton();
-// Sets the load-time constants of an opened skeleton.
-void set_skeleton_config(tcd_proto* skel, MissAction miss, bool trace_mode);
+// The embedded dispatcher ELF of one kind, opened (not yet loaded).
+class DispatcherObject {
+public:
+    static Result<DispatcherObject> open(Kind kind);
+    const Kind& kind() const { return kind_; }
+    bpf_object* obj() const { return obj_.get(); }
+    bpf_program* dispatcher() const;
+    bpf_program* program(const std::string& name) const;
+    bpf_map* map(const std::string& name) const;
+    // The load-time constants (.rodata): miss action and trace mode.
+    void configure(MissAction miss, bool trace_mode);
+    Result<> load();
+
+private:
+    Kind kind_;
+    BpfObjectPtr obj_;
+};
+
+// The embedded ELF's bytes for a kind (for `tcd object`).
+std::string_view embedded_elf(Kind kind);
 
 // An instance that is loaded: fds of its pinned objects.
 class Instance {
@@ -49,25 +68,31 @@ public:
     static bool is_loaded(const std::string& dir);
 
     const Paths& paths() const { return paths_; }
+    const Kind& kind() const { return kind_; }
+    std::string dispatcher_path() const { return paths_.dispatcher(kind_.hook); }
     int dispatcher_fd() const { return dispatcher_.get(); }
     int jt_fd() const { return jt_.get(); }
     int stats_fd() const { return stats_.get(); }
-    int attach_fd() const { return attach_.get(); }  // -1 when missing (older pins)
+    int attach_fd() const { return attach_.get(); }       // -1 when missing
+    int port_slot_fd() const { return port_slot_.get(); }  // port instances
     const ProgInfo& dispatcher() const { return info_; }
     MissAction miss_action() const { return miss_; }
 
 private:
     Paths paths_;
-    UniqueFd dispatcher_, jt_, stats_, attach_;
+    Kind kind_;
+    UniqueFd dispatcher_, jt_, stats_, attach_, port_slot_;
     ProgInfo info_;
     MissAction miss_ = MissAction::pass;
 };
 
-// Reads the miss action a loaded dispatcher was built with (its .rodata).
-Result<MissAction> read_miss_action(const ProgInfo& dispatcher);
+// The kind of the instance pinned in dir, if one is.
+std::optional<Kind> pinned_kind(const std::string& dir);
 
-// Name of the pin in dir that holds program `id`, or "" (built-ins and user
-// handlers are pinned by name beside the dispatcher).
+// Reads the miss action a loaded dispatcher was built with (its .rodata).
+Result<MissAction> read_miss_action(const ProgInfo& dispatcher, Hook hook);
+
+// Programs pinned by name in the instance directory.
 struct PinnedProg {
     std::string name;
     ProgInfo info;

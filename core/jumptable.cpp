@@ -11,6 +11,8 @@
 
 #include "core/keys.h"
 #include "core/privs.h"
+#include "core/stats.h"
+#include "tcd/shared.h"
 
 namespace tcd {
 namespace {
@@ -21,10 +23,10 @@ std::map<uint32_t, PinnedProg> pins_by_id(const Instance& in) {
     return out;
 }
 
-WiredEntry describe(uint32_t key, uint32_t id, const std::map<uint32_t, PinnedProg>& pins) {
+WiredEntry describe(KeyKind kind, uint32_t key, uint32_t id, const std::map<uint32_t, PinnedProg>& pins) {
     WiredEntry e;
     e.key = key;
-    e.proto = proto_name(key);
+    e.proto = key_name(kind, key);
     e.prog_id = id;
     if (auto it = pins.find(id); it != pins.end()) {
         e.handler = it->second.name;
@@ -37,6 +39,34 @@ WiredEntry describe(uint32_t key, uint32_t id, const std::map<uint32_t, PinnedPr
     return e;
 }
 
+// Port instances: the port's counter slot, assigning a free one (its counters
+// zeroed) when it has none. second: whether it was assigned now.
+Result<std::pair<uint32_t, bool>> assign_slot(const Instance& in, uint32_t port) {
+    auto slots = read_port_slots(in);
+    if (!slots) return tl::unexpected(slots.error());
+    if ((*slots)[port]) return std::pair{(*slots)[port], false};
+    std::vector<bool> used(TCD_PORT_SLOTS, false);
+    used[0] = true;
+    for (uint32_t s : *slots)
+        if (s < TCD_PORT_SLOTS) used[s] = true;
+    uint32_t slot = 0;
+    for (uint32_t i = 1; i < TCD_PORT_SLOTS && !slot; i++)
+        if (!used[i]) slot = i;
+    if (!slot)
+        return fail(fmt::format("map set {}", port),
+                    fmt::format("all {} port counter slots are in use", TCD_PORT_SLOTS - 1),
+                    "unwire ports with 'tcd map del'");
+    if (auto r = reset_row(in.stats_fd(), slot); !r) return tl::unexpected(r.error());
+    if (bpf_map_update_elem(in.port_slot_fd(), &port, &slot, BPF_ANY) != 0)
+        return fail_errno(fmt::format("map set {}", port), errno);
+    return std::pair{slot, true};
+}
+
+void release_slot(const Instance& in, uint32_t port) {
+    uint32_t zero = 0;
+    bpf_map_update_elem(in.port_slot_fd(), &port, &zero, BPF_ANY);
+}
+
 }  // namespace
 
 Result<std::optional<uint32_t>> wired_prog_id(const Instance& in, uint32_t key) {
@@ -46,17 +76,46 @@ Result<std::optional<uint32_t>> wired_prog_id(const Instance& in, uint32_t key) 
     return fail_errno(fmt::format("read jump table key {}", key), errno);
 }
 
+Result<std::vector<uint32_t>> read_port_slots(const Instance& in) {
+    std::vector<uint32_t> slots(TCD_PORT_JT_ENTRIES, 0);
+    if (in.port_slot_fd() < 0) return slots;
+    std::vector<uint32_t> keys(TCD_PORT_JT_ENTRIES);
+    uint32_t count = TCD_PORT_JT_ENTRIES, out = 0;
+    LIBBPF_OPTS(bpf_map_batch_opts, o);
+    std::vector<uint32_t> values(TCD_PORT_JT_ENTRIES);
+    int rc = bpf_map_lookup_batch(in.port_slot_fd(), nullptr, &out, keys.data(), values.data(), &count, &o);
+    if (rc == 0 || (errno == ENOENT && count > 0)) {
+        for (uint32_t i = 0; i < count; i++)
+            if (keys[i] < TCD_PORT_JT_ENTRIES) slots[keys[i]] = values[i];
+        return slots;
+    }
+    for (uint32_t port = 0; port < TCD_PORT_JT_ENTRIES; port++)
+        if (bpf_map_lookup_elem(in.port_slot_fd(), &port, &slots[port]) != 0)
+            return fail_errno("read port slots", errno);
+    return slots;
+}
+
 Result<std::vector<WiredEntry>> list_wiring(const Instance& in) {
     std::vector<WiredEntry> out;
     std::vector<std::pair<uint32_t, uint32_t>> ids;
-    for (uint32_t key = 0; key <= kMaxKey; key++) {
+    const uint32_t last = max_key(in.kind().key);
+    for (uint32_t key = 0; key <= last; key++) {
         auto id = wired_prog_id(in, key);
         if (!id) return tl::unexpected(id.error());
         if (*id) ids.emplace_back(key, **id);
     }
     if (ids.empty()) return out;
     auto pins = pins_by_id(in);
-    for (auto [key, id] : ids) out.push_back(describe(key, id, pins));
+    std::vector<uint32_t> slots;
+    if (in.kind().key == KeyKind::port) {
+        auto s = read_port_slots(in);
+        if (!s) return tl::unexpected(s.error());
+        slots = std::move(*s);
+    }
+    for (auto [key, id] : ids) {
+        out.push_back(describe(in.kind().key, key, id, pins));
+        if (!slots.empty()) out.back().slot = slots[key];
+    }
     return out;
 }
 
@@ -115,11 +174,14 @@ Result<> check_compatible(const Instance& in, const Handler& h) {
         return fail(what,
                     fmt::format("program type is {}, the jump table takes {}", prog_type_name(h.info.type),
                                 prog_type_name(owner.type)),
-                    "write it as SEC(\"xdp\")");
+                    owner.type == BPF_PROG_TYPE_XDP ? "write it as SEC(\"xdp\")" : "write it as SEC(\"tc\")");
     if (h.info.jited != owner.jited)
         return fail(what, fmt::format("JIT status differs: handler {}, jump table {}",
                                       h.info.jited ? "jited" : "interpreted", owner.jited ? "jited" : "interpreted"));
     if (accepts(in.dispatcher_fd(), h.fd.get())) return {};
+    if (owner.type != BPF_PROG_TYPE_XDP)
+        return fail(what, "the kernel would not take it into this jump table",
+                    "JIT status or other load flags differ");
 
     auto mine = traits_of(h.fd.get());
     auto theirs = traits_of(in.dispatcher_fd());
@@ -151,13 +213,23 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
     auto pins = pins_by_id(in);
     SetResult res;
     res.key = key;
-    if (*cur) res.old = describe(key, **cur, pins);
-    res.now = describe(key, h->info.id, pins);
+    KeyKind kind = in.kind().key;
+    if (*cur) res.old = describe(kind, key, **cur, pins);
+    res.now = describe(kind, key, h->info.id, pins);
     if (*cur && **cur == h->info.id) return res;  // wired already
 
+    // A port gets a counter slot of its own before its handler is wired.
+    std::optional<uint32_t> new_slot;
+    if (kind == KeyKind::port) {
+        auto slot = assign_slot(in, key);
+        if (!slot) return tl::unexpected(slot.error());
+        new_slot = slot->second ? std::optional<uint32_t>(slot->first) : std::nullopt;
+        res.now.slot = slot->first;
+    }
     int fd = h->fd.get();
     if (bpf_map_update_elem(in.jt_fd(), &key, &fd, BPF_ANY) != 0) {
         int err = errno;
+        if (new_slot) release_slot(in, key);
         if (err == EINVAL)
             return fail("map set", "the kernel refused " + h->display +
                                        " for this jump table (program type, expected attach "
@@ -172,6 +244,7 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
 Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys) {
     if (auto r = require_bpf_privileges("map del"); !r) return tl::unexpected(r.error());
     DelResult res;
+    res.kind = in.kind().key;
     auto pins = pins_by_id(in);
     // Hold every program being unwired, so that a failure can put it back.
     std::vector<std::pair<uint32_t, UniqueFd>> taken;
@@ -201,9 +274,12 @@ Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys
             undo();
             return fail_errno(fmt::format("map del {}", key), err);
         }
-        res.removed.push_back(describe(key, **cur, pins));
+        res.removed.push_back(describe(in.kind().key, key, **cur, pins));
         taken.emplace_back(key, std::move(*fd));
     }
+    // Ports give their counter slot back (their packets count as other ports).
+    if (in.kind().key == KeyKind::port)
+        for (const auto& [key, fd] : taken) release_slot(in, key);
     return res;
 }
 

@@ -18,10 +18,14 @@ struct WiredEntry {
     std::string handler;  // pin name, or "id:N" when not pinned in the instance
     uint32_t prog_id = 0;
     std::string tag;
+    uint32_t slot = 0;  // port instances: the key's counter slot (0: none)
 };
 
 // Every wired key, in key order.
 Result<std::vector<WiredEntry>> list_wiring(const Instance& in);
+
+// Port instances: port -> counter slot, for every port (0: no slot).
+Result<std::vector<uint32_t>> read_port_slots(const Instance& in);
 
 // The program wired at key, or nullopt.
 Result<std::optional<uint32_t>> wired_prog_id(const Instance& in, uint32_t key);
@@ -38,6 +42,7 @@ struct SetResult {
 Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& handler);
 
 struct DelResult {
+    KeyKind kind = KeyKind::proto;
     std::vector<WiredEntry> removed;
     std::vector<uint32_t> not_wired;
 };

@@ -70,9 +70,93 @@ const SystemProtocols& system_protocols() {
     return table;
 }
 
+// Well-known ports with the names /etc/services gives them, so a minimal
+// system still knows them; aliases people type come after the canonical name.
+const std::vector<std::pair<uint32_t, std::string>> kServices = {
+    {20, "ftp-data"}, {21, "ftp"},     {22, "ssh"},       {23, "telnet"},    {25, "smtp"},     {53, "domain"},
+    {67, "bootps"},   {68, "bootpc"},  {69, "tftp"},      {80, "http"},      {110, "pop3"},    {123, "ntp"},
+    {143, "imap2"},   {161, "snmp"},   {179, "bgp"},      {389, "ldap"},     {443, "https"},   {465, "submissions"},
+    {514, "syslog"},  {587, "submission"}, {636, "ldaps"}, {853, "domain-s"}, {993, "imaps"},  {995, "pop3s"},
+    {1812, "radius"}, {2049, "nfs"},   {3306, "mysql"},   {3478, "stun"},    {4789, "vxlan"},  {5060, "sip"},
+    {5432, "postgresql"}, {6379, "redis"}, {6443, "sun-sr-https"}, {8080, "http-alt"}, {9100, "jetdirect"},
+};
+const std::vector<std::pair<std::string, uint32_t>> kServiceAliases = {
+    {"dns", 53}, {"www", 80}, {"imap", 143}, {"postgres", 5432}, {"webcache", 8080}, {"http-proxy", 8080},
+};
+
+struct SystemServices {
+    std::unordered_map<std::string, uint32_t> by_name;
+    std::unordered_map<uint32_t, std::string> by_port;
+};
+
+const SystemServices& system_services() {
+    static const SystemServices table = [] {
+        SystemServices t;
+        std::ifstream in("/etc/services");
+        std::string line;
+        while (std::getline(in, line)) {
+            if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+            std::istringstream ss(line);
+            std::string name, portproto;
+            if (!(ss >> name >> portproto)) continue;
+            auto slash = portproto.find('/');
+            if (slash == std::string::npos) continue;
+            std::string proto = portproto.substr(slash + 1);
+            if (proto != "tcp" && proto != "udp") continue;
+            uint32_t port = 0;
+            auto [p, ec] = std::from_chars(portproto.data(), portproto.data() + slash, port);
+            if (ec != std::errc() || p != portproto.data() + slash || port > 65535) continue;
+            t.by_name.emplace(lower(name), port);
+            t.by_port.emplace(port, lower(name));
+            for (std::string alias; ss >> alias;) t.by_name.emplace(lower(alias), port);
+        }
+        return t;
+    }();
+    return table;
+}
+
 }  // namespace
 
 const std::vector<std::pair<uint32_t, std::string>>& builtin_protocols() { return kBuiltin; }
+const std::vector<std::pair<uint32_t, std::string>>& builtin_services() { return kServices; }
+
+Result<uint32_t> parse_port(std::string_view text) {
+    if (text.empty()) return usage_error("port", "empty port", "a number 0-65535 or a service name");
+    std::string s = lower(text);
+    if (std::isdigit(static_cast<unsigned char>(s[0]))) {
+        uint64_t v = 0;
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (ec == std::errc() && p == s.data() + s.size() && v <= 65535) return static_cast<uint32_t>(v);
+        if (ec == std::errc::result_out_of_range || (ec == std::errc() && p == s.data() + s.size()))
+            return usage_error("port " + std::string(text), "out of range", "ports are 0-65535");
+        return usage_error("port " + std::string(text), "not a number or service name",
+                           "a number 0-65535 or a name such as http, ssh, dns");
+    }
+    for (const auto& [port, name] : kServices)
+        if (name == s) return port;
+    for (const auto& [alias, port] : kServiceAliases)
+        if (alias == s) return port;
+    const auto& sys = system_services();
+    if (auto it = sys.by_name.find(s); it != sys.by_name.end()) return it->second;
+    return usage_error("port " + std::string(text), "unknown service name",
+                       "a number 0-65535 or a name from /etc/services");
+}
+
+Result<uint32_t> parse_key(std::string_view text, KeyKind kind) {
+    return kind == KeyKind::port ? parse_port(text) : parse_key(text);
+}
+
+std::string service_name(uint32_t port) {
+    for (const auto& [p, name] : kServices)
+        if (p == port) return name;
+    const auto& sys = system_services();
+    if (auto it = sys.by_port.find(port); it != sys.by_port.end()) return it->second;
+    return {};
+}
+
+std::string key_name(KeyKind kind, uint32_t key) {
+    return kind == KeyKind::port ? service_name(key) : proto_name(key);
+}
 
 Result<uint32_t> parse_key(std::string_view text) {
     if (text.empty()) return usage_error("key", "empty key", "a number 0-255 or a protocol name");

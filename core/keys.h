@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/kind.h"
 
 namespace tcd {
 
@@ -15,6 +16,21 @@ inline constexpr uint32_t kMaxKey = 255;
 
 // "6", "0x11", "tcp", "IPv6-ICMP", "icmpv6" -> key. A usage error otherwise.
 Result<uint32_t> parse_key(std::string_view text);
+
+// For a port instance: "8080", "http", "ssh", "dns"/"domain" -> port 0-65535.
+Result<uint32_t> parse_port(std::string_view text);
+
+// Either, by the instance's key kind.
+Result<uint32_t> parse_key(std::string_view text, KeyKind kind);
+
+// The service's name for a port ("http"), or "".
+std::string service_name(uint32_t port);
+
+// proto_name or service_name, by key kind.
+std::string key_name(KeyKind kind, uint32_t key);
+
+// The built-in table of services (port, name), for completions and docs.
+const std::vector<std::pair<uint32_t, std::string>>& builtin_services();
 
 // The protocol's name for a key ("tcp"), or "" when neither the built-in
 // table nor /etc/protocols knows it.

@@ -4,13 +4,13 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fmt/format.h>
 
 #include "core/bpffs.h"
 #include "core/log.h"
 #include "core/privs.h"
-#include "tcd_proto.skel.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -63,55 +63,61 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     if (Instance::is_loaded(dir)) {
         auto in = Instance::open(dir);
         if (!in) return tl::unexpected(in.error());
+        if (!(in->kind() == opt.kind))
+            return fail("load", fmt::format("{} holds a {} dispatcher on {}", dir, key_kind_name(in->kind().key),
+                                            hook_name(in->kind().hook)),
+                        "'tcd unload' it first, or use another --pin-dir");
         if (!opt.force) {
             if (in->miss_action() != opt.miss)
                 return fail("load", fmt::format("{} is loaded with miss action {}", dir,
                                                 miss_action_name(in->miss_action())),
                             "add --force to reload it with the new one (wiring and counters stay)");
             res.dispatcher = in->dispatcher();
+            res.kind = in->kind();
             return res;  // the state asked for holds
         }
         old = std::move(*in);
     }
+    res.kind = opt.kind;
 
-    auto skel = open_skeleton();
-    if (!skel) return tl::unexpected(skel.error());
-    tcd_proto* s = skel->get();
-    set_skeleton_config(s, opt.miss, false);
+    auto object = DispatcherObject::open(opt.kind);
+    if (!object) return tl::unexpected(object.error());
+    DispatcherObject& d = *object;
+    d.configure(opt.miss, false);
 
     // Keep what is pinned already: the jump table (its wiring), the counters,
-    // and the handlers (the jump table may point at them).
+    // the port slots, and the handlers (the jump table may point at them).
     struct Reuse {
         bpf_map* map;
         std::string path;
         UniqueFd fd;
     };
     std::vector<Reuse> maps;
-    maps.push_back({s->maps.jt, paths.jt(), {}});
-    maps.push_back({s->maps.proto_stats, paths.stats(), {}});
+    maps.push_back({d.map(TCD_MAP_JT), paths.jt(), {}});
+    maps.push_back({d.map(TCD_MAP_STATS), paths.stats(), {}});
+    if (opt.kind.key == KeyKind::port) maps.push_back({d.map(TCD_MAP_PORT_SLOT), paths.port_slot(), {}});
+    bool reused_any = false;
     for (auto& m : maps) {
         if (!bpffs::exists(m.path)) continue;
         auto fd = bpffs::get(m.path);
         if (!fd) return tl::unexpected(fd.error());
-        if (int err = bpf_map__reuse_fd(m.map, fd->get()))
-            return fail_errno("reuse " + m.path, -err);
+        if (int err = bpf_map__reuse_fd(m.map, fd->get())) return fail_errno("reuse " + m.path, -err);
         m.fd = std::move(*fd);
+        reused_any = true;
     }
-    std::vector<std::pair<bpf_program*, std::string>> handlers = {
-        {s->progs.tcp_handler, "tcp_handler"},
-        {s->progs.udp_handler, "udp_handler"},
-        {s->progs.pass, "pass"},
-        {s->progs.drop, "drop"},
-    };
-    for (auto& [prog, name] : handlers)
-        if (bpffs::exists(paths.handler(name))) bpf_program__set_autoload(prog, false);
+    std::vector<std::pair<bpf_program*, std::string>> handlers;
+    for (const auto& name : builtin_handlers()) {
+        bpf_program* p = d.program(name);
+        if (bpffs::exists(paths.handler(name))) bpf_program__set_autoload(p, false);
+        handlers.emplace_back(p, name);
+    }
 
-    if (int err = tcd_proto__load(s)) {
-        if (-err == EINVAL && !maps.empty() && (maps[0].fd || maps[1].fd))
+    if (auto r = d.load(); !r) {
+        int err = r.error().err;
+        if (err == EINVAL && reused_any)
             return fail("load", "the pinned maps do not match this tcd's dispatcher",
-                        "'tcd unload' first (this drops wiring and counters)", -err);
-        return fail("load", "the kernel refused the dispatcher: " + errno_words(-err),
-                    load_failure_hint(), -err);
+                        "'tcd unload' first (this drops wiring and counters)", err);
+        return fail("load", "the kernel refused the dispatcher: " + errno_words(err), load_failure_hint(), err);
     }
 
     PinTransaction tx;
@@ -138,13 +144,14 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
         res.pinned.push_back(name);
     }
 
-    int new_fd = bpf_program__fd(s->progs.xdp_dispatch);
+    int new_fd = bpf_program__fd(d.dispatcher());
+    std::string dispatcher_pin = paths.dispatcher(opt.kind.hook);
     if (old) {
         // Every interface moves to the new dispatcher in one atomic step.
         auto swapped = swap_dispatcher(*old, new_fd);
         if (!swapped) return tl::unexpected(swapped.error());
         res.swapped = *swapped;
-        if (auto r = bpffs::pin(new_fd, paths.dispatcher()); !r) {
+        if (auto r = bpffs::pin(new_fd, dispatcher_pin); !r) {
             for (const auto& a : res.swapped) {
                 auto g = NetnsGuard::enter(a.netns);
                 LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = new_fd);
@@ -154,9 +161,9 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
         }
         res.reloaded = true;
     } else {
-        if (auto r = tx.pin(new_fd, paths.dispatcher()); !r) return tl::unexpected(r.error());
+        if (auto r = tx.pin(new_fd, dispatcher_pin); !r) return tl::unexpected(r.error());
     }
-    res.pinned.push_back(TCD_PROG_DISPATCH);
+    res.pinned.push_back(dispatcher_name(opt.kind.hook));
     tx.commit();
 
     auto info = prog_info(new_fd);
@@ -186,9 +193,10 @@ Result<UnloadResult> unload(const std::string& dir) {
     // The dispatcher goes first so that a half-removed instance is never
     // taken for a loaded one; then handlers, then maps.
     std::vector<std::string> order;
-    if (bpffs::exists(paths.dispatcher())) order.push_back(TCD_PROG_DISPATCH);
+    for (Hook h : {Hook::xdp, Hook::tc})
+        if (bpffs::exists(paths.dispatcher(h))) order.push_back(dispatcher_name(h));
     for (const auto& name : bpffs::list_pins(dir))
-        if (name != TCD_PROG_DISPATCH) order.push_back(name);
+        if (std::find(order.begin(), order.end(), name) == order.end()) order.push_back(name);
     for (const auto& name : order) {
         if (auto r = bpffs::remove(dir + "/" + name); !r) return tl::unexpected(r.error());
         res.removed.push_back(name);
@@ -200,8 +208,7 @@ Result<UnloadResult> unload(const std::string& dir) {
     (void)bpffs::remove(paths.maps_dir());
     if (auto r = bpffs::remove(dir); !r)
         return fail("unload", dir + " still holds entries tcd did not make", "look inside and remove them");
-    res.changed = !res.removed.empty() || !res.detached.empty();
-    if (!res.changed) res.changed = true;  // the directory itself was removed
+    res.changed = true;  // the directory existed and is gone
     return res;
 }
 

@@ -14,6 +14,7 @@ namespace tcd {
 struct LoadOptions {
     MissAction miss = MissAction::pass;
     bool force = false;  // reload a loaded instance (keeps wiring and counters)
+    Kind kind{};         // key proto|port, hook xdp|tc
 };
 
 struct LoadResult {
@@ -22,6 +23,7 @@ struct LoadResult {
     std::string pin_dir;
     ProgInfo dispatcher;
     MissAction miss = MissAction::pass;
+    Kind kind{};
     std::vector<std::string> pinned;       // names of new pins
     std::vector<Attachment> swapped;       // interfaces moved to the new dispatcher
 };

@@ -62,6 +62,11 @@ json stats_json(const StatsView& v) {
     j["keys"] = std::move(keys);
     j["non_ip"] = counters_json(v.non_ip);
     j["malformed"] = counters_json(v.malformed);
+    if (v.kind == KeyKind::port) {
+        j["no_port"] = counters_json(v.no_port);
+        j["other_ports"] = counters_json(v.other_ports);
+        j["other_ports"]["missed"] = v.other_ports.missed;
+    }
     j["total"] = counters_json(v.total);
     if (v.interval_s) j["interval_s"] = *v.interval_s;
     return j;
@@ -87,6 +92,11 @@ std::string stats_plain(const StatsView& v) {
                                r.c.packets, r.c.bytes, r.c.missed);
     }
     if (v.keys.empty()) out += "   (no key wired or counted yet)\n";
+    if (v.kind == KeyKind::port) {
+        out += fmt::format("{:<35} {:>12} {:>14}{:>{}}\n", "other ports", v.other_ports.packets, v.other_ports.bytes,
+                           v.other_ports.missed, rates ? 33 : 11);
+        out += fmt::format("{:<35} {:>12} {:>14}\n", "no-port", v.no_port.packets, v.no_port.bytes);
+    }
     out += fmt::format("{:<35} {:>12} {:>14}\n", "non-ip", v.non_ip.packets, v.non_ip.bytes);
     out += fmt::format("{:<35} {:>12} {:>14}\n", "malformed", v.malformed.packets, v.malformed.bytes);
     out += fmt::format("{:<35} {:>12} {:>14}\n", "total", v.total.packets, v.total.bytes);
@@ -140,20 +150,22 @@ std::string handlers_plain(const std::vector<HandlerInfo>& hs) {
 }
 
 json attachment_json(const Attachment& a) {
-    return {{"ifname", a.ifname},
-            {"ifindex", a.ifindex},
-            {"netns", a.netns.empty() ? json(nullptr) : json(a.netns)},
-            {"mode", a.mode},
-            {"multiprog", a.multiprog}};
+    json j = {{"ifname", a.ifname},
+              {"ifindex", a.ifindex},
+              {"netns", a.netns.empty() ? json(nullptr) : json(a.netns)},
+              {"mode", a.mode},
+              {"multiprog", a.multiprog}};
+    if (!a.direction.empty()) j["direction"] = a.direction;
+    return j;
 }
 
 json status_json(const Status& s) {
     json j = {{"pin_dir", s.pin_dir}, {"loaded", s.loaded}};
     if (s.dispatcher) {
         const auto& d = *s.dispatcher;
-        j["dispatcher"] = {{"name", "xdp_dispatch"},
-                           {"key", "proto"},
-                           {"hook", "xdp"},
+        j["dispatcher"] = {{"name", dispatcher_name(s.kind.hook)},
+                           {"key", key_kind_name(s.kind.key)},
+                           {"hook", hook_name(s.kind.hook)},
                            {"prog_id", d.prog_id},
                            {"tag", d.tag},
                            {"miss_action", d.miss_action},
@@ -181,15 +193,20 @@ std::string status_plain(const Status& s, bool verbose) {
         return out;
     }
     const auto& d = *s.dispatcher;
-    out += fmt::format("{}: proto dispatcher on xdp, prog id {}, tag {}, miss action {}\n", s.pin_dir,
-                       d.prog_id, d.tag, d.miss_action);
+    out += fmt::format("{}: {} dispatcher on {}, prog id {}, tag {}, miss action {}\n", s.pin_dir,
+                       key_kind_name(s.kind.key), hook_name(s.kind.hook), d.prog_id, d.tag, d.miss_action);
     if (verbose)
         out += fmt::format("  loaded at {}, {} instructions verified, {} bytes xlated, {} bytes jited\n",
                            iso_time(d.loaded_at), d.verified_insns, d.xlated_bytes, d.jited_bytes);
     if (s.attached.empty()) out += "attached: nowhere\n";
-    for (const auto& a : s.attached)
-        out += fmt::format("attached: {} (ifindex {}, netns {}, {} mode{})\n", a.ifname, a.ifindex,
-                           ns_label(a.netns), a.mode, a.multiprog ? ", libxdp multi-prog" : "");
+    for (const auto& a : s.attached) {
+        if (!a.direction.empty())
+            out += fmt::format("attached: {} {} (ifindex {}, netns {}, tc clsact)\n", a.ifname, a.direction,
+                               a.ifindex, ns_label(a.netns));
+        else
+            out += fmt::format("attached: {} (ifindex {}, netns {}, {} mode{})\n", a.ifname, a.ifindex,
+                               ns_label(a.netns), a.mode, a.multiprog ? ", libxdp multi-prog" : "");
+    }
     if (s.wired.empty()) out += "wired: nothing\n";
     for (const auto& w : s.wired)
         out += fmt::format("wired: {} -> {}\n", key_label(w.key, w.proto), w.handler);
@@ -267,7 +284,7 @@ json del_json(const DelResult& r) {
 std::string del_plain(const DelResult& r) {
     std::string out;
     for (const auto& e : r.removed) out += fmt::format("key {}: {} unwired\n", key_label(e.key, e.proto), e.handler);
-    for (auto k : r.not_wired) out += fmt::format("key {}: not wired\n", key_label(k, proto_name(k)));
+    for (auto k : r.not_wired) out += fmt::format("key {}: not wired\n", key_label(k, key_name(r.kind, k)));
     return out;
 }
 
@@ -280,6 +297,13 @@ json attach_json(const AttachResult& r) {
 
 std::string attach_plain(const AttachResult& r) {
     std::string where = r.where.ifname + (r.where.netns.empty() ? "" : " in " + r.where.netns);
+    if (!r.where.direction.empty()) {
+        std::string how = r.where.direction + ", tc clsact" + (r.where.made_qdisc ? " (qdisc made by tcd)" : "");
+        if (!r.changed) return fmt::format("{}: already attached ({})\n", where, how);
+        std::string out = fmt::format("attached to {} ({})\n", where, how);
+        if (r.replaced) out += fmt::format("replaced {}\n", *r.replaced);
+        return out;
+    }
     std::string how = r.where.mode + " mode" +
                       (r.where.multiprog ? ", libxdp multi-prog dispatcher" : ", single program (no libxdp dispatcher)");
     if (!r.changed) return fmt::format("{}: already attached ({})\n", where, how);
@@ -302,7 +326,8 @@ std::string detach_plain(const std::vector<DetachResult>& rs) {
     if (rs.empty()) return "attached nowhere, nothing to do\n";
     std::string out;
     for (const auto& r : rs) {
-        std::string where = r.where.ifname + (r.where.netns.empty() ? "" : " in " + r.where.netns);
+        std::string where = r.where.ifname + (r.where.direction.empty() ? "" : " " + r.where.direction) +
+                            (r.where.netns.empty() ? "" : " in " + r.where.netns);
         out += r.changed ? fmt::format("detached from {}\n", where) : fmt::format("{}: not attached\n", where);
     }
     return out;
@@ -342,7 +367,7 @@ json trace_frame_json(const TraceFrame& f) {
               {"len", f.len},
               {"class", f.cls},
               {"key", f.key ? json(*f.key) : json(nullptr)},
-              {"proto", f.key ? proto_or_null(proto_name(*f.key)) : json(nullptr)},
+              {"proto", f.key ? proto_or_null(f.key_name) : json(nullptr)},
               {"handler", f.handler ? json(*f.handler) : json(nullptr)},
               {"missed", f.missed},
               {"verdict", f.verdict}};
@@ -355,7 +380,7 @@ std::string trace_header_plain() {
 }
 
 std::string trace_frame_plain(const TraceFrame& f) {
-    std::string key = f.key ? key_label(*f.key, proto_name(*f.key)) : "-";
+    std::string key = f.key ? key_label(*f.key, f.key_name) : "-";
     std::string handler = f.handler ? *f.handler : (f.missed ? "(miss)" : "-");
     return fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}{}\n", f.frame, f.len, f.cls, key, handler, f.verdict,
                        f.ran ? "" : "  (shorter than an Ethernet header: not run)");
@@ -366,7 +391,7 @@ json trace_summary_json(const TraceSummary& s) {
     for (const auto& r : s.rows())
         rows.push_back({{"class", r.cls},
                         {"key", r.key ? json(*r.key) : json(nullptr)},
-                        {"proto", r.key ? proto_or_null(proto_name(*r.key)) : json(nullptr)},
+                        {"proto", r.key ? proto_or_null(r.key_name) : json(nullptr)},
                         {"frames", r.frames},
                         {"bytes", r.bytes},
                         {"missed", r.missed},
@@ -381,7 +406,7 @@ std::string trace_summary_plain(const TraceSummary& s) {
         std::string verdicts;
         for (const auto& [v, n] : r.verdicts) verdicts += (verdicts.empty() ? "" : ", ") + fmt::format("{} {}", v, n);
         out += fmt::format("{:<9} {:<16} {:>8} {:>10} {:>8}  {}\n", r.cls,
-                           r.key ? key_label(*r.key, proto_name(*r.key)) : "-", r.frames, r.bytes, r.missed,
+                           r.key ? key_label(*r.key, r.key_name) : "-", r.frames, r.bytes, r.missed,
                            verdicts);
     }
     return out;

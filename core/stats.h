@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/jumptable.h"
+#include "core/kind.h"
 
 namespace tcd {
 
@@ -26,17 +27,21 @@ struct Counters {
 };
 
 struct StatsSnapshot {
-    std::array<Counters, 256> keys{};
-    Counters non_ip, malformed;
+    KeyKind kind = KeyKind::proto;
+    // proto: one row per key (256); port: one row per counter slot (slot 0:
+    // ports without a slot of their own).
+    std::vector<Counters> keys = std::vector<Counters>(256);
+    Counters non_ip, malformed, no_port;
     uint64_t taken_ns = 0;  // CLOCK_MONOTONIC
     Counters total() const;
 };
 
 // Sums every possible CPU's row.
-Result<StatsSnapshot> read_stats(int stats_fd);
+Result<StatsSnapshot> read_stats(int stats_fd, KeyKind kind = KeyKind::proto);
 
-// Zeroes every row on every CPU.
-Result<> reset_stats(int stats_fd);
+// Zeroes every row on every CPU (or only `row`).
+Result<> reset_stats(int stats_fd, KeyKind kind = KeyKind::proto);
+Result<> reset_row(int stats_fd, uint32_t row);
 
 struct StatsRow {
     uint32_t key = 0;
@@ -47,8 +52,10 @@ struct StatsRow {
 };
 
 struct StatsView {
+    KeyKind kind = KeyKind::proto;
     std::vector<StatsRow> keys;
     Counters non_ip, malformed, total;
+    Counters no_port, other_ports;     // port instances
     std::optional<double> interval_s;  // set when rates are known
 };
 

@@ -11,7 +11,7 @@ std::vector<HandlerInfo> list_handlers(const Instance& in, const std::vector<Wir
     std::vector<HandlerInfo> out;
     const auto& builtins = builtin_handlers();
     for (auto& p : pinned_programs(in.paths().dir)) {
-        if (p.name == TCD_PROG_DISPATCH) continue;
+        if (p.name == TCD_PROG_DISPATCH || p.name == TCD_PROG_TC_DISPATCH) continue;
         HandlerInfo h;
         h.name = p.name;
         h.prog_id = p.info.id;
@@ -39,8 +39,7 @@ Result<Status> gather_status(const std::string& dir) {
         std::vector<std::string> left = bpffs::list_pins(dir);
         for (const auto& m : bpffs::list_pins(paths.maps_dir())) left.push_back("maps/" + m);
         if (!left.empty())
-            st.problems.push_back("half-made instance (no " TCD_PROG_DISPATCH
-                                  "); 'tcd unload' removes it");
+            st.problems.push_back("half-made instance (no dispatcher pinned); 'tcd unload' removes it");
         return st;
     }
     auto in = Instance::open(dir);
@@ -49,6 +48,7 @@ Result<Status> gather_status(const std::string& dir) {
         return st;
     }
     st.loaded = true;
+    st.kind = in->kind();
     const ProgInfo& d = in->dispatcher();
     st.dispatcher = DispatcherStatus{d.id,
                                      d.tag,

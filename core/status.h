@@ -37,6 +37,7 @@ struct DispatcherStatus {
 struct Status {
     std::string pin_dir;
     bool loaded = false;
+    Kind kind{};
     std::optional<DispatcherStatus> dispatcher;
     std::vector<HandlerInfo> handlers;
     std::vector<WiredEntry> wired;

@@ -10,8 +10,8 @@
 
 #include "core/bpffs.h"
 #include "core/log.h"
+#include "core/keys.h"
 #include "core/privs.h"
-#include "tcd_proto.skel.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -49,26 +49,19 @@ const char* class_name(uint32_t cls) {
     case TCD_CLASS_IPV4: return "ipv4";
     case TCD_CLASS_IPV6: return "ipv6";
     case TCD_CLASS_NON_IP: return "non-ip";
+    case TCD_CLASS_NO_PORT: return "no-port";
     default: return "malformed";
     }
 }
 
-std::string verdict_name(uint32_t action) {
-    switch (action) {
-    case XDP_ABORTED: return "XDP_ABORTED";
-    case XDP_DROP: return "XDP_DROP";
-    case XDP_PASS: return "XDP_PASS";
-    case XDP_TX: return "XDP_TX";
-    case XDP_REDIRECT: return "XDP_REDIRECT";
-    default: return fmt::format("XDP_{}", action);
-    }
-}
+std::string verdict_name(uint32_t action) { return tcd::verdict_name(Hook::xdp, action); }
 
 void TraceSummary::add(const TraceFrame& f) {
     frames_++;
     auto& row = rows_[{f.cls, f.key ? int(*f.key) : -1}];
     row.cls = f.cls;
     row.key = f.key;
+    row.key_name = f.key_name;
     row.frames++;
     row.bytes += f.len;
     row.missed += f.missed ? 1 : 0;
@@ -83,35 +76,44 @@ std::vector<TraceSummaryRow> TraceSummary::rows() const {
 
 Tracer::~Tracer() = default;
 
-int Tracer::prog_fd() const { return bpf_program__fd(skel_->progs.xdp_dispatch); }
+int Tracer::prog_fd() const { return bpf_program__fd(obj_->dispatcher()); }
 
-Result<Tracer> Tracer::open(const std::string& pin_dir) {
+Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind) {
     if (auto r = require_bpf_privileges("trace"); !r) return tl::unexpected(r.error());
     Tracer t;
-    auto skel = open_skeleton();
-    if (!skel) return tl::unexpected(skel.error());
-    t.skel_ = std::move(*skel);
     MissAction miss = MissAction::pass;
+    std::optional<Instance> in;
     if (bpffs::is_bpffs(pin_dir) && Instance::is_loaded(pin_dir)) {
-        auto in = Instance::open(pin_dir);
-        if (!in) return tl::unexpected(in.error());
+        auto i = Instance::open(pin_dir);
+        if (!i) return tl::unexpected(i.error());
+        in.emplace(std::move(*i));
+        kind = in->kind();
         miss = in->miss_action();
-        auto jt = bpffs::get(in->paths().jt());
-        if (!jt) return tl::unexpected(jt.error());
-        t.jt_ = std::move(*jt);
-        if (int err = bpf_map__reuse_fd(t.skel_->maps.jt, t.jt_.get()))
-            return fail_errno("trace: reuse " + in->paths().jt(), -err);
+    }
+    t.kind_ = kind;
+    auto obj = DispatcherObject::open(kind);
+    if (!obj) return tl::unexpected(obj.error());
+    t.obj_.emplace(std::move(*obj));
+    if (in) {
+        // The instance's jump table and port slots; counters stay our own.
+        std::vector<std::pair<const char*, std::string>> shared = {{TCD_MAP_JT, in->paths().jt()}};
+        if (kind.key == KeyKind::port) shared.emplace_back(TCD_MAP_PORT_SLOT, in->paths().port_slot());
+        for (const auto& [name, path] : shared) {
+            auto fd = bpffs::get(path);
+            if (!fd) return tl::unexpected(fd.error());
+            if (int err = bpf_map__reuse_fd(t.obj_->map(name), fd->get()))
+                return fail_errno("trace: reuse " + path, -err);
+            t.shared_.push_back(std::move(*fd));
+        }
         for (auto& p : pinned_programs(pin_dir)) t.names_.emplace(p.info.id, p.name);
         t.loaded_ = true;
     }
-    set_skeleton_config(t.skel_.get(), miss, true);
+    t.obj_->configure(miss, true);
     // Only the dispatcher: the handlers that run are the instance's own.
-    for (auto* p : {t.skel_->progs.tcp_handler, t.skel_->progs.udp_handler, t.skel_->progs.pass,
-                    t.skel_->progs.drop})
-        bpf_program__set_autoload(p, false);
-    if (int err = tcd_proto__load(t.skel_.get()))
-        return fail("trace", "the kernel refused the trace dispatcher: " + errno_words(-err),
-                    "run with -v for libbpf's log", -err);
+    for (const auto& name : builtin_handlers()) bpf_program__set_autoload(t.obj_->program(name), false);
+    if (auto r = t.obj_->load(); !r)
+        return fail("trace", "the kernel refused the trace dispatcher: " + errno_words(r.error().err),
+                    "run with -v for libbpf's log", r.error().err);
     return t;
 }
 
@@ -123,10 +125,11 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
         // BPF_PROG_TEST_RUN refuses less than an Ethernet header; no such
         // frame reaches XDP on a real interface. The contract: malformed, pass.
         f.cls = class_name(TCD_CLASS_MALFORMED);
-        f.verdict = verdict_name(XDP_PASS);
+        f.verdict = tcd::verdict_name(kind_.hook, verdict_pass(kind_.hook));
         f.ran = false;
         return f;
     }
+    // tc programs run on an skb that test_run builds from the frame.
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data, .data_size_in = static_cast<uint32_t>(len),
                 .repeat = 1);
     if (bpf_prog_test_run_opts(prog_fd(), &opts) != 0)
@@ -134,20 +137,21 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
 
     tcd_trace_rec rec{};
     uint32_t zero = 0;
-    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.tcd_trace), &zero, &rec) != 0)
+    if (bpf_map_lookup_elem(bpf_map__fd(obj_->map(TCD_MAP_TRACE)), &zero, &rec) != 0)
         return fail_errno("trace: read the record", errno);
     if (rec.runs == last_runs_)
         return fail(fmt::format("trace frame {}", number), "the dispatcher did not record this run");
     last_runs_ = rec.runs;
 
     f.cls = class_name(rec.cls);
-    f.verdict = verdict_name(opts.retval);
+    f.verdict = tcd::verdict_name(kind_.hook, opts.retval);
     if (rec.cls == TCD_CLASS_IPV4 || rec.cls == TCD_CLASS_IPV6) {
         f.key = rec.key;
+        f.key_name = key_name(kind_.key, rec.key);
         f.missed = rec.missed != 0;
         if (!f.missed) {
             uint32_t key = rec.key, id = 0;
-            if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.jt), &key, &id) == 0 && id) {
+            if (bpf_map_lookup_elem(bpf_map__fd(obj_->map(TCD_MAP_JT)), &key, &id) == 0 && id) {
                 auto it = names_.find(id);
                 f.handler = it != names_.end() ? it->second : fmt::format("id:{}", id);
             }
@@ -156,6 +160,8 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
     return f;
 }
 
-Result<StatsSnapshot> Tracer::counters() const { return read_stats(bpf_map__fd(skel_->maps.proto_stats)); }
+Result<StatsSnapshot> Tracer::counters() const {
+    return read_stats(bpf_map__fd(obj_->map(TCD_MAP_STATS)), kind_.key);
+}
 
 }  // namespace tcd

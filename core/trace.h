@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,14 +21,15 @@ namespace tcd {
 // "45 00 ..", "4500..", "45:00:.." -> bytes; a usage error otherwise.
 Result<std::vector<uint8_t>> parse_hex(std::string_view text);
 
-const char* class_name(uint32_t cls);     // "ipv4", "ipv6", "non-ip", "malformed"
-std::string verdict_name(uint32_t action);  // "XDP_PASS", ...
+const char* class_name(uint32_t cls);     // "ipv4", "ipv6", "non-ip", "malformed", "no-port"
+std::string verdict_name(uint32_t action);  // "XDP_PASS", ... (XDP)
 
 struct TraceFrame {
     uint64_t frame = 0;  // from 1, in file order
     uint32_t len = 0;    // bytes given to the dispatcher
     std::string cls;
     std::optional<uint32_t> key;
+    std::string key_name;                // protocol or service name, or ""
     std::optional<std::string> handler;  // the handler that ran; none on a miss
     bool missed = false;
     std::string verdict;
@@ -37,6 +39,7 @@ struct TraceFrame {
 struct TraceSummaryRow {
     std::string cls;
     std::optional<uint32_t> key;
+    std::string key_name;
     uint64_t frames = 0, bytes = 0, missed = 0;
     std::map<std::string, uint64_t> verdicts;
 };
@@ -54,9 +57,10 @@ private:
 
 class Tracer {
 public:
-    // With a loaded instance in pin_dir: its jump table (real wiring, real
-    // handlers) and miss action. Without one: an empty table, every key misses.
-    static Result<Tracer> open(const std::string& pin_dir);
+    // With a loaded instance in pin_dir: its kind, jump table (real wiring,
+    // real handlers), port slots and miss action. Without one: a dispatcher
+    // of `kind` with an empty table, every key misses.
+    static Result<Tracer> open(const std::string& pin_dir, Kind kind = {});
     Tracer(Tracer&&) = default;
     ~Tracer();
 
@@ -66,14 +70,16 @@ public:
     // The trace copy's own counters (never the live ones).
     Result<StatsSnapshot> counters() const;
     int prog_fd() const;
+    const Kind& kind() const { return kind_; }
 
     // Smallest frame BPF_PROG_TEST_RUN takes for XDP.
     static constexpr size_t kMinFrame = 14;
 
 private:
     Tracer() = default;
-    SkelPtr skel_;
-    UniqueFd jt_;
+    std::optional<DispatcherObject> obj_;
+    Kind kind_;
+    std::vector<UniqueFd> shared_;
     bool loaded_ = false;
     std::map<uint32_t, std::string> names_;  // prog id -> pin name
     uint32_t last_runs_ = 0;

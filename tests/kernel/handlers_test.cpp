@@ -91,7 +91,7 @@ TEST_F(Handlers, LoadRefusalsLeaveNothingBehind) {
         {obj("bad_jt"), {}, "max_entries is 2 in"},
         {obj("odd_handlers"), {"tc_prog"}, "is a sched_cls program; the jump table takes xdp"},
         {obj("odd_handlers"), {}, "longer than 15 characters"},
-        {obj("odd_handlers"), {"nosuch"}, "no XDP program named nosuch"},
+        {obj("odd_handlers"), {"nosuch"}, "no xdp program named nosuch"},
         {"/nonexistent.bpf.o", {}, "no such file"},
         {"/etc/hostname", {}, "not a BPF ELF object"},
     };

@@ -7,23 +7,35 @@
 #include <string>
 
 #include "core/instance.h"
-#include "tcd_proto.skel.h"
 
-TEST(Skeleton, OpensWithNamesWithinLimit) {
-    auto skel = tcd::open_skeleton();
-    ASSERT_TRUE(skel) << skel.error().message();
+class EmbeddedDispatchers : public ::testing::TestWithParam<tcd::Kind> {};
+
+TEST_P(EmbeddedDispatchers, OpenWithTheLayoutsNamesWithinLimit) {
+    tcd::Kind k = GetParam();
+    auto d = tcd::DispatcherObject::open(k);
+    ASSERT_TRUE(d) << d.error().message();
     std::set<std::string> progs, maps;
     bpf_program* p;
-    bpf_object__for_each_program(p, (*skel)->obj) progs.insert(bpf_program__name(p));
+    bpf_object__for_each_program(p, d->obj()) progs.insert(bpf_program__name(p));
     bpf_map* m;
-    bpf_object__for_each_map(m, (*skel)->obj) maps.insert(bpf_map__name(m));
-    for (const char* name : {"xdp_dispatch", "tcp_handler", "udp_handler", "pass", "drop"})
+    bpf_object__for_each_map(m, d->obj()) maps.insert(bpf_map__name(m));
+    for (const char* name : {tcd::dispatcher_name(k.hook), "tcp_handler", "udp_handler", "pass", "drop"})
         EXPECT_TRUE(progs.count(name)) << name;
     for (const char* name : {"jt", "proto_stats"}) EXPECT_TRUE(maps.count(name)) << name;
+    EXPECT_EQ(maps.count("port_slot"), k.key == tcd::KeyKind::port ? 1u : 0u);
     for (const auto& n : progs) EXPECT_LE(n.size(), 15u) << n;
     for (const auto& n : maps) EXPECT_LE(n.size(), 15u) << n;
-    EXPECT_EQ(bpf_map__type((*skel)->maps.jt), BPF_MAP_TYPE_PROG_ARRAY);
-    EXPECT_EQ(bpf_map__max_entries((*skel)->maps.jt), 256u);
-    EXPECT_EQ(bpf_map__type((*skel)->maps.proto_stats), BPF_MAP_TYPE_PERCPU_ARRAY);
-    EXPECT_EQ(bpf_program__type((*skel)->progs.xdp_dispatch), BPF_PROG_TYPE_XDP);
+    EXPECT_EQ(bpf_map__type(d->map("jt")), BPF_MAP_TYPE_PROG_ARRAY);
+    EXPECT_EQ(bpf_map__max_entries(d->map("jt")), tcd::jt_entries(k.key));
+    EXPECT_EQ(bpf_map__max_entries(d->map("proto_stats")), tcd::stats_entries(k.key));
+    EXPECT_EQ(bpf_map__type(d->map("proto_stats")), BPF_MAP_TYPE_PERCPU_ARRAY);
+    EXPECT_EQ(bpf_program__type(d->dispatcher()),
+              k.hook == tcd::Hook::tc ? BPF_PROG_TYPE_SCHED_CLS : BPF_PROG_TYPE_XDP);
+    EXPECT_GT(tcd::embedded_elf(k).size(), 1000u);
 }
+
+INSTANTIATE_TEST_SUITE_P(AllKinds, EmbeddedDispatchers,
+                         ::testing::Values(tcd::Kind{tcd::KeyKind::proto, tcd::Hook::xdp},
+                                           tcd::Kind{tcd::KeyKind::port, tcd::Hook::xdp},
+                                           tcd::Kind{tcd::KeyKind::proto, tcd::Hook::tc},
+                                           tcd::Kind{tcd::KeyKind::port, tcd::Hook::tc}));

@@ -2,7 +2,8 @@
 /*
  * For authors of tcd handlers: the instance's maps and a few helpers.
  *
- * A handler is an XDP program (SEC("xdp")). `tcd handler load OBJECT` loads
+ * A handler is an XDP program (SEC("xdp")), or for a tc instance a tc
+ * program (SEC("tc")). `tcd handler load OBJECT` loads
  * it the way the dispatcher is loaded and replaces the maps declared here
  * with the instance's pinned ones, so a handler can count into tcd's counters
  * and tail-call into the dispatcher's own jump table (chaining):
@@ -27,20 +28,31 @@
 
 #include "tcd/shared.h"
 
+/* For a port instance (tcd load --key port), define TCD_KEY_PORT before
+ * including this header: the jump table then has 65536 entries and the
+ * counters are the port instance's slots. */
+#ifdef TCD_KEY_PORT
+#define TCD__JT_ENTRIES TCD_PORT_JT_ENTRIES
+#define TCD__STATS_ENTRIES TCD_PORT_STATS_ENTRIES
+#else
+#define TCD__JT_ENTRIES TCD_JT_ENTRIES
+#define TCD__STATS_ENTRIES TCD_STATS_ENTRIES
+#endif
+
 /* The jump table: key -> handler (maps/jt). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, TCD_JT_ENTRIES);
+	__uint(max_entries, TCD__JT_ENTRIES);
 	__type(key, __u32);
 	__type(value, __u32);
 } jt SEC(".maps");
 
-/* Per-CPU counters (maps/proto_stats): rows 0-255 per key, then non-ip and
- * malformed. The dispatcher has counted the packet already; a handler may
- * count what it does with it in rows of its own choosing. */
+/* Per-CPU counters (maps/proto_stats): for a proto instance rows 0-255 per
+ * key, then non-ip and malformed. The dispatcher has counted the packet
+ * already; a handler may count what it does with it in rows of its own. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TCD_STATS_ENTRIES);
+	__uint(max_entries, TCD__STATS_ENTRIES);
 	__type(key, __u32);
 	__type(value, struct tcd_counters);
 } proto_stats SEC(".maps");

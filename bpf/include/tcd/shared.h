@@ -10,6 +10,7 @@
 
 /* Names as the kernel sees them (at most 15 characters). */
 #define TCD_PROG_DISPATCH   "xdp_dispatch"
+#define TCD_PROG_TC_DISPATCH "tc_dispatch"
 #define TCD_MAP_JT          "jt"
 #define TCD_MAP_STATS       "proto_stats"
 #define TCD_MAP_TRACE       "tcd_trace"
@@ -24,6 +25,18 @@
 #define TCD_SLOT_MALFORMED  257
 #define TCD_STATS_ENTRIES   258
 
+/* Port instances (tcd load --key port): the jump table is keyed by the
+ * destination port; counters live in slots that `tcd map set` assigns to
+ * ports (maps/port_slot: port -> slot), so memory does not grow with 65536
+ * ports times CPUs. Slot 0 counts ports that have no slot of their own. */
+#define TCD_PORT_JT_ENTRIES     65536
+#define TCD_PORT_SLOTS          1024
+#define TCD_PSLOT_NON_IP        1024
+#define TCD_PSLOT_MALFORMED     1025
+#define TCD_PSLOT_NO_PORT       1026
+#define TCD_PORT_STATS_ENTRIES  1027
+#define TCD_MAP_PORT_SLOT       "port_slot"
+
 /* The spec's walking limits. */
 #define TCD_MAX_VLAN        2
 #define TCD_MAX_EXTHDR      8
@@ -34,6 +47,7 @@ enum tcd_class {
 	TCD_CLASS_IPV6 = 1,
 	TCD_CLASS_NON_IP = 2,
 	TCD_CLASS_MALFORMED = 3,
+	TCD_CLASS_NO_PORT = 4,	/* port instances: IP without a TCP/UDP header */
 };
 
 /* One per-CPU counter row. */
@@ -56,7 +70,7 @@ struct tcd_trace_rec {
 struct tcd_attach_key {
 	__u64 netns_ino;	/* inode of the network namespace */
 	__u32 ifindex;
-	__u32 pad;
+	__u32 direction;	/* 0 XDP, 1 tc ingress, 2 tc egress */
 };
 
 #define TCD_NETNS_PATH_MAX 112
@@ -65,6 +79,8 @@ struct tcd_attach_val {
 	char netns[TCD_NETNS_PATH_MAX];	/* path used to enter it, "" = tcd's own */
 	__u32 mode;			/* enum xdp_attach_mode */
 	__u32 multiprog;		/* 1 = libxdp multi-program dispatcher */
+	__u32 made_qdisc;		/* tc: tcd created the clsact qdisc */
+	__u32 pad;
 };
 
 #endif /* TCD_SHARED_H */

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * tcd's protocol dispatcher (spec/datapath.md): classify one Ethernet frame,
- * count it per key in per-CPU counters, tail-call the handler wired at the
- * key in the jump table, and return the miss action when none is wired.
- * Built-in handlers live in the same object.
+ * tcd's dispatchers (spec/datapath.md): classify one Ethernet frame, count it
+ * in per-CPU counters, tail-call the handler wired at its key in the jump
+ * table, and return the miss action when none is wired. Built-in handlers
+ * live in the same object.
+ *
+ * One source, four builds (CMake):
+ *   TCD_KEY_PORT  key = TCP/UDP destination port (else the IP protocol)
+ *   TCD_HOOK_TC   a sched_cls program for tc's clsact (else XDP)
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -13,15 +17,43 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include <linux/pkt_cls.h>
+
 #include "tcd/handler.h" /* the maps handlers share: jt, proto_stats */
 #include "tcd/shared.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
+#ifdef TCD_HOOK_TC
+#define TCD_CTX struct __sk_buff
+#define TCD_SEC "tc"
+#define TCD_PASS TC_ACT_OK
+#define TCD_DROP TC_ACT_SHOT
+#define TCD_DISPATCH_FN tc_dispatch
+#define TCD_LEN(ctx, data, data_end) ((ctx)->len)
+#else
+#define TCD_CTX struct xdp_md
+#define TCD_SEC "xdp"
+#define TCD_PASS XDP_PASS
+#define TCD_DROP XDP_DROP
+#define TCD_DISPATCH_FN xdp_dispatch
+#define TCD_LEN(ctx, data, data_end) ((data_end) - (data))
+#endif
+
 /* Set by the loader before the object is loaded; the verifier prunes what
  * they switch off, so the live datapath pays nothing for trace mode. */
-const volatile __u32 tcd_miss_action = XDP_PASS;
+const volatile __u32 tcd_miss_action = TCD_PASS;
 const volatile __u8 tcd_trace_mode = 0;
+
+#ifdef TCD_KEY_PORT
+/* port -> counter slot, written by `tcd map set` (0: no slot of its own). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TCD_PORT_JT_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u32);
+} port_slot SEC(".maps");
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -42,9 +74,16 @@ static __always_inline int is_walked_ext(__u8 nh)
 	       nh == 44 /* FRAGMENT */ || nh == 60 /* DSTOPTS */;
 }
 
-/* Returns the class; *key is set for ipv4/ipv6. Every access is checked
- * against data_end right before it is made. */
-static __always_inline int classify(void *data, void *data_end, __u32 *key)
+struct tcd_l4 {
+	void *hdr;		/* the header after the IP headers */
+	__u8 proto;		/* IPv4 protocol / IPv6 final next header */
+	__u8 later_frag;	/* a fragment other than the first */
+};
+
+/* Returns the class; *key (the IP protocol) is set for ipv4/ipv6, and l4
+ * says where the upper-layer header starts. Every access is checked against
+ * data_end right before it is made. */
+static __always_inline int classify(void *data, void *data_end, __u32 *key, struct tcd_l4 *l4)
 {
 	struct ethhdr *eth = data;
 	void *cur;
@@ -77,6 +116,9 @@ static __always_inline int classify(void *data, void *data_end, __u32 *key)
 		if (cur + iph->ihl * 4 > data_end)
 			return TCD_CLASS_MALFORMED;
 		*key = iph->protocol;
+		l4->proto = iph->protocol;
+		l4->hdr = cur + iph->ihl * 4;
+		l4->later_frag = (iph->frag_off & bpf_htons(0x1fff)) != 0;
 		return TCD_CLASS_IPV4;
 	}
 
@@ -90,6 +132,7 @@ static __always_inline int classify(void *data, void *data_end, __u32 *key)
 			return TCD_CLASS_MALFORMED;
 		nh = ip6->nexthdr;
 		cur = ip6 + 1;
+		l4->later_frag = 0;
 
 		for (i = 0; i < TCD_MAX_EXTHDR; i++) {
 			__u8 *opt = cur;
@@ -102,17 +145,44 @@ static __always_inline int classify(void *data, void *data_end, __u32 *key)
 			len = nh == 44 ? 8 : ((__u32)opt[1] + 1) * 8;
 			if (cur + len > data_end)
 				return TCD_CLASS_MALFORMED;
+			if (nh == 44 && (((__u32)opt[2] << 8 | opt[3]) & 0xfff8))
+				l4->later_frag = 1;
 			nh = opt[0];
 			cur += len;
 		}
 		if (is_walked_ext(nh))	/* a 9th extension header */
 			return TCD_CLASS_MALFORMED;
 		*key = nh;
+		l4->proto = nh;
+		l4->hdr = cur;
 		return TCD_CLASS_IPV6;
 	}
 
 	return TCD_CLASS_NON_IP;
 }
+
+#ifdef TCD_KEY_PORT
+/* For a port instance: the destination port of a first (or only) fragment
+ * with a whole TCP (20 bytes) or UDP (8 bytes) header; else no-port. */
+static __always_inline int port_of(struct tcd_l4 *l4, void *data_end, __u32 *port)
+{
+	__u32 need;
+	__u8 *p = l4->hdr;
+
+	if (l4->later_frag)
+		return TCD_CLASS_NO_PORT;
+	if (l4->proto == IPPROTO_TCP)
+		need = 20;
+	else if (l4->proto == IPPROTO_UDP)
+		need = 8;
+	else
+		return TCD_CLASS_NO_PORT;
+	if ((void *)p + need > data_end)
+		return TCD_CLASS_NO_PORT;
+	*port = (__u32)p[2] << 8 | p[3];
+	return 0;
+}
+#endif
 
 static __always_inline void trace_record(__u32 cls, __u32 key, __u32 missed)
 {
@@ -128,6 +198,7 @@ static __always_inline void trace_record(__u32 cls, __u32 key, __u32 missed)
 	rec->missed = missed;
 }
 
+#ifndef TCD_KEY_PORT
 /*
  * Tail-call the handler at @key; returns only on a miss.
  *
@@ -154,7 +225,7 @@ static __always_inline void trace_record(__u32 cls, __u32 key, __u32 missed)
 #define TCD_CASE16(n) TCD_CASE4(n) TCD_CASE4(n + 4) TCD_CASE4(n + 8) TCD_CASE4(n + 12)
 #define TCD_CASE64(n) TCD_CASE16(n) TCD_CASE16(n + 16) TCD_CASE16(n + 32) TCD_CASE16(n + 48)
 
-static __always_inline void dispatch(struct xdp_md *ctx, __u32 key)
+static __always_inline void dispatch(TCD_CTX *ctx, __u32 key)
 {
 #if TCD_DISPATCH == TCD_DISPATCH_SWITCH
 	switch (key) {
@@ -176,36 +247,63 @@ static __always_inline void dispatch(struct xdp_md *ctx, __u32 key)
 	bpf_tail_call(ctx, &jt, key);
 #endif
 }
+#endif
 
-SEC("xdp")
-int xdp_dispatch(struct xdp_md *ctx)
+SEC(TCD_SEC)
+int TCD_DISPATCH_FN(TCD_CTX *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct tcd_counters *cnt;
+	struct tcd_l4 l4 = {};
 	__u32 key = 0, slot;
 	int cls;
 
-	cls = classify(data, data_end, &key);
+	cls = classify(data, data_end, &key, &l4);
+#ifdef TCD_KEY_PORT
+	if (cls == TCD_CLASS_IPV4 || cls == TCD_CLASS_IPV6) {
+		__u32 *s;
+
+		if (port_of(&l4, data_end, &key)) {
+			cls = TCD_CLASS_NO_PORT;
+			key = 0;
+		} else {
+			s = bpf_map_lookup_elem(&port_slot, &key);
+			slot = s && *s < TCD_PORT_SLOTS ? *s : 0;
+		}
+	}
+	if (cls == TCD_CLASS_NON_IP)
+		slot = TCD_PSLOT_NON_IP;
+	else if (cls == TCD_CLASS_MALFORMED)
+		slot = TCD_PSLOT_MALFORMED;
+	else if (cls == TCD_CLASS_NO_PORT)
+		slot = TCD_PSLOT_NO_PORT;
+#else
 	if (cls == TCD_CLASS_NON_IP)
 		slot = TCD_SLOT_NON_IP;
 	else if (cls == TCD_CLASS_MALFORMED)
 		slot = TCD_SLOT_MALFORMED;
 	else
 		slot = key;
+#endif
 
 	cnt = bpf_map_lookup_elem(&proto_stats, &slot);
 	if (cnt) {
 		cnt->packets++;
-		cnt->bytes += data_end - data;
+		cnt->bytes += TCD_LEN(ctx, data, data_end);
 	}
 	if (tcd_trace_mode)
 		trace_record(cls, key, 0);
 
-	if (cls != TCD_CLASS_IPV4 && cls != TCD_CLASS_IPV6)
-		return XDP_PASS;
-
+	if (cls == TCD_CLASS_NON_IP || cls == TCD_CLASS_MALFORMED)
+		return TCD_PASS;
+#ifdef TCD_KEY_PORT
+	if (cls == TCD_CLASS_NO_PORT)
+		return tcd_miss_action;
+	bpf_tail_call(ctx, &jt, key);
+#else
 	dispatch(ctx, key);
+#endif
 
 	/* No handler at this key: the tail call fell through. */
 	if (cnt)
@@ -216,26 +314,26 @@ int xdp_dispatch(struct xdp_md *ctx)
 }
 
 /* Built-in handlers, pinned beside the dispatcher. */
-SEC("xdp")
-int tcp_handler(struct xdp_md *ctx)
+SEC(TCD_SEC)
+int tcp_handler(TCD_CTX *ctx)
 {
-	return XDP_PASS;
+	return TCD_PASS;
 }
 
-SEC("xdp")
-int udp_handler(struct xdp_md *ctx)
+SEC(TCD_SEC)
+int udp_handler(TCD_CTX *ctx)
 {
-	return XDP_PASS;
+	return TCD_PASS;
 }
 
-SEC("xdp")
-int pass(struct xdp_md *ctx)
+SEC(TCD_SEC)
+int pass(TCD_CTX *ctx)
 {
-	return XDP_PASS;
+	return TCD_PASS;
 }
 
-SEC("xdp")
-int drop(struct xdp_md *ctx)
+SEC(TCD_SEC)
+int drop(TCD_CTX *ctx)
 {
-	return XDP_DROP;
+	return TCD_DROP;
 }

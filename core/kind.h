@@ -1,0 +1,37 @@
+// What a dispatcher instance is: its key (IP protocol or destination port)
+// and its hook (XDP, or tc's clsact). One pin directory holds one kind.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/error.h"
+
+namespace tcd {
+
+enum class KeyKind { proto, port };
+enum class Hook { xdp, tc };
+
+struct Kind {
+    KeyKind key = KeyKind::proto;
+    Hook hook = Hook::xdp;
+    bool operator==(const Kind&) const = default;
+};
+
+const char* key_kind_name(KeyKind k);  // "proto", "port"
+const char* hook_name(Hook h);         // "xdp", "tc"
+Result<KeyKind> parse_key_kind(const std::string& s);
+Result<Hook> parse_hook(const std::string& s);
+
+// The dispatcher program's (and pin's) name: xdp_dispatch or tc_dispatch.
+const char* dispatcher_name(Hook h);
+// The hook's verdicts for pass and drop (XDP_PASS/XDP_DROP, TC_ACT_OK/SHOT).
+uint32_t verdict_pass(Hook h);
+uint32_t verdict_drop(Hook h);
+std::string verdict_name(Hook h, uint32_t verdict);
+
+uint32_t max_key(KeyKind k);        // 255 or 65535
+uint32_t jt_entries(KeyKind k);     // 256 or 65536
+uint32_t stats_entries(KeyKind k);  // counter rows
+
+}  // namespace tcd
