@@ -221,6 +221,8 @@ json load_json(const LoadResult& r) {
     return {{"pin_dir", r.pin_dir},
             {"changed", r.changed},
             {"reloaded", r.reloaded},
+            {"key", key_kind_name(r.kind.key)},
+            {"hook", hook_name(r.kind.hook)},
             {"prog_id", r.dispatcher.id},
             {"tag", r.dispatcher.tag},
             {"miss_action", miss_action_name(r.miss)},
@@ -236,8 +238,9 @@ std::string load_plain(const LoadResult& r) {
     if (!r.changed)
         return fmt::format("{}: already loaded (prog id {}, miss action {})\n", r.pin_dir, r.dispatcher.id,
                            miss_action_name(r.miss));
-    std::string out = fmt::format("{}: {} dispatcher, prog id {}, miss action {}\n", r.pin_dir,
-                                  r.reloaded ? "reloaded" : "loaded", r.dispatcher.id, miss_action_name(r.miss));
+    std::string out = fmt::format("{}: {} {} dispatcher on {}, prog id {}, miss action {}\n", r.pin_dir,
+                                  r.reloaded ? "reloaded" : "loaded", key_kind_name(r.kind.key),
+                                  hook_name(r.kind.hook), r.dispatcher.id, miss_action_name(r.miss));
     for (const auto& s : r.swapped) out += fmt::format("swapped on {} ({} mode)\n", s.ifname, s.mode);
     return out;
 }
@@ -383,7 +386,7 @@ std::string trace_frame_plain(const TraceFrame& f) {
     std::string key = f.key ? key_label(*f.key, f.key_name) : "-";
     std::string handler = f.handler ? *f.handler : (f.missed ? "(miss)" : "-");
     return fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}{}\n", f.frame, f.len, f.cls, key, handler, f.verdict,
-                       f.ran ? "" : "  (shorter than an Ethernet header: not run)");
+                       f.ran ? "" : "  (not run: test_run refuses it; no such frame reaches the hook whole)");
 }
 
 json trace_summary_json(const TraceSummary& s) {
