@@ -34,6 +34,7 @@
 #include "core/lifecycle.h"
 #include "tcd_sw.skel.h"
 #include "tcd_ind.skel.h"
+#include "tcd_port.skel.h"
 #include "tcd_proto.skel.h"
 
 namespace {
@@ -164,11 +165,13 @@ int main(int argc, char** argv) {
     std::vector<tcd_proto*> shipped;
     std::vector<tcd_sw*> sw;
     std::vector<tcd_ind*> ind;
+    std::vector<tcd_port*> port;
     std::vector<Prog> progs = {{"floor (XDP_PASS)", {}},
                                {"seeds' dispatcher", {}},
                                {"tcd (hot keys static, shipped)", {}},
                                {"tcd (256-case switch)", {}},
-                               {"tcd (all indirect)", {}}};
+                               {"tcd (all indirect)", {}},
+                               {"tcd port dispatcher (port 80)", {}}};
     for (int c = 0; c < copies; c++) {
         bench* b = bench__open_and_load();
         if (!b) {
@@ -187,6 +190,18 @@ int main(int argc, char** argv) {
         progs[2].fds.push_back(bpf_program__fd(shipped.back()->progs.xdp_dispatch));
         progs[3].fds.push_back(bpf_program__fd(sw.back()->progs.xdp_dispatch));
         progs[4].fds.push_back(bpf_program__fd(ind.back()->progs.xdp_dispatch));
+        // The port dispatcher with its tcp_handler at port 80 (the frames' port), in slot 1.
+        tcd_port* pd = tcd_port__open();
+        if (!pd || wire_tcd(pd) || tcd_port__load(pd)) {
+            std::fprintf(stderr, "tcd_bench: cannot load the port dispatcher\n");
+            return 1;
+        }
+        uint32_t p80 = 80, slot = 1;
+        int h = bpf_program__fd(pd->progs.tcp_handler);
+        bpf_map_update_elem(bpf_map__fd(pd->maps.port_slot), &p80, &slot, BPF_ANY);
+        bpf_map_update_elem(bpf_map__fd(pd->maps.jt), &p80, &h, BPF_ANY);
+        port.push_back(pd);
+        progs[5].fds.push_back(bpf_program__fd(pd->progs.xdp_dispatch));
     }
     std::vector<std::pair<std::string, Bytes>> frames = {
         {"ipv4-tcp", frame(false, false)}, {"ipv6-tcp", frame(false, true)}, {"vlan-ipv4-tcp", frame(true, false)}};
@@ -247,6 +262,7 @@ int main(int argc, char** argv) {
     for (auto* x : shipped) tcd_proto__destroy(x);
     for (auto* x : sw) tcd_sw__destroy(x);
     for (auto* x : ind) tcd_ind__destroy(x);
+    for (auto* x : port) tcd_port__destroy(x);
 
     if (stats_runs > 0) {
         std::string dir = "/sys/fs/bpf/tcd-bench-" + std::to_string(getpid());

@@ -470,3 +470,73 @@ TEST(E2E, QuietVerboseAndJsonEverywhere) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(E2E, TcEgressCountsAndDrops) {
+    TOPOLOGY(t);
+    // A tc instance: attach with --direction loads one on a fresh pin dir.
+    json a = t.tcd_json("attach vb --netns " + t.b() + " --direction egress");
+    EXPECT_EQ(a["loaded"], true);
+    EXPECT_EQ(a["direction"], "egress");
+    json st = t.tcd_json("status");
+    EXPECT_EQ(st["dispatcher"]["hook"], "tc");
+    EXPECT_EQ(st["dispatcher"]["name"], "tc_dispatch");
+    ASSERT_TRUE(t.ping(3));  // the replies leave vb: counted at egress
+    json s = t.tcd_json("stats");
+    ASSERT_TRUE(key_row(s, 1));
+    EXPECT_GE((*key_row(s, 1))["packets"].get<uint64_t>(), 3u);
+    // Dropping ICMP on egress: requests arrive, replies never leave.
+    ASSERT_EQ(t.tcd("map set icmp drop").rc, 0);
+    EXPECT_FALSE(t.ping(2));
+    json link = json::parse(sh(t.in_ns(t.b(), "ip -j -s link show vb")).out);
+    EXPECT_GT(link[0]["stats64"]["rx"]["packets"].get<uint64_t>(), 0u);  // the requests did arrive
+    // Ingress too, on the same interface.
+    json in = t.tcd_json("attach vb --netns " + t.b() + " --direction ingress");
+    EXPECT_EQ(in["changed"], true);
+    EXPECT_EQ(t.tcd_json("status")["attached"].size(), 2u);
+    ASSERT_EQ(t.tcd("map del icmp").rc, 0);
+    EXPECT_TRUE(t.ping(2));
+    // Detach one direction, then unload: tcd's clsact qdisc goes with the last filter.
+    ASSERT_EQ(t.tcd("detach vb --netns " + t.b() + " --direction egress").rc, 0);
+    EXPECT_NE(sh(t.in_ns(t.b(), "tc qdisc show dev vb")).out.find("clsact"), std::string::npos);
+    ASSERT_EQ(t.tcd("unload").rc, 0);
+    EXPECT_EQ(sh(t.in_ns(t.b(), "tc qdisc show dev vb")).out.find("clsact"), std::string::npos);
+    EXPECT_EQ(sh(t.in_ns(t.b(), "tc filter show dev vb ingress")).out, "");
+}
+
+TEST(E2E, TcKeepsAForeignQdisc) {
+    TOPOLOGY(t);
+    ASSERT_EQ(sh(t.in_ns(t.b(), "tc qdisc add dev vb clsact")).rc, 0);
+    ASSERT_EQ(t.tcd("load --hook tc").rc, 0);
+    json a = t.tcd_json("attach vb --netns " + t.b() + " --direction ingress");
+    EXPECT_EQ(a["changed"], true);
+    ASSERT_EQ(t.tcd("unload").rc, 0);
+    // tcd did not make the clsact qdisc, so it leaves it.
+    EXPECT_NE(sh(t.in_ns(t.b(), "tc qdisc show dev vb")).out.find("clsact"), std::string::npos);
+}
+
+TEST(E2E, PortInstanceOnRealTraffic) {
+    TOPOLOGY(t);
+    ASSERT_EQ(t.tcd("load --key port").rc, 0);
+    ASSERT_EQ(t.tcd("attach vb --netns " + t.b()).rc, 0);
+    ASSERT_EQ(t.tcd("map set 7002 pass").rc, 0);   // TCP test port
+    ASSERT_EQ(t.tcd("map set 7001 drop").rc, 0);   // UDP test port
+    ASSERT_TRUE(t.tcp(3000));
+    EXPECT_EQ(t.udp(20), 0);
+    ASSERT_EQ(t.tcd("map del 7001").rc, 0);
+    EXPECT_EQ(t.udp(20), 20);
+    ASSERT_TRUE(t.ping(2));  // ICMP: no port
+    json s = t.tcd_json("stats");
+    ASSERT_TRUE(key_row(s, 7002));
+    EXPECT_GT((*key_row(s, 7002))["packets"].get<uint64_t>(), 2u);
+    EXPECT_GE(s["other_ports"]["packets"].get<uint64_t>(), 20u);  // 7001 once unwired
+    EXPECT_GE(s["no_port"]["packets"].get<uint64_t>(), 2u);
+    Cmd bad = t.tcd("map set 70000 pass");
+    EXPECT_EQ(bad.rc, 2);
+    EXPECT_NE(bad.err.find("port 70000: out of range"), std::string::npos) << bad.err;
+    EXPECT_EQ(t.tcd("map set http pass").rc, 0);
+    EXPECT_EQ(t.tcd_json("map list").size(), 2u);
+}
+
+}  // namespace
