@@ -306,7 +306,11 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
         }
         auto made = tc_attach_here(in.dispatcher_fd(), *ifindex, opt.ifname, dir, id != 0);
         if (!made) return tl::unexpected(made.error());
+        // Whether tcd made the clsact qdisc belongs to the interface: the
+        // other direction may have made it.
         res.where.made_qdisc = *made;
+        for (const auto& r : records(in))
+            if (r.key.netns_ino == ino && r.key.ifindex == *ifindex && r.val.made_qdisc) res.where.made_qdisc = true;
         res.changed = true;
         if (auto r = record(in, res.where, ino); !r) {
             (void)tc_detach_here(*ifindex, opt.ifname, dir);
