@@ -167,7 +167,7 @@ Result<bool> tc_attach_here(int prog_fd, uint32_t ifindex, const std::string& if
     int err = bpf_tc_hook_create(&hook);
     bool made = err == 0;
     if (err && err != -EEXIST) return fail_errno("create the clsact qdisc on " + ifname, -err);
-    LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = prog_fd, .flags = replace ? BPF_TC_F_REPLACE : 0u,
+    LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = prog_fd, .flags = replace ? static_cast<__u32>(BPF_TC_F_REPLACE) : 0u,
                 .handle = kTcHandle, .priority = kTcPriority);
     if ((err = bpf_tc_attach(&hook, &o)) != 0) {
         if (made) {
