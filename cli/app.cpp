@@ -8,7 +8,10 @@
 
 #include "cli/cli.h"
 #include "core/instance.h"
+#include "core/lock.h"
 #include "core/log.h"
+
+#include <optional>
 
 #ifndef TCD_VERSION
 #define TCD_VERSION "0.0.0"
@@ -119,6 +122,18 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     if (!ctx.action) {
         err << "tcd: a command is required (see tcd --help)\n";
         return static_cast<int>(ExitCode::usage);
+    }
+    // Commands that change an instance run one at a time per pin directory.
+    std::optional<InstanceLock> lock;
+    if (ctx.mutates) {
+        double timeout = 10;
+        if (const char* t = std::getenv("TCD_LOCK_TIMEOUT")) timeout = std::strtod(t, nullptr);
+        auto l = InstanceLock::acquire(ctx.g.pin_dir, timeout);
+        if (!l) {
+            err << "tcd: " << l.error().message() << '\n';
+            return static_cast<int>(l.error().code);
+        }
+        lock.emplace(std::move(*l));
     }
     Result<> r = ctx.action();
     if (!r) {

@@ -31,6 +31,7 @@ struct Context {
     std::ostream& out;
     std::ostream& err;
     std::function<Result<>()> action;  // what the parsed command line asks for
+    bool mutates = false;              // it changes the instance: take its lock
 
     Context(std::ostream& o, std::ostream& e) : out(o), err(e) {}
     bool json() const { return g.json || g.pretty; }

@@ -119,7 +119,8 @@ void setup_attach(CLI::App& app, Context& ctx) {
         ->check(CLI::IsMember({"ingress", "egress"}))
         ->type_name("ingress|egress");
     attach->add_flag("--force", a->force, "replace another program running there");
-    attach->callback([&ctx, a] { ctx.action = [&ctx, a] { return run_attach(*a, ctx); }; });
+    attach->callback([&ctx, a] { ctx.mutates = true;
+        ctx.action = [&ctx, a] { return run_attach(*a, ctx); }; });
 
     auto d = std::make_shared<DetachOptions>();
     auto* detach = app.add_subcommand("detach", "take the dispatcher off IFACE (or off every interface with --all)");
@@ -129,7 +130,8 @@ void setup_attach(CLI::App& app, Context& ctx) {
         ->check(CLI::IsMember({"ingress", "egress"}))
         ->type_name("ingress|egress");
     detach->add_flag("--all", d->all, "every interface the dispatcher runs on");
-    detach->callback([&ctx, d] { ctx.action = [&ctx, d] { return run_detach(*d, ctx); }; });
+    detach->callback([&ctx, d] { ctx.mutates = true;
+        ctx.action = [&ctx, d] { return run_detach(*d, ctx); }; });
 }
 
 }  // namespace tcd::cli

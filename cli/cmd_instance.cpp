@@ -55,10 +55,12 @@ void setup_instance(CLI::App& app, Context& ctx) {
         ->type_name("xdp|tc");
     load->add_flag("--force", load_opts->force,
                    "reload a loaded instance: new dispatcher, same wiring and counters, swapped live");
-    load->callback([&ctx, load_opts] { ctx.action = [&ctx, load_opts] { return run_load(*load_opts, ctx); }; });
+    load->callback([&ctx, load_opts] { ctx.mutates = true;
+        ctx.action = [&ctx, load_opts] { return run_load(*load_opts, ctx); }; });
 
     auto* unload = app.add_subcommand("unload", "detach from every interface, then remove the pins");
-    unload->callback([&ctx] { ctx.action = [&ctx] { return run_unload(ctx); }; });
+    unload->callback([&ctx] { ctx.mutates = true;
+        ctx.action = [&ctx] { return run_unload(ctx); }; });
 
     auto* status = app.add_subcommand("status", "what is loaded, wired and attached (-v: verifier figures)");
     status->callback([&ctx] { ctx.action = [&ctx] { return run_status(ctx); }; });

@@ -123,7 +123,10 @@ void setup_stats(CLI::App& app, Context& ctx) {
     stats->add_option("--count", o->count, "stop after N readings with --watch")->type_name("N");
     stats->add_flag("--all", o->all, "all 256 keys, not only wired or counted ones");
     stats->add_flag("--reset", o->reset, "print, then zero the counters");
-    stats->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_stats(*o, ctx); }; });
+    stats->callback([&ctx, o] {
+        ctx.mutates = o->reset;
+        ctx.action = [&ctx, o] { return run_stats(*o, ctx); };
+    });
 }
 
 }  // namespace tcd::cli

@@ -105,12 +105,14 @@ std::string stats_plain(const StatsView& v) {
 
 json wiring_json(const std::vector<WiredEntry>& w) {
     json a = json::array();
-    for (const auto& e : w)
+    for (const auto& e : w) {
         a.push_back({{"key", e.key},
                      {"proto", proto_or_null(e.proto)},
                      {"handler", e.handler},
                      {"prog_id", e.prog_id},
                      {"tag", e.tag}});
+        if (e.slot) a.back()["slot"] = e.slot;  // port instances: the counter slot
+    }
     return a;
 }
 

@@ -1,0 +1,139 @@
+// Parallel scripts: 8 processes wiring and unwiring at random against one
+// instance. Every command succeeds (waiting for the lock is fine), and the
+// table ends as some serial order of the writes would leave it: for each key,
+// the final handler is the value of a write that no other write to that key
+// certainly followed.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/common/kernel.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Write {
+    Clock::time_point start, end;
+    uint32_t key;
+    std::string value;  // handler, or "" for map del
+    int rc;
+};
+
+// A port instance: `map set` there is a read-modify-write (a free counter
+// slot is found, then taken), which only the lock keeps from racing.
+TEST(Concurrency, ParallelWritersSerialise) {
+    TCD_REQUIRE_KERNEL();
+    std::string dir = "/sys/fs/bpf/" + tcdtest::unique_name("tcdconc");
+    std::string tcd = std::string(TCD_BIN) + " -d " + dir;
+    std::system((tcd + " -q unload").c_str());
+    ASSERT_EQ(std::system((tcd + " -q load --key port").c_str()), 0);
+
+    int seconds = 60;
+    if (const char* s = std::getenv("TCD_CONCURRENCY_SECONDS")) seconds = std::atoi(s);
+    auto deadline = Clock::now() + std::chrono::seconds(seconds);
+    const std::vector<uint32_t> keys = {22, 53, 80, 443, 8080, 9000};
+    const std::vector<std::string> handlers = {"pass", "drop", "tcp_handler", "udp_handler", ""};
+    std::mutex mu;
+    std::vector<Write> log;
+    std::string errors;
+    auto worker = [&](int id) {
+        std::mt19937 rng(unsigned(id) * 7919u + unsigned(getpid()));
+        std::string err_file = "/tmp/tcdconc_" + std::to_string(getpid()) + "_" + std::to_string(id);
+        while (Clock::now() < deadline) {
+            uint32_t key = keys[rng() % keys.size()];
+            std::string value = handlers[rng() % handlers.size()];
+            std::string cmd = tcd + " -q " + (value.empty() ? "map del " + std::to_string(key)
+                                                            : "map set " + std::to_string(key) + " " + value) +
+                              " 2>" + err_file;
+            Write w{Clock::now(), {}, key, value, 0};
+            int st = std::system(cmd.c_str());
+            w.end = Clock::now();
+            w.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            std::ifstream e(err_file);
+            std::stringstream ss;
+            ss << e.rdbuf();
+            std::lock_guard lock(mu);
+            log.push_back(w);
+            if (w.rc != 0 || !ss.str().empty()) errors += ss.str() + "\n";
+        }
+        std::remove(err_file.c_str());
+    };
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; i++) threads.emplace_back(worker, i);
+    for (auto& t : threads) t.join();
+
+    EXPECT_EQ(errors, "");
+    EXPECT_GT(log.size(), 100u);
+    std::string out;
+    {
+        FILE* p = popen((tcd + " -j map list").c_str(), "r");
+        char buf[4096];
+        while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+        pclose(p);
+    }
+    auto list = nlohmann::json::parse(out);
+    std::map<uint32_t, std::string> final_state;
+    std::map<uint32_t, uint32_t> slot_owner;
+    for (const auto& e : list) {
+        uint32_t key = e["key"].get<uint32_t>();
+        final_state[key] = e["handler"].get<std::string>();
+        ASSERT_TRUE(e.contains("slot")) << e.dump();
+        uint32_t slot = e["slot"].get<uint32_t>();
+        EXPECT_TRUE(slot_owner.emplace(slot, key).second)
+            << "ports " << slot_owner[slot] << " and " << key << " share counter slot " << slot;
+    }
+    for (uint32_t key : keys) {
+        std::string now = final_state.count(key) ? final_state[key] : "";
+        bool explained = false;
+        for (const auto& w : log) {
+            if (w.key != key || w.value != now) continue;
+            bool superseded = false;
+            for (const auto& o : log)
+                if (o.key == key && o.start > w.end) superseded = true;
+            if (!superseded) explained = true;
+        }
+        EXPECT_TRUE(explained) << "key " << key << " ends as '" << now << "', which no last write left";
+    }
+    std::printf("concurrency: %zu writes by 8 processes in %d s\n", log.size(), seconds);
+    std::system((tcd + " -q unload").c_str());
+}
+
+TEST(Concurrency, StuckHolderIsNamed) {
+    TCD_REQUIRE_KERNEL();
+    std::string dir = "/sys/fs/bpf/" + tcdtest::unique_name("tcdstuck");
+    // Hold the instance's lock from a shell for a while, then let tcd time out.
+    std::string lock = "/run/tcd/" + [&] {
+        std::string n;
+        for (char c : dir) n += c == '/' ? '_' : c;
+        return n;
+    }() + ".lock";
+    std::system("mkdir -p /run/tcd");
+    std::string hold = "flock " + lock + " -c 'echo $$ > " + lock + "; sleep 3' &";
+    ASSERT_EQ(std::system(hold.c_str()), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::string err = "/tmp/tcdstuck_" + std::to_string(getpid());
+    int st = std::system(("TCD_LOCK_TIMEOUT=1 " + std::string(TCD_BIN) + " -d " + dir + " load 2>" + err).c_str());
+    std::ifstream e(err);
+    std::stringstream ss;
+    ss << e.rdbuf();
+    std::remove(err.c_str());
+    EXPECT_EQ(WEXITSTATUS(st), 1);
+    EXPECT_NE(ss.str().find("has held its lock for 1 s"), std::string::npos) << ss.str();
+    EXPECT_NE(ss.str().find("(pid "), std::string::npos) << ss.str();
+    EXPECT_FALSE(access(dir.c_str(), F_OK) == 0);  // nothing loaded
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+}
+
+}  // namespace
