@@ -69,6 +69,7 @@ void build_app(CLI::App& app, Context& ctx) {
     setup_instance(app, ctx);
     setup_handler(app, ctx);
     setup_trace(app, ctx);
+    setup_object(app, ctx);
 }
 
 // CLI11's messages, said the way the rest of tcd speaks.

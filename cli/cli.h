@@ -55,6 +55,7 @@ void setup_attach(CLI::App& app, Context& ctx);    // attach, detach
 void setup_stats(CLI::App& app, Context& ctx);     // stats
 void setup_handler(CLI::App& app, Context& ctx);   // handler load|list|unload
 void setup_trace(CLI::App& app, Context& ctx);     // trace
+void setup_object(CLI::App& app, Context& ctx);    // object
 
 struct LoadOptions {
     std::string miss_action = "pass";
@@ -96,6 +97,7 @@ struct StatsOptions {
     long count = 0;  // 0 = until Ctrl-C
     bool all = false;
     bool reset = false;
+    std::string format = "plain";  // plain, json, prometheus
 };
 Result<> run_stats(const StatsOptions& o, Context& ctx);
 
@@ -116,5 +118,12 @@ struct TraceOptions {
     std::string hex;
 };
 Result<> run_trace(const TraceOptions& o, Context& ctx);
+
+struct ObjectOptions {
+    std::string output;
+    std::string key = "proto";
+    std::string hook = "xdp";
+};
+Result<> run_object(const ObjectOptions& o, Context& ctx);
 
 }  // namespace tcd::cli

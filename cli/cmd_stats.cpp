@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <csignal>
 #include <ctime>
+#include <iostream>
 
 #include "cli/cli.h"
 #include "core/instance.h"
@@ -56,6 +57,11 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
     if ((o.count || o.interval != 1.0) && !o.watch)
         return usage_error("stats", "--interval and --count go with --watch");
     if (o.reset && o.watch) return usage_error("stats", "--reset and --watch do not go together");
+    if (o.format != "plain" && o.format != "json" && o.format != "prometheus")
+        return usage_error("--format " + o.format, "not plain, json or prometheus");
+    if (o.format == "prometheus" && o.watch)
+        return usage_error("stats", "--format prometheus is one reading; a scraper or a timer repeats it");
+    if (o.format == "json") ctx.g.json = true;
     if (auto p = require_bpf_privileges("stats"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return tl::unexpected(in.error());
@@ -75,6 +81,10 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
         if (!v) return tl::unexpected(v.error());
         if (o.reset) {
             if (auto r = reset_stats(in->stats_fd(), in->kind().key); !r) return r;
+        }
+        if (o.format == "prometheus") {
+            if (!ctx.g.quiet) ctx.out << render::stats_prometheus(*v, ctx.g.pin_dir) << std::flush;
+            return {};
         }
         ctx.print(render::stats_json(*v), render::stats_plain(*v));
         return {};
@@ -123,6 +133,9 @@ void setup_stats(CLI::App& app, Context& ctx) {
     stats->add_option("--count", o->count, "stop after N readings with --watch")->type_name("N");
     stats->add_flag("--all", o->all, "all 256 keys, not only wired or counted ones");
     stats->add_flag("--reset", o->reset, "print, then zero the counters");
+    stats->add_option("--format", o->format, "plain (default), json (as -j) or prometheus (text exposition)")
+        ->check(CLI::IsMember({"plain", "json", "prometheus"}))
+        ->type_name("plain|json|prometheus");
     stats->callback([&ctx, o] {
         ctx.mutates = o->reset;
         ctx.action = [&ctx, o] { return run_stats(*o, ctx); };

@@ -103,6 +103,58 @@ std::string stats_plain(const StatsView& v) {
     return out;
 }
 
+namespace {
+
+std::string prom_escape(const std::string& v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\' || c == '"') out += '\\';
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string stats_prometheus(const StatsView& v, const std::string& pin_dir) {
+    std::string inst = "instance=\"" + prom_escape(pin_dir) + "\"";
+    std::string out;
+    auto family = [&](const char* name, const char* help, auto value) {
+        out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, help, name);
+        for (const auto& r : v.keys)
+            out += fmt::format("{}{{{},key=\"{}\",proto=\"{}\",handler=\"{}\"}} {}\n", name, inst, r.key,
+                               prom_escape(r.proto), prom_escape(r.handler.value_or("")), value(r.c));
+    };
+    family("tcd_packets_total", "Packets counted per dispatch key.", [](const Counters& c) { return c.packets; });
+    family("tcd_bytes_total", "Bytes counted per dispatch key.", [](const Counters& c) { return c.bytes; });
+    family("tcd_missed_total", "Packets whose key had no handler wired (they got the miss action).",
+           [](const Counters& c) { return c.missed; });
+    std::vector<std::pair<const char*, Counters>> classes = {{"non-ip", v.non_ip}, {"malformed", v.malformed}};
+    if (v.kind == KeyKind::port) {
+        classes.emplace_back("no-port", v.no_port);
+        classes.emplace_back("other-ports", v.other_ports);
+    }
+    out += "# HELP tcd_class_packets_total Packets counted per class without a key of their own.\n"
+           "# TYPE tcd_class_packets_total counter\n";
+    for (const auto& [name, c] : classes)
+        out += fmt::format("tcd_class_packets_total{{{},class=\"{}\"}} {}\n", inst, name, c.packets);
+    out += "# HELP tcd_class_bytes_total Bytes counted per class without a key of their own.\n"
+           "# TYPE tcd_class_bytes_total counter\n";
+    for (const auto& [name, c] : classes)
+        out += fmt::format("tcd_class_bytes_total{{{},class=\"{}\"}} {}\n", inst, name, c.bytes);
+    out += fmt::format("# HELP tcd_total_packets_total Every packet the dispatcher saw.\n"
+                       "# TYPE tcd_total_packets_total counter\ntcd_total_packets_total{{{}}} {}\n",
+                       inst, v.total.packets);
+    out += fmt::format("# HELP tcd_total_bytes_total Every byte the dispatcher saw.\n"
+                       "# TYPE tcd_total_bytes_total counter\ntcd_total_bytes_total{{{}}} {}\n",
+                       inst, v.total.bytes);
+    return out;
+}
+
 json wiring_json(const std::vector<WiredEntry>& w) {
     json a = json::array();
     for (const auto& e : w) {

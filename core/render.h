@@ -18,6 +18,8 @@ using json = nlohmann::ordered_json;
 
 json stats_json(const StatsView& v);
 std::string stats_plain(const StatsView& v);
+// Prometheus text exposition (node_exporter's textfile collector, a scrape).
+std::string stats_prometheus(const StatsView& v, const std::string& pin_dir);
 
 json wiring_json(const std::vector<WiredEntry>& w);
 std::string wiring_plain(const std::vector<WiredEntry>& w);

@@ -540,3 +540,35 @@ TEST(E2E, PortInstanceOnRealTraffic) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(E2E, ObjectFileWorksWithBpftoolAndIp) {
+    TOPOLOGY(t);
+    std::string file = "/tmp/tcd_object_" + std::to_string(getpid()) + ".o";
+    std::string pins = t.dir() + "obj";
+    Cmd o = sh(std::string(TCD_BIN) + " object -o " + file);
+    ASSERT_EQ(o.rc, 0) << o.err;
+    // The seed's flow with tcd's own ELF: loadall, wire, attach.
+    EXPECT_EQ(sh("bpftool prog loadall " + file + " " + pins + " type xdp").rc, 0);
+    EXPECT_EQ(sh(t.in_ns(t.b(), "ip link set dev vb xdp pinned " + pins + "/xdp_dispatch")).rc, 0);
+    EXPECT_NE(t.xdp_on_vb().find("xdp_dispatch"), std::string::npos);
+    sh(t.in_ns(t.b(), "ip link set dev vb xdp off") + "; rm -rf " + pins + " " + file);
+    Cmd bad = sh(std::string(TCD_BIN) + " object -o /nonexistent-dir/x.o");
+    EXPECT_EQ(bad.rc, 1);
+    EXPECT_NE(bad.err.find("tcd: write /nonexistent-dir/x.o: no such file"), std::string::npos) << bad.err;
+}
+
+TEST(E2E, PrometheusTextFromALiveInstance) {
+    TOPOLOGY(t);
+    ASSERT_EQ(t.tcd("attach vb --netns " + t.b()).rc, 0);
+    ASSERT_EQ(t.tcd("map set udp udp_handler").rc, 0);
+    EXPECT_EQ(t.udp(10), 10);
+    Cmd p = t.tcd("stats --format prometheus");
+    ASSERT_EQ(p.rc, 0);
+    EXPECT_NE(p.out.find("key=\"17\",proto=\"udp\",handler=\"udp_handler\"}"), std::string::npos) << p.out;
+    Cmd j = t.tcd("stats --format json");
+    EXPECT_TRUE(json::accept(j.out));
+}
+
+}  // namespace
