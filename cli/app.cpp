@@ -56,7 +56,8 @@ void build_app(CLI::App& app, Context& ctx) {
     ctx.g.pin_dir = default_pin_dir();
     app.add_option("-d,--pin-dir", ctx.g.pin_dir, "the instance's bpffs directory (default $TCD_PIN_DIR or " +
                                                       std::string(kDefaultPinDir) + ")")
-        ->type_name("DIR");
+        ->type_name("DIR")
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     app.add_flag("-j,--json", ctx.g.json, "JSON on stdout (JSON Lines for streams)");
     app.add_flag("-p,--pretty", ctx.g.pretty, "indented JSON (implies -j)");
     app.add_flag("-q,--quiet", ctx.g.quiet, "print nothing on success");

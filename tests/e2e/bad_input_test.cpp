@@ -1,0 +1,109 @@
+// Bad input, table-driven: each gives its documented exit status, exactly one
+// "tcd: ..." line on stderr, nothing on stdout, and leaves the pins and the
+// jump table exactly as they were.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "core/bpffs.h"
+#include "tests/common/kernel.h"
+
+namespace {
+
+struct Cmd {
+    int rc;
+    std::string out, err;
+};
+
+std::string slurp(const std::string& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+Cmd sh(const std::string& cmd) {
+    std::string base = "/tmp/tcd_bad_" + std::to_string(getpid());
+    int st = std::system(("(" + cmd + ") >" + base + ".out 2>" + base + ".err").c_str());
+    Cmd c{WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(base + ".out"), slurp(base + ".err")};
+    std::remove((base + ".out").c_str());
+    std::remove((base + ".err").c_str());
+    return c;
+}
+
+TEST(BadInput, ExitStatusOneLineNothingChanged) {
+    TCD_REQUIRE_KERNEL();
+    std::string dir = "/sys/fs/bpf/" + tcdtest::unique_name("tcdbad");
+    std::string tcd = std::string(TCD_BIN) + " -d " + dir;
+    std::string objdir = TCD_BPF_OBJ_DIR;
+    sh(tcd + " -q unload");
+    ASSERT_EQ(sh(tcd + " -q load").rc, 0);
+    ASSERT_EQ(sh(tcd + " -q map set tcp tcp_handler").rc, 0);
+    // Programs the table must refuse: tc and frags, loaded with bpftool.
+    std::string odd = dir + "-odd";
+    sh("rm -rf " + odd);
+    ASSERT_EQ(sh("bpftool prog loadall " + objdir + "/odd_handlers.bpf.o " + odd).rc, 0);
+    std::string notpcap = "/tmp/tcd_bad_notpcap_" + std::to_string(getpid());
+    std::ofstream(notpcap) << "this is not a capture\n";
+
+    struct Case {
+        std::string args;
+        int rc;
+        std::string says;
+    } cases[] = {
+        {"map set 256 pass", 2, "key 256: out of range"},
+        {"map set -1 pass", 2, ""},
+        {"map set nosuchproto pass", 2, "unknown protocol name"},
+        {"map set 6", 2, "HANDLER is required"},
+        {"map set 6 nosuchhandler", 1, "not pinned in"},
+        {"map set 6 " + dir + "/maps/jt", 1, "is a map, not a program"},
+        {"map set 6 " + odd + "/tc_prog", 1, "program type is sched_cls"},
+        {"map set 6 " + odd + "/frags_h", 1, "frags flag differs"},
+        {"map set 6 id:0", 2, "not a program id"},
+        {"map set 6 id:999999999", 1, "no such program"},
+        {"map del 300", 2, "out of range"},
+        {"handler load /nonexistent.o", 1, "no such file"},
+        {"handler load " + notpcap, 1, "not a BPF ELF object"},
+        {"handler load " + objdir + "/bad_jt.bpf.o", 1, "max_entries is 2"},
+        {"handler unload tcp_handler", 1, "is built in"},
+        {"trace --pcap /nonexistent.pcap", 1, "no such file"},
+        {"trace --pcap " + notpcap, 1, "not a pcap or pcapng capture"},
+        {"trace --hex zz", 2, "not a hex digit"},
+        {"attach nosuchif0", 1, "no such interface"},
+        {"attach lo --netns nosuchns", 1, "network namespace nosuchns: not found"},
+        {"attach lo --mode turbo", 2, "--mode"},
+        {"stats --watch --interval -1", 2, "--interval"},
+        {"stats --watch --count -3", 2, "--count"},
+        {"stats --bogus", 2, "unknown option --bogus"},
+        {"frobnicate", 2, "frobnicate"},
+        {"load --miss-action maybe", 2, "--miss-action"},
+        {"load --miss-action drop", 1, "--force"},
+        {"load --key port", 1, "holds a proto dispatcher"},
+        {"-d /tmp/tcd-not-bpffs load", 1, "not on a bpffs"},
+        {"object -o /nonexistent-dir/x.o", 1, "no such file"},
+    };
+    ASSERT_GE(std::size(cases), 20u);
+    auto state = [&] {
+        return sh("ls -R " + dir + "; bpftool map dump pinned " + dir + "/maps/jt").out;
+    };
+    std::string before = state();
+    for (const auto& c : cases) {
+        Cmd r = sh(tcd + " " + c.args);
+        EXPECT_EQ(r.rc, c.rc) << c.args << ": " << r.err;
+        EXPECT_EQ(r.out, "") << c.args;
+        EXPECT_EQ(r.err.rfind("tcd: ", 0), 0u) << c.args << ": " << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << c.args << ": " << r.err;
+        EXPECT_NE(r.err.find(c.says), std::string::npos) << c.args << ": " << r.err;
+        EXPECT_EQ(r.err.find("errno"), std::string::npos) << c.args;
+        EXPECT_EQ(state(), before) << c.args;
+    }
+    EXPECT_FALSE(tcd::bpffs::exists("/tmp/tcd-not-bpffs"));
+    std::remove(notpcap.c_str());
+    sh("rm -rf " + odd + "; " + tcd + " -q unload");
+}
+
+}  // namespace
