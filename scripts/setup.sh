@@ -6,10 +6,10 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 
 PACKAGES=(
-  g++ cmake make pkg-config clang llvm bpftool
+  g++ cmake make pkg-config clang llvm libclang-rt-14-dev bpftool
   libbpf-dev libxdp-dev libelf-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev libexpected-dev libfmt-dev libpcap-dev libgtest-dev
-  iproute2 iputils-ping ethtool util-linux
+  iproute2 iputils-ping ethtool util-linux dpkg-dev file
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
