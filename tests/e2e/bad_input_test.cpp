@@ -11,29 +11,12 @@
 
 #include "core/bpffs.h"
 #include "tests/common/kernel.h"
+#include "tests/common/shell.h"
 
 namespace {
 
-struct Cmd {
-    int rc;
-    std::string out, err;
-};
-
-std::string slurp(const std::string& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-Cmd sh(const std::string& cmd) {
-    std::string base = "/tmp/tcd_bad_" + std::to_string(getpid());
-    int st = std::system(("(" + cmd + ") >" + base + ".out 2>" + base + ".err").c_str());
-    Cmd c{WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(base + ".out"), slurp(base + ".err")};
-    std::remove((base + ".out").c_str());
-    std::remove((base + ".err").c_str());
-    return c;
-}
+using tcdtest::Cmd;
+using tcdtest::sh;
 
 TEST(BadInput, ExitStatusOneLineNothingChanged) {
     TCD_REQUIRE_KERNEL();

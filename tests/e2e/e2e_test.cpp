@@ -12,35 +12,14 @@
 #include <string>
 
 #include "tests/common/kernel.h"
+#include "tests/common/shell.h"
 
 namespace {
 
 using nlohmann::json;
 
-struct Cmd {
-    int rc = -1;
-    std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-Cmd sh(const std::string& cmd) {
-    std::string base = "/tmp/tcd_e2e_" + std::to_string(getpid());
-    std::string full = "(" + cmd + ") >" + base + ".out 2>" + base + ".err";
-    int st = std::system(full.c_str());
-    Cmd c;
-    c.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    c.out = slurp(base + ".out");
-    c.err = slurp(base + ".err");
-    std::remove((base + ".out").c_str());
-    std::remove((base + ".err").c_str());
-    return c;
-}
+using tcdtest::Cmd;
+using tcdtest::sh;
 
 // Two namespaces joined by a veth pair, a pin dir of our own; all of it goes
 // away in the destructor.
