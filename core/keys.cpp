@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 
@@ -42,32 +43,43 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-struct SystemProtocols {
+// A names file of the /etc/protocols and /etc/services kind: NAME FIELD
+// [ALIAS...] per line, '#' comments; `number` reads FIELD (nullopt skips).
+struct NameTable {
     std::unordered_map<std::string, uint32_t> by_name;
     std::unordered_map<uint32_t, std::string> by_key;
 };
 
-const SystemProtocols& system_protocols() {
-    static const SystemProtocols table = [] {
-        SystemProtocols t;
-        std::ifstream in("/etc/protocols");
-        std::string line;
-        while (std::getline(in, line)) {
-            if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-            std::istringstream ss(line);
-            std::string name, number;
-            if (!(ss >> name >> number)) continue;
-            uint32_t key = 0;
-            auto [p, ec] = std::from_chars(number.data(), number.data() + number.size(), key);
-            if (ec != std::errc() || p != number.data() + number.size() || key > kMaxKey)
-                continue;
-            t.by_name.emplace(lower(name), key);
-            t.by_key.emplace(key, lower(name));
-            for (std::string alias; ss >> alias;) t.by_name.emplace(lower(alias), key);
-        }
-        return t;
-    }();
-    return table;
+template <typename NumberFn>
+NameTable read_name_table(const char* path, NumberFn number) {
+    NameTable t;
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+        std::istringstream ss(line);
+        std::string name, field;
+        if (!(ss >> name >> field)) continue;
+        std::optional<uint32_t> key = number(field);
+        if (!key) continue;
+        t.by_name.emplace(lower(name), *key);
+        t.by_key.emplace(*key, lower(name));
+        for (std::string alias; ss >> alias;) t.by_name.emplace(lower(alias), *key);
+    }
+    return t;
+}
+
+std::optional<uint32_t> number_upto(std::string_view s, uint32_t max) {
+    uint32_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || v > max) return std::nullopt;
+    return v;
+}
+
+const NameTable& system_protocols() {
+    static const NameTable t =
+        read_name_table("/etc/protocols", [](const std::string& f) { return number_upto(f, kMaxKey); });
+    return t;
 }
 
 // Well-known ports with the names /etc/services gives them, so a minimal
@@ -84,35 +96,16 @@ const std::vector<std::pair<std::string, uint32_t>> kServiceAliases = {
     {"dns", 53}, {"www", 80}, {"imap", 143}, {"postgres", 5432}, {"webcache", 8080}, {"http-proxy", 8080},
 };
 
-struct SystemServices {
-    std::unordered_map<std::string, uint32_t> by_name;
-    std::unordered_map<uint32_t, std::string> by_port;
-};
-
-const SystemServices& system_services() {
-    static const SystemServices table = [] {
-        SystemServices t;
-        std::ifstream in("/etc/services");
-        std::string line;
-        while (std::getline(in, line)) {
-            if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-            std::istringstream ss(line);
-            std::string name, portproto;
-            if (!(ss >> name >> portproto)) continue;
-            auto slash = portproto.find('/');
-            if (slash == std::string::npos) continue;
-            std::string proto = portproto.substr(slash + 1);
-            if (proto != "tcp" && proto != "udp") continue;
-            uint32_t port = 0;
-            auto [p, ec] = std::from_chars(portproto.data(), portproto.data() + slash, port);
-            if (ec != std::errc() || p != portproto.data() + slash || port > 65535) continue;
-            t.by_name.emplace(lower(name), port);
-            t.by_port.emplace(port, lower(name));
-            for (std::string alias; ss >> alias;) t.by_name.emplace(lower(alias), port);
-        }
-        return t;
-    }();
-    return table;
+// "80/tcp" or "53/udp" -> the port; other transports are not keys.
+const NameTable& system_services() {
+    static const NameTable t = read_name_table("/etc/services", [](const std::string& f) -> std::optional<uint32_t> {
+        auto slash = f.find('/');
+        if (slash == std::string::npos) return std::nullopt;
+        std::string_view proto = std::string_view(f).substr(slash + 1);
+        if (proto != "tcp" && proto != "udp") return std::nullopt;
+        return number_upto(std::string_view(f).substr(0, slash), 65535);
+    });
+    return t;
 }
 
 }  // namespace
@@ -150,7 +143,7 @@ std::string service_name(uint32_t port) {
     for (const auto& [p, name] : kServices)
         if (p == port) return name;
     const auto& sys = system_services();
-    if (auto it = sys.by_port.find(port); it != sys.by_port.end()) return it->second;
+    if (auto it = sys.by_key.find(port); it != sys.by_key.end()) return it->second;
     return {};
 }
 
