@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "core/attach.h"
 #include "core/bpffs.h"
+#include "core/crashpoint.h"
 #include "core/lifecycle.h"
 #include "core/privs.h"
 #include "core/render.h"
@@ -39,6 +40,7 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
         auto l = tcd::load(ctx.g.pin_dir, lo);
         if (!l) return tl::unexpected(l.error());
         loaded_now = true;
+        crash_point("attach");
     }
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return tl::unexpected(in.error());

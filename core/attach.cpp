@@ -15,6 +15,7 @@
 #include <set>
 #include <tuple>
 
+#include "core/crashpoint.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -304,8 +305,16 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
             return fail("interface " + opt.ifname, "another program holds tcd's tc filter slot: " + who,
                         "use --force to replace it");
         }
+        // Recorded first: a kill between the two leaves a record that
+        // status checks against the kernel, never an unrecorded filter.
+        if (auto r = record(in, res.where, ino); !r) return tl::unexpected(r.error());
+        crash_point("attach");
         auto made = tc_attach_here(in.dispatcher_fd(), *ifindex, opt.ifname, dir, id != 0);
-        if (!made) return tl::unexpected(made.error());
+        if (!made) {
+            forget(in, ino, *ifindex, dir);
+            return tl::unexpected(made.error());
+        }
+        crash_point("attach");
         // Whether tcd made the clsact qdisc belongs to the interface: the
         // other direction may have made it.
         res.where.made_qdisc = *made;
@@ -358,10 +367,19 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
         restore_foreign();
         return fail_errno("attach " + opt.ifname, static_cast<int>(-err));
     }
+    // Recorded first (the mode is filled in after): a kill between the two
+    // leaves a record that status checks against the kernel.
+    if (auto r = record(in, res.where, ino); !r) {
+        restore_foreign();
+        return tl::unexpected(r.error());
+    }
+    crash_point("attach");
     if (int err = xdp_program__attach(prog.get(), static_cast<int>(*ifindex), to_libxdp(opt.mode), 0)) {
+        forget(in, ino, *ifindex);
         restore_foreign();
         return explain_attach(err, opt.ifname, opt.mode);
     }
+    crash_point("attach");
     XdpState after = query(*ifindex, in.dispatcher());
     res.where.mode = after.mode;
     res.where.multiprog = after.multiprog;

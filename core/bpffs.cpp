@@ -1,5 +1,7 @@
 #include "core/bpffs.h"
 
+#include "core/crashpoint.h"
+
 #include <bpf/bpf.h>
 #include <dirent.h>
 #include <sys/mount.h>
@@ -72,6 +74,7 @@ Result<> pin(int fd, const std::string& path) {
     std::string tmp = path + "~tmp-" + std::to_string(getpid());
     ::unlink(tmp.c_str());
     if (bpf_obj_pin(fd, tmp.c_str()) != 0) return fail_errno("pin " + path, errno);
+    crash_point("pin");
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
         int err = errno;
         ::unlink(tmp.c_str());

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "core/bpffs.h"
+#include "core/crashpoint.h"
 #include "core/jumptable.h"
 #include "core/log.h"
 #include "core/privs.h"
@@ -187,6 +188,7 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
             return tl::unexpected(r.error());
         }
         pinned.push_back(path);
+        crash_point("handler");
         auto info = prog_info(bpf_program__fd(c));
         res.loaded.push_back({name, info ? info->id : 0, info ? info->tag : ""});
     }

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "core/bpffs.h"
+#include "core/crashpoint.h"
 #include "core/log.h"
 #include "core/privs.h"
 #include "tcd/shared.h"
@@ -28,6 +29,7 @@ public:
     Result<> pin(int fd, const std::string& path) {
         if (auto r = bpffs::pin(fd, path); !r) return r;
         pins_.push_back(path);
+        crash_point("load");
         return {};
     }
     void commit() { committed_ = true; }
@@ -58,6 +60,12 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     LoadResult res;
     res.pin_dir = dir;
     res.miss = opt.miss;
+
+    // Temporary pins can only be left by a command that died half-way (the
+    // instance lock keeps live ones out): take them away.
+    for (const std::string& d : {dir, paths.maps_dir()})
+        for (const auto& name : bpffs::list_pins(d))
+            if (name.find("~tmp-") != std::string::npos) (void)bpffs::remove(d + "/" + name);
 
     std::optional<Instance> old;
     if (Instance::is_loaded(dir)) {
@@ -120,10 +128,12 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
         return fail("load", "the kernel refused the dispatcher: " + errno_words(err), load_failure_hint(), err);
     }
 
+    crash_point("load");
     PinTransaction tx;
     auto made = bpffs::make_dirs(paths.maps_dir());
     if (!made) return tl::unexpected(made.error());
     tx.add_dirs(*made);
+    crash_point("load");
 
     // The jump table is pinned before anything is written to it.
     for (auto& m : maps) {
@@ -151,6 +161,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
         auto swapped = swap_dispatcher(*old, new_fd);
         if (!swapped) return tl::unexpected(swapped.error());
         res.swapped = *swapped;
+        crash_point("load");
         if (auto r = bpffs::pin(new_fd, dispatcher_pin); !r) {
             for (const auto& a : res.swapped) {
                 auto g = NetnsGuard::enter(a.netns);

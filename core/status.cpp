@@ -40,6 +40,8 @@ Result<Status> gather_status(const std::string& dir) {
         for (const auto& m : bpffs::list_pins(paths.maps_dir())) left.push_back("maps/" + m);
         if (!left.empty())
             st.problems.push_back("half-made instance (no dispatcher pinned); 'tcd unload' removes it");
+        else
+            st.problems.push_back("an empty instance directory (an interrupted load?); 'tcd unload' removes it");
         return st;
     }
     auto in = Instance::open(dir);
