@@ -71,6 +71,7 @@ void build_app(CLI::App& app, Context& ctx) {
     setup_handler(app, ctx);
     setup_trace(app, ctx);
     setup_object(app, ctx);
+    setup_apply(app, ctx);
 }
 
 // CLI11's messages, said the way the rest of tcd speaks.

@@ -56,6 +56,7 @@ void setup_stats(CLI::App& app, Context& ctx);     // stats
 void setup_handler(CLI::App& app, Context& ctx);   // handler load|list|unload
 void setup_trace(CLI::App& app, Context& ctx);     // trace
 void setup_object(CLI::App& app, Context& ctx);    // object
+void setup_apply(CLI::App& app, Context& ctx);     // apply
 
 struct LoadOptions {
     std::string miss_action = "pass";
@@ -125,5 +126,11 @@ struct ObjectOptions {
     std::string hook = "xdp";
 };
 Result<> run_object(const ObjectOptions& o, Context& ctx);
+
+struct ApplyOptions {
+    std::string file;
+    bool dry_run = false;
+};
+Result<> run_apply(const ApplyOptions& o, Context& ctx);
 
 }  // namespace tcd::cli

@@ -195,6 +195,20 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
     return res;
 }
 
+Result<std::vector<std::string>> object_programs(const std::string& object, Hook hook) {
+    std::string what = "handler object " + object;
+    struct stat st {};
+    if (stat(object.c_str(), &st) != 0) return fail(what, "no such file", "", errno);
+    NoFragsSections no_frags;
+    BpfObjectPtr obj(bpf_object__open_file(object.c_str(), nullptr));
+    if (!obj) return fail(what, "not a BPF ELF object", "build it with clang -target bpf -O2 -g", errno);
+    const bpf_prog_type want = hook == Hook::tc ? BPF_PROG_TYPE_SCHED_CLS : BPF_PROG_TYPE_XDP;
+    std::vector<std::string> names;
+    bpf_program* p;
+    bpf_object__for_each_program(p, obj.get()) if (bpf_program__type(p) == want) names.push_back(bpf_program__name(p));
+    return names;
+}
+
 Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string& name, bool force) {
     if (auto r = require_bpf_privileges("handler unload"); !r) return tl::unexpected(r.error());
     std::string what = "handler " + name;

@@ -28,6 +28,9 @@ struct HandlerLoadResult {
 Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& object,
                                         const std::vector<std::string>& progs);
 
+// The handler programs an object holds for a hook (XDP or tc), unloaded.
+Result<std::vector<std::string>> object_programs(const std::string& object, Hook hook);
+
 struct HandlerUnloadResult {
     std::string name;
     std::vector<uint32_t> unwired;  // keys --force took it off first

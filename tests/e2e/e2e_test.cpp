@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <functional>
 #include <fstream>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -548,6 +549,45 @@ TEST(E2E, PrometheusTextFromALiveInstance) {
     EXPECT_NE(p.out.find("key=\"17\",proto=\"udp\",handler=\"udp_handler\"}"), std::string::npos) << p.out;
     Cmd j = t.tcd("stats --format json");
     EXPECT_TRUE(json::accept(j.out));
+}
+
+}  // namespace
+
+namespace {
+
+TEST(E2E, ApplyConvergesAndIsIdempotent) {
+    TOPOLOGY(t);
+    std::string file = "/tmp/tcd_apply_" + std::to_string(getpid()) + ".yaml";
+    auto write = [&](const std::string& text) { std::ofstream(file) << text; };
+    write("pin_dir: " + t.dir() + "\nmiss_action: drop\nhandlers:\n  - object: " + std::string(TCD_BPF_OBJ_DIR) +
+          "/chain.bpf.o\nwiring:\n  udp: mark\n  252: inspect\n  tcp: tcp_handler\ninterfaces:\n  - name: vb\n    netns: " +
+          t.b() + "\n");
+    json dry = t.tcd_json("apply -f " + file + " --dry-run");
+    EXPECT_EQ(dry["applied"], 0);
+    EXPECT_EQ(dry["changes"].size(), 6u);  // load, handler load, 3 map sets, attach
+    EXPECT_FALSE(tcd::bpffs::exists(t.dir()));  // a dry run changes nothing
+    json first = t.tcd_json("apply -f " + file);
+    EXPECT_EQ(first["applied"], 6);
+    json second = t.tcd_json("apply -f " + file);
+    EXPECT_EQ(second["changes"].size(), 0u) << second.dump();
+    // The file's wiring on real traffic: UDP to port 9 is marked, then dropped.
+    EXPECT_EQ(t.udp(5), 5);
+    // Drift is undone: a key wired by hand goes, a detached interface comes back.
+    ASSERT_EQ(t.tcd("map set icmp pass").rc, 0);
+    ASSERT_EQ(t.tcd("detach vb --netns " + t.b()).rc, 0);
+    json third = t.tcd_json("apply -f " + file);
+    EXPECT_EQ(third["applied"], 2) << third.dump();
+    EXPECT_EQ(t.tcd_json("apply -f " + file)["changes"].size(), 0u);
+    json st = t.tcd_json("status");
+    EXPECT_EQ(st["dispatcher"]["miss_action"], "drop");
+    EXPECT_EQ(st["wired"].size(), 3u);
+    EXPECT_EQ(st["attached"].size(), 1u);
+    // A mistake in the file is a usage error naming the line; nothing changes.
+    write("wiring:\n  tcp: tcp_handler\n  300: pass\n");
+    Cmd bad = t.tcd("apply -f " + file);
+    EXPECT_EQ(bad.rc, 2);
+    EXPECT_NE(bad.err.find("line 3: key 300: out of range"), std::string::npos) << bad.err;
+    std::remove(file.c_str());
 }
 
 }  // namespace

@@ -13,7 +13,8 @@ dpkg-deb -x "$deb" "$scratch/root"
 fail=0
 for f in usr/sbin/tcd usr/share/man/man8/tcd.8 usr/share/bash-completion/completions/tcd \
          usr/share/zsh/vendor-completions/_tcd usr/share/fish/vendor_completions.d/tcd.fish \
-         usr/include/tcd/handler.h usr/include/tcd/shared.h usr/share/doc/tcd/examples/ports.bpf.c; do
+         usr/include/tcd/handler.h usr/include/tcd/shared.h usr/share/doc/tcd/examples/ports.bpf.c \
+         usr/lib/systemd/system/tcd-apply.service usr/share/doc/tcd/deploy/tcd.yaml; do
   if [ ! -e "$scratch/root/$f" ]; then echo "missing in the package: /$f"; fail=1; fi
 done
 depends=$(dpkg-deb -f "$deb" Depends)

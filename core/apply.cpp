@@ -1,0 +1,258 @@
+#include "core/apply.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <set>
+
+#include "core/attach.h"
+#include "core/bpffs.h"
+#include "core/handlers.h"
+#include "core/jumptable.h"
+#include "core/keys.h"
+#include "core/lifecycle.h"
+#include "core/status.h"
+
+namespace tcd {
+namespace {
+
+tl::unexpected<Error> bad(const std::string& path, const YAML::Node& n, const std::string& why) {
+    std::string where = n.Mark().is_null() ? path : fmt::format("{} line {}", path, n.Mark().line + 1);
+    return usage_error("apply " + where, why, "see the example in deploy/tcd.yaml");
+}
+
+Result<std::string> scalar(const std::string& path, const YAML::Node& n, const char* field) {
+    if (!n.IsScalar()) return bad(path, n, std::string(field) + " must be a single value");
+    return n.as<std::string>();
+}
+
+}  // namespace
+
+Result<Desired> read_desired(const std::string& path) {
+    YAML::Node root;
+    try {
+        root = YAML::LoadFile(path);
+    } catch (const YAML::BadFile&) {
+        return fail("apply " + path, "cannot read the file", "", ENOENT);
+    } catch (const YAML::Exception& e) {
+        return usage_error(fmt::format("apply {} line {}", path, e.mark.line + 1), e.msg);
+    }
+    if (!root.IsMap()) return bad(path, root, "the top level must be a mapping (key: value lines)");
+    Desired d;
+    static const std::set<std::string> known = {"pin_dir", "key", "hook", "miss_action", "handlers", "wiring", "interfaces"};
+    for (const auto& kv : root) {
+        std::string k = kv.first.as<std::string>();
+        if (!known.count(k)) return bad(path, kv.first, "unknown field " + k);
+    }
+    try {
+        if (root["pin_dir"]) d.pin_dir = root["pin_dir"].as<std::string>();
+        if (root["key"]) {
+            auto k = parse_key_kind(root["key"].as<std::string>());
+            if (!k) return bad(path, root["key"], "key must be proto or port");
+            d.kind.key = *k;
+        }
+        if (root["hook"]) {
+            auto h = parse_hook(root["hook"].as<std::string>());
+            if (!h) return bad(path, root["hook"], "hook must be xdp or tc");
+            d.kind.hook = *h;
+        }
+        if (root["miss_action"]) {
+            std::string m = root["miss_action"].as<std::string>();
+            if (m != "pass" && m != "drop") return bad(path, root["miss_action"], "miss_action must be pass or drop");
+            d.miss = m == "drop" ? MissAction::drop : MissAction::pass;
+        }
+        if (const auto& hs = root["handlers"]) {
+            if (!hs.IsSequence()) return bad(path, hs, "handlers must be a list");
+            for (const auto& h : hs) {
+                DesiredHandler dh;
+                if (!h["object"]) return bad(path, h, "a handler needs object: FILE");
+                auto obj = scalar(path, h["object"], "object");
+                if (!obj) return tl::unexpected(obj.error());
+                dh.object = *obj;
+                if (const auto& ps = h["progs"]) {
+                    if (!ps.IsSequence()) return bad(path, ps, "progs must be a list of program names");
+                    for (const auto& p : ps) dh.progs.push_back(p.as<std::string>());
+                }
+                d.handlers.push_back(std::move(dh));
+            }
+        }
+        if (const auto& w = root["wiring"]) {
+            if (!w.IsMap()) return bad(path, w, "wiring must map keys to handlers (tcp: tcp_handler)");
+            for (const auto& kv : w) {
+                std::string key = kv.first.as<std::string>();
+                if (auto k = parse_key(key, d.kind.key); !k)
+                    return bad(path, kv.first, k.error().message());
+                if (auto h = parse_handler_spec(kv.second.as<std::string>()); !h)
+                    return bad(path, kv.second, h.error().message());
+                d.wiring[key] = kv.second.as<std::string>();
+            }
+        }
+        if (const auto& is = root["interfaces"]) {
+            if (!is.IsSequence()) return bad(path, is, "interfaces must be a list");
+            for (const auto& i : is) {
+                DesiredInterface di;
+                if (i.IsScalar()) {
+                    di.name = i.as<std::string>();
+                } else {
+                    if (!i["name"]) return bad(path, i, "an interface needs name: IFACE");
+                    di.name = i["name"].as<std::string>();
+                    if (i["netns"]) di.netns = i["netns"].as<std::string>();
+                    if (i["mode"]) di.mode = i["mode"].as<std::string>();
+                    if (i["direction"]) di.direction = i["direction"].as<std::string>();
+                }
+                if (auto m = parse_xdp_mode(di.mode); !m) return bad(path, i, m.error().message());
+                if (d.kind.hook == Hook::tc && di.direction.empty()) di.direction = "ingress";
+                if (d.kind.hook == Hook::xdp && !di.direction.empty())
+                    return bad(path, i, "direction is for hook: tc");
+                if (!di.direction.empty() && di.direction != "ingress" && di.direction != "egress")
+                    return bad(path, i, "direction must be ingress or egress");
+                d.interfaces.push_back(std::move(di));
+            }
+        }
+    } catch (const YAML::Exception& e) {
+        return usage_error(fmt::format("apply {} line {}", path, e.mark.line + 1), e.msg);
+    }
+    return d;
+}
+
+Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
+    std::vector<Change> steps;
+    const std::string miss = miss_action_name(want.miss);
+    auto open = [dir]() { return Instance::open(dir); };
+
+    // 1. The instance itself.
+    auto kind = pinned_kind(dir);
+    bool fresh = !kind;
+    if (kind && !(*kind == want.kind)) {
+        steps.push_back({fmt::format("unload (a {} instance on {}; {} on {} is wanted)", key_kind_name(kind->key),
+                                     hook_name(kind->hook), key_kind_name(want.kind.key), hook_name(want.kind.hook)),
+                         [dir]() -> Result<> {
+                             auto r = unload(dir);
+                             if (!r) return tl::unexpected(r.error());
+                             return {};
+                         }});
+        fresh = true;
+    }
+    if (fresh) {
+        steps.push_back({fmt::format("load --key {} --hook {} --miss-action {}", key_kind_name(want.kind.key),
+                                     hook_name(want.kind.hook), miss),
+                         [dir, want]() -> Result<> {
+                             auto r = load(dir, {want.miss, false, want.kind});
+                             if (!r) return tl::unexpected(r.error());
+                             return {};
+                         }});
+    }
+    std::optional<Instance> in;
+    if (!fresh) {
+        auto i = open();
+        if (!i) return tl::unexpected(i.error());
+        in.emplace(std::move(*i));
+        if (in->miss_action() != want.miss)
+            steps.push_back({"load --force --miss-action " + miss, [dir, want]() -> Result<> {
+                                 auto r = load(dir, {want.miss, true, want.kind});
+                                 if (!r) return tl::unexpected(r.error());
+                                 return {};
+                             }});
+    }
+
+    // 2. Handler objects: load the programs that are not pinned yet.
+    std::set<std::string> pinned;
+    for (const auto& b : builtin_handlers()) pinned.insert(b);
+    if (in)
+        for (const auto& p : pinned_programs(dir)) pinned.insert(p.name);
+    for (const auto& h : want.handlers) {
+        std::vector<std::string> names = h.progs;
+        if (names.empty()) {
+            auto all = object_programs(h.object, want.kind.hook);
+            if (!all) return tl::unexpected(all.error());
+            names = *all;
+        }
+        std::vector<std::string> missing;
+        for (const auto& n : names)
+            if (!pinned.count(n)) missing.push_back(n);
+        if (missing.empty()) continue;
+        std::string what = "handler load " + h.object;
+        for (const auto& m : missing) what += " --prog " + m;
+        steps.push_back({what, [open, obj = h.object, missing]() -> Result<> {
+                             auto i = open();
+                             if (!i) return tl::unexpected(i.error());
+                             auto r = load_handlers(*i, obj, missing);
+                             if (!r) return tl::unexpected(r.error());
+                             return {};
+                         }});
+        for (const auto& m : missing) pinned.insert(m);
+    }
+
+    // 3. Wiring: exactly the keys the file names.
+    std::map<uint32_t, std::string> current, desired;
+    if (in) {
+        auto w = list_wiring(*in);
+        if (!w) return tl::unexpected(w.error());
+        for (const auto& e : *w) current[e.key] = e.handler;
+    }
+    for (const auto& [text, handler] : want.wiring) desired[*parse_key(text, want.kind.key)] = handler;
+    for (const auto& [key, handler] : desired) {
+        auto it = current.find(key);
+        if (it != current.end() && it->second == handler) continue;
+        steps.push_back({fmt::format("map set {} {}", key, handler), [open, key, handler]() -> Result<> {
+                             auto i = open();
+                             if (!i) return tl::unexpected(i.error());
+                             auto r = set_handler(*i, key, *parse_handler_spec(handler));
+                             if (!r) return tl::unexpected(r.error());
+                             return {};
+                         }});
+    }
+    for (const auto& [key, handler] : current) {
+        if (desired.count(key)) continue;
+        steps.push_back({fmt::format("map del {} (wired to {}, not in the file)", key, handler),
+                         [open, key]() -> Result<> {
+                             auto i = open();
+                             if (!i) return tl::unexpected(i.error());
+                             auto r = del_keys(*i, {key});
+                             if (!r) return tl::unexpected(r.error());
+                             return {};
+                         }});
+    }
+
+    // 4. Interfaces: attached exactly where the file says.
+    std::vector<Attachment> now;
+    if (in) now = attachments(*in);
+    auto same = [](const Attachment& a, const DesiredInterface& d, const std::string& ns) {
+        return a.ifname == d.name && a.netns == ns && a.direction == d.direction;
+    };
+    std::vector<std::string> wanted_ns;
+    for (const auto& d : want.interfaces) {
+        auto ns = resolve_netns(d.netns);
+        if (!ns) return tl::unexpected(ns.error());
+        wanted_ns.push_back(*ns);
+        if (std::any_of(now.begin(), now.end(), [&](const Attachment& a) { return same(a, d, *ns); })) continue;
+        std::string what = "attach " + d.name + (d.netns.empty() ? "" : " --netns " + d.netns) +
+                           (d.direction.empty() ? " --mode " + d.mode : " --direction " + d.direction);
+        steps.push_back({what, [open, d]() -> Result<> {
+                             auto i = open();
+                             if (!i) return tl::unexpected(i.error());
+                             auto mode = parse_xdp_mode(d.mode);
+                             auto r = attach(*i, {d.name, d.netns, *mode, false, d.direction});
+                             if (!r) return tl::unexpected(r.error());
+                             return {};
+                         }});
+    }
+    for (const auto& a : now) {
+        bool keep = false;
+        for (size_t k = 0; k < want.interfaces.size(); k++) keep |= same(a, want.interfaces[k], wanted_ns[k]);
+        if (keep) continue;
+        steps.push_back({"detach " + a.ifname + (a.netns.empty() ? "" : " --netns " + a.netns) +
+                             (a.direction.empty() ? "" : " --direction " + a.direction) + " (not in the file)",
+                         [open, a]() -> Result<> {
+                             auto i = open();
+                             if (!i) return tl::unexpected(i.error());
+                             auto r = detach(*i, a.ifname, a.netns, a.direction);
+                             if (!r) return tl::unexpected(r.error());
+                             return {};
+                         }});
+    }
+    return steps;
+}
+
+}  // namespace tcd
