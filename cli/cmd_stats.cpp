@@ -69,7 +69,7 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
     auto view_now = [&](const StatsSnapshot* prev, StatsSnapshot& now) -> Result<StatsView> {
         auto s = read_stats(in->stats_fd(), in->kind().key);
         if (!s) return tl::unexpected(s.error());
-        auto w = list_wiring(*in);
+        auto w = list_wiring(*in, /*slotted_only=*/true);
         if (!w) return tl::unexpected(w.error());
         now = *s;
         return make_stats_view(now, prev, *w, o.all);

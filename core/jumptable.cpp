@@ -95,23 +95,24 @@ Result<std::vector<uint32_t>> read_port_slots(const Instance& in) {
     return slots;
 }
 
-Result<std::vector<WiredEntry>> list_wiring(const Instance& in) {
+Result<std::vector<WiredEntry>> list_wiring(const Instance& in, bool slotted_only) {
     std::vector<WiredEntry> out;
     std::vector<std::pair<uint32_t, uint32_t>> ids;
-    const uint32_t last = max_key(in.kind().key);
-    for (uint32_t key = 0; key <= last; key++) {
-        auto id = wired_prog_id(in, key);
-        if (!id) return tl::unexpected(id.error());
-        if (*id) ids.emplace_back(key, **id);
-    }
-    if (ids.empty()) return out;
-    auto pins = pins_by_id(in);
     std::vector<uint32_t> slots;
     if (in.kind().key == KeyKind::port) {
         auto s = read_port_slots(in);
         if (!s) return tl::unexpected(s.error());
         slots = std::move(*s);
     }
+    const uint32_t last = max_key(in.kind().key);
+    for (uint32_t key = 0; key <= last; key++) {
+        if (slotted_only && !slots.empty() && !slots[key]) continue;
+        auto id = wired_prog_id(in, key);
+        if (!id) return tl::unexpected(id.error());
+        if (*id) ids.emplace_back(key, **id);
+    }
+    if (ids.empty()) return out;
+    auto pins = pins_by_id(in);
     for (auto [key, id] : ids) {
         out.push_back(describe(in.kind().key, key, id, pins));
         if (!slots.empty()) out.back().slot = slots[key];

@@ -21,8 +21,9 @@ struct WiredEntry {
     uint32_t slot = 0;  // port instances: the key's counter slot (0: none)
 };
 
-// Every wired key, in key order.
-Result<std::vector<WiredEntry>> list_wiring(const Instance& in);
+// Every wired key, in key order. On a port instance `slotted_only` looks only
+// at ports that have a counter slot (what stats needs; 65536 lookups less).
+Result<std::vector<WiredEntry>> list_wiring(const Instance& in, bool slotted_only = false);
 
 // Port instances: port -> counter slot, for every port (0: no slot).
 Result<std::vector<uint32_t>> read_port_slots(const Instance& in);
