@@ -16,9 +16,9 @@
 _tcd_subcommands()
 {
     case $1 in
-        '') echo 'attach detach map stats load unload status handler trace' ;;
+        '') echo 'attach detach map stats load unload status handler trace object apply' ;;
         'map') echo 'set del list' ;;
-        'handler') echo 'list' ;;
+        'handler') echo 'load list unload' ;;
     esac
 }
 
@@ -28,11 +28,15 @@ _tcd_options()
 {
     case $1 in
         '') echo '-d= --pin-dir= -j --json -p --pretty -q --quiet -v --verbose -V --version -h --help' ;;
-        'attach') echo '--mode= --netns= --force' ;;
-        'detach') echo '--netns= --all' ;;
-        'stats') echo '--watch --interval= --count= --all --reset' ;;
-        'load') echo '--miss-action= --force' ;;
+        'attach') echo '--mode= --netns= --direction= --force' ;;
+        'detach') echo '--netns= --direction= --all' ;;
+        'stats') echo '--watch --interval= --count= --all --reset --format=' ;;
+        'load') echo '--key= --hook= --miss-action= --force' ;;
+        'handler load') echo '--prog=' ;;
+        'handler unload') echo '--force' ;;
         'trace') echo '--pcap= --hex=' ;;
+        'object') echo '-o= --output= --key= --hook=' ;;
+        'apply') echo '-f= --file= --dry-run' ;;
     esac
 }
 
@@ -215,6 +219,26 @@ _tcd()
             _tcd_reply 'pass drop'
             return
             ;;
+        --direction)
+            _tcd_reply 'ingress egress'
+            return
+            ;;
+        --format)
+            _tcd_reply 'plain json prometheus'
+            return
+            ;;
+        --key)
+            _tcd_reply 'proto port'
+            return
+            ;;
+        --hook)
+            _tcd_reply 'xdp tc'
+            return
+            ;;
+        -o | --output | -f | --file)
+            _tcd_files f
+            return
+            ;;
         --netns)
             if [[ $cur == */* || $cur == .* ]]; then
                 _tcd_files f
@@ -227,7 +251,7 @@ _tcd()
             _tcd_files f
             return
             ;;
-        --interval | --count | --hex)
+        --interval | --count | --hex | --prog)
             return
             ;;
     esac
@@ -268,6 +292,12 @@ _tcd()
                     _tcd_reply "$(_tcd_handlers)"
                 fi
             fi
+            ;;
+        'handler load')
+            ((npos == 0)) && _tcd_files f
+            ;;
+        'handler unload')
+            ((npos == 0)) && _tcd_reply "$(_tcd_handlers | command grep -vxE 'tcp_handler|udp_handler|pass|drop')"
             ;;
         'map del')
             # Keys not yet on the line.

@@ -17,17 +17,18 @@
 function __tcd_subcommands
     switch "$argv[1]"
         case ''
-            echo attach detach map stats load unload status handler trace
+            echo attach detach map stats load unload status handler trace object apply
         case 'map'
             echo set del list
         case 'handler'
-            echo list
+            echo load list unload
     end
 end
 
 # The options that take a value (any command).
 function __tcd_value_options
-    echo -d --pin-dir --mode --netns --interval --count --miss-action --pcap --hex
+    echo -d --pin-dir --mode --netns --direction --interval --count --format --key --hook --miss-action \
+        --prog --pcap --hex -o --output -f --file
 end
 
 # Reads the line before the cursor. Prints three lines: the command path
@@ -203,7 +204,7 @@ complete -c tcd -s V -l version -d 'version, and the libbpf/libxdp versions in u
 complete -c tcd -s h -l help -d 'print help and exit'
 
 # Commands.
-complete -c tcd -n "__tcd_is ''" -a attach -d "attach the dispatcher to IFACE's XDP hook"
+complete -c tcd -n "__tcd_is ''" -a attach -d "attach the dispatcher to IFACE (XDP, or tc with --direction)"
 complete -c tcd -n "__tcd_is ''" -a detach -d 'take the dispatcher off IFACE (or everywhere)'
 complete -c tcd -n "__tcd_is ''" -a map -d 'the jump table: which handler runs for which key'
 complete -c tcd -n "__tcd_is ''" -a stats -d 'per-key packets, bytes and misses'
@@ -212,16 +213,20 @@ complete -c tcd -n "__tcd_is ''" -a unload -d 'detach everywhere, then remove th
 complete -c tcd -n "__tcd_is ''" -a status -d 'what is loaded, wired and attached'
 complete -c tcd -n "__tcd_is ''" -a handler -d 'handler programs pinned beside the dispatcher'
 complete -c tcd -n "__tcd_is ''" -a trace -d 'run frames through the dispatcher (BPF_PROG_TEST_RUN)'
+complete -c tcd -n "__tcd_is ''" -a object -d 'write the embedded dispatcher ELF'
+complete -c tcd -n "__tcd_is ''" -a apply -d 'make an instance what a YAML file describes'
 
 # tcd attach IFACE [--mode auto|native|skb|hw] [--netns NAME|PATH] [--force]
 complete -c tcd -n "__tcd_is 'attach'; and __tcd_npos 0" -a '(__tcd_interfaces)'
 complete -c tcd -n "__tcd_is 'attach'" -l mode -x -a 'auto native skb hw' -d 'XDP mode (default auto)'
 complete -c tcd -n "__tcd_is 'attach'" -l netns -x -a '(__tcd_netns)' -d 'network namespace (NAME or a path)'
-complete -c tcd -n "__tcd_is 'attach'" -l force -d 'replace another XDP program running there'
+complete -c tcd -n "__tcd_is 'attach'" -l direction -x -a 'ingress egress' -d 'tc instances: ingress (default) or egress'
+complete -c tcd -n "__tcd_is 'attach'" -l force -d 'replace another program running there'
 
 # tcd detach IFACE [--netns NAME|PATH] | tcd detach --all
 complete -c tcd -n "__tcd_is 'detach'; and __tcd_npos 0" -a '(__tcd_detach_interfaces)'
 complete -c tcd -n "__tcd_is 'detach'" -l netns -x -a '(__tcd_netns)' -d 'network namespace (NAME or a path)'
+complete -c tcd -n "__tcd_is 'detach'" -l direction -x -a 'ingress egress' -d 'tc instances: only this direction'
 complete -c tcd -n "__tcd_is 'detach'" -l all -d 'every interface the dispatcher runs on'
 
 # tcd map set KEY HANDLER | map del KEY... | map list
@@ -239,13 +244,31 @@ complete -c tcd -n "__tcd_is 'stats'" -l interval -x -d 'seconds between reading
 complete -c tcd -n "__tcd_is 'stats'" -l count -x -d 'stop after N readings with --watch'
 complete -c tcd -n "__tcd_is 'stats'" -l all -d 'all 256 keys'
 complete -c tcd -n "__tcd_is 'stats'" -l reset -d 'print, then zero the counters'
+complete -c tcd -n "__tcd_is 'stats'" -l format -x -a 'plain json prometheus' -d 'output format'
 
 # tcd load [--miss-action pass|drop] [--force]
+complete -c tcd -n "__tcd_is 'load'" -l key -x -a 'proto port' -d 'IP protocol (default) or destination port'
+complete -c tcd -n "__tcd_is 'load'" -l hook -x -a 'xdp tc' -d 'XDP (default) or tc clsact'
 complete -c tcd -n "__tcd_is 'load'" -l miss-action -x -a 'pass drop' -d 'verdict for a key with no handler'
 complete -c tcd -n "__tcd_is 'load'" -l force -d 'reload a loaded instance live'
 
 # tcd handler list
+complete -c tcd -n "__tcd_is 'handler'" -a load -d "load a BPF ELF's programs as handlers"
 complete -c tcd -n "__tcd_is 'handler'" -a list -d 'pinned handlers and their keys'
+complete -c tcd -n "__tcd_is 'handler'" -a unload -d 'remove a user handler'
+complete -c tcd -n "__tcd_is 'handler load'; and __tcd_npos 0" -F
+complete -c tcd -n "__tcd_is 'handler load'" -l prog -x -d 'load only this program (repeatable)'
+complete -c tcd -n "__tcd_is 'handler unload'; and __tcd_npos 0" -a '(__tcd_handlers)'
+complete -c tcd -n "__tcd_is 'handler unload'" -l force -d 'unwire its keys first'
+
+# object
+complete -c tcd -n "__tcd_is 'object'" -s o -l output -r -F -d 'the file to write'
+complete -c tcd -n "__tcd_is 'object'" -l key -x -a 'proto port' -d 'proto (default) or port'
+complete -c tcd -n "__tcd_is 'object'" -l hook -x -a 'xdp tc' -d 'xdp (default) or tc'
+
+# apply
+complete -c tcd -n "__tcd_is 'apply'" -s f -l file -r -F -d 'the YAML description'
+complete -c tcd -n "__tcd_is 'apply'" -l dry-run -d 'print the changes, make none'
 
 # tcd trace (--pcap FILE | --hex HEXBYTES)
 complete -c tcd -n "__tcd_is 'trace'" -l pcap -r -F -d 'a pcap or pcapng capture'
