@@ -9,7 +9,7 @@ PACKAGES=(
   g++ cmake make pkg-config clang llvm libclang-rt-14-dev bpftool
   libbpf-dev libxdp-dev libelf-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev libexpected-dev libfmt-dev libpcap-dev libgtest-dev libyaml-cpp-dev
-  iproute2 iputils-ping ethtool util-linux dpkg-dev file
+  iproute2 iputils-ping ethtool util-linux dpkg-dev file man-db groff-base
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
