@@ -192,9 +192,11 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
         for (const auto& e : *w) current[e.key] = e.handler;
     }
     for (const auto& [text, handler] : want.wiring) desired[*parse_key(text, want.kind.key)] = handler;
-    for (const auto& [key, handler] : desired) {
-        auto it = current.find(key);
-        if (it != current.end() && it->second == handler) continue;
+    for (const auto& [k, h] : desired) {
+        auto it = current.find(k);
+        if (it != current.end() && it->second == h) continue;
+        uint32_t key = k;  // (structured bindings cannot be captured before C++20 in clang 14)
+        std::string handler = h;
         steps.push_back({fmt::format("map set {} {}", key, handler), [open, key, handler]() -> Result<> {
                              auto i = open();
                              if (!i) return tl::unexpected(i.error());
@@ -203,8 +205,9 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
                              return {};
                          }});
     }
-    for (const auto& [key, handler] : current) {
-        if (desired.count(key)) continue;
+    for (const auto& [k, handler] : current) {
+        if (desired.count(k)) continue;
+        uint32_t key = k;
         steps.push_back({fmt::format("map del {} (wired to {}, not in the file)", key, handler),
                          [open, key]() -> Result<> {
                              auto i = open();

@@ -4,6 +4,9 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/if_link.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
 #include <net/if.h>
 #include <sched.h>
 #include <sys/stat.h>
@@ -188,9 +191,51 @@ Result<> tc_detach_here(uint32_t ifindex, const std::string& ifname, const std::
     return {};
 }
 
-// Removes the clsact qdisc tcd made, once neither direction has tcd's filter.
+// Whether the clsact qdisc on ifindex holds filters other than tcd's (asked
+// with a netlink filter dump; when in doubt, yes).
+bool tc_other_filters(uint32_t ifindex) {
+    UniqueFd s(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+    if (!s) return true;
+    uint32_t seq = 0;
+    for (uint32_t parent : {TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS), TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS)}) {
+        struct {
+            nlmsghdr nh;
+            tcmsg t;
+        } req{};
+        req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
+        req.nh.nlmsg_type = RTM_GETTFILTER;
+        req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+        req.nh.nlmsg_seq = ++seq;
+        req.t.tcm_family = AF_UNSPEC;
+        req.t.tcm_ifindex = static_cast<int>(ifindex);
+        req.t.tcm_parent = parent;
+        if (::send(s.get(), &req, req.nh.nlmsg_len, 0) < 0) return true;
+        alignas(nlmsghdr) char buf[32768];
+        for (bool done = false; !done;) {
+            ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+            if (n <= 0) return true;
+            for (auto* nh = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(nh, static_cast<unsigned>(n));
+                 nh = NLMSG_NEXT(nh, n)) {
+                if (nh->nlmsg_type == NLMSG_DONE) {
+                    done = true;
+                    break;
+                }
+                if (nh->nlmsg_type == NLMSG_ERROR) return true;
+                if (nh->nlmsg_type != RTM_NEWTFILTER) continue;
+                auto* t = static_cast<tcmsg*>(NLMSG_DATA(nh));
+                uint32_t prio = TC_H_MAJ(t->tcm_info) >> 16;
+                if (t->tcm_handle != 0 && !(t->tcm_handle == kTcHandle && prio == kTcPriority)) return true;
+            }
+        }
+    }
+    return false;
+}
+
+// Removes the clsact qdisc tcd made, once neither direction has tcd's filter
+// and nothing else uses it.
 void tc_drop_qdisc_if_unused(uint32_t ifindex) {
     if (tc_query(ifindex, "ingress") || tc_query(ifindex, "egress")) return;
+    if (tc_other_filters(ifindex)) return;
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex),
                 .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
     bpf_tc_hook_destroy(&hook);

@@ -591,3 +591,40 @@ TEST(E2E, ApplyConvergesAndIsIdempotent) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(E2E, WatchEndsWithStatusZeroOnCtrlC) {
+    TOPOLOGY(t);
+    ASSERT_EQ(t.tcd("load").rc, 0);
+    // A watch with no end, interrupted as a terminal's Ctrl-C would.
+    Cmd c = sh("( " + std::string(TCD_BIN) + " -d " + t.dir() +
+               " -j stats --watch --interval 0.1 & pid=$!; sleep 0.5; kill -INT $pid; wait $pid )");
+    EXPECT_EQ(c.rc, 0) << c.err;
+    EXPECT_EQ(c.err, "");
+    int lines = 0;
+    std::istringstream in(c.out);
+    for (std::string l; std::getline(in, l); lines++) EXPECT_TRUE(json::accept(l)) << l;
+    EXPECT_GE(lines, 2);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(E2E, TcQdiscStaysWhileOthersUseIt) {
+    TOPOLOGY(t);
+    json a = t.tcd_json("attach vb --netns " + t.b() + " --direction egress");
+    ASSERT_EQ(a["loaded"], true);  // tcd made the clsact qdisc
+    std::string obj = "/tmp/tcd_foreign_" + std::to_string(getpid()) + ".o";
+    ASSERT_EQ(sh(std::string(TCD_BIN) + " -q object --hook tc -o " + obj).rc, 0);
+    // Someone else's filter on the same qdisc.
+    Cmd f = sh(t.in_ns(t.b(), "tc filter add dev vb ingress prio 7 handle 7 bpf da obj " + obj + " sec tc"));
+    std::remove(obj.c_str());
+    ASSERT_EQ(f.rc, 0) << f.err;
+    ASSERT_EQ(t.tcd("unload").rc, 0);
+    EXPECT_NE(sh(t.in_ns(t.b(), "tc qdisc show dev vb")).out.find("clsact"), std::string::npos);
+    EXPECT_NE(sh(t.in_ns(t.b(), "tc filter show dev vb ingress")).out.find("handle 0x7"), std::string::npos);
+}
+
+}  // namespace
