@@ -31,6 +31,7 @@ public:
         a_ = "tcde" + id + "a";
         b_ = "tcde" + id + "b";
         dir_ = "/sys/fs/bpf/tcde" + id;
+        tc_dir_before_ = tcd::bpffs::exists("/sys/fs/bpf/tc");
         cleanup();
         ok_ = sh("ip netns add " + a_ + " && ip netns add " + b_ +
                  " && ip link add va netns " + a_ + " type veth peer name vb netns " + b_ +
@@ -44,7 +45,12 @@ public:
                  " ip netns exec " + b_ + " ethtool -K vb rxvlan off txvlan off >/dev/null 2>&1; true")
                   .rc == 0;
     }
-    ~Topology() { cleanup(); }
+    ~Topology() {
+        cleanup();
+        // ip and tc make /sys/fs/bpf/tc/globals (and an "ip" link to it) the
+        // first time they touch BPF; take away what this test made, if empty.
+        if (!tc_dir_before_) sh("rmdir /sys/fs/bpf/tc/globals /sys/fs/bpf/tc 2>/dev/null && rm -f /sys/fs/bpf/ip; true");
+    }
     void cleanup() {
         sh(std::string(TCD_BIN) + " -q -d " + dir_ + " unload; rm -rf " + dir_ + "2; " + std::string(TCD_BIN) +
            " -q -d " + dir_ + "2 unload; ip netns del " + a_ + "; ip netns del " + b_ + "; true");
@@ -109,6 +115,7 @@ public:
 private:
     std::string a_, b_, dir_;
     bool ok_ = false;
+    bool tc_dir_before_ = false;
 };
 
 const json* key_row(const json& stats, int key) {
