@@ -113,28 +113,6 @@ const NameTable& system_services() {
 const std::vector<std::pair<uint32_t, std::string>>& builtin_protocols() { return kBuiltin; }
 const std::vector<std::pair<uint32_t, std::string>>& builtin_services() { return kServices; }
 
-Result<uint32_t> parse_port(std::string_view text) {
-    if (text.empty()) return usage_error("port", "empty port", "a number 0-65535 or a service name");
-    std::string s = lower(text);
-    if (std::isdigit(static_cast<unsigned char>(s[0]))) {
-        uint64_t v = 0;
-        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-        if (ec == std::errc() && p == s.data() + s.size() && v <= 65535) return static_cast<uint32_t>(v);
-        if (ec == std::errc::result_out_of_range || (ec == std::errc() && p == s.data() + s.size()))
-            return usage_error("port " + std::string(text), "out of range", "ports are 0-65535");
-        return usage_error("port " + std::string(text), "not a number or service name",
-                           "a number 0-65535 or a name such as http, ssh, dns");
-    }
-    for (const auto& [port, name] : kServices)
-        if (name == s) return port;
-    for (const auto& [alias, port] : kServiceAliases)
-        if (alias == s) return port;
-    const auto& sys = system_services();
-    if (auto it = sys.by_name.find(s); it != sys.by_name.end()) return it->second;
-    return usage_error("port " + std::string(text), "unknown service name",
-                       "a number 0-65535 or a name from /etc/services");
-}
-
 Result<uint32_t> parse_key(std::string_view text, KeyKind kind) {
     return kind == KeyKind::port ? parse_port(text) : parse_key(text);
 }
@@ -151,8 +129,26 @@ std::string key_name(KeyKind kind, uint32_t key) {
     return kind == KeyKind::port ? service_name(key) : proto_name(key);
 }
 
-Result<uint32_t> parse_key(std::string_view text) {
-    if (text.empty()) return usage_error("key", "empty key", "a number 0-255 or a protocol name");
+namespace {
+
+// The grammar of a key on the command line: a number (decimal or 0x hex) up
+// to max, or a name from the built-in table, its aliases or the system file.
+struct Grammar {
+    const char* noun;   // "key", "port"
+    const char* names;  // "protocol name", "service name"
+    uint32_t max;
+    const std::vector<std::pair<uint32_t, std::string>>& builtin;
+    const std::vector<std::pair<std::string, uint32_t>>& aliases;
+    const NameTable& (*system)();
+    const char* range_hint;
+    const char* number_hint;
+    const char* file_hint;
+};
+
+Result<uint32_t> parse_with(const Grammar& g, std::string_view text) {
+    std::string what = std::string(g.noun) + " " + std::string(text);
+    if (text.empty())
+        return usage_error(g.noun, std::string("empty ") + g.noun, g.number_hint);
     std::string s = lower(text);
     if (std::isdigit(static_cast<unsigned char>(s[0]))) {
         int base = 10;
@@ -164,21 +160,35 @@ Result<uint32_t> parse_key(std::string_view text) {
         }
         uint64_t v = 0;
         auto [p, ec] = std::from_chars(b, e, v, base);
-        if (ec == std::errc() && p == e && v <= kMaxKey) return static_cast<uint32_t>(v);
+        if (ec == std::errc() && p == e && v <= g.max) return static_cast<uint32_t>(v);
         if (ec == std::errc::result_out_of_range || (ec == std::errc() && p == e))
-            return usage_error("key " + std::string(text), "out of range",
-                               "keys are 0-255, the IP protocol number");
-        return usage_error("key " + std::string(text), "not a number or protocol name",
-                           "a number 0-255 or a protocol name such as tcp, udp, icmp");
+            return usage_error(what, "out of range", g.range_hint);
+        return usage_error(what, std::string("not a number or ") + g.names, g.number_hint);
     }
-    for (const auto& [key, name] : kBuiltin)
+    for (const auto& [key, name] : g.builtin)
         if (name == s) return key;
-    for (const auto& [alias, key] : kAliases)
+    for (const auto& [alias, key] : g.aliases)
         if (alias == s) return key;
-    const auto& sys = system_protocols();
+    const auto& sys = g.system();
     if (auto it = sys.by_name.find(s); it != sys.by_name.end()) return it->second;
-    return usage_error("key " + std::string(text), "unknown protocol name",
-                       "a number 0-255 or a name from /etc/protocols");
+    return usage_error(what, std::string("unknown ") + g.names, g.file_hint);
+}
+
+}  // namespace
+
+Result<uint32_t> parse_key(std::string_view text) {
+    static const Grammar g{"key", "protocol name", kMaxKey, kBuiltin, kAliases, system_protocols,
+                           "keys are 0-255, the IP protocol number",
+                           "a number 0-255 or a protocol name such as tcp, udp, icmp",
+                           "a number 0-255 or a name from /etc/protocols"};
+    return parse_with(g, text);
+}
+
+Result<uint32_t> parse_port(std::string_view text) {
+    static const Grammar g{"port", "service name", 65535, kServices, kServiceAliases, system_services,
+                           "ports are 0-65535", "a number 0-65535 or a name such as http, ssh, dns",
+                           "a number 0-65535 or a name from /etc/services"};
+    return parse_with(g, text);
 }
 
 std::string proto_name(uint32_t key) {

@@ -5,12 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 
-PACKAGES=(
-  g++ cmake make pkg-config clang llvm libclang-rt-14-dev bpftool
-  libbpf-dev libxdp-dev libelf-dev zlib1g-dev
-  libcli11-dev nlohmann-json3-dev libexpected-dev libfmt-dev libpcap-dev libgtest-dev libyaml-cpp-dev
-  iproute2 iputils-ping ethtool util-linux dpkg-dev file man-db groff-base
-)
+# The Debian packages tcd builds and tests with (one list, also for .ci/run).
+read -r -a PACKAGES <<<"$(tr '\n' ' ' < scripts/packages.txt)"
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
