@@ -4,12 +4,15 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 
 #include "cli/cli.h"
 #include "core/instance.h"
 #include "core/lock.h"
 #include "core/log.h"
+#include "core/privs.h"
+#include "core/render.h"
 
 #include <optional>
 
@@ -25,7 +28,7 @@ namespace tcd::cli {
 void Context::print(const nlohmann::ordered_json& j, const std::string& plain) const {
     if (g.quiet) return;
     if (json())
-        out << j.dump(g.pretty ? 2 : -1) << '\n';
+        out << render::dump(j, g.pretty ? 2 : -1) << '\n';
     else
         out << plain;
     out.flush();
@@ -33,7 +36,7 @@ void Context::print(const nlohmann::ordered_json& j, const std::string& plain) c
 
 void Context::print_line(const nlohmann::ordered_json& j) const {
     if (g.quiet) return;
-    out << j.dump() << '\n';
+    out << render::dump(j) << '\n';
     out.flush();
 }
 
@@ -93,6 +96,18 @@ static std::string parse_error_words(const CLI::ParseError& e) {
     return msg;
 }
 
+// The chosen command, "map set", for messages.
+static std::string command_path(CLI::App& app) {
+    std::string path;
+    for (CLI::App* sub = &app;;) {
+        auto chosen = sub->get_subcommands();
+        if (chosen.empty()) break;
+        sub = chosen.front();
+        path += (path.empty() ? "" : " ") + sub->get_name();
+    }
+    return path.empty() ? "tcd" : path;
+}
+
 int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
     Context ctx(out, err);
     CLI::App app;
@@ -127,8 +142,14 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
         return static_cast<int>(ExitCode::usage);
     }
     // Commands that change an instance run one at a time per pin directory.
+    // The privilege check comes first: without it the lock directory in /run
+    // is what fails, and that says nothing useful.
     std::optional<InstanceLock> lock;
     if (ctx.mutates) {
+        if (auto p = require_bpf_privileges(command_path(app)); !p) {
+            err << "tcd: " << p.error().message() << '\n';
+            return static_cast<int>(p.error().code);
+        }
         double timeout = 10;
         if (const char* t = std::getenv("TCD_LOCK_TIMEOUT")) timeout = std::strtod(t, nullptr);
         auto l = InstanceLock::acquire(ctx.g.pin_dir, timeout);
@@ -138,7 +159,20 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
         }
         lock.emplace(std::move(*l));
     }
-    Result<> r = ctx.action();
+    // A C++ exception (a library's, or a bug) is still one tcd: line, never
+    // an abort.
+    Result<> r;
+    try {
+        r = ctx.action();
+    } catch (const std::exception& e) {
+        out.flush();
+        err << "tcd: " << command_path(app) << ": internal error: " << e.what() << '\n';
+        return static_cast<int>(ExitCode::failed);
+    } catch (...) {
+        out.flush();
+        err << "tcd: " << command_path(app) << ": internal error: unknown exception\n";
+        return static_cast<int>(ExitCode::failed);
+    }
     if (!r) {
         out.flush();
         err << "tcd: " << r.error().message() << '\n';

@@ -18,7 +18,7 @@ public:
         if (ctx_.g.quiet) return;
         if (ctx_.json()) {
             ctx_.out << (first_ ? "{\"frames\": [" : ",") << (ctx_.g.pretty ? "\n  " : "");
-            ctx_.out << render::trace_frame_json(f).dump();
+            ctx_.out << render::dump(render::trace_frame_json(f));
         } else {
             if (first_) ctx_.out << render::trace_header_plain();
             ctx_.out << render::trace_frame_plain(f);
@@ -30,7 +30,7 @@ public:
         if (ctx_.json()) {
             if (first_) ctx_.out << "{\"frames\": [";
             ctx_.out << (ctx_.g.pretty ? "\n],\n\"summary\": " : "], \"summary\": ")
-                     << render::trace_summary_json(summary_).dump(ctx_.g.pretty ? 2 : -1) << "}\n";
+                     << render::dump(render::trace_summary_json(summary_), ctx_.g.pretty ? 2 : -1) << "}\n";
         } else {
             ctx_.out << render::trace_summary_plain(summary_);
         }

@@ -45,7 +45,8 @@ Result<> ensure_mounted(const std::string& pin_dir) {
     if (!under_default)
         return fail("pin dir " + pin_dir, "not on a bpffs",
                     "mount one with 'mount -t bpf bpf DIR' or use a directory under " + mp);
-    if (!fs::is_directory(mp))
+    std::error_code ec;
+    if (!fs::is_directory(mp, ec))
         return fail("bpffs", mp + " does not exist", "is sysfs mounted at /sys?");
     if (mount("bpf", mp.c_str(), "bpf", 0, "mode=0700") != 0)
         return fail_errno("mount bpffs at " + mp, errno,

@@ -29,6 +29,10 @@ std::string ns_label(const std::string& netns) { return netns.empty() ? "-" : ne
 
 }  // namespace
 
+std::string dump(const json& j, int indent) {
+    return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
 std::string si(double v) {
     const char* units[] = {"", "k", "M", "G", "T"};
     int u = 0;

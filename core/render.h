@@ -47,6 +47,11 @@ std::string attach_plain(const AttachResult& r);
 json detach_json(const std::vector<DetachResult>& r);
 std::string detach_plain(const std::vector<DetachResult>& r);
 
+// Serialises j; bytes that are not UTF-8 (interface or pin names) become
+// U+FFFD instead of throwing. indent -1 = one line. Every JSON tcd prints
+// goes through here.
+std::string dump(const json& j, int indent = -1);
+
 // 1234567 -> "1.23M"; used for rates.
 std::string si(double v);
 

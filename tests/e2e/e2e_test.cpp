@@ -424,6 +424,39 @@ TEST(E2E, NotRootGetsASentence) {
             << args << ": " << c.err;
         EXPECT_EQ(c.err.find("errno"), std::string::npos);
     }
+    // Commands that take the instance lock check privileges first: the one
+    // line is the privilege sentence, not the lock directory's EACCES.
+    for (const char* cmd : {"load", "unload", "attach", "map set", "handler unload"}) {
+        std::string args = std::string(cmd) + (std::string(cmd) == "attach" ? " lo" : "") +
+                           (std::string(cmd) == "map set" ? " 6 drop" : "") +
+                           (std::string(cmd) == "handler unload" ? " x" : "");
+        Cmd c = sh(std::string("setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all ") + TCD_BIN +
+                   " -d /sys/fs/bpf/tcd-nonroot-test " + args);
+        EXPECT_EQ(c.rc, 1) << args;
+        EXPECT_EQ(c.err, std::string("tcd: ") + cmd + ": permission denied (needs root or CAP_BPF+CAP_NET_ADMIN)\n")
+            << args;
+    }
+}
+
+TEST(E2E, TopologyTeardownLeavesNoNamespace) {
+    TCD_REQUIRE_KERNEL();
+    std::string a, b, dir;
+    {
+        Topology t;
+        ASSERT_TRUE(t.ok());
+        a = t.a();
+        b = t.b();
+        dir = t.dir();
+        ASSERT_EQ(t.tcd("attach vb --netns " + t.b()).rc, 0);
+        std::string during = sh("ip netns list").out;
+        ASSERT_NE(during.find(a), std::string::npos) << during;
+        ASSERT_NE(during.find(b), std::string::npos) << during;
+    }
+    std::string left = sh("ip netns list").out;
+    EXPECT_EQ(left.find(a), std::string::npos) << left;
+    EXPECT_EQ(left.find(b), std::string::npos) << left;
+    EXPECT_EQ(sh("ls /run/netns 2>/dev/null").out.find(a), std::string::npos);
+    EXPECT_FALSE(tcd::bpffs::exists(dir));
 }
 
 TEST(E2E, MountsBpffsWhenMissing) {
