@@ -374,6 +374,13 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
         return res;
     }
     XdpState st = query(*ifindex, in.dispatcher());
+    if (st.ours && opt.mode != XdpMode::auto_mode) {
+        // Asked for one mode where it runs in another: that state does not
+        // hold, and changing it silently would drop packets in between.
+        const char* want = opt.mode == XdpMode::native ? "native" : opt.mode == XdpMode::skb ? "skb" : "hw";
+        if (st.mode != want)
+            return fail("interface " + opt.ifname, "already attached in " + st.mode + " mode", "detach first");
+    }
     if (st.ours) {  // already there: the state asked for holds
         res.where.mode = st.mode;
         res.where.multiprog = st.multiprog;

@@ -106,6 +106,26 @@ std::optional<Kind> pinned_kind(const std::string& dir) {
 
 bool Instance::is_loaded(const std::string& dir) { return pinned_kind(dir).has_value(); }
 
+Result<Instance> Instance::open_for_teardown(const std::string& dir) {
+    Instance in;
+    in.paths_ = Paths{dir};
+    auto kind = pinned_kind(dir);
+    if (!kind) return fail("instance " + dir, "not loaded", "run 'tcd load' or 'tcd attach IFACE' first");
+    in.kind_ = *kind;
+    auto fd = bpffs::get(in.dispatcher_path());
+    if (!fd) return tl::unexpected(fd.error());
+    in.dispatcher_ = std::move(*fd);
+    if (fd_kind(in.dispatcher_.get()) != ObjKind::prog)
+        return fail("instance " + dir, in.dispatcher_path() + " is not a program", "look at it with bpftool");
+    auto info = prog_info(in.dispatcher_.get());
+    if (!info) return tl::unexpected(with_what(info.error(), in.dispatcher_path()));
+    in.info_ = std::move(*info);
+    for (auto [path, out] : {std::pair{in.paths_.jt(), &in.jt_}, std::pair{in.paths_.stats(), &in.stats_},
+                             std::pair{in.paths_.port_slot(), &in.port_slot_}, std::pair{in.paths_.attach(), &in.attach_}})
+        if (auto m = bpffs::get(path)) *out = std::move(*m);
+    return in;
+}
+
 Result<Instance> Instance::open(const std::string& dir) {
     Instance in;
     in.paths_ = Paths{dir};
@@ -124,6 +144,8 @@ Result<Instance> Instance::open(const std::string& dir) {
         return {};
     };
     if (auto r = want(in.dispatcher_path(), in.dispatcher_); !r) return tl::unexpected(r.error());
+    if (fd_kind(in.dispatcher_.get()) != ObjKind::prog)
+        return fail("instance " + dir, in.dispatcher_path() + " is not a program", "look at it with bpftool");
     if (auto r = want(in.paths_.jt(), in.jt_); !r) return tl::unexpected(r.error());
     if (auto r = want(in.paths_.stats(), in.stats_); !r) return tl::unexpected(r.error());
     if (in.kind_.key == KeyKind::port)

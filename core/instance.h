@@ -66,6 +66,9 @@ public:
     // Fails with "not loaded" (hint: run 'tcd load') when there is none.
     static Result<Instance> open(const std::string& dir);
     static bool is_loaded(const std::string& dir);
+    // For taking a damaged instance down (unload): only the dispatcher pin is
+    // required; maps that are missing stay -1. Never use it to change wiring.
+    static Result<Instance> open_for_teardown(const std::string& dir);
 
     const Paths& paths() const { return paths_; }
     const Kind& kind() const { return kind_; }

@@ -193,13 +193,19 @@ Result<UnloadResult> unload(const std::string& dir) {
         return fail("unload", dir + " is not on a bpffs", "is this the right --pin-dir?");
 
     // Detach first, while the dispatcher is still pinned and known.
+    // A half-removed instance (a map pin gone) is still detached through what
+    // is left: the dispatcher pin (its program id) and the attach records. If
+    // even the dispatcher cannot be opened, nothing is removed: pins gone
+    // while it still runs would leave it attached and unfindable.
     if (Instance::is_loaded(dir)) {
         auto in = Instance::open(dir);
-        if (in) {
-            auto detached = detach_all(*in);
-            if (!detached) return tl::unexpected(detached.error());
-            res.detached = *detached;
-        }
+        if (!in) in = Instance::open_for_teardown(dir);
+        if (!in)
+            return fail("unload", "cannot open the dispatcher to detach it: " + in.error().message(),
+                        "detach it by hand ('ip link set dev IFACE xdp off'), then remove " + dir);
+        auto detached = detach_all(*in);
+        if (!detached) return tl::unexpected(detached.error());
+        res.detached = *detached;
     }
     // The dispatcher goes first so that a half-removed instance is never
     // taken for a loaded one; then handlers, then maps.

@@ -1,0 +1,247 @@
+// End to end, core commands: attach modes, unload of a damaged instance,
+// stats --watch (plain), stats --reset, detach --all. Its own veth pair and
+// namespaces ("tcdk<pid>a/b"), removed again also when an assertion fails.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/common/kernel.h"
+#include "tests/common/shell.h"
+
+namespace {
+
+using nlohmann::json;
+using tcdtest::Cmd;
+using tcdtest::sh;
+
+class Pair {
+public:
+    Pair() {
+        std::string id = std::to_string(getpid());
+        a_ = "tcdk" + id + "a";
+        b_ = "tcdk" + id + "b";
+        dir_ = "/sys/fs/bpf/tcdk" + id;
+        tc_dir_before_ = tcd::bpffs::exists("/sys/fs/bpf/tc");
+        cleanup();
+        ok_ = sh("ip netns add " + a_ + " && ip netns add " + b_ + " && ip link add va netns " + a_ +
+                 " type veth peer name vb netns " + b_ + " && ip -n " + a_ + " addr add 10.202.0.1/24 dev va && ip -n " +
+                 b_ + " addr add 10.202.0.2/24 dev vb && ip -n " + a_ + " link set va up && ip -n " + b_ +
+                 " link set vb up && ip -n " + b_ + " link add vc type veth peer name vd && ip -n " + b_ +
+                 " link set vc up && ip -n " + b_ + " link set vd up")
+                  .rc == 0;
+    }
+    ~Pair() {
+        cleanup();
+        if (!tc_dir_before_) sh("rmdir /sys/fs/bpf/tc/globals /sys/fs/bpf/tc 2>/dev/null && rm -f /sys/fs/bpf/ip; true");
+    }
+    void cleanup() {
+        sh(std::string(TCD_BIN) + " -q -d " + dir_ + " unload; rm -rf " + dir_ + "; ip netns del " + a_ +
+           "; ip netns del " + b_ + "; true");
+    }
+    bool ok() const { return ok_; }
+    const std::string& a() const { return a_; }
+    const std::string& b() const { return b_; }
+    const std::string& dir() const { return dir_; }
+    Cmd tcd(const std::string& args) const { return sh(std::string(TCD_BIN) + " -d " + dir_ + " " + args); }
+    json tcd_json(const std::string& args) const {
+        Cmd c = tcd("-j " + args);
+        EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
+        return json::parse(c.out.empty() ? "null" : c.out, nullptr, false);
+    }
+    std::string link(const std::string& dev) const { return sh("ip -n " + b_ + " -d link show " + dev).out; }
+    bool ping(int count) const {
+        return sh("ip netns exec " + a_ + " ping -q -c " + std::to_string(count) + " -i 0.1 -W 1 10.202.0.2").rc == 0;
+    }
+
+private:
+    std::string a_, b_, dir_;
+    bool ok_ = false, tc_dir_before_ = false;
+};
+
+#define PAIR(p)              \
+    TCD_REQUIRE_KERNEL();    \
+    Pair p;                  \
+    ASSERT_TRUE(p.ok()) << "could not build the veth pair"
+
+const json* key_row(const json& stats, int key) {
+    for (const auto& k : stats["keys"])
+        if (k["key"] == key) return &k;
+    return nullptr;
+}
+
+std::vector<std::string> lines(const std::string& s) {
+    std::vector<std::string> out;
+    std::istringstream in(s);
+    for (std::string l; std::getline(in, l);) out.push_back(l);
+    return out;
+}
+
+std::vector<std::string> words(const std::string& s) {
+    std::vector<std::string> out;
+    std::istringstream in(s);
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+}
+
+TEST(Core, AttachInAnotherModeIsRefused) {
+    PAIR(p);
+    json a = p.tcd_json("attach vb --netns " + p.b() + " --mode skb");
+    ASSERT_EQ(a["mode"], "skb");
+    Cmd native = p.tcd("attach vb --netns " + p.b() + " --mode native");
+    EXPECT_EQ(native.rc, 1);
+    EXPECT_EQ(native.out, "");
+    EXPECT_EQ(native.err, "tcd: interface vb: already attached in skb mode (detach first)\n");
+    EXPECT_NE(p.link("vb").find("xdpgeneric"), std::string::npos);  // nothing changed
+    // The same mode, or auto, is the state asked for: success, no change.
+    for (const char* mode : {" --mode skb", " --mode auto", ""}) {
+        json again = p.tcd_json("attach vb --netns " + p.b() + mode);
+        EXPECT_EQ(again["changed"], false) << mode;
+        EXPECT_EQ(again["mode"], "skb") << mode;
+    }
+    // Detached, it attaches in native mode.
+    ASSERT_EQ(p.tcd("detach vb --netns " + p.b()).rc, 0);
+    json n = p.tcd_json("attach vb --netns " + p.b() + " --mode native");
+    EXPECT_EQ(n["mode"], "native");
+    Cmd skb = p.tcd("attach vb --netns " + p.b() + " --mode skb");
+    EXPECT_EQ(skb.rc, 1);
+    EXPECT_EQ(skb.err, "tcd: interface vb: already attached in native mode (detach first)\n");
+}
+
+TEST(Core, UnloadDetachesAHalfRemovedInstance) {
+    PAIR(p);
+    ASSERT_EQ(p.tcd("attach vb --netns " + p.b()).rc, 0);
+    ASSERT_EQ(p.tcd("attach vc --netns " + p.b() + " --mode skb").rc, 0);
+    ASSERT_NE(p.link("vb").find("xdp_dispatch"), std::string::npos);
+    // A map pin taken away by hand: the instance no longer opens.
+    ASSERT_EQ(sh("rm " + p.dir() + "/maps/proto_stats").rc, 0);
+    EXPECT_EQ(p.tcd("stats").rc, 1);
+    json u = p.tcd_json("unload");
+    EXPECT_EQ(u["changed"], true);
+    EXPECT_EQ(u["detached"].size(), 2u) << u.dump();
+    EXPECT_EQ(p.link("vb").find("xdp"), std::string::npos) << p.link("vb");
+    EXPECT_EQ(p.link("vc").find("xdp"), std::string::npos) << p.link("vc");
+    EXPECT_FALSE(tcd::bpffs::exists(p.dir()));
+}
+
+TEST(Core, UnloadDetachesWithoutJumpTableEither) {
+    PAIR(p);
+    ASSERT_EQ(p.tcd("attach vb --netns " + p.b()).rc, 0);
+    ASSERT_EQ(sh("rm " + p.dir() + "/maps/proto_stats " + p.dir() + "/maps/jt").rc, 0);
+    Cmd u = p.tcd("unload");
+    EXPECT_EQ(u.rc, 0) << u.err;
+    EXPECT_EQ(p.link("vb").find("xdp"), std::string::npos) << p.link("vb");
+    EXPECT_FALSE(tcd::bpffs::exists(p.dir()));
+}
+
+TEST(Core, UnloadRefusesWhenTheDispatcherCannotBeOpened) {
+    PAIR(p);
+    ASSERT_EQ(p.tcd("load").rc, 0);
+    // The dispatcher pin replaced by a map: tcd cannot tell where it ran.
+    ASSERT_EQ(sh("rm " + p.dir() + "/xdp_dispatch && bpftool map pin pinned " + p.dir() + "/maps/jt " + p.dir() +
+                 "/xdp_dispatch")
+                  .rc,
+              0);
+    Cmd u = p.tcd("unload");
+    EXPECT_EQ(u.rc, 1);
+    EXPECT_EQ(u.err.rfind("tcd: unload: cannot open the dispatcher to detach it: ", 0), 0u) << u.err;
+    EXPECT_EQ(std::count(u.err.begin(), u.err.end(), '\n'), 1) << u.err;
+    EXPECT_TRUE(tcd::bpffs::exists(p.dir() + "/maps/jt"));  // nothing removed
+    EXPECT_TRUE(tcd::bpffs::exists(p.dir() + "/xdp_dispatch"));
+}
+
+TEST(Core, StatsWatchPlainTable) {
+    PAIR(p);
+    ASSERT_EQ(p.tcd("attach vb --netns " + p.b()).rc, 0);
+    ASSERT_EQ(p.tcd("map set icmp pass").rc, 0);
+    ASSERT_TRUE(p.ping(2));
+    Cmd w = p.tcd("stats --watch --count 2 --interval 0.2");
+    ASSERT_EQ(w.rc, 0) << w.err;
+    EXPECT_EQ(w.err, "");
+    auto ls = lines(w.out);
+    std::vector<size_t> headers;
+    for (size_t i = 0; i < ls.size(); i++)
+        if (ls[i].rfind("tcd stats  " + p.dir(), 0) == 0) headers.push_back(i);
+    ASSERT_EQ(headers.size(), 2u) << w.out;  // one table per reading
+    for (size_t h : headers) {
+        ASSERT_LT(h + 1, ls.size());
+        EXPECT_NE(ls[h].find("every 0.2s"), std::string::npos) << ls[h];
+        EXPECT_EQ(words(ls[h + 1]),
+                  (std::vector<std::string>{"KEY", "PROTO", "HANDLER", "PACKETS", "BYTES", "PPS", "BIT/S", "MISSED"}))
+            << ls[h + 1];
+        // Rows, then non-ip, malformed and total, in that order.
+        size_t i = h + 2;
+        bool icmp = false;
+        for (; i < ls.size() && words(ls[i]).size() == 8; i++) {
+            auto w8 = words(ls[i]);
+            if (w8[0] == "1") {
+                icmp = true;
+                EXPECT_EQ(w8[1], "icmp");
+                EXPECT_EQ(w8[2], "pass");
+                EXPECT_GE(std::stoull(w8[3]), 2u);
+                EXPECT_EQ(w8[7], "0");
+            }
+        }
+        EXPECT_TRUE(icmp) << w.out;
+        ASSERT_LT(i + 2, ls.size()) << w.out;
+        EXPECT_EQ(words(ls[i])[0], "non-ip");
+        EXPECT_EQ(words(ls[i + 1])[0], "malformed");
+        EXPECT_EQ(words(ls[i + 2])[0], "total");
+        EXPECT_EQ(words(ls[i + 2]).size(), 3u);
+    }
+}
+
+TEST(Core, StatsResetZeroesCounters) {
+    PAIR(p);
+    ASSERT_EQ(p.tcd("attach vb --netns " + p.b()).rc, 0);
+    ASSERT_EQ(p.tcd("map set icmp pass").rc, 0);
+    ASSERT_TRUE(p.ping(3));
+    ASSERT_EQ(p.tcd("map del icmp").rc, 0);
+    EXPECT_TRUE(p.ping(1));  // unwired: counted as missed, passed
+    json before = p.tcd_json("stats --reset");  // prints, then zeroes
+    const json* row = key_row(before, 1);
+    ASSERT_NE(row, nullptr) << before.dump();
+    EXPECT_GE((*row)["packets"].get<uint64_t>(), 4u);
+    EXPECT_GE((*row)["missed"].get<uint64_t>(), 1u);
+    EXPECT_GT(before["total"]["packets"].get<uint64_t>(), 0u);
+    json after = p.tcd_json("stats --all");
+    for (const auto& k : after["keys"]) {
+        EXPECT_EQ(k["packets"], 0) << k.dump();
+        EXPECT_EQ(k["bytes"], 0) << k.dump();
+        EXPECT_EQ(k["missed"], 0) << k.dump();
+    }
+    EXPECT_EQ(after["non_ip"]["packets"], 0);
+    EXPECT_EQ(after["malformed"]["packets"], 0);
+    EXPECT_EQ(after["total"]["packets"], 0);
+    EXPECT_EQ(after["total"]["bytes"], 0);
+    // Counting goes on from zero.
+    ASSERT_TRUE(p.ping(2));
+    json again = p.tcd_json("stats");
+    ASSERT_NE(key_row(again, 1), nullptr);
+    EXPECT_GE((*key_row(again, 1))["packets"].get<uint64_t>(), 2u);
+}
+
+TEST(Core, DetachAll) {
+    PAIR(p);
+    ASSERT_EQ(p.tcd("attach vb --netns " + p.b()).rc, 0);
+    ASSERT_EQ(p.tcd("attach vc --netns " + p.b() + " --mode skb").rc, 0);
+    ASSERT_EQ(p.tcd("attach vd --netns " + p.b() + " --mode skb").rc, 0);
+    ASSERT_EQ(p.tcd_json("status")["attached"].size(), 3u);
+    json d = p.tcd_json("detach --all");
+    ASSERT_TRUE(d.is_array()) << d.dump();
+    EXPECT_EQ(d.size(), 3u) << d.dump();
+    for (const char* dev : {"vb", "vc", "vd"}) EXPECT_EQ(p.link(dev).find("xdp"), std::string::npos) << dev;
+    json st = p.tcd_json("status");
+    EXPECT_EQ(st["attached"].size(), 0u) << st.dump();
+    EXPECT_TRUE(tcd::bpffs::exists(p.dir() + "/xdp_dispatch"));  // still loaded
+    // Idempotent.
+    Cmd again = p.tcd("detach --all");
+    EXPECT_EQ(again.rc, 0) << again.err;
+}
+
+}  // namespace
