@@ -52,6 +52,15 @@ inline Bytes ipv4(uint8_t proto, uint8_t ihl = 5, size_t payload = 20, uint8_t v
     return b;
 }
 
+// An IPv4 fragment: ipv4() with its flags/fragment-offset field set (MF is
+// 0x2000, the offset counts 8-byte units in the low 13 bits).
+inline Bytes ipv4_frag(uint8_t proto, uint16_t flags_offset, size_t payload = 20) {
+    Bytes b = ipv4(proto, 5, payload);
+    b[6] = uint8_t(flags_offset >> 8);
+    b[7] = uint8_t(flags_offset);
+    return b;
+}
+
 struct Ext {
     uint8_t type;     // 0, 43, 44, 60 (or anything, to build odd chains)
     uint8_t len = 0;  // hdr_ext_len: (len + 1) * 8 bytes; Fragment is always 8

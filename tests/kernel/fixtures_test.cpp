@@ -54,6 +54,12 @@ std::vector<Fixture> fixtures() {
         {"ipv4_ihl_4", eth(0x0800) + ipv4(6, 4), "malformed", NONE},
         {"ipv4_ihl_past_end", truncate(eth(0x0800) + ipv4(6, 15, 0), 14 + 59), "malformed", NONE},
         {"ipv4_fragment_key", eth(0x0800) + ipv4(17, 5, 8), "ipv4", 17},
+        // Real fragments: the key is still the protocol field, whatever the
+        // offset (later fragments carry no L4 header, but the key does not need one).
+        {"ipv4_first_fragment_mf", eth(0x0800) + ipv4_frag(17, 0x2000), "ipv4", 17},
+        {"ipv4_middle_fragment_mf_offset", eth(0x0800) + ipv4_frag(17, 0x2000 | 185), "ipv4", 17},
+        {"ipv4_last_fragment_offset", eth(0x0800) + ipv4_frag(6, 370, 8), "ipv4", 6},
+        {"ipv4_fragment_unwired_key", eth(0x0800) + ipv4_frag(1, 0x2000 | 1, 0), "ipv4", 1},
         {"ipv6_tcp", eth(0x86dd) + ipv6(6), "ipv6", 6},
         {"ipv6_udp", eth(0x86dd) + ipv6(17), "ipv6", 17},
         {"ipv6_icmpv6", eth(0x86dd) + ipv6(58), "ipv6", 58},
@@ -139,6 +145,20 @@ void check_suite(tcd::MissAction miss, const std::string& tag) {
         EXPECT_EQ(got.packets, want.packets);
         EXPECT_EQ(got.bytes, want.bytes);
         EXPECT_EQ(got.missed, want.missed);
+        // Every other row, missed included, stayed as it was.
+        for (int k = 0; k < 256; k++) {
+            if (f.key != NONE && k == f.key) continue;
+            SCOPED_TRACE("row " + std::to_string(k));
+            EXPECT_EQ(after->keys[k].packets, before->keys[k].packets);
+            EXPECT_EQ(after->keys[k].bytes, before->keys[k].bytes);
+            EXPECT_EQ(after->keys[k].missed, before->keys[k].missed);
+        }
+        for (const char* cls : {"non-ip", "malformed"}) {
+            if (f.cls == cls) continue;
+            EXPECT_EQ(slot(*after, cls, 0).packets, slot(*before, cls, 0).packets) << cls;
+            EXPECT_EQ(slot(*after, cls, 0).bytes, slot(*before, cls, 0).bytes) << cls;
+            EXPECT_EQ(slot(*after, cls, 0).missed, slot(*before, cls, 0).missed) << cls;
+        }
         tcd::Counters tb = before->total(), ta = after->total();
         EXPECT_EQ(ta.packets, tb.packets + 1);
         EXPECT_EQ(ta.bytes, tb.bytes + f.frame.size());
