@@ -58,6 +58,32 @@ _tcd_protocols()
     } 2>/dev/null | command sort -u
 }
 
+# Service names for KEY on a port instance: /etc/services (tcp and udp
+# names and aliases) and the table built into tcd, with its extra spellings.
+_tcd_services()
+{
+    {
+        if [[ -r /etc/services ]]; then
+            command awk '{ sub(/#.*/, ""); if (NF < 2 || $2 !~ /^[0-9]+\/(tcp|udp)$/) next;
+                           for (i = 1; i <= NF; i++) if (i != 2) print tolower($i) }' /etc/services
+        fi
+        printf '%s\n' ftp-data ftp ssh telnet smtp domain bootps bootpc tftp http pop3 ntp \
+            imap2 snmp bgp ldap https submissions syslog submission ldaps domain-s imaps pop3s \
+            radius nfs mysql stun vxlan sip postgresql redis sun-sr-https http-alt jetdirect \
+            dns www imap postgres webcache http-proxy
+    } 2>/dev/null | command sort -u
+}
+
+# Names for KEY: services on a port instance, else protocols.
+_tcd_key_names()
+{
+    if _tcd_json status | command grep -q '"key":"port"'; then
+        _tcd_services
+    else
+        _tcd_protocols
+    fi
+}
+
 # Interfaces, in network namespace $1 when given (a name under /run/netns or
 # a path).
 _tcd_interfaces()
@@ -284,7 +310,7 @@ _tcd()
             ;;
         'map set')
             if ((npos == 0)); then
-                _tcd_reply "$(_tcd_protocols)"
+                _tcd_reply "$(_tcd_key_names)"
             elif ((npos == 1)); then
                 if [[ $cur == /* ]]; then
                     _tcd_files f
@@ -302,7 +328,7 @@ _tcd()
         'map del')
             # Keys not yet on the line.
             local keys k p left=
-            keys=$(_tcd_wired_keys) || keys=$(_tcd_protocols)
+            keys=$(_tcd_wired_keys) || keys=$(_tcd_key_names)
             for k in $keys; do
                 for p in "${positionals[@]}"; do [[ ${p,,} == "$k" ]] && continue 2; done
                 left+="$k "

@@ -122,6 +122,31 @@ function __tcd_protocols
     end 2>/dev/null | sort -u
 end
 
+# Service names for KEY on a port instance: /etc/services (tcp and udp) and
+# the table built into tcd, with its extra spellings.
+function __tcd_services
+    begin
+        if test -r /etc/services
+            awk '{ sub(/#.*/, ""); if (NF < 2 || $2 !~ /^[0-9]+\/(tcp|udp)$/) next;
+                   for (i = 1; i <= NF; i++) if (i != 2) print tolower($i) }' /etc/services
+        end
+        printf '%s\n' ftp-data ftp ssh telnet smtp domain bootps bootpc tftp http pop3 ntp \
+            imap2 snmp bgp ldap https submissions syslog submission ldaps domain-s imaps pop3s \
+            radius nfs mysql stun vxlan sip postgresql redis sun-sr-https http-alt jetdirect \
+            dns www imap postgres webcache http-proxy
+    end 2>/dev/null | sort -u
+end
+
+# KEY: services on a port instance, else protocols.
+function __tcd_keys
+    set -l status_json (__tcd_json status)
+    if string match -q -- '*"key":"port"*' "$status_json"
+        __tcd_services
+    else
+        __tcd_protocols
+    end
+end
+
 # Interfaces, in the network namespace given with --netns if any.
 function __tcd_interfaces
     set -l ns (__tcd_parse)[3]
@@ -184,7 +209,7 @@ function __tcd_wired_keys
             end
         end
     else
-        set keys (__tcd_protocols)
+        set keys (__tcd_keys)
     end
     set -l given (string lower -- (__tcd_parse)[4..-1])
     for k in $keys
@@ -233,7 +258,7 @@ complete -c tcd -n "__tcd_is 'detach'" -l all -d 'every interface the dispatcher
 complete -c tcd -n "__tcd_is 'map'" -a set -d 'wire KEY to HANDLER'
 complete -c tcd -n "__tcd_is 'map'" -a del -d 'unwire keys'
 complete -c tcd -n "__tcd_is 'map'" -a list -d 'the wired keys'
-complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos 0" -a '(__tcd_protocols)'
+complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos 0" -a '(__tcd_keys)'
 complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos 1" -a '(__tcd_handlers)'
 complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos 1; and string match -q -- '/*' (commandline -ct)" -F
 complete -c tcd -n "__tcd_is 'map del'" -a '(__tcd_wired_keys)'
