@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 
@@ -39,7 +40,7 @@ TEST(BadInput, ExitStatusOneLineNothingChanged) {
         std::string says;
     } cases[] = {
         {"map set 256 pass", 2, "key 256: out of range"},
-        {"map set -1 pass", 2, ""},
+        {"map set -1 pass", 2, "key -1: unknown protocol name"},
         {"map set nosuchproto pass", 2, "unknown protocol name"},
         {"map set 6", 2, "HANDLER is required"},
         {"map set 6 nosuchhandler", 1, "not pinned in"},
@@ -70,10 +71,18 @@ TEST(BadInput, ExitStatusOneLineNothingChanged) {
         {"object -o /nonexistent-dir/x.o", 1, "no such file"},
     };
     ASSERT_GE(std::size(cases), 20u);
+    // The pins, the program id behind each program pin (a pin replaced by
+    // another program of the same name shows), and the jump table.
     auto state = [&] {
-        return sh("ls -R " + dir + "; bpftool map dump pinned " + dir + "/maps/jt").out;
+        return sh("ls -R " + dir + "; for p in " + dir + "/*; do [ -f \"$p\" ] && echo \"$p\" " +
+                  "$(bpftool prog show pinned \"$p\" 2>&1 | head -1 | cut -d: -f1); done; " +
+                  "bpftool map dump pinned " + dir + "/maps/jt")
+            .out;
     };
     std::string before = state();
+    // The snapshot names each program pin with its id.
+    for (const char* pin : {"/xdp_dispatch", "/tcp_handler", "/drop"})
+        EXPECT_TRUE(std::regex_search(before, std::regex(dir + pin + " [0-9]+\n"))) << pin << " in " << before;
     for (const auto& c : cases) {
         Cmd r = sh(tcd + " " + c.args);
         EXPECT_EQ(r.rc, c.rc) << c.args << ": " << r.err;
@@ -83,6 +92,23 @@ TEST(BadInput, ExitStatusOneLineNothingChanged) {
         EXPECT_NE(r.err.find(c.says), std::string::npos) << c.args << ": " << r.err;
         EXPECT_EQ(r.err.find("errno"), std::string::npos) << c.args;
         EXPECT_EQ(state(), before) << c.args;
+    }
+    // Not root: refused before anything is touched, saying what it needs.
+    // 'nobody' with no capabilities (setpriv drops them with the uid).
+    if (sh("command -v setpriv").rc == 0) {
+        std::string nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups " + tcd + " ";
+        for (const char* args : {"map set tcp drop", "unload", "attach lo", "stats", "map del tcp", "load --force",
+                                 "handler unload tcp_handler", "detach --all"}) {
+            Cmd r = sh(nobody + args);
+            EXPECT_EQ(r.rc, 1) << args << ": " << r.err;
+            EXPECT_EQ(r.out, "") << args;
+            EXPECT_EQ(r.err.rfind("tcd: ", 0), 0u) << args << ": " << r.err;
+            EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
+            EXPECT_NE(r.err.find("needs root or CAP_BPF+CAP_NET_ADMIN"), std::string::npos) << args << ": " << r.err;
+            EXPECT_EQ(state(), before) << args;
+        }
+    } else if (tcdtest::in_ci()) {
+        ADD_FAILURE() << "setpriv is not installed (util-linux)";
     }
     EXPECT_FALSE(tcd::bpffs::exists("/tmp/tcd-not-bpffs"));
     std::remove(notpcap.c_str());
