@@ -581,10 +581,11 @@ Result<std::vector<Attachment>> detach_all(const Instance& in) {
     return done;
 }
 
-Result<std::vector<Attachment>> swap_dispatcher(const Instance& in, int new_fd) {
+Result<std::vector<Attachment>> swap_dispatcher_on(const std::vector<Attachment>& where, Hook hook, int new_fd,
+                                                   int old_fd) {
     std::vector<Attachment> done;
-    bool tc = in.kind().hook == Hook::tc;
-    auto swap = [tc](const Attachment& a, int fd, int old_fd) -> Result<> {
+    bool tc = hook == Hook::tc;
+    auto swap = [tc](const Attachment& a, int fd, int old) -> Result<> {
         auto guard = NetnsGuard::enter(a.netns);
         if (!guard) return tl::unexpected(guard.error());
         if (tc) {  // the same filter slot, replaced in one step
@@ -592,24 +593,28 @@ Result<std::vector<Attachment>> swap_dispatcher(const Instance& in, int new_fd) 
             if (!r) return tl::unexpected(r.error());
             return {};
         }
-        LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = old_fd);
+        LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = old);
         if (bpf_xdp_attach(static_cast<int>(a.ifindex), fd, mode_flags(a.mode) | XDP_FLAGS_REPLACE, &o) != 0)
             return fail_errno("replace the dispatcher on " + a.ifname, errno);
         return {};
     };
-    for (const auto& a : attachments(in)) {
+    for (const auto& a : where) {
         Result<> r = a.multiprog
                          ? fail("replace the dispatcher on " + a.ifname,
                                 "it runs inside libxdp's multi-program dispatcher",
                                 "detach it, reload, attach again")
-                         : swap(a, new_fd, in.dispatcher_fd());
+                         : swap(a, new_fd, old_fd);
         if (!r) {
-            for (const auto& d : done) (void)swap(d, in.dispatcher_fd(), new_fd);
+            for (const auto& d : done) (void)swap(d, old_fd, new_fd);
             return tl::unexpected(r.error());
         }
         done.push_back(a);
     }
     return done;
+}
+
+Result<std::vector<Attachment>> swap_dispatcher(const Instance& in, int new_fd) {
+    return swap_dispatcher_on(attachments(in), in.kind().hook, new_fd, in.dispatcher_fd());
 }
 
 }  // namespace tcd

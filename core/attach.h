@@ -88,4 +88,10 @@ Result<std::vector<Attachment>> detach_all(const Instance& in);
 // atomic step each (XDP_FLAGS_REPLACE); on failure puts the old one back.
 Result<std::vector<Attachment>> swap_dispatcher(const Instance& in, int new_fd);
 
+// The same on a given list of interfaces (XDP in each one's mode, or tc):
+// old_fd is what runs there now. Rolling a swap back is this call with the
+// two fds exchanged, on what the forward call returned.
+Result<std::vector<Attachment>> swap_dispatcher_on(const std::vector<Attachment>& where, Hook hook, int new_fd,
+                                                   int old_fd);
+
 }  // namespace tcd

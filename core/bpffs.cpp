@@ -84,6 +84,11 @@ Result<> pin(int fd, const std::string& path) {
     return {};
 }
 
+Result<> rename(const std::string& from, const std::string& to) {
+    if (::rename(from.c_str(), to.c_str()) != 0) return fail_errno("pin " + to, errno);
+    return {};
+}
+
 Result<> remove(const std::string& path) {
     if (::remove(path.c_str()) != 0 && errno != ENOENT) return fail_errno("remove " + path, errno);
     return {};

@@ -27,6 +27,10 @@ Result<UniqueFd> get(const std::string& path);
 // Pins fd at path: pins "path~tmp-PID" (bpffs forbids dots in names) first, then renames it over path.
 Result<> pin(int fd, const std::string& path);
 
+// Renames a pin over another in one step (rename(2): the target is replaced
+// atomically, never missing in between).
+Result<> rename(const std::string& from, const std::string& to);
+
 // Removes a pin or an empty directory; a missing one is fine.
 Result<> remove(const std::string& path);
 

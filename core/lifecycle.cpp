@@ -157,17 +157,23 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     int new_fd = bpf_program__fd(d.dispatcher());
     std::string dispatcher_pin = paths.dispatcher(opt.kind.hook);
     if (old) {
-        // Every interface moves to the new dispatcher in one atomic step.
+        // The new dispatcher is pinned first under a temporary name (so it is
+        // never only in this process's hands), then every interface moves to
+        // it in one atomic step each, then the pin is renamed over the old
+        // one. A failure after the swap swaps back through the same function.
+        std::string staged = dispatcher_pin + "~tmp-next";
+        if (auto r = bpffs::pin(new_fd, staged); !r) return tl::unexpected(r.error());
+        crash_point("load");
         auto swapped = swap_dispatcher(*old, new_fd);
-        if (!swapped) return tl::unexpected(swapped.error());
+        if (!swapped) {
+            (void)bpffs::remove(staged);
+            return tl::unexpected(swapped.error());
+        }
         res.swapped = *swapped;
         crash_point("load");
-        if (auto r = bpffs::pin(new_fd, dispatcher_pin); !r) {
-            for (const auto& a : res.swapped) {
-                auto g = NetnsGuard::enter(a.netns);
-                LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = new_fd);
-                if (g) bpf_xdp_attach(static_cast<int>(a.ifindex), old->dispatcher_fd(), XDP_FLAGS_REPLACE, &o);
-            }
+        if (auto r = bpffs::rename(staged, dispatcher_pin); !r) {
+            (void)swap_dispatcher_on(res.swapped, old->kind().hook, old->dispatcher_fd(), new_fd);
+            (void)bpffs::remove(staged);
             return tl::unexpected(r.error());
         }
         res.reloaded = true;

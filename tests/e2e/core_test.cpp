@@ -155,6 +155,27 @@ TEST(Core, UnloadRefusesWhenTheDispatcherCannotBeOpened) {
     EXPECT_TRUE(tcd::bpffs::exists(p.dir() + "/xdp_dispatch"));
 }
 
+TEST(Core, ReloadOfATcInstanceSwapsTheFilterAndLeavesNoStagedPin) {
+    PAIR(p);
+    ASSERT_EQ(p.tcd("load --hook tc").rc, 0);
+    ASSERT_EQ(p.tcd("attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    ASSERT_EQ(p.tcd("map set icmp pass").rc, 0);
+    json first = p.tcd_json("status");
+    ASSERT_TRUE(p.ping(1));
+    json r = p.tcd_json("load --hook tc --force --miss-action drop");
+    EXPECT_EQ(r["changed"], true) << r.dump();
+    json after = p.tcd_json("status");
+    EXPECT_NE(after["dispatcher"]["prog_id"], first["dispatcher"]["prog_id"]);
+    ASSERT_EQ(after["attached"].size(), 1u) << after.dump();
+    EXPECT_EQ(after["attached"][0]["direction"], "ingress");
+    std::string filters = sh("tc -n " + p.b() + " filter show dev vb ingress").out;
+    EXPECT_NE(filters.find("id " + std::to_string(after["dispatcher"]["prog_id"].get<uint32_t>())),
+              std::string::npos)
+        << filters;
+    EXPECT_TRUE(p.ping(1));  // icmp still wired
+    for (const auto& name : tcd::bpffs::list_pins(p.dir())) EXPECT_EQ(name.find("~tmp-"), std::string::npos) << name;
+}
+
 TEST(Core, StatsWatchPlainTable) {
     PAIR(p);
     ASSERT_EQ(p.tcd("attach vb --netns " + p.b()).rc, 0);
