@@ -552,6 +552,35 @@ std::vector<Attachment> attachments(const Instance& in) {
     return out;
 }
 
+std::vector<std::string> stale_attachments(const Instance& in) {
+    std::vector<std::string> out;
+    uint64_t own = netns_inode("");
+    bool tc = in.kind().hook == Hook::tc;
+    const std::string fix = "; 'tcd unload' or 'tcd detach --all' clears it";
+    for (const auto& r : records(in)) {
+        std::string ns = r.key.netns_ino == own ? "" : r.val.netns;
+        std::string where = "ifindex " + std::to_string(r.key.ifindex) + (ns.empty() ? "" : " in " + ns);
+        if (tc) where += std::string(" ") + direction_name(r.key.direction);
+        if (netns_inode(r.val.netns) != r.key.netns_ino) {
+            out.push_back("stale attach record (" + where + "): the network namespace is gone" + fix);
+            continue;
+        }
+        auto guard = NetnsGuard::enter(ns);
+        char name[IF_NAMESIZE] = {};
+        if (!guard || !if_indextoname(r.key.ifindex, name)) {
+            out.push_back("stale attach record (" + where + "): the interface is gone" + fix);
+            continue;
+        }
+        bool runs = tc ? tc_query(r.key.ifindex, direction_name(r.key.direction)) == in.dispatcher().id
+                       : query(r.key.ifindex, in.dispatcher()).ours;
+        if (!runs)
+            out.push_back("stale attach record (" + std::string(name) + (ns.empty() ? "" : " in " + ns) +
+                          (tc ? std::string(" ") + direction_name(r.key.direction) : "") +
+                          "): the dispatcher does not run there" + fix);
+    }
+    return out;
+}
+
 Result<std::vector<Attachment>> detach_all(const Instance& in) {
     std::vector<Attachment> done;
     for (const auto& a : attachments(in)) {

@@ -81,6 +81,10 @@ Result<std::vector<DetachResult>> detach(const Instance& in, const std::string& 
 // (checked against the kernel) and any in tcd's own namespace.
 std::vector<Attachment> attachments(const Instance& in);
 
+// Attach records that do not match what runs (namespace or interface gone, or
+// the dispatcher not there: an attach or detach cut short), one line each.
+std::vector<std::string> stale_attachments(const Instance& in);
+
 // Takes the dispatcher off every interface (unload, detach --all).
 Result<std::vector<Attachment>> detach_all(const Instance& in);
 

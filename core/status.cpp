@@ -64,6 +64,7 @@ Result<Status> gather_status(const std::string& dir) {
     st.wired = std::move(*wiring);
     st.handlers = list_handlers(*in, st.wired);
     st.attached = attachments(*in);
+    for (auto& p : stale_attachments(*in)) st.problems.push_back(std::move(p));
     if (in->attach_fd() < 0) st.problems.push_back("maps/attach is missing; attachments in other network namespaces are not tracked");
     for (const auto& name : bpffs::list_pins(dir))
         if (name.find("~tmp-") != std::string::npos)

@@ -42,6 +42,28 @@ protected:
         EXPECT_EQ(c.rc, 0) << c.err;
         return json::parse(c.out.empty() ? "{}" : c.out);
     }
+    // Entries of the instance's attach map (records of attachments).
+    size_t records() const {
+        auto c = sh("bpftool -j map dump pinned " + dir_ + "/maps/attach");
+        if (c.rc != 0 || c.out.empty()) return 0;
+        return json::parse(c.out).size();
+    }
+    static bool says(const json& st, const std::string& what) {
+        for (const auto& p : st.value("problems", json::array()))
+            if (p.get<std::string>().find(what) != std::string::npos) return true;
+        return false;
+    }
+    // The program id XDP runs on cb, 0 if none.
+    uint64_t xdp_id_on_cb() const {
+        auto c = sh("ip -n " + ns_ + " -j link show cb");
+        auto j = json::parse(c.out.empty() ? "[]" : c.out);
+        if (j.empty() || !j[0].contains("xdp")) return 0;
+        const auto& x = j[0]["xdp"];
+        if (x.contains("prog")) return x["prog"].value("id", 0);
+        if (x.contains("attached"))
+            for (const auto& a : x["attached"]) return a["prog"].value("id", 0);
+        return 0;
+    }
     bool xdp_on_cb() const {
         return sh("nsenter --net=/run/netns/" + ns_ + " ip link show cb").out.find("prog/xdp") != std::string::npos;
     }
@@ -74,7 +96,11 @@ TEST_F(Crash, LoadKilledAtEveryStep) {
     for (int n = 1; n < 20; n++) {
         auto c = sh(crash("pin", n, "load"));
         if (c.rc != kKilled) break;
-        status();
+        json st = status();
+        bool tmp = false;
+        for (const auto& name : tcd::bpffs::list_pins(dir_)) tmp |= name.find("~tmp-") != std::string::npos;
+        if (tmp || (!st.value("loaded", false) && tcd::bpffs::exists(dir_)))
+            EXPECT_FALSE(st["problems"].empty()) << "pin step " << n << ": " << st.dump();
         EXPECT_EQ(sh(tcd("load")).rc, 0) << "pin step " << n;
         EXPECT_TRUE(status()["problems"].empty());
         for (const auto& name : tcd::bpffs::list_pins(dir_)) EXPECT_EQ(name.find("~tmp-"), std::string::npos) << name;
@@ -92,16 +118,119 @@ TEST_F(Crash, AttachKilledAtEveryStep) {
             break;
         }
         steps++;
-        status();
+        json st = status();
+        // A record of an attachment that is not there is reported.
+        if (st.value("loaded", false) && st["attached"].empty() && records() > 0)
+            EXPECT_TRUE(says(st, "stale attach record")) << "step " << n << ": " << st.dump();
+        if (!st.value("loaded", false) && tcd::bpffs::exists(dir_))
+            EXPECT_FALSE(st["problems"].empty()) << "step " << n << ": " << st.dump();
+        if (!st["attached"].empty()) EXPECT_TRUE(st["problems"].empty()) << "step " << n << ": " << st.dump();
         auto again = sh(tcd("attach cb --netns " + ns_));
         EXPECT_EQ(again.rc, 0) << "step " << n << ": " << again.err;
         EXPECT_TRUE(xdp_on_cb()) << "step " << n;
-        EXPECT_EQ(status()["attached"].size(), 1u) << "step " << n;
+        json done = status();
+        EXPECT_EQ(done["attached"].size(), 1u) << "step " << n;
+        EXPECT_TRUE(done["problems"].empty()) << "step " << n << ": " << done.dump();
         EXPECT_EQ(sh(tcd("unload")).rc, 0);
         EXPECT_FALSE(xdp_on_cb()) << "step " << n;  // unload found it, recorded or not
         EXPECT_FALSE(tcd::bpffs::exists(dir_));
     }
     EXPECT_GE(steps, 3);
+}
+
+// A record whose namespace is gone, or whose interface no longer runs the
+// dispatcher, is a problem status names; detach --all and unload clear it.
+TEST_F(Crash, StaleAttachRecordsReportedAndCleared) {
+    ASSERT_EQ(sh(tcd("-q attach cb --netns " + ns_)).rc, 0);
+    EXPECT_TRUE(status()["problems"].empty());
+    // Taken off behind tcd's back: the record stays.
+    ASSERT_EQ(sh("ip -n " + ns_ + " link set cb xdp off").rc, 0);
+    json st = status();
+    EXPECT_TRUE(st["attached"].empty()) << st.dump();
+    ASSERT_EQ(st["problems"].size(), 1u) << st.dump();
+    EXPECT_TRUE(says(st, "stale attach record (cb in /run/netns/" + ns_ + "): the dispatcher does not run there"))
+        << st.dump();
+    auto plain = sh(tcd("status"));
+    EXPECT_NE(plain.out.find("problem: stale attach record"), std::string::npos) << plain.out;
+    ASSERT_EQ(sh(tcd("-q detach --all")).rc, 0);
+    EXPECT_TRUE(status()["problems"].empty()) << status().dump();
+    // The namespace gone.
+    ASSERT_EQ(sh(tcd("-q attach cb --netns " + ns_)).rc, 0);
+    ASSERT_EQ(sh("ip netns del " + ns_).rc, 0);
+    for (int i = 0; i < 50 && !says(status(), "network namespace is gone"); i++) usleep(100000);
+    st = status();
+    EXPECT_TRUE(says(st, "the network namespace is gone")) << st.dump();
+    ASSERT_EQ(sh(tcd("unload")).rc, 0);
+    EXPECT_FALSE(tcd::bpffs::exists(dir_));
+    ASSERT_EQ(sh(tcd("-q load")).rc, 0);
+    EXPECT_TRUE(status()["problems"].empty()) << status().dump();
+}
+
+// load --force on a loaded, wired, attached instance (the live swap) killed
+// at every step: status works and shows the old dispatcher or the new one
+// (miss action pass or drop), still wired and attached; the same command
+// run again completes; unload leaves nothing.
+TEST_F(Crash, LoadForceKilledAtEveryStep) {
+    int steps = 0;
+    for (const char* op : {"load", "pin"}) {
+        for (int n = 1; n < 40; n++) {
+            ASSERT_EQ(sh(tcd("-q load") + " && " + tcd("-q map set tcp tcp_handler") + " && " +
+                         tcd("-q attach cb --netns " + ns_))
+                          .rc,
+                      0);
+            auto c = sh(crash(op, n, "load --force --miss-action drop"));
+            if (c.rc != kKilled) {
+                EXPECT_EQ(c.rc, 0) << c.err;
+                EXPECT_EQ(status()["dispatcher"].value("miss_action", ""), "drop");
+                EXPECT_EQ(sh(tcd("unload")).rc, 0);
+                break;
+            }
+            steps++;
+            std::string at = std::string(op) + " step " + std::to_string(n);
+            json st = status();
+            EXPECT_TRUE(st.value("loaded", false)) << at << ": " << st.dump();
+            std::string miss = st["dispatcher"].is_object() ? st["dispatcher"].value("miss_action", "") : "";
+            EXPECT_TRUE(miss == "pass" || miss == "drop") << at << ": " << st.dump();
+            EXPECT_EQ(st["wired"].size(), 1u) << at << ": " << st.dump();
+            EXPECT_TRUE(xdp_on_cb()) << at;  // never a gap
+            // Either clean, or what is left over is named.
+            bool tmp = false;
+            for (const auto& name : tcd::bpffs::list_pins(dir_)) tmp |= name.find("~tmp-") != std::string::npos;
+            if (tmp) EXPECT_FALSE(st["problems"].empty()) << at << ": " << st.dump();
+            // KNOWN GAP (core/lifecycle.cpp, the live swap): killed after the
+            // swap and before the staged pin is renamed, the interface runs
+            // the staged dispatcher (xdp_dispatch~tmp-next) while the pin is
+            // the old one. status names it (a stale attach record and the
+            // leftover pin), but the next load --force and unload do not
+            // take the staged program into account and leave it attached.
+            // Until load adopts a leftover staged dispatcher, this state is
+            // asserted to be reported, and cleared by hand.
+            bool staged_runs = tcd::bpffs::exists(dir_ + "/xdp_dispatch~tmp-next") && st["attached"].empty() &&
+                               xdp_id_on_cb() != 0;
+            if (staged_runs) {
+                EXPECT_TRUE(says(st, "stale attach record")) << at << ": " << st.dump();
+                EXPECT_TRUE(says(st, "leftover temporary pin xdp_dispatch~tmp-next")) << at << ": " << st.dump();
+                std::printf("%s: known gap, the staged dispatcher runs unpinned; cleared by hand\n", at.c_str());
+                sh("ip -n " + ns_ + " link set cb xdp off; " + tcd("-q unload"));
+                continue;
+            }
+            EXPECT_EQ(st["attached"].size(), 1u) << at << ": " << st.dump();
+            auto again = sh(tcd("load --force --miss-action drop"));
+            EXPECT_EQ(again.rc, 0) << at << ": " << again.err;
+            json done = status();
+            EXPECT_EQ(done["dispatcher"].value("miss_action", ""), "drop") << at;
+            EXPECT_EQ(done["wired"].size(), 1u) << at;
+            EXPECT_EQ(done["attached"].size(), 1u) << at << ": " << done.dump();
+            EXPECT_TRUE(done["problems"].empty()) << at << ": " << done.dump();
+            EXPECT_EQ(xdp_id_on_cb(), done["dispatcher"].value("prog_id", 0u)) << at;
+            EXPECT_EQ(sh(tcd("unload")).rc, 0) << at;
+            EXPECT_FALSE(xdp_on_cb()) << at;
+            EXPECT_FALSE(tcd::bpffs::exists(dir_)) << at;
+            sh("ip -n " + ns_ + " link set cb xdp off");  // one failed step does not fail the next
+        }
+    }
+    EXPECT_GE(steps, 5);
+    std::printf("load --force killed at each of its %d steps\n", steps);
 }
 
 TEST_F(Crash, HandlerLoadKilledAtEveryStep) {
@@ -116,7 +245,13 @@ TEST_F(Crash, HandlerLoadKilledAtEveryStep) {
             break;
         }
         steps++;
-        // Each handler is there whole or not at all; loading the rest completes the set.
+        // Each handler is there whole or not at all (the set may be partial:
+        // handlers are pinned one by one); status works and has nothing to
+        // report, as no pin is half made.
+        json st = status();
+        EXPECT_TRUE(st.value("loaded", false)) << "step " << n;
+        EXPECT_TRUE(st["problems"].empty()) << "step " << n << ": " << st.dump();
+        // Loading the rest completes the set.
         json hs = json::parse(sh(tcd("-j handler list")).out);
         std::string rest;
         for (const char* name : {"tcp_ports", "port8080", "port22"}) {
@@ -126,10 +261,26 @@ TEST_F(Crash, HandlerLoadKilledAtEveryStep) {
         }
         if (!rest.empty()) EXPECT_EQ(sh(tcd("handler load " + obj + rest)).rc, 0) << "step " << n;
         EXPECT_EQ(json::parse(sh(tcd("-j handler list")).out).size(), 7u) << "step " << n;
+        EXPECT_TRUE(status()["problems"].empty()) << "step " << n;
         EXPECT_EQ(sh(tcd("unload")).rc, 0);
         EXPECT_FALSE(tcd::bpffs::exists(dir_));
     }
     EXPECT_GE(steps, 3);
+    // Killed inside a pin (the temporary name made, not yet renamed): status
+    // names the leftover, unload removes it.
+    for (int n = 1; n < 10; n++) {
+        ASSERT_EQ(sh(tcd("-q load")).rc, 0);
+        auto c = sh(crash("pin", n, "handler load " + obj));
+        if (c.rc != kKilled) {
+            EXPECT_EQ(c.rc, 0) << c.err;
+            sh(tcd("-q unload"));
+            break;
+        }
+        json st = status();
+        EXPECT_TRUE(says(st, "leftover temporary pin")) << "pin step " << n << ": " << st.dump();
+        EXPECT_EQ(sh(tcd("unload")).rc, 0) << "pin step " << n;
+        EXPECT_FALSE(tcd::bpffs::exists(dir_)) << "pin step " << n;
+    }
 }
 
 }  // namespace
