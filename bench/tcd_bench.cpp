@@ -174,7 +174,10 @@ int main(int argc, char** argv) {
                                {"tcd (256-case switch)", {}},
                                {"tcd (all indirect)", {}},
                                {"tcd (no IPv4 fast path)", {}},
-                               {"tcd port dispatcher (port 80)", {}}};
+                               {"tcd port dispatcher (port 80)", {}},
+                               {"bound: parse + direct tail call", {}},
+                               {"bound: + per-CPU key counter", {}},
+                               {"bound: + counter, one-row layout", {}}};
     for (int c = 0; c < copies; c++) {
         bench* b = bench__open_and_load();
         if (!b) {
@@ -184,6 +187,8 @@ int main(int argc, char** argv) {
         uint32_t key = 6;
         int fd = bpf_program__fd(b->progs.seed_tcp);
         bpf_map_update_elem(bpf_map__fd(b->maps.seed_jt), &key, &fd, BPF_ANY);
+        fd = bpf_program__fd(b->progs.bound_handler);
+        bpf_map_update_elem(bpf_map__fd(b->maps.bound_jt), &key, &fd, BPF_ANY);
         base.push_back(b);
         shipped.push_back(load_variant(tcd_proto__open_opts, tcd_proto__load));
         sw.push_back(load_variant(tcd_sw__open_opts, tcd_sw__load));
@@ -207,6 +212,9 @@ int main(int argc, char** argv) {
         bpf_map_update_elem(bpf_map__fd(pd->maps.jt), &p80, &h, BPF_ANY);
         port.push_back(pd);
         progs[6].fds.push_back(bpf_program__fd(pd->progs.xdp_dispatch));
+        progs[7].fds.push_back(bpf_program__fd(b->progs.bound_tail));
+        progs[8].fds.push_back(bpf_program__fd(b->progs.bound_count));
+        progs[9].fds.push_back(bpf_program__fd(b->progs.bound_count1));
     }
     std::vector<std::pair<std::string, Bytes>> frames = {
         {"ipv4-tcp", frame(false, false)}, {"ipv6-tcp", frame(false, true)}, {"vlan-ipv4-tcp", frame(true, false)}};
