@@ -78,10 +78,9 @@ Tracer::~Tracer() = default;
 
 int Tracer::prog_fd() const { return bpf_program__fd(obj_->dispatcher()); }
 
-Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind) {
+Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, MissAction miss) {
     if (auto r = require_bpf_privileges("trace"); !r) return tl::unexpected(r.error());
     Tracer t;
-    MissAction miss = MissAction::pass;
     std::optional<Instance> in;
     if (bpffs::is_bpffs(pin_dir) && Instance::is_loaded(pin_dir)) {
         auto i = Instance::open(pin_dir);

@@ -59,8 +59,8 @@ class Tracer {
 public:
     // With a loaded instance in pin_dir: its kind, jump table (real wiring,
     // real handlers), port slots and miss action. Without one: a dispatcher
-    // of `kind` with an empty table, every key misses.
-    static Result<Tracer> open(const std::string& pin_dir, Kind kind = {});
+    // of `kind` and miss action `miss` with an empty table, every key misses.
+    static Result<Tracer> open(const std::string& pin_dir, Kind kind = {}, MissAction miss = MissAction::pass);
     Tracer(Tracer&&) = default;
     ~Tracer();
 

@@ -35,10 +35,12 @@ std::string hex(const uint8_t* d, size_t n) {
 }
 
 // Runs frames through both sides and keeps the reference's counters. The
-// tracer has no instance behind it: every key misses, counters are its own.
+// tracer has an empty jump table behind it: every key misses (and gets the
+// miss action), counters are its own.
 class Differ {
 public:
-    explicit Differ(tcd::Tracer& t) : t_(t), kind_(t.kind()) {}
+    explicit Differ(tcd::Tracer& t, tcd::MissAction miss = tcd::MissAction::pass)
+        : t_(t), kind_(t.kind()), miss_(miss) {}
 
     struct Want {
         std::string cls;
@@ -104,8 +106,12 @@ public:
         int key = got->key ? int(*got->key) : -1;
         if (key != want.key) note(where, data, len, fmt::format("key bpf={} ref={}", key, want.key));
         if (got->missed != want.keyed) note(where, data, len, "missed differs");
-        std::string pass = tcd::verdict_name(kind_.hook, tcd::verdict_pass(kind_.hook));
-        if (got->verdict != pass) note(where, data, len, "verdict " + got->verdict);
+        // non-ip and malformed pass; a keyed frame misses and, like no-port,
+        // gets the miss action.
+        bool miss = want.keyed || want.cls == "no-port";
+        uint32_t v = miss ? tcd::miss_action_verdict(miss_, kind_.hook) : tcd::verdict_pass(kind_.hook);
+        std::string verdict = tcd::verdict_name(kind_.hook, v);
+        if (got->verdict != verdict) note(where, data, len, "verdict " + got->verdict + ", want " + verdict);
     }
 
     // Compares the trace copy's own counters with the reference's sums.
@@ -143,13 +149,22 @@ private:
 
     tcd::Tracer& t_;
     tcd::Kind kind_;
+    tcd::MissAction miss_;
     Row ref_[1027]{};
     uint64_t frames_ = 0, mismatches_ = 0, short_ = 0, skipped_ = 0;
 };
 
-std::unique_ptr<tcd::Tracer> fresh_tracer(tcd::Kind kind = {}) {
-    // A pin dir that does not exist: no instance, an empty jump table.
-    auto t = tcd::Tracer::open("/sys/fs/bpf/" + tcdtest::unique_name("tcddiff_none"), kind);
+// One case: a dispatcher kind and its miss action.
+struct DiffCase {
+    tcd::Kind kind;
+    tcd::MissAction miss = tcd::MissAction::pass;
+    unsigned share = 4;  // of the generated frames: 1/share (1 for the main kind)
+};
+
+// A tracer with no instance behind it: an empty jump table, every key misses
+// and gets the case's miss action.
+std::unique_ptr<tcd::Tracer> fresh_tracer(const DiffCase& c) {
+    auto t = tcd::Tracer::open("/sys/fs/bpf/" + tcdtest::unique_name("tcddiff_none"), c.kind, c.miss);
     if (!t) {
         ADD_FAILURE() << t.error().message();
         return nullptr;
@@ -157,24 +172,33 @@ std::unique_ptr<tcd::Tracer> fresh_tracer(tcd::Kind kind = {}) {
     return std::make_unique<tcd::Tracer>(std::move(*t));
 }
 
-class Differential : public ::testing::TestWithParam<tcd::Kind> {};
+class Differential : public ::testing::TestWithParam<DiffCase> {};
 
-std::string kind_label(const ::testing::TestParamInfo<tcd::Kind>& i) {
-    return std::string(tcd::key_kind_name(i.param.key)) + "_" + tcd::hook_name(i.param.hook);
+std::string kind_label(const ::testing::TestParamInfo<DiffCase>& i) {
+    return std::string(tcd::key_kind_name(i.param.kind.key)) + "_" + tcd::hook_name(i.param.kind.hook) +
+           (i.param.miss == tcd::MissAction::pass ? "" : "_miss_drop");
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, Differential,
-                         ::testing::Values(tcd::Kind{tcd::KeyKind::proto, tcd::Hook::xdp},
-                                           tcd::Kind{tcd::KeyKind::port, tcd::Hook::xdp},
-                                           tcd::Kind{tcd::KeyKind::proto, tcd::Hook::tc},
-                                           tcd::Kind{tcd::KeyKind::port, tcd::Hook::tc}),
-                         kind_label);
+// Miss action drop: the port kinds (no-port frames get it too) at a twelfth,
+// the proto kinds at a 24th of the generated frames, so the whole
+// differential test takes about a fifth longer than with pass alone.
+INSTANTIATE_TEST_SUITE_P(
+    Kinds, Differential,
+    ::testing::Values(DiffCase{{tcd::KeyKind::proto, tcd::Hook::xdp}, tcd::MissAction::pass, 1},
+                      DiffCase{{tcd::KeyKind::port, tcd::Hook::xdp}},
+                      DiffCase{{tcd::KeyKind::proto, tcd::Hook::tc}},
+                      DiffCase{{tcd::KeyKind::port, tcd::Hook::tc}},
+                      DiffCase{{tcd::KeyKind::port, tcd::Hook::xdp}, tcd::MissAction::drop, 12},
+                      DiffCase{{tcd::KeyKind::port, tcd::Hook::tc}, tcd::MissAction::drop, 12},
+                      DiffCase{{tcd::KeyKind::proto, tcd::Hook::xdp}, tcd::MissAction::drop, 24},
+                      DiffCase{{tcd::KeyKind::proto, tcd::Hook::tc}, tcd::MissAction::drop, 24}),
+    kind_label);
 
 TEST_P(Differential, EveryCaptureFrame) {
     TCD_REQUIRE_KERNEL();
     auto tracer = fresh_tracer(GetParam());
     ASSERT_TRUE(tracer);
-    Differ d(*tracer);
+    Differ d(*tracer, GetParam().miss);
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(pcap_dir()))
         if (e.path().extension() == ".pcap" || e.path().extension() == ".pcapng") files.push_back(e.path());
@@ -194,9 +218,10 @@ TEST_P(Differential, EveryCaptureFrame) {
     d.check_counters();
     EXPECT_EQ(d.frames(), 6849u);
     EXPECT_EQ(d.mismatches(), 0u);
-    std::printf("differential %s/%s: %zu captures, %llu frames (%llu shorter than 14 bytes, %llu that tc's "
-                "test_run refuses), %llu mismatches\n",
-                tcd::key_kind_name(GetParam().key), tcd::hook_name(GetParam().hook), files.size(),
+    std::printf("differential %s/%s/miss %s: %zu captures, %llu frames (%llu shorter than 14 bytes, %llu that "
+                "tc's test_run refuses), %llu mismatches\n",
+                tcd::key_kind_name(GetParam().kind.key), tcd::hook_name(GetParam().kind.hook),
+                tcd::miss_action_name(GetParam().miss), files.size(),
                 (unsigned long long)d.frames(), (unsigned long long)d.short_frames(), (unsigned long long)d.skipped(),
                 (unsigned long long)d.mismatches());
 }
@@ -204,16 +229,17 @@ TEST_P(Differential, EveryCaptureFrame) {
 TEST_P(Differential, GeneratedAndMutatedFrames) {
     TCD_REQUIRE_KERNEL();
     uint64_t seed = tcdtest::g_seed_given ? tcdtest::g_seed : std::random_device{}();
-    // The full count for the proto/XDP dispatcher, a quarter for each other kind.
-    bool main_kind = GetParam() == tcd::Kind{};
-    uint64_t n = main_kind ? tcdtest::g_frames : tcdtest::g_frames / 4;
+    // The full count for the proto/XDP dispatcher, a quarter for each other
+    // kind, less for the miss-action-drop cases (DiffCase::share).
+    uint64_t n = tcdtest::g_frames / GetParam().share;
     std::printf("differential: %llu generated frames, seed %llu (rerun: tcd_kernel_tests "
-                "--gtest_filter='Differential.*' --frames %llu --seed %llu)\n",
-                (unsigned long long)n, (unsigned long long)seed, (unsigned long long)n, (unsigned long long)seed);
+                "--gtest_filter='*Differential*' --frames %llu --seed %llu)\n",
+                (unsigned long long)n, (unsigned long long)seed, (unsigned long long)tcdtest::g_frames,
+                (unsigned long long)seed);
     RecordProperty("seed", std::to_string(seed));
     auto tracer = fresh_tracer(GetParam());
     ASSERT_TRUE(tracer);
-    Differ d(*tracer);
+    Differ d(*tracer, GetParam().miss);
     tcdref::FrameGen gen(seed);
     auto t0 = std::chrono::steady_clock::now();
     for (uint64_t i = 0; i < n; i++) {
