@@ -160,6 +160,13 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
         std::string pin;
         if (name == TCD_MAP_JT) pin = in.paths().jt();
         else if (name == TCD_MAP_STATS) pin = in.paths().stats();
+        else if (name == TCD_MAP_PORT_SLOT && in.kind().key == KeyKind::port) pin = in.paths().port_slot();
+        else if (name == TCD_MAP_PORT_SLOT)
+            return fail(what, fmt::format("map {} is a tcd map that only port instances have", name),
+                        "rename it, or load the handler into a port instance (tcd load --key port)");
+        else if (name == TCD_MAP_TRACE || name == TCD_MAP_ATTACH)
+            return fail(what, fmt::format("map {} has the name of a map tcd keeps to itself", name),
+                        "rename it; handlers share only jt, proto_stats and port_slot");
         else continue;
         auto fd = bpffs::get(pin);
         if (!fd) return tl::unexpected(fd.error());

@@ -167,40 +167,48 @@ const char* attach_name(uint32_t at) {
 
 }  // namespace
 
+std::vector<std::string> compat_differences(const CompatTraits& h, const CompatTraits& t) {
+    std::vector<std::string> out;
+    if (h.type != t.type)
+        out.push_back(fmt::format("program type is {}, the jump table takes {}", prog_type_name(h.type),
+                                  prog_type_name(t.type)));
+    if (h.jited != t.jited)
+        out.push_back(fmt::format("JIT status differs: handler {}, jump table {}", h.jited ? "jited" : "interpreted",
+                                  t.jited ? "jited" : "interpreted"));
+    auto frags = [](bool f) { return f ? "frags-aware (xdp.frags)" : "not frags-aware"; };
+    if (h.frags && t.frags && *h.frags != *t.frags)
+        out.push_back(fmt::format("frags flag differs: handler {}, jump table {}", frags(*h.frags), frags(*t.frags)));
+    if (h.attach_type && t.attach_type && *h.attach_type != *t.attach_type)
+        out.push_back(fmt::format("expected attach type differs: handler {}, jump table {}",
+                                  attach_name(*h.attach_type), attach_name(*t.attach_type)));
+    return out;
+}
+
 Result<> check_compatible(const Instance& in, const Handler& h) {
     std::string what = "handler " + h.display;
     const ProgInfo& owner = in.dispatcher();
     if (h.info.id == owner.id) return fail(what, "is the dispatcher itself", "wire a handler program");
-    if (h.info.type != owner.type)
-        return fail(what,
-                    fmt::format("program type is {}, the jump table takes {}", prog_type_name(h.info.type),
-                                prog_type_name(owner.type)),
-                    owner.type == BPF_PROG_TYPE_XDP ? "write it as SEC(\"xdp\")" : "write it as SEC(\"tc\")");
-    if (h.info.jited != owner.jited)
-        return fail(what, fmt::format("JIT status differs: handler {}, jump table {}",
-                                      h.info.jited ? "jited" : "interpreted", owner.jited ? "jited" : "interpreted"));
-    if (accepts(in.dispatcher_fd(), h.fd.get())) return {};
-    if (owner.type != BPF_PROG_TYPE_XDP)
-        return fail(what, "the kernel would not take it into this jump table",
-                    "JIT status or other load flags differ");
-
-    auto mine = traits_of(h.fd.get());
-    auto theirs = traits_of(in.dispatcher_fd());
-    if (mine && theirs) {
-        if (mine->frags != theirs->frags)
-            return fail(what,
-                        fmt::format("frags flag differs: handler {}, jump table {}",
-                                    mine->frags ? "frags-aware (xdp.frags)" : "not frags-aware",
-                                    theirs->frags ? "frags-aware (xdp.frags)" : "not frags-aware"),
-                        "'tcd handler load' loads XDP programs the way the jump table needs");
-        if (mine->attach_type != theirs->attach_type)
-            return fail(what,
-                        fmt::format("expected attach type differs: handler {}, jump table {}",
-                                    attach_name(mine->attach_type), attach_name(theirs->attach_type)),
-                        "'tcd handler load' loads XDP programs the way the jump table needs");
+    CompatTraits mine{h.info.type, h.info.jited, {}, {}}, theirs{owner.type, owner.jited, {}, {}};
+    if (mine.type == theirs.type && mine.jited == theirs.jited && accepts(in.dispatcher_fd(), h.fd.get())) return {};
+    if (mine.type == BPF_PROG_TYPE_XDP && theirs.type == BPF_PROG_TYPE_XDP) {
+        if (auto m = traits_of(h.fd.get())) mine.attach_type = m->attach_type, mine.frags = m->frags;
+        if (auto t = traits_of(in.dispatcher_fd())) theirs.attach_type = t->attach_type, theirs.frags = t->frags;
     }
-    return fail(what, "the kernel would not take it into this jump table",
-                "program type, expected attach type, frags flag or JIT status differ");
+    // Every field that differs, in one message.
+    auto diffs = compat_differences(mine, theirs);
+    if (diffs.empty())
+        return fail(what, "the kernel would not take it into this jump table",
+                    owner.type == BPF_PROG_TYPE_XDP
+                        ? "program type, expected attach type, frags flag or JIT status differ"
+                        : "JIT status or other load flags differ");
+    std::string why;
+    for (const auto& d : diffs) why += (why.empty() ? "" : "; ") + d;
+    std::string hint;
+    if (mine.type != theirs.type)
+        hint = owner.type == BPF_PROG_TYPE_XDP ? "write it as SEC(\"xdp\")" : "write it as SEC(\"tc\")";
+    else if (diffs.size() > (mine.jited != theirs.jited ? 1u : 0u))
+        hint = "'tcd handler load' loads XDP programs the way the jump table needs";
+    return fail(what, why, hint);
 }
 
 Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& spec) {

@@ -54,4 +54,17 @@ Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys
 // Checks that a program may be put into the instance's jump table.
 Result<> check_compatible(const Instance& in, const Handler& h);
 
+// What decides whether the kernel takes a program into a jump table; the
+// attach type and frags flag are known for XDP programs only (probed).
+struct CompatTraits {
+    uint32_t type = 0;  // enum bpf_prog_type
+    bool jited = false;
+    std::optional<uint32_t> attach_type;  // enum bpf_attach_type
+    std::optional<bool> frags;
+};
+// One phrase per field in which the handler differs from the jump table's
+// owner, each naming both values, in a fixed order: program type, JIT status,
+// frags flag, expected attach type.
+std::vector<std::string> compat_differences(const CompatTraits& handler, const CompatTraits& table);
+
 }  // namespace tcd
