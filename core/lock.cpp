@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <filesystem>
 #include <fmt/format.h>
 #include <thread>
 
@@ -16,9 +17,32 @@ namespace {
 constexpr const char* kLockDir = "/run/tcd";
 }
 
+std::string InstanceLock::canonical_dir(const std::string& pin_dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::path p = fs::absolute(pin_dir.empty() ? fs::path(".") : fs::path(pin_dir), ec);
+    if (ec) p = pin_dir;
+    fs::path c = fs::weakly_canonical(p, ec);  // symlinks of the part that exists
+    if (ec) c = p;
+    std::string s = c.lexically_normal().string();
+    while (s.size() > 1 && s.back() == '/') s.pop_back();
+    return s;
+}
+
+// One file per canonical pin dir: '/' becomes '_', and a '_' or '%' of the
+// name is escaped, so /a_b and /a/b do not share a lock.
 std::string InstanceLock::path_for(const std::string& pin_dir) {
     std::string name;
-    for (char c : pin_dir) name += c == '/' ? '_' : c;
+    for (char c : canonical_dir(pin_dir)) {
+        if (c == '/')
+            name += '_';
+        else if (c == '_')
+            name += "%5f";
+        else if (c == '%')
+            name += "%25";
+        else
+            name += c;
+    }
     return std::string(kLockDir) + "/" + name + ".lock";
 }
 

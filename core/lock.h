@@ -18,7 +18,11 @@ public:
     ~InstanceLock();
     // Time spent waiting for the lock, for diagnostics.
     double waited_s() const { return waited_; }
+    // /run/tcd/NAME.lock, NAME from canonical_dir(pin_dir).
     static std::string path_for(const std::string& pin_dir);
+    // Absolute, lexically normal, symlinks resolved where the path exists, no
+    // trailing '/': the one spelling of a pin dir that the lock goes by.
+    static std::string canonical_dir(const std::string& pin_dir);
 
 private:
     InstanceLock() = default;

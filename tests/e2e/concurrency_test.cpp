@@ -4,7 +4,11 @@
 // the final handler is the value of a write that no other write to that key
 // certainly followed.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <chrono>
 #include <cstdlib>
@@ -18,7 +22,9 @@
 #include <thread>
 #include <vector>
 
+#include "core/lock.h"
 #include "tests/common/kernel.h"
+#include "tests/common/shell.h"
 
 namespace {
 
@@ -113,27 +119,60 @@ TEST(Concurrency, ParallelWritersSerialise) {
 TEST(Concurrency, StuckHolderIsNamed) {
     TCD_REQUIRE_KERNEL();
     std::string dir = "/sys/fs/bpf/" + tcdtest::unique_name("tcdstuck");
-    // Hold the instance's lock from a shell for a while, then let tcd time out.
-    std::string lock = "/run/tcd/" + [&] {
-        std::string n;
-        for (char c : dir) n += c == '/' ? '_' : c;
-        return n;
-    }() + ".lock";
-    std::system("mkdir -p /run/tcd");
-    std::string hold = "flock " + lock + " -c 'echo $$ > " + lock + "; sleep 3' &";
-    ASSERT_EQ(std::system(hold.c_str()), 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::string tcd = std::string(TCD_BIN) + " -d " + dir;
+    std::system((tcd + " -q unload").c_str());
+    ASSERT_EQ(std::system((tcd + " -q load").c_str()), 0);
+    // A real tcd holds the lock: 'stats --reset' (which takes it) writing to
+    // a pipe that is already full blocks in its print, lock held, until the
+    // pipe is closed.
+    int p[2];
+    ASSERT_EQ(pipe(p), 0);
+    fcntl(p[1], F_SETFL, O_NONBLOCK);
+    char junk[4096] = {};
+    while (write(p[1], junk, sizeof junk) > 0) {
+    }
+    fcntl(p[1], F_SETFL, 0);
+    pid_t holder = fork();
+    ASSERT_GE(holder, 0);
+    if (holder == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execl(TCD_BIN, "tcd", "-d", dir.c_str(), "stats", "--reset", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    close(p[1]);
+    std::string lock = tcd::InstanceLock::path_for(dir);
+    std::string written;
+    for (int i = 0; i < 100 && written != std::to_string(holder) + "\n"; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        std::ifstream in(lock);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        written = ss.str();
+    }
+    ASSERT_EQ(written, std::to_string(holder) + "\n") << "the holder never took the lock";
+    // Another spelling of the same pin dir waits on the same lock.
     std::string err = "/tmp/tcdstuck_" + std::to_string(getpid());
-    int st = std::system(("TCD_LOCK_TIMEOUT=1 " + std::string(TCD_BIN) + " -d " + dir + " load 2>" + err).c_str());
+    int st = std::system(("TCD_LOCK_TIMEOUT=1 " + std::string(TCD_BIN) + " -d " + dir + "/ map set tcp drop 2>" + err)
+                             .c_str());
     std::ifstream e(err);
     std::stringstream ss;
     ss << e.rdbuf();
     std::remove(err.c_str());
+    close(p[0]);  // the holder's write fails; it exits
+    int wst = 0;
+    waitpid(holder, &wst, 0);
     EXPECT_EQ(WEXITSTATUS(st), 1);
     EXPECT_NE(ss.str().find("has held its lock for 1 s"), std::string::npos) << ss.str();
-    EXPECT_NE(ss.str().find("(pid "), std::string::npos) << ss.str();
-    EXPECT_FALSE(access(dir.c_str(), F_OK) == 0);  // nothing loaded
-    std::this_thread::sleep_for(std::chrono::seconds(3));
+    EXPECT_NE(ss.str().find("(pid " + std::to_string(holder) + ")"), std::string::npos)
+        << "holder pid " << holder << ": " << ss.str();
+    std::string said = ss.str();
+    EXPECT_EQ(std::count(said.begin(), said.end(), '\n'), 1) << said;
+    // The waiting command changed nothing.
+    auto list = tcdtest::sh(tcd + " -j map list");
+    EXPECT_EQ(list.out.find("\"tcp\""), std::string::npos) << list.out;
+    std::system((tcd + " -q unload").c_str());
 }
 
 }  // namespace
