@@ -125,7 +125,7 @@ std::string prom_escape(const std::string& v) {
 }  // namespace
 
 std::string stats_prometheus(const StatsView& v, const std::string& pin_dir) {
-    std::string inst = "instance=\"" + prom_escape(pin_dir) + "\"";
+    std::string inst = "pin_dir=\"" + prom_escape(pin_dir) + "\"";
     std::string out;
     auto family = [&](const char* name, const char* help, auto value) {
         out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, help, name);

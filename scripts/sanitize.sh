@@ -18,6 +18,21 @@ printf '45 00 0a' > "$corpus/parse/d"; printf '65535' > "$corpus/parse/e"
 for f in ../shared/pcaps/zeek__q-in-q.pcap ../shared/pcaps/icmpv6.pcap ../shared/pcaps/ipv6-routing-header.pcap; do
   [ -f "$f" ] && cp "$f" "$corpus/pcap/"
 done
-build-san/fuzz_parse -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 "$corpus/parse" 2>&1 | tail -3
-build-san/fuzz_pcap -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 "$corpus/pcap" 2>&1 | tail -3
+# Each fuzzer's whole log is kept in build-san/ (and a crashing input in
+# build-san/fuzz-artifacts/); on success the final stats are shown, on a
+# failure the whole log, crash report and stack included.
+mkdir -p build-san/fuzz-artifacts
+fuzz() {
+  local name=$1 log=build-san/$1.log
+  if build-san/"$name" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
+       -artifact_prefix=build-san/fuzz-artifacts/"$name"- "$corpus/${name#fuzz_}" >"$log" 2>&1; then
+    grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || tail -3 "$log"
+  else
+    echo "sanitize: $name failed; its log ($log):" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+}
+fuzz fuzz_parse
+fuzz fuzz_pcap
 echo "sanitizers and fuzzing: ok"

@@ -137,13 +137,13 @@ TEST(RenderStats, Prometheus) {
     auto v = tcd::make_stats_view(snapshot(), nullptr, wiring(), false);
     std::string p = tcd::render::stats_prometheus(v, "/sys/fs/bpf/t\"cd");
     EXPECT_NE(p.find("# TYPE tcd_packets_total counter"), std::string::npos);
-    EXPECT_NE(p.find("tcd_packets_total{instance=\"/sys/fs/bpf/t\\\"cd\",key=\"6\",proto=\"tcp\",handler=\"tcp_handler\"} 10"),
+    EXPECT_NE(p.find("tcd_packets_total{pin_dir=\"/sys/fs/bpf/t\\\"cd\",key=\"6\",proto=\"tcp\",handler=\"tcp_handler\"} 10"),
               std::string::npos)
         << p;
-    EXPECT_NE(p.find("tcd_missed_total{instance=\"/sys/fs/bpf/t\\\"cd\",key=\"1\",proto=\"icmp\",handler=\"\"} 3"),
+    EXPECT_NE(p.find("tcd_missed_total{pin_dir=\"/sys/fs/bpf/t\\\"cd\",key=\"1\",proto=\"icmp\",handler=\"\"} 3"),
               std::string::npos);
-    EXPECT_NE(p.find("tcd_class_packets_total{instance=\"/sys/fs/bpf/t\\\"cd\",class=\"non-ip\"} 2"), std::string::npos);
-    EXPECT_NE(p.find("tcd_total_packets_total{instance=\"/sys/fs/bpf/t\\\"cd\"} 16"), std::string::npos);
+    EXPECT_NE(p.find("tcd_class_packets_total{pin_dir=\"/sys/fs/bpf/t\\\"cd\",class=\"non-ip\"} 2"), std::string::npos);
+    EXPECT_NE(p.find("tcd_total_packets_total{pin_dir=\"/sys/fs/bpf/t\\\"cd\"} 16"), std::string::npos);
     // Every sample line is NAME{labels} VALUE.
     std::istringstream in(p);
     for (std::string line; std::getline(in, line);) {
