@@ -9,7 +9,9 @@
  *
  * Keys 253 and 254 are the IP protocol numbers IANA keeps for experiments,
  * used here as chain stages. port8080 counts and passes; port22 counts and
- * drops (SSH blocked). The per-port counts are in the map port_hits.
+ * drops (SSH blocked). Each stage counts what it handled into tcd's own
+ * counters, in the row of its stage key (tcd_count), so `tcd stats` shows
+ * them as keys 253 and 254; the map port_hits has the per-port counts too.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -95,10 +97,16 @@ int tcp_ports(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
+static __always_inline __u64 frame_len(struct xdp_md *ctx)
+{
+	return ctx->data_end - ctx->data;
+}
+
 SEC("xdp")
 int port8080(struct xdp_md *ctx)
 {
 	hit(0);
+	tcd_count(STAGE_8080, frame_len(ctx));
 	return XDP_PASS;
 }
 
@@ -106,5 +114,6 @@ SEC("xdp")
 int port22(struct xdp_md *ctx)
 {
 	hit(1);
+	tcd_count(STAGE_22, frame_len(ctx));
 	return XDP_DROP;
 }

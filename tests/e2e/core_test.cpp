@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -174,6 +176,46 @@ TEST(Core, ReloadOfATcInstanceSwapsTheFilterAndLeavesNoStagedPin) {
         << filters;
     EXPECT_TRUE(p.ping(1));  // icmp still wired
     for (const auto& name : tcd::bpffs::list_pins(p.dir())) EXPECT_EQ(name.find("~tmp-"), std::string::npos) << name;
+}
+
+TEST(Core, HandlerListFields) {
+    PAIR(p);
+    ASSERT_EQ(p.tcd("load").rc, 0);
+    std::string objdir = TCD_BPF_OBJ_DIR;
+    ASSERT_EQ(p.tcd("handler load " + objdir + "/ports.bpf.o").rc, 0);
+    ASSERT_EQ(p.tcd("map set tcp tcp_ports").rc, 0);
+    ASSERT_EQ(p.tcd("map set 253 port8080").rc, 0);
+    ASSERT_EQ(p.tcd("map set 250 port8080").rc, 0);
+    ASSERT_EQ(p.tcd("map set udp drop").rc, 0);
+    json hs = p.tcd_json("handler list");
+    ASSERT_TRUE(hs.is_array()) << hs.dump();
+    time_t now = time(nullptr);
+    std::map<std::string, json> by_name;
+    for (const auto& h : hs) by_name[h["name"].get<std::string>()] = h;
+    const std::map<std::string, std::vector<int>> want_keys = {
+        {"tcp_ports", {6}}, {"port8080", {250, 253}}, {"port22", {}}, {"drop", {17}}, {"pass", {}}};
+    for (const auto& [name, keys] : want_keys) {
+        SCOPED_TRACE(name);
+        ASSERT_TRUE(by_name.count(name)) << hs.dump();
+        const json& h = by_name[name];
+        EXPECT_EQ(h["type"], "xdp");
+        EXPECT_EQ(h["builtin"], name == "drop" || name == "pass");
+        EXPECT_EQ(h["keys"].get<std::vector<int>>(), keys);
+        // id and tag are the kernel's, as bpftool reads them from the pin.
+        Cmd b = sh("bpftool -j prog show pinned " + p.dir() + "/" + name);
+        ASSERT_EQ(b.rc, 0) << b.err;
+        json bj = json::parse(b.out, nullptr, false);
+        EXPECT_EQ(h["prog_id"], bj["id"]);
+        EXPECT_EQ(h["tag"], bj["tag"]);
+        EXPECT_EQ(h["tag"].get<std::string>().size(), 16u);
+        // loaded_at: UTC, ISO 8601, a moment ago.
+        struct tm tm {};
+        std::string at = h["loaded_at"];
+        ASSERT_NE(strptime(at.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm), nullptr) << at;
+        time_t t = timegm(&tm);
+        EXPECT_LE(t, now + 2) << at;
+        EXPECT_GE(t, now - 120) << at;
+    }
 }
 
 TEST(Core, StatsWatchPlainTable) {

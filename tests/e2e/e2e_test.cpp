@@ -424,6 +424,13 @@ TEST(E2E, UserHandlersFromExamples) {
     Cmd blocked = sh(peer + " tcp-send --netns " + t.a() + " --to 10.201.0.2 --port 22 --bytes 10 --timeout-ms 700");
     EXPECT_NE(blocked.rc, 0);
     EXPECT_NE(blocked.err.find("timed out"), std::string::npos) << blocked.err;
+    // port22 counts what it drops into tcd's counters (tcd_count), row 254.
+    json counted = t.tcd_json("stats");
+    const json* row254 = key_row(counted, 254);
+    ASSERT_NE(row254, nullptr) << counted.dump();
+    EXPECT_EQ((*row254)["handler"], "port22");
+    EXPECT_GE((*row254)["packets"].get<uint64_t>(), 1u);  // the SYN, and any retries
+    EXPECT_GE((*row254)["bytes"].get<uint64_t>(), 54u * (*row254)["packets"].get<uint64_t>());
     Cmd refused = t.tcd("handler unload port22");
     EXPECT_EQ(refused.rc, 1);
     EXPECT_NE(refused.err.find("is wired at key 254"), std::string::npos) << refused.err;

@@ -10,6 +10,7 @@
 #include "core/bpffs.h"
 #include "core/handlers.h"
 #include "core/jumptable.h"
+#include "core/stats.h"
 #include "core/trace.h"
 #include "tests/common/instance.h"
 #include "tests/common/kernel.h"
@@ -61,7 +62,15 @@ TEST_F(Handlers, PortsExampleSharesTheJumpTable) {
     auto t = tcd::Tracer::open(inst().dir());
     ASSERT_TRUE(t);
     EXPECT_EQ(verdict(*t, l4(6, 8080)), "XDP_PASS");
+    auto before = tcd::read_stats(inst().in().stats_fd());
+    ASSERT_TRUE(before);
     EXPECT_EQ(verdict(*t, l4(6, 22)), "XDP_DROP");  // chained through the shared jt into port22
+    // port22 counted it with tcd_count() into the shared counters, row 254.
+    auto after = tcd::read_stats(inst().in().stats_fd());
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->keys[254].packets, before->keys[254].packets + 1);
+    EXPECT_EQ(after->keys[254].bytes, before->keys[254].bytes + l4(6, 22).size());
+    EXPECT_EQ(after->keys[253].packets, before->keys[253].packets);
     EXPECT_EQ(verdict(*t, l4(6, 80)), "XDP_PASS");
     auto f = t->run(l4(6, 22).data(), l4(6, 22).size(), 1);
     EXPECT_EQ(f->handler.value_or(""), "tcp_ports");
