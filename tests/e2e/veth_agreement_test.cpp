@@ -1,6 +1,8 @@
 // The same frames over a real veth with the dispatcher attached (native and
-// generic mode) agree with the reference classifier, and so with test_run:
-// every counter row of the live instance matches exactly.
+// generic mode) agree with test_run and with the reference classifier: each
+// frame goes through the instance's dispatcher by BPF_PROG_TEST_RUN (tcd's
+// tracer, which leaves the live counters alone) and through the reference
+// before it is sent, and every counter row of the live instance then matches.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <linux/if_ether.h>
@@ -21,6 +23,7 @@
 #include "core/attach.h"
 #include "core/bpffs.h"
 #include "core/fd.h"
+#include "core/trace.h"
 #include "tests/common/kernel.h"
 #include "tests/ref/framegen.h"
 #include "tests/ref/ref_classifier.h"
@@ -69,6 +72,7 @@ public:
     std::string tcd(const std::string& args) const { return run(std::string(TCD_BIN) + " -d " + dir_ + " " + args); }
     const std::string& a() const { return a_; }
     const std::string& b() const { return b_; }
+    const std::string& dir() const { return dir_; }
 
 private:
     std::string a_, b_, dir_;
@@ -90,6 +94,9 @@ void agree(const std::string& mode) {
     tcdref::FrameGen gen(seed);
     Row want[258]{};
     size_t sent = 0;
+    auto tracer = tcd::Tracer::open(p.dir());
+    ASSERT_TRUE(tracer) << tracer.error().message();
+    ASSERT_TRUE(tracer->instance_loaded());
     {
         auto guard = tcd::NetnsGuard::enter("/run/netns/" + p.a());
         ASSERT_TRUE(guard);
@@ -105,6 +112,13 @@ void agree(const std::string& mode) {
             if (f.size() < 14 || f.size() > 1514) continue;  // what a veth carries
             tcdref::RefResult r = tcdref::classify(f.data(), f.size());
             size_t slot = r.cls == tcdref::Class::non_ip ? 256 : r.cls == tcdref::Class::malformed ? 257 : size_t(r.key);
+            auto t = tracer->run(f.data(), f.size(), sent + 1);
+            ASSERT_TRUE(t) << t.error().message();
+            ASSERT_TRUE(t->ran);
+            size_t tslot = t->cls == "non-ip" ? 256 : t->cls == "malformed" ? 257 : size_t(t->key.value_or(9999));
+            ASSERT_EQ(tslot, slot) << "test_run and the reference differ on frame " << sent + 1 << " (seed " << seed
+                                   << "): " << t->cls;
+            ASSERT_EQ(t->missed, slot < 256) << "frame " << sent + 1;
             ASSERT_EQ(sendto(sock.get(), f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&ll), sizeof ll),
                       ssize_t(f.size()))
                 << strerror(errno);
