@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
-"$(pwd)/scripts/setup.sh" >/dev/null
+[ -n "${TCD_DEMO_NO_SETUP:-}" ] || "$(pwd)/scripts/setup.sh" >/dev/null
 
 TCD="$BUILD_DIR/tcd"
 PEER="$BUILD_DIR/tests/tcd_peer"
