@@ -610,6 +610,28 @@ Result<std::vector<Attachment>> detach_all(const Instance& in) {
     return done;
 }
 
+bool runs_where_attached(const Instance& in, uint32_t prog_id) {
+    bool tc = in.kind().hook == Hook::tc;
+    uint64_t own = netns_inode("");
+    auto runs_here = [&](uint32_t ifindex, uint32_t direction) {
+        if (tc) return tc_query(ifindex, direction_name(direction)) == prog_id;
+        return query(ifindex, in.dispatcher()).prog_id == prog_id;
+    };
+    for (const auto& r : records(in)) {
+        if (netns_inode(r.val.netns) != r.key.netns_ino) continue;  // namespace gone
+        auto guard = NetnsGuard::enter(r.key.netns_ino == own ? "" : r.val.netns);
+        if (guard && runs_here(r.key.ifindex, r.key.direction)) return true;
+    }
+    bool found = false;
+    if (struct if_nameindex* list = if_nameindex()) {
+        for (auto* i = list; i->if_index && !found; ++i)
+            for (uint32_t d : tc ? std::vector<uint32_t>{1, 2} : std::vector<uint32_t>{0})
+                found = found || runs_here(i->if_index, d);
+        if_freenameindex(list);
+    }
+    return found;
+}
+
 Result<std::vector<Attachment>> swap_dispatcher_on(const std::vector<Attachment>& where, Hook hook, int new_fd,
                                                    int old_fd) {
     std::vector<Attachment> done;

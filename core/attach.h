@@ -92,6 +92,11 @@ Result<std::vector<Attachment>> detach_all(const Instance& in);
 // atomic step each (XDP_FLAGS_REPLACE); on failure puts the old one back.
 Result<std::vector<Attachment>> swap_dispatcher(const Instance& in, int new_fd);
 
+// Whether the program prog_id itself (by id, not by name and tag) runs at a
+// hook where the instance is recorded as attached, or on an interface of
+// tcd's own namespace.
+bool runs_where_attached(const Instance& in, uint32_t prog_id);
+
 // The same on a given list of interfaces (XDP in each one's mode, or tc):
 // old_fd is what runs there now. Rolling a swap back is this call with the
 // two fds exchanged, on what the forward call returned.

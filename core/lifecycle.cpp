@@ -50,6 +50,28 @@ std::string load_failure_hint() {
     return w.empty() ? "run with -v for libbpf's log" : "libbpf: " + w + "; -v shows the full log";
 }
 
+// The name load --force pins its new dispatcher under until it is swapped in.
+std::string staged_dispatcher(const Paths& paths, Hook h) { return paths.dispatcher(h) + "~tmp-next"; }
+
+// A load --force killed between its swap and its rename leaves the new
+// dispatcher running under its staged pin while the pin proper is the old
+// one. When the staged program itself runs where the instance is attached, it
+// is the live dispatcher: finish the rename. Otherwise it goes with the other
+// temporary pins.
+void adopt_staged_dispatcher(const std::string& dir) {
+    Paths paths{dir};
+    for (Hook h : {Hook::xdp, Hook::tc}) {
+        std::string staged = staged_dispatcher(paths, h);
+        if (!bpffs::exists(staged) || !bpffs::exists(paths.dispatcher(h))) continue;
+        auto fd = bpffs::get(staged);
+        if (!fd || fd_kind(fd->get()) != ObjKind::prog) continue;
+        auto info = prog_info(fd->get());
+        auto in = Instance::open_for_teardown(dir);
+        if (!info || !in || in->kind().hook != h) continue;
+        if (runs_where_attached(*in, info->id)) (void)bpffs::rename(staged, paths.dispatcher(h));
+    }
+}
+
 }  // namespace
 
 Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
@@ -62,7 +84,9 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     res.miss = opt.miss;
 
     // Temporary pins can only be left by a command that died half-way (the
-    // instance lock keeps live ones out): take them away.
+    // instance lock keeps live ones out): a staged dispatcher that runs is
+    // adopted, the rest are taken away.
+    adopt_staged_dispatcher(dir);
     for (const std::string& d : {dir, paths.maps_dir()})
         for (const auto& name : bpffs::list_pins(d))
             if (name.find("~tmp-") != std::string::npos) (void)bpffs::remove(d + "/" + name);
@@ -161,7 +185,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
         // never only in this process's hands), then every interface moves to
         // it in one atomic step each, then the pin is renamed over the old
         // one. A failure after the swap swaps back through the same function.
-        std::string staged = dispatcher_pin + "~tmp-next";
+        std::string staged = staged_dispatcher(paths, opt.kind.hook);
         if (auto r = bpffs::pin(new_fd, staged); !r) return tl::unexpected(r.error());
         crash_point("load");
         auto swapped = swap_dispatcher(*old, new_fd);
@@ -198,7 +222,9 @@ Result<UnloadResult> unload(const std::string& dir) {
     if (!bpffs::is_bpffs(dir))
         return fail("unload", dir + " is not on a bpffs", "is this the right --pin-dir?");
 
-    // Detach first, while the dispatcher is still pinned and known.
+    // Detach first, while the dispatcher is still pinned and known (a staged
+    // one that runs, left by a killed load --force, adopted first).
+    adopt_staged_dispatcher(dir);
     // A half-removed instance (a map pin gone) is still detached through what
     // is left: the dispatcher pin (its program id) and the attach records. If
     // even the dispatcher cannot be opened, nothing is removed: pins gone

@@ -218,6 +218,55 @@ TEST(Core, HandlerListFields) {
     }
 }
 
+// The XDP program id on dev in namespace ns, 0 when none.
+uint32_t xdp_id(const std::string& ns, const std::string& dev) {
+    json j = json::parse(sh("ip -j -n " + ns + " link show " + dev).out, nullptr, false);
+    if (!j.is_array() || j.empty() || !j[0].contains("xdp")) return 0;
+    return j[0]["xdp"].value("prog", json::object()).value("id", 0u);
+}
+
+uint32_t pinned_id(const std::string& pin) {
+    json j = json::parse(sh("bpftool -j prog show pinned " + pin).out, nullptr, false);
+    return j.is_object() ? j.value("id", 0u) : 0;
+}
+
+TEST(Core, KilledReloadBetweenSwapAndRenameIsAdopted) {
+    PAIR(p);
+    const std::string staged = p.dir() + "/xdp_dispatch~tmp-next";
+    int gaps = 0;
+    for (const char* next : {"load --force --miss-action drop", "unload"}) {
+        for (int n = 1; n < 40; n++) {
+            ASSERT_EQ(p.tcd("-q attach vb --netns " + p.b()).rc, 0);
+            ASSERT_EQ(p.tcd("-q map set tcp tcp_handler").rc, 0);
+            Cmd c = sh("TCD_CRASHPOINT=load:" + std::to_string(n) + " " + TCD_BIN + " -d " + p.dir() +
+                       " load --force --miss-action drop");
+            if (c.rc == 0) break;  // past the last step
+            uint32_t running = xdp_id(p.b(), "vb");
+            bool gap = tcd::bpffs::exists(staged) && running != 0 && running == pinned_id(staged);
+            if (gap) {
+                gaps++;
+                SCOPED_TRACE(std::string(next) + " after a kill at load step " + std::to_string(n));
+                Cmd r = p.tcd(next);
+                EXPECT_EQ(r.rc, 0) << r.err;
+                EXPECT_FALSE(tcd::bpffs::exists(staged));
+                if (std::string(next) == "unload") {
+                    EXPECT_EQ(xdp_id(p.b(), "vb"), 0u);  // the staged dispatcher was found and detached
+                    EXPECT_FALSE(tcd::bpffs::exists(p.dir()));
+                } else {
+                    json st = p.tcd_json("status");
+                    EXPECT_EQ(st["dispatcher"]["miss_action"], "drop");
+                    ASSERT_EQ(st["attached"].size(), 1u) << st.dump();
+                    EXPECT_TRUE(st["problems"].empty()) << st.dump();
+                    EXPECT_EQ(xdp_id(p.b(), "vb"), st["dispatcher"]["prog_id"].get<uint32_t>());
+                    EXPECT_EQ(st["wired"].size(), 1u);
+                }
+            }
+            sh(std::string(TCD_BIN) + " -q -d " + p.dir() + " unload; ip -n " + p.b() + " link set vb xdp off");
+        }
+    }
+    EXPECT_EQ(gaps, 2) << "the kill between swap and rename was not reached";
+}
+
 TEST(Core, StatsWatchPlainTable) {
     PAIR(p);
     ASSERT_EQ(p.tcd("attach vb --netns " + p.b()).rc, 0);
