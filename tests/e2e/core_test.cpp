@@ -267,6 +267,26 @@ TEST(Core, KilledReloadBetweenSwapAndRenameIsAdopted) {
     EXPECT_EQ(gaps, 2) << "the kill between swap and rename was not reached";
 }
 
+TEST(Core, JsonWithANameThatIsNotUtf8) {
+    TCD_REQUIRE_KERNEL();
+    // A pin dir whose name is not UTF-8: -j output replaces the bytes
+    // (U+FFFD) instead of aborting on nlohmann's type_error 316.
+    std::string dir = "/sys/fs/bpf/tcdk" + std::to_string(getpid()) + "\xff\xfe";
+    std::string q = "'" + dir + "'";
+    sh(std::string(TCD_BIN) + " -q -d " + q + " unload");
+    Cmd load = sh(std::string(TCD_BIN) + " -j -d " + q + " load");
+    EXPECT_EQ(load.rc, 0) << load.err;
+    EXPECT_EQ(load.err, "");
+    EXPECT_TRUE(json::accept(load.out)) << load.out;
+    EXPECT_NE(load.out.find("\xef\xbf\xbd\xef\xbf\xbd"), std::string::npos) << load.out;
+    for (const char* args : {"status", "stats", "map list", "handler list", "unload"}) {
+        Cmd c = sh(std::string(TCD_BIN) + " -j -d " + q + " " + args);
+        EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
+        EXPECT_TRUE(json::accept(c.out)) << args << ": " << c.out;
+    }
+    EXPECT_FALSE(tcd::bpffs::exists(dir));
+}
+
 TEST(Core, StatsWatchPlainTable) {
     PAIR(p);
     ASSERT_EQ(p.tcd("attach vb --netns " + p.b()).rc, 0);
