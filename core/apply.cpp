@@ -12,6 +12,7 @@
 #include "core/jumptable.h"
 #include "core/keys.h"
 #include "core/lifecycle.h"
+#include "core/progs.h"
 #include "core/status.h"
 
 namespace tcd {
@@ -184,17 +185,32 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
         for (const auto& m : missing) pinned.insert(m);
     }
 
-    // 3. Wiring: exactly the keys the file names.
+    // 3. Wiring: exactly the keys the file names. A key is as wanted when it
+    // holds the very program the file's handler names (by name, bpffs path
+    // or id:N), compared by program id; a handler that does not exist yet
+    // (loaded by a step above) is compared by name.
     std::map<uint32_t, std::string> current, desired;
+    std::map<uint32_t, uint32_t> current_id;
     if (in) {
         auto w = list_wiring(*in);
         if (!w) return tl::unexpected(w.error());
-        for (const auto& e : *w) current[e.key] = e.handler;
+        for (const auto& e : *w) current[e.key] = e.handler, current_id[e.key] = e.prog_id;
     }
     for (const auto& [text, handler] : want.wiring) desired[*parse_key(text, want.kind.key)] = handler;
+    auto holds = [&](uint32_t key, const std::string& handler) {
+        auto it = current.find(key);
+        if (it == current.end()) return false;
+        if (in) {
+            auto spec = parse_handler_spec(handler);
+            if (spec) {
+                if (spec->kind == HandlerSpec::Kind::id) return current_id[key] == spec->id;
+                if (auto h = open_handler(*spec, dir)) return current_id[key] == h->info.id;
+            }
+        }
+        return it->second == handler;
+    };
     for (const auto& [k, h] : desired) {
-        auto it = current.find(k);
-        if (it != current.end() && it->second == h) continue;
+        if (holds(k, h)) continue;
         uint32_t key = k;  // (structured bindings cannot be captured before C++20 in clang 14)
         std::string handler = h;
         steps.push_back({fmt::format("map set {} {}", key, handler), [open, key, handler]() -> Result<> {
@@ -221,8 +237,13 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
     // 4. Interfaces: attached exactly where the file says.
     std::vector<Attachment> now;
     if (in) now = attachments(*in);
-    auto same = [](const Attachment& a, const DesiredInterface& d, const std::string& ns) {
+    // The same place: interface, namespace, direction. The same state: also
+    // the XDP mode, unless the file says auto.
+    auto same_place = [](const Attachment& a, const DesiredInterface& d, const std::string& ns) {
         return a.ifname == d.name && a.netns == ns && a.direction == d.direction;
+    };
+    auto same = [&](const Attachment& a, const DesiredInterface& d, const std::string& ns) {
+        return same_place(a, d, ns) && (!d.direction.empty() || d.mode == "auto" || a.mode == d.mode);
     };
     std::vector<std::string> wanted_ns;
     for (const auto& d : want.interfaces) {
@@ -230,20 +251,34 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
         if (!ns) return tl::unexpected(ns.error());
         wanted_ns.push_back(*ns);
         if (std::any_of(now.begin(), now.end(), [&](const Attachment& a) { return same(a, d, *ns); })) continue;
+        // Attached in another mode: detached, then attached in the mode asked.
+        auto other = std::find_if(now.begin(), now.end(), [&](const Attachment& a) { return same_place(a, d, *ns); });
+        bool reattach = other != now.end();
         std::string what = "attach " + d.name + (d.netns.empty() ? "" : " --netns " + d.netns) +
                            (d.direction.empty() ? " --mode " + d.mode : " --direction " + d.direction);
-        steps.push_back({what, [open, d]() -> Result<> {
+        std::string was = reattach ? other->mode : "";
+        if (reattach) what = "re-" + what + " (attached in " + was + " mode)";
+        steps.push_back({what, [open, d, reattach, was]() -> Result<> {
                              auto i = open();
                              if (!i) return tl::unexpected(i.error());
                              auto mode = parse_xdp_mode(d.mode);
+                             if (!mode) return tl::unexpected(mode.error());
+                             if (reattach)
+                                 if (auto r = detach(*i, d.name, d.netns, d.direction); !r)
+                                     return tl::unexpected(r.error());
                              auto r = attach(*i, {d.name, d.netns, *mode, false, d.direction});
-                             if (!r) return tl::unexpected(r.error());
+                             if (!r) {
+                                 // Back where it was, in its old mode.
+                                 if (auto old = parse_xdp_mode(was); reattach && old)
+                                     (void)attach(*i, {d.name, d.netns, *old, false, d.direction});
+                                 return tl::unexpected(r.error());
+                             }
                              return {};
                          }});
     }
     for (const auto& a : now) {
         bool keep = false;
-        for (size_t k = 0; k < want.interfaces.size(); k++) keep |= same(a, want.interfaces[k], wanted_ns[k]);
+        for (size_t k = 0; k < want.interfaces.size(); k++) keep |= same_place(a, want.interfaces[k], wanted_ns[k]);
         if (keep) continue;
         steps.push_back({"detach " + a.ifname + (a.netns.empty() ? "" : " --netns " + a.netns) +
                              (a.direction.empty() ? "" : " --direction " + a.direction) + " (not in the file)",
