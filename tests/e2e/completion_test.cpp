@@ -1,10 +1,12 @@
 // The completions run against a live instance: completions/tcd.bash sourced
 // in bash with COMP_WORDS/COMP_CWORD set, _tcd called, COMPREPLY read; the
-// fish file through 'complete -C'. Handler names and wired keys come from
+// fish file through 'complete -C'; zsh's live-value functions with the
+// completion builtins stubbed. Handler names and wired keys come from
 // the pin dir given with -d; a port instance offers services, not protocols.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -54,6 +56,48 @@ std::set<std::string> fish_complete(const std::string& line) {
                          quote(line);
     auto c = sh("PATH=" + quote(dir) + ":$PATH fish --no-config -c " + quote(script));
     EXPECT_EQ(c.rc, 0) << c.err;
+    return lines(c.out);
+}
+
+// A zsh completion function of completions/_tcd run outside the completion
+// system: _wanted/compadd/_call_program stubbed to print the candidates
+// (compadd -a takes array names, as the real one does), words and
+// _tcd_line set as _tcd sets them.
+std::set<std::string> zsh_complete(const std::string& fn, const std::vector<std::string>& words) {
+    std::string harness = R"(compdef() { }
+setopt extendedglob
+_call_program() { shift; eval "$@" }
+_wanted() { shift 3; "$@" }
+_files() { print -r -- '<files>' }
+compadd() {
+  local a=0
+  while (( $# )); do
+    case $1 in
+      (-a) a=1 ;;
+      (-) shift; break ;;
+      (-*) ;;
+      (*) break ;;
+    esac
+    shift
+  done
+  if (( a )); then local n; for n; do print -rl -- ${(P)n}; done; else print -rl -- "$@"; fi
+}
+source "$1"; shift
+fn=$1; shift
+_tcd_line=("$@")
+words=("${(@)_tcd_line[2,-1]}")
+CURRENT=${#words}
+PREFIX=
+$fn
+)";
+    std::string file = "/tmp/tcd_zsh_harness_" + std::to_string(getpid());
+    std::ofstream(file) << harness;
+    std::string args;
+    for (const auto& w : words) args += " " + quote(w);
+    auto c = sh("zsh -f " + file + " " + quote(std::string(TCD_SOURCE_DIR) + "/completions/_tcd") + " " + fn + args);
+    std::remove(file.c_str());
+    EXPECT_EQ(c.rc, 0) << c.err;
+    EXPECT_EQ(c.err, "");
     return lines(c.out);
 }
 
@@ -110,6 +154,23 @@ TEST_F(Completion, BashPortInstanceOffersServices) {
     EXPECT_FALSE(k.count("icmp"));
     EXPECT_FALSE(k.count("gre"));
     EXPECT_EQ(bash_complete({TCD_BIN, "-d", port_, "map", "del", ""}), (std::set<std::string>{"http"}));
+}
+
+TEST_F(Completion, ZshLiveValues) {
+    if (!have("zsh")) {
+        if (tcdtest::in_ci()) FAIL() << "zsh is not installed (scripts/packages.txt)";
+        GTEST_SKIP() << "zsh is not installed";
+    }
+    auto h = zsh_complete("_tcd_handlers", {TCD_BIN, "-d", dir_, "map", "set", "6", ""});
+    EXPECT_EQ(h, (std::set<std::string>{"tcp_handler", "udp_handler", "pass", "drop"}));
+    EXPECT_EQ(zsh_complete("_tcd_wired_keys", {TCD_BIN, "-d", dir_, "map", "del", ""}),
+              (std::set<std::string>{"tcp", "gre"}));
+    EXPECT_EQ(zsh_complete("_tcd_wired_keys", {TCD_BIN, "--pin-dir=" + dir_, "map", "del", "gre", ""}),
+              (std::set<std::string>{"tcp"}));
+    auto k = zsh_complete("_tcd_keys", {TCD_BIN, "-d", dir_, "map", "set", ""});
+    EXPECT_TRUE(k.count("tcp") && k.count("icmp") && !k.count("http"));
+    auto p = zsh_complete("_tcd_keys", {TCD_BIN, "-d", port_, "map", "set", ""});
+    EXPECT_TRUE(p.count("http") && p.count("ssh") && !p.count("icmp"));
 }
 
 TEST_F(Completion, Fish) {
