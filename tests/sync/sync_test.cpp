@@ -58,6 +58,7 @@ struct Cmd {
     Set valued;                         // the ones that take a value
     std::map<std::string, Set> choices; // "--mode" -> {auto, native, skb, hw}
     Set subs;                           // subcommand names
+    std::vector<Set> groups;            // the spellings of each option: {-o, --output}
     bool seen = false;                  // the file has an entry for this path
 };
 using Tree = std::map<std::string, Cmd>;
@@ -87,6 +88,7 @@ void walk(CLI::App* app, const std::string& path, Tree& t) {
             if (CLI::Validator* v = o->get_validator()) ch = parse_choice_desc(v->get_description());
         } catch (const CLI::OptionNotFound&) {
         }
+        c.groups.push_back(names);
         for (const auto& n : names) {
             c.options.insert(n);
             if (valued) c.valued.insert(n);
@@ -322,6 +324,7 @@ Tree parse_fish(const std::string& f) {
         }
         static const std::regex xr(R"( -[xr]( |$))");
         bool valued = std::regex_search(line, xr);
+        c.groups.push_back(names);
         for (const auto& n : names) {
             c.options.insert(n);
             if (valued) c.valued.insert(n);
@@ -414,6 +417,31 @@ Tree parse_man(const std::string& raw) {
     return t;
 }
 
+// The SYNOPSIS: each  .SY "tcd PATH" ... .YS  block's options (one block
+// per form; detach has two).
+Tree parse_synopsis(const std::string& raw) {
+    Tree t;
+    std::istringstream in(unroff(raw));
+    Cmd* cur = nullptr;
+    static const std::regex opt(R"((^|[\s\[\(\{|])(--?[A-Za-z][-A-Za-z]*))");
+    for (std::string l; std::getline(in, l);) {
+        if (l.rfind(".SY", 0) == 0) {
+            std::string title = l.substr(3);
+            std::replace(title.begin(), title.end(), '"', ' ');
+            std::string path;
+            auto w = words(title);
+            for (size_t i = 1; i < w.size(); i++) path += (path.empty() ? "" : " ") + w[i];  // after "tcd"
+            cur = &t[path];
+            cur->seen = true;
+        } else if (l.rfind(".YS", 0) == 0) {
+            cur = nullptr;
+        } else if (cur) {
+            for (std::sregex_iterator i(l.begin(), l.end(), opt), e; i != e; ++i) cur->options.insert((*i)[2]);
+        }
+    }
+    return t;
+}
+
 // ---- tests --------------------------------------------------------------------------
 
 TEST(Sync, TreeIsNotEmpty) {
@@ -459,6 +487,33 @@ TEST(Sync, ManPage) {
     k.valued = false;
     k.subs = false;
     compare("man/tcd.8", parse_man(man), k);
+}
+
+TEST(Sync, ManSynopsis) {
+    Tree syn = parse_synopsis(read("man/tcd.8"));
+    for (const auto& [path, c] : cli_tree()) {
+        if (path.empty() || !c.subs.empty()) continue;
+        auto it = syn.find(path);
+        if (it == syn.end()) {
+            ADD_FAILURE() << "man/tcd.8 SYNOPSIS has no .SY \"tcd " << path << "\"";
+            continue;
+        }
+        for (const auto& g : c.groups) {
+            bool any = false;
+            for (const auto& n : g) any |= it->second.options.count(n) > 0;
+            EXPECT_TRUE(any) << "man/tcd.8 SYNOPSIS of '" << path << "' lacks " << show(g);
+        }
+    }
+    for (const auto& [path, c] : syn) {
+        auto it = cli_tree().find(path);
+        if (it == cli_tree().end()) {
+            ADD_FAILURE() << "man/tcd.8 SYNOPSIS names command '" << path << "' the CLI lacks";
+            continue;
+        }
+        for (const auto& o : c.options)
+            EXPECT_TRUE(it->second.options.count(o)) << "man/tcd.8 SYNOPSIS of '" << path << "' has " << o
+                                                      << ", which the CLI does not";
+    }
 }
 
 // The comparison itself fails on a file that lost an option, has one too
