@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 #include <net/if.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xdp/libxdp.h>
 
 #include <cerrno>
@@ -232,14 +234,54 @@ bool tc_other_filters(uint32_t ifindex) {
 }
 
 // Removes the clsact qdisc tcd made, once neither direction has tcd's filter
-// and nothing else uses it.
-void tc_drop_qdisc_if_unused(uint32_t ifindex) {
-    if (tc_query(ifindex, "ingress") || tc_query(ifindex, "egress")) return;
-    if (tc_other_filters(ifindex)) return;
+// and nothing else uses it; true when it is gone.
+bool tc_drop_qdisc_if_unused(uint32_t ifindex) {
+    if (tc_query(ifindex, "ingress") || tc_query(ifindex, "egress")) return false;
+    if (tc_other_filters(ifindex)) return false;
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex),
                 .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
-    bpf_tc_hook_destroy(&hook);
+    int err = bpf_tc_hook_destroy(&hook);
+    return err == 0 || err == -ENOENT || err == -EINVAL;
 }
+
+// Whether tcd made an interface's clsact qdisc belongs to the interface, not
+// to an instance: instance A may make it for its ingress filter and instance
+// B attach egress beside it; whichever takes tcd's last filter off removes
+// it. The mark is a file /run/tcd/qdisc/NETNS_INODE-IFINDEX (tmpfs, gone
+// after a reboot like the qdisc), made when tcd creates the qdisc and removed
+// with it. Instances do not share a lock, so the decisions are taken under a
+// flock on that directory.
+constexpr const char* kRunDir = "/run/tcd";
+constexpr const char* kQdiscDir = "/run/tcd/qdisc";
+
+class QdiscMarks {
+public:
+    QdiscMarks() {
+        ::mkdir(kRunDir, 0755);
+        ::mkdir(kQdiscDir, 0755);
+        fd_ = UniqueFd(::open(kQdiscDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (fd_) (void)::flock(fd_.get(), LOCK_EX);
+    }
+    ~QdiscMarks() {
+        if (fd_) (void)::flock(fd_.get(), LOCK_UN);
+    }
+    QdiscMarks(const QdiscMarks&) = delete;
+    QdiscMarks& operator=(const QdiscMarks&) = delete;
+
+    static std::string path(uint64_t ino, uint32_t ifindex) { return fmt::format("{}/{}-{}", kQdiscDir, ino, ifindex); }
+    bool marked(uint64_t ino, uint32_t ifindex) const { return ::access(path(ino, ifindex).c_str(), F_OK) == 0; }
+    // The file says which interface it is about, for a human who finds it.
+    void mark(uint64_t ino, uint32_t ifindex, const std::string& ifname, const std::string& netns) const {
+        UniqueFd f(::open(path(ino, ifindex).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        if (!f) return;
+        std::string text = ifname + " " + (netns.empty() ? "-" : netns) + "\n";
+        (void)!::write(f.get(), text.data(), text.size());
+    }
+    void unmark(uint64_t ino, uint32_t ifindex) const { ::unlink(path(ino, ifindex).c_str()); }
+
+private:
+    UniqueFd fd_;
+};
 
 struct Record {
     tcd_attach_key key;
@@ -335,11 +377,10 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
         std::string dir = opt.direction.empty() ? "ingress" : opt.direction;
         res.where.mode = "tc";
         res.where.direction = dir;
+        QdiscMarks marks;
         uint32_t id = tc_query(*ifindex, dir);
         if (id == in.dispatcher().id) {  // already there
-            for (const auto& r : records(in))
-                if (r.key.netns_ino == ino && r.key.ifindex == *ifindex && r.key.direction == direction_code(dir))
-                    res.where.made_qdisc = r.val.made_qdisc;
+            res.where.made_qdisc = marks.marked(ino, *ifindex);
             if (auto r = record(in, res.where, ino); !r) return tl::unexpected(r.error());
             return res;
         }
@@ -350,6 +391,10 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
             return fail("interface " + opt.ifname, "another program holds tcd's tc filter slot: " + who,
                         "use --force to replace it");
         }
+        // A clsact qdisc with no tcd filter in either direction was not
+        // made by tcd as far as anyone can tell (a mark left from a qdisc
+        // that was deleted and made again by someone else): keep it then.
+        bool tcd_filters = id != 0 || tc_query(*ifindex, dir == "ingress" ? "egress" : "ingress") != 0;
         // Recorded first: a kill between the two leaves a record that
         // status checks against the kernel, never an unrecorded filter.
         if (auto r = record(in, res.where, ino); !r) return tl::unexpected(r.error());
@@ -359,16 +404,16 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
             forget(in, ino, *ifindex, dir);
             return tl::unexpected(made.error());
         }
+        if (*made) marks.mark(ino, *ifindex, opt.ifname, *ns);
+        else if (!tcd_filters) marks.unmark(ino, *ifindex);
         crash_point("attach");
-        // Whether tcd made the clsact qdisc belongs to the interface: the
-        // other direction may have made it.
-        res.where.made_qdisc = *made;
-        for (const auto& r : records(in))
-            if (r.key.netns_ino == ino && r.key.ifindex == *ifindex && r.val.made_qdisc) res.where.made_qdisc = true;
+        // Whether tcd made the clsact qdisc belongs to the interface (another
+        // direction or another instance may have made it).
+        res.where.made_qdisc = marks.marked(ino, *ifindex);
         res.changed = true;
         if (auto r = record(in, res.where, ino); !r) {
             (void)tc_detach_here(*ifindex, opt.ifname, dir);
-            if (*made) tc_drop_qdisc_if_unused(*ifindex);
+            if (*made && tc_drop_qdisc_if_unused(*ifindex)) marks.unmark(ino, *ifindex);
             return tl::unexpected(r.error());
         }
         return res;
@@ -474,7 +519,10 @@ Result<std::vector<DetachResult>> detach(const Instance& in, const std::string& 
 
     std::vector<DetachResult> out;
     if (in.kind().hook == Hook::tc) {
-        bool made = false;
+        QdiscMarks marks;
+        // The interface's mark; a record of this instance saying so counts
+        // too (attached by a tcd that kept it per instance).
+        bool made = marks.marked(ino, *ifindex);
         for (const auto& r : records(in))
             if (r.key.netns_ino == ino && r.key.ifindex == *ifindex && r.val.made_qdisc) made = true;
         for (const char* dir : {"ingress", "egress"}) {
@@ -488,7 +536,7 @@ Result<std::vector<DetachResult>> detach(const Instance& in, const std::string& 
             forget(in, ino, *ifindex, dir);
             if (res.changed || direction == dir) out.push_back(res);
         }
-        if (made) tc_drop_qdisc_if_unused(*ifindex);
+        if (made && tc_drop_qdisc_if_unused(*ifindex)) marks.unmark(ino, *ifindex);
         if (out.empty()) out.push_back({false, {ifname, *ifindex, *ns, "tc", false, direction, false}});
         return out;
     }
@@ -587,8 +635,11 @@ Result<std::vector<Attachment>> detach_all(const Instance& in) {
         auto guard = NetnsGuard::enter(a.netns);
         if (!guard) return tl::unexpected(guard.error());
         if (in.kind().hook == Hook::tc) {
+            QdiscMarks marks;
+            uint64_t ino = netns_inode(a.netns);
             if (auto r = tc_detach_here(a.ifindex, a.ifname, a.direction); !r) return tl::unexpected(r.error());
-            if (a.made_qdisc) tc_drop_qdisc_if_unused(a.ifindex);
+            if ((a.made_qdisc || marks.marked(ino, a.ifindex)) && tc_drop_qdisc_if_unused(a.ifindex))
+                marks.unmark(ino, a.ifindex);
             done.push_back(a);
             continue;
         }
