@@ -220,6 +220,45 @@ static __always_inline int port_of(struct tcd_l4 *l4, void *data_end, __u32 *por
 }
 #endif
 
+#ifdef TCD_HOOK_TC
+/*
+ * tc: the program sees only the skb's linear part in [data, data_end). An skb
+ * whose headers are partly in page fragments (a packet socket's large frames,
+ * some drivers' receive buffers) would be classified on what is linear, so
+ * the dispatcher pulls up to TCD_TC_PULL bytes into the linear part first
+ * when the linear part is shorter than the frame and than what the
+ * classifier may read. Pulling copies a cloned skb's head (TCP's on egress),
+ * so the common frames whose headers are linear are let through without
+ * one: untagged IPv4 without options (54 bytes cover IPv4 and a TCP header)
+ * and untagged IPv6 with TCP/UDP right after the fixed header (74 bytes).
+ */
+#define TCD_TC_PULL 512
+
+static __always_inline int tc_pull_headers(struct __sk_buff *ctx, void *data, void *data_end)
+{
+	__u32 linear = data_end - data, need = TCD_TC_PULL;
+	__u8 *b = data;
+
+	if (linear >= TCD_TC_PULL || ctx->len <= linear)
+		return 0;
+	if (data + ETH_HLEN + 7 <= data_end) {
+		__be16 proto = *(__be16 *)(b + 12);
+
+		if (proto == bpf_htons(ETH_P_IP) && b[ETH_HLEN] == 0x45)
+			need = ETH_HLEN + 20 + 20;
+		else if (proto == bpf_htons(ETH_P_IPV6) && (b[ETH_HLEN + 6] == IPPROTO_TCP ||
+							     b[ETH_HLEN + 6] == IPPROTO_UDP))
+			need = ETH_HLEN + 40 + 20;
+	}
+	if (ctx->len < need)
+		need = ctx->len;
+	if (linear >= need)
+		return 0;
+	bpf_skb_pull_data(ctx, ctx->len < TCD_TC_PULL ? ctx->len : TCD_TC_PULL);
+	return 1;
+}
+#endif
+
 static __always_inline void trace_record(__u32 cls, __u32 key, __u32 missed)
 {
 	__u32 zero = 0;
@@ -295,6 +334,14 @@ int TCD_DISPATCH_FN(TCD_CTX *ctx)
 	__u32 key = 0, slot;
 	int cls;
 
+#ifdef TCD_HOOK_TC
+	/* tc: headers that may run on past the skb's linear part are pulled
+	 * in first (tc_pull_headers). */
+	if (tc_pull_headers(ctx, data, data_end)) {
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+	}
+#endif
 	cls = classify(data, data_end, &key, &l4);
 #ifdef TCD_KEY_PORT
 	if (cls == TCD_CLASS_IPV4 || cls == TCD_CLASS_IPV6) {

@@ -443,8 +443,14 @@ std::string trace_header_plain() {
 std::string trace_frame_plain(const TraceFrame& f) {
     std::string key = f.key ? key_label(*f.key, f.key_name) : "-";
     std::string handler = f.handler ? *f.handler : (f.missed ? "(miss)" : "-");
+    // Not run: shorter than an Ethernet header (no interface delivers one),
+    // or on tc an IPv4/IPv6 header cut short, which test_run refuses but a
+    // real interface hands to tc (before ip_rcv checks it): malformed there.
+    const char* why = f.len < 14 ? "  (not run: shorter than an Ethernet header; no interface delivers it)"
+                                 : "  (not run: tc's test_run refuses a cut IP header; on an interface tc sees "
+                                   "it, malformed)";
     return fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}{}\n", f.frame, f.len, f.cls, key, handler, f.verdict,
-                       f.ran ? "" : "  (not run: test_run refuses it; no such frame reaches the hook whole)");
+                       f.ran ? "" : why);
 }
 
 json trace_summary_json(const TraceSummary& s) {
