@@ -1,0 +1,377 @@
+// End to end for the dispatcher kinds: port and proto instances on the tc
+// hook and side by side on one veth pair, the tc chain example on egress
+// traffic, headers past a tc skb's linear part, and the clsact qdisc tcd made
+// when two instances share an interface. Namespaces, links and pins are the
+// test's own and go away in the destructor, also when an assertion fails.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/attach.h"
+#include "core/fd.h"
+#include "tests/common/kernel.h"
+#include "tests/common/packet.h"
+#include "tests/common/shell.h"
+
+namespace {
+
+using nlohmann::json;
+using tcdtest::Cmd;
+using tcdtest::sh;
+
+// Namespaces A and B joined by va (in A) and vb (in B), and two pin dirs.
+// Addressed: 10.202.0.1/2 and fd00:202::1/2. Quiet: no addresses, IPv6 off,
+// MTU 9000, so nothing but the frames a test injects crosses the link.
+class Pair {
+public:
+    explicit Pair(bool quiet = false) {
+        std::string id = std::to_string(getpid());
+        a_ = "tcdk" + id + "a";
+        b_ = "tcdk" + id + "b";
+        dir1_ = "/sys/fs/bpf/tcdk" + id + "_1";
+        dir2_ = "/sys/fs/bpf/tcdk" + id + "_2";
+        tc_dir_before_ = tcd::bpffs::exists("/sys/fs/bpf/tc");
+        cleanup();
+        std::string s = "ip netns add " + a_ + " && ip netns add " + b_ + " && ip link add va netns " + a_ +
+                        " type veth peer name vb netns " + b_;
+        if (quiet) {
+            for (const auto& n : {a_, b_})
+                s += " && ip netns exec " + n +
+                     " sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1";
+            s += " && ip -n " + a_ + " link set va mtu 9000 && ip -n " + b_ + " link set vb mtu 9000";
+        } else {
+            s += " && ip -n " + a_ + " addr add 10.202.0.1/24 dev va && ip -n " + b_ +
+                 " addr add 10.202.0.2/24 dev vb && ip -n " + a_ + " -6 addr add fd00:202::1/64 dev va nodad" +
+                 " && ip -n " + b_ + " -6 addr add fd00:202::2/64 dev vb nodad";
+        }
+        s += " && ip -n " + a_ + " link set va up && ip -n " + b_ + " link set vb up && ip -n " + a_ +
+             " link set lo up && ip -n " + b_ + " link set lo up" + " && ip netns exec " + a_ +
+             " ethtool -K va rxvlan off txvlan off >/dev/null 2>&1; ip netns exec " + b_ +
+             " ethtool -K vb rxvlan off txvlan off >/dev/null 2>&1; true";
+        ok_ = sh(s).rc == 0;
+        // Neighbours resolved before a test counts or times anything (the
+        // first IPv6 neighbour solicitation after link-up can take a second).
+        if (ok_ && !quiet)
+            ok_ = sh("for i in 1 2 3 4 5; do " + in_ns(a_, "ping -q -c 1 -W 1 10.202.0.2") + " >/dev/null && " +
+                     in_ns(a_, "ping -q -6 -c 1 -W 1 fd00:202::2") + " >/dev/null && exit 0; done; exit 1")
+                      .rc == 0;
+    }
+    ~Pair() {
+        cleanup();
+        if (!tc_dir_before_) sh("rmdir /sys/fs/bpf/tc/globals /sys/fs/bpf/tc 2>/dev/null && rm -f /sys/fs/bpf/ip; true");
+    }
+    void cleanup() {
+        std::string bin = TCD_BIN;
+        sh(bin + " -q -d " + dir1_ + " unload; " + bin + " -q -d " + dir2_ + " unload; ip netns del " + a_ +
+           "; ip netns del " + b_ + "; true");
+    }
+    bool ok() const { return ok_; }
+    const std::string& a() const { return a_; }
+    const std::string& b() const { return b_; }
+    const std::string& dir1() const { return dir1_; }
+    const std::string& dir2() const { return dir2_; }
+
+    Cmd tcd(const std::string& dir, const std::string& args) const {
+        return sh(std::string(TCD_BIN) + " -d " + dir + " " + args);
+    }
+    json tcd_json(const std::string& dir, const std::string& args) const {
+        Cmd c = tcd(dir, "-j " + args);
+        EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
+        return json::parse(c.out.empty() ? "null" : c.out);
+    }
+    std::string in_ns(const std::string& ns, const std::string& cmd) const {
+        return "nsenter --net=/run/netns/" + ns + " " + cmd;
+    }
+    bool clsact_on_vb() const { return sh(in_ns(b_, "tc qdisc show dev vb")).out.find("clsact") != std::string::npos; }
+
+    // UDP datagrams from A to B (to an address of B, port); how many B got.
+    int udp(const std::string& to, int port, int count) const {
+        std::string peer = TCD_PEER;
+        std::string recv = peer + " udp-recv --netns " + b_ + " --port " + std::to_string(port) + " --count " +
+                           std::to_string(count) + " --timeout-ms 700";
+        FILE* r = popen(recv.c_str(), "r");
+        if (!r) return -1;
+        char line[128] = {};
+        if (!fgets(line, sizeof line, r)) {  // "ready"
+            pclose(r);
+            return -1;
+        }
+        sh(peer + " udp-send --netns " + a_ + " --to " + to + " --port " + std::to_string(port) + " --count " +
+           std::to_string(count) + " --interval-us 200");
+        int received = -1;
+        while (fgets(line, sizeof line, r))
+            if (std::sscanf(line, "received %d", &received) == 1) break;
+        pclose(r);
+        return received;
+    }
+    // A TCP connection from A to B carrying `bytes`.
+    bool tcp(const std::string& to, int port, int bytes) const {
+        std::string peer = TCD_PEER;
+        std::string listen = peer + " tcp-listen --netns " + b_ + " --port " + std::to_string(port) +
+                             " --timeout-ms 3000 --bytes " + std::to_string(bytes);
+        FILE* l = popen(listen.c_str(), "r");
+        if (!l) return false;
+        char line[128] = {};
+        if (!fgets(line, sizeof line, l)) {
+            pclose(l);
+            return false;
+        }
+        Cmd s = sh(peer + " tcp-send --netns " + a_ + " --to " + to + " --port " + std::to_string(port) +
+                   " --bytes " + std::to_string(bytes) + " --timeout-ms 3000");
+        int rc = pclose(l);
+        return s.rc == 0 && rc == 0;
+    }
+
+private:
+    std::string a_, b_, dir1_, dir2_;
+    bool ok_ = false;
+    bool tc_dir_before_ = false;
+};
+
+#define PAIR(p, ...)                         \
+    TCD_REQUIRE_KERNEL();                    \
+    Pair p{__VA_ARGS__};                     \
+    ASSERT_TRUE(p.ok()) << "could not build the veth pair"
+
+const json* key_row(const json& stats, int key) {
+    for (const auto& k : stats["keys"])
+        if (k["key"] == key) return &k;
+    return nullptr;
+}
+
+uint64_t packets(const json& stats, int key) {
+    const json* r = key_row(stats, key);
+    return r ? (*r)["packets"].get<uint64_t>() : 0;
+}
+
+// Waits until the instance's total reaches `want` packets (veth's NAPI may
+// lag a moment); returns the last stats.
+json stats_when(const Pair& p, const std::string& dir, uint64_t want) {
+    json s;
+    for (int i = 0; i < 40; i++) {
+        s = p.tcd_json(dir, "stats --all");
+        if (s.is_object() && s["total"]["packets"].get<uint64_t>() >= want) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return s;
+}
+
+// Gap: a tc instance must see headers that lie past the skb's linear part.
+// A packet socket sends a frame of a page or more as a paged skb whose linear
+// part is the Ethernet header alone (packet_alloc_skb); so it leaves va
+// (egress) and reaches vb (ingress, veth hands the skb over as it is).
+TEST(KindsE2E, TcSeesHeadersPastTheLinearPart) {
+    PAIR(p, true);
+    ASSERT_EQ(p.tcd(p.dir1(), "load --key port --hook tc").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach va --netns " + p.a() + " --direction egress").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "map set 5353 pass").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "map set 8080 pass").rc, 0);
+
+    using namespace tcdtest;
+    auto port_at = [](Bytes f, size_t off, uint16_t port) {
+        f[off + 2] = uint8_t(port >> 8);
+        f[off + 3] = uint8_t(port);
+        return f;
+    };
+    std::vector<Bytes> frames;
+    for (size_t len : {5000u, 8000u, 120u}) {  // two paged, one small (linear)
+        frames.push_back(port_at(eth(0x0800) + ipv4(17, 5, len), 14 + 20, 5353));
+        frames.push_back(port_at(eth(0x86dd) + ipv6(6, {}, len), 14 + 40, 8080));
+        frames.push_back(port_at(eth(0x86dd) + ipv6(17, {{0}, {60, 1}}, len), 14 + 40 + 8 + 16, 5353));
+    }
+    uint64_t bytes_5353 = 0, bytes_8080 = 0;
+    {
+        auto guard = tcd::NetnsGuard::enter("/run/netns/" + p.a());
+        ASSERT_TRUE(guard);
+        tcd::UniqueFd sock(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+        ASSERT_TRUE(sock) << strerror(errno);
+        sockaddr_ll ll{};
+        ll.sll_family = AF_PACKET;
+        ll.sll_ifindex = static_cast<int>(if_nametoindex("va"));
+        ll.sll_halen = ETH_ALEN;
+        ASSERT_NE(ll.sll_ifindex, 0);
+        for (const auto& f : frames) {
+            ASSERT_EQ(sendto(sock.get(), f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&ll), sizeof ll),
+                      ssize_t(f.size()))
+                << strerror(errno);
+        }
+    }
+    for (size_t i = 0; i < frames.size(); i++) (i % 3 == 1 ? bytes_8080 : bytes_5353) += frames[i].size();
+    // Each frame is counted twice: leaving va and arriving at vb.
+    json s = stats_when(p, p.dir1(), 2 * frames.size());
+    EXPECT_EQ(s["total"]["packets"].get<uint64_t>(), 2 * frames.size());
+    EXPECT_EQ(s["malformed"]["packets"].get<uint64_t>(), 0u);
+    EXPECT_EQ(s["no_port"]["packets"].get<uint64_t>(), 0u);
+    ASSERT_TRUE(key_row(s, 5353));
+    ASSERT_TRUE(key_row(s, 8080));
+    EXPECT_EQ(packets(s, 5353), 2 * 6u);
+    EXPECT_EQ(packets(s, 8080), 2 * 3u);
+    // Bytes are skb->len: the whole frame, paged or not.
+    EXPECT_EQ((*key_row(s, 5353))["bytes"].get<uint64_t>(), 2 * bytes_5353);
+    EXPECT_EQ((*key_row(s, 8080))["bytes"].get<uint64_t>(), 2 * bytes_8080);
+}
+
+// Gap: whether tcd made the clsact qdisc belongs to the interface. Instance 1
+// makes it (ingress), instance 2 attaches egress beside it; the qdisc goes
+// with the last tcd filter, whichever instance takes that off.
+TEST(KindsE2E, ClsactQdiscBelongsToTheInterface) {
+    PAIR(p);
+    for (bool first_unloads_first : {true, false}) {
+        SCOPED_TRACE(first_unloads_first ? "1 unloads first" : "2 unloads first");
+        ASSERT_FALSE(p.clsact_on_vb());
+        ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc").rc, 0);
+        ASSERT_EQ(p.tcd(p.dir2(), "load --key port --hook tc").rc, 0);
+        ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+        ASSERT_TRUE(p.clsact_on_vb());
+        ASSERT_EQ(p.tcd(p.dir2(), "attach vb --netns " + p.b() + " --direction egress").rc, 0);
+        // tcd's filter slot on one interface and direction is one: a second
+        // instance is refused there (and nothing changes).
+        Cmd twice = p.tcd(p.dir2(), "attach vb --netns " + p.b() + " --direction ingress");
+        EXPECT_EQ(twice.rc, 1);
+        EXPECT_NE(twice.err.find("another program holds tcd's tc filter slot"), std::string::npos) << twice.err;
+        json st2 = p.tcd_json(p.dir2(), "status");
+        EXPECT_EQ(st2["attached"].size(), 1u);
+
+        const std::string& first = first_unloads_first ? p.dir1() : p.dir2();
+        const std::string& second = first_unloads_first ? p.dir2() : p.dir1();
+        ASSERT_EQ(p.tcd(first, "unload").rc, 0);
+        EXPECT_TRUE(p.clsact_on_vb()) << "the other instance's filter still uses it";
+        ASSERT_EQ(p.tcd(second, "unload").rc, 0);
+        EXPECT_FALSE(p.clsact_on_vb()) << "tcd made it and no filter is left";
+        EXPECT_EQ(sh(p.in_ns(p.b(), "tc filter show dev vb ingress")).out, "");
+    }
+    // detach (not unload) takes the last filter off: the same.
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction egress").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir2(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "detach vb --netns " + p.b()).rc, 0);
+    EXPECT_TRUE(p.clsact_on_vb());
+    ASSERT_EQ(p.tcd(p.dir2(), "detach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    EXPECT_FALSE(p.clsact_on_vb());
+    // A qdisc tcd did not make stays, whoever attached to it.
+    ASSERT_EQ(sh(p.in_ns(p.b(), "tc qdisc add dev vb clsact")).rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction egress").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir2(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "unload").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir2(), "unload").rc, 0);
+    EXPECT_TRUE(p.clsact_on_vb());
+}
+
+// Gap: two instances of different kinds on one veth pair, each with its own
+// dispatcher, hook and counters.
+TEST(KindsE2E, TwoKindsSideBySide) {
+    PAIR(p);
+    // 1: proto on XDP, on vb (what arrives at B). 2: port on tc egress, on va
+    // (what leaves A).
+    ASSERT_EQ(p.tcd(p.dir1(), "load").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b()).rc, 0);
+    ASSERT_EQ(p.tcd(p.dir2(), "load --key port --hook tc").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir2(), "attach va --netns " + p.a() + " --direction egress").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "map set udp udp_handler").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir2(), "map set 7101 pass").rc, 0);
+
+    json st1 = p.tcd_json(p.dir1(), "status");
+    json st2 = p.tcd_json(p.dir2(), "status");
+    EXPECT_EQ(st1["dispatcher"]["key"], "proto");
+    EXPECT_EQ(st1["dispatcher"]["hook"], "xdp");
+    EXPECT_EQ(st1["dispatcher"]["name"], "xdp_dispatch");
+    EXPECT_EQ(st2["dispatcher"]["key"], "port");
+    EXPECT_EQ(st2["dispatcher"]["hook"], "tc");
+    EXPECT_EQ(st2["dispatcher"]["name"], "tc_dispatch");
+    EXPECT_NE(st1["dispatcher"]["prog_id"], st2["dispatcher"]["prog_id"]);
+    ASSERT_EQ(st1["attached"].size(), 1u);
+    ASSERT_EQ(st2["attached"].size(), 1u);
+    EXPECT_EQ(st1["attached"][0]["ifname"], "vb");
+    EXPECT_EQ(st2["attached"][0]["ifname"], "va");
+    EXPECT_EQ(st2["attached"][0]["direction"], "egress");
+    EXPECT_EQ(st1["wired"].size(), 1u);
+    EXPECT_EQ(st2["wired"].size(), 1u);
+
+    ASSERT_EQ(p.udp("10.202.0.2", 7101, 25), 25);
+    ASSERT_EQ(p.udp("fd00:202::2", 7102, 15), 15);
+    json s1 = p.tcd_json(p.dir1(), "stats");
+    json s2 = p.tcd_json(p.dir2(), "stats");
+    // Instance 1 counts protocols: every datagram under key 17.
+    EXPECT_GE(packets(s1, 17), 40u);
+    for (const auto& k : s1["keys"]) EXPECT_LE(k["key"].get<int>(), 255);
+    EXPECT_EQ(s1.count("no_port"), 0u);
+    // Instance 2 counts ports: 7101 in its slot, 7102 among the other ports.
+    EXPECT_EQ(packets(s2, 7101), 25u);
+    EXPECT_EQ(key_row(s2, 17), nullptr);
+    EXPECT_GE(s2["other_ports"]["packets"].get<uint64_t>(), 15u);
+    // Resetting one leaves the other alone.
+    ASSERT_EQ(p.tcd(p.dir2(), "stats --reset").rc, 0);
+    EXPECT_EQ(p.tcd_json(p.dir2(), "stats")["total"]["packets"].get<uint64_t>(), 0u);
+    EXPECT_GE(packets(p.tcd_json(p.dir1(), "stats"), 17), 40u);
+    // Unloading one leaves the other attached and counting.
+    ASSERT_EQ(p.tcd(p.dir1(), "unload").rc, 0);
+    ASSERT_EQ(p.udp("10.202.0.2", 7101, 10), 10);
+    EXPECT_EQ(packets(p.tcd_json(p.dir2(), "stats"), 7101), 10u);
+    EXPECT_EQ(p.tcd_json(p.dir2(), "status")["attached"].size(), 1u);
+}
+
+// Gap: the seed 002 chain (examples/tc_chain.bpf.c) on real egress traffic:
+// IPv4 UDP to port 9 is marked, then dropped; other UDP, and IPv6, passes.
+TEST(KindsE2E, TcChainExampleOnEgress) {
+    PAIR(p);
+    ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach va --netns " + p.a() + " --direction egress").rc, 0);
+    Cmd h = p.tcd(p.dir1(), std::string("handler load ") + TCD_BPF_OBJ_DIR + "/tc_chain.bpf.o");
+    ASSERT_EQ(h.rc, 0) << h.err;
+    ASSERT_EQ(p.tcd(p.dir1(), "map set udp tc_mark").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "map set 252 tc_inspect").rc, 0);
+
+    EXPECT_EQ(p.udp("10.202.0.2", 9, 20), 0);       // marked and dropped on the way out
+    EXPECT_EQ(p.udp("10.202.0.2", 7103, 20), 20);   // other ports pass
+    EXPECT_EQ(p.udp("fd00:202::2", 9, 20), 20);     // the example marks IPv4 only
+    json s = p.tcd_json(p.dir1(), "stats");
+    EXPECT_GE(packets(s, 17), 60u);                 // every datagram went through tcd's key 17
+    EXPECT_EQ((*key_row(s, 17))["missed"].get<uint64_t>(), 0u);
+    // Unwiring the first stage lets port 9 through again.
+    ASSERT_EQ(p.tcd(p.dir1(), "map del udp").rc, 0);
+    EXPECT_EQ(p.udp("10.202.0.2", 9, 10), 10);
+}
+
+// Gap: a port instance on the tc hook counts real IPv4 and IPv6 TCP and UDP
+// per destination port.
+TEST(KindsE2E, PortInstanceOnTcCountsIPv4AndIPv6) {
+    PAIR(p);
+    ASSERT_EQ(p.tcd(p.dir1(), "load --key port --hook tc").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "map set 7201 pass").rc, 0);  // UDP
+    ASSERT_EQ(p.tcd(p.dir1(), "map set 7202 pass").rc, 0);  // TCP
+    ASSERT_EQ(p.tcd(p.dir1(), "map set 7203 drop").rc, 0);  // UDP, dropped at B's ingress
+
+    ASSERT_EQ(p.udp("10.202.0.2", 7201, 20), 20);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 7201), 20u);
+    ASSERT_EQ(p.udp("fd00:202::2", 7201, 30), 30);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 7201), 50u);
+
+    ASSERT_TRUE(p.tcp("10.202.0.2", 7202, 20000));
+    uint64_t v4 = packets(p.tcd_json(p.dir1(), "stats"), 7202);
+    EXPECT_GE(v4, 4u);  // SYN, data, FIN, ACKs: A -> B towards 7202
+    ASSERT_TRUE(p.tcp("fd00:202::2", 7202, 20000));
+    uint64_t both = packets(p.tcd_json(p.dir1(), "stats"), 7202);
+    EXPECT_GE(both, v4 + 4);
+
+    EXPECT_EQ(p.udp("10.202.0.2", 7203, 10), 0);
+    EXPECT_EQ(p.udp("fd00:202::2", 7203, 10), 0);
+    json s = p.tcd_json(p.dir1(), "stats");
+    EXPECT_EQ(packets(s, 7203), 20u);
+    EXPECT_EQ((*key_row(s, 7203))["missed"].get<uint64_t>(), 0u);
+    EXPECT_EQ((*key_row(s, 7201))["missed"].get<uint64_t>(), 0u);
+    EXPECT_EQ(s["malformed"]["packets"].get<uint64_t>(), 0u);
+}
+
+}  // namespace
