@@ -605,6 +605,12 @@ std::vector<std::string> stale_attachments(const Instance& in) {
     uint64_t own = netns_inode("");
     bool tc = in.kind().hook == Hook::tc;
     const std::string fix = "; 'tcd unload' or 'tcd detach --all' clears it";
+    // The new dispatcher of a load --force killed between its swap and its
+    // rename, pinned under its staged name.
+    std::string staged = in.dispatcher_path() + "~tmp-next";
+    std::optional<ProgInfo> next;
+    if (UniqueFd fd{bpf_obj_get(staged.c_str())})
+        if (auto info = prog_info(fd.get())) next = *info;
     for (const auto& r : records(in)) {
         std::string ns = r.key.netns_ino == own ? "" : r.val.netns;
         std::string where = "ifindex " + std::to_string(r.key.ifindex) + (ns.empty() ? "" : " in " + ns);
@@ -621,10 +627,16 @@ std::vector<std::string> stale_attachments(const Instance& in) {
         }
         bool runs = tc ? tc_query(r.key.ifindex, direction_name(r.key.direction)) == in.dispatcher().id
                        : query(r.key.ifindex, in.dispatcher()).ours;
-        if (!runs)
-            out.push_back("stale attach record (" + std::string(name) + (ns.empty() ? "" : " in " + ns) +
-                          (tc ? std::string(" ") + direction_name(r.key.direction) : "") +
-                          "): the dispatcher does not run there" + fix);
+        std::string here = std::string(name) + (ns.empty() ? "" : " in " + ns) +
+                           (tc ? std::string(" ") + direction_name(r.key.direction) : "");
+        bool runs_next = !runs && next &&
+                         (tc ? tc_query(r.key.ifindex, direction_name(r.key.direction)) == next->id
+                             : query(r.key.ifindex, *next).ours);
+        if (runs_next)
+            out.push_back("interrupted load --force: " + here + " runs the new dispatcher, still pinned as " +
+                          staged.substr(staged.rfind('/') + 1) + "; 'tcd load --force' or 'tcd unload' finishes it");
+        else if (!runs)
+            out.push_back("stale attach record (" + here + "): the dispatcher does not run there" + fix);
     }
     return out;
 }

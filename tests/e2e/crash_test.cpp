@@ -200,13 +200,15 @@ TEST_F(Crash, LoadForceKilledAtEveryStep) {
             // Killed between the swap and the rename, the interface runs the
             // staged new dispatcher (xdp_dispatch~tmp-next) while the pin is
             // still the old one: status does not list the attachment but
-            // names the state (the record whose interface does not run the
-            // pinned dispatcher, and the leftover pin); the next load adopts
-            // the staged dispatcher.
+            // names the state (an interrupted load --force, and the leftover
+            // pin); the next load adopts the staged dispatcher.
             bool staged_runs = tcd::bpffs::exists(dir_ + "/xdp_dispatch~tmp-next") && st["attached"].empty() &&
                                xdp_id_on_cb() != 0;
             if (staged_runs) {
-                EXPECT_TRUE(says(st, "stale attach record")) << at << ": " << st.dump();
+                EXPECT_TRUE(says(st, "interrupted load --force: cb in /run/netns/" + ns_ +
+                                         " runs the new dispatcher, still pinned as xdp_dispatch~tmp-next"))
+                    << at << ": " << st.dump();
+                EXPECT_FALSE(says(st, "stale attach record")) << at << ": " << st.dump();
                 EXPECT_TRUE(says(st, "leftover temporary pin xdp_dispatch~tmp-next")) << at << ": " << st.dump();
             } else {
                 EXPECT_EQ(st["attached"].size(), 1u) << at << ": " << st.dump();
