@@ -40,8 +40,8 @@ struct Fx {
 
 // Sets the destination port in an L4 header that starts at `off`.
 Bytes with_dport(Bytes b, size_t off, uint16_t port) {
-    b[off + 2] = uint8_t(port >> 8);
-    b[off + 3] = uint8_t(port);
+    b.at(off + 2) = uint8_t(port >> 8);
+    b.at(off + 3) = uint8_t(port);
     return b;
 }
 
@@ -253,6 +253,59 @@ protected:
 
 TEST_P(KindFixtures, ExactCounterDeltas) {
     run_all(GetParam().kind.key == tcd::KeyKind::port ? port_fixtures() : proto_fixtures());
+}
+
+// 1023 ports hold the 1023 counter slots: one more port is refused with a
+// sentence, and nothing is written for it (no slot, no handler, no counter
+// reset); unwiring one port makes room again.
+TEST(PortSlots, RunningOutIsRefusedAndWritesNothing) {
+    TCD_REQUIRE_KERNEL();
+    std::string dir = "/sys/fs/bpf/" + unique_name("tcdslots");
+    (void)tcd::unload(dir);
+    struct Unload {
+        std::string d;
+        ~Unload() { (void)tcd::unload(d); }
+    } unload{dir};
+    tcd::LoadOptions o;
+    o.kind = {tcd::KeyKind::port, tcd::Hook::xdp};
+    ASSERT_TRUE(tcd::load(dir, o));
+    auto in = tcd::Instance::open(dir);
+    ASSERT_TRUE(in);
+    // Slots 1-1022 written straight into maps/port_slot (ports 10001...), the
+    // last one through map set, so the table is as tcd leaves it.
+    for (uint32_t slot = 1; slot < 1023; slot++) {
+        uint32_t port = 10000 + slot;
+        ASSERT_EQ(bpf_map_update_elem(in->port_slot_fd(), &port, &slot, BPF_ANY), 0);
+    }
+    auto last = tcd::set_handler(*in, 11023, *tcd::parse_handler_spec("pass"));
+    ASSERT_TRUE(last) << last.error().message();
+    EXPECT_EQ(last->now.slot, 1023u);
+
+    // Counters in slot 0 ("other ports") must not be touched by the refusal.
+    auto frame = v4(6, 8080, 20);
+    LIBBPF_OPTS(bpf_test_run_opts, r, .data_in = frame.data(), .data_size_in = uint32_t(frame.size()), .repeat = 1);
+    ASSERT_EQ(bpf_prog_test_run_opts(in->dispatcher_fd(), &r), 0);
+    auto before = tcd::read_stats(in->stats_fd(), tcd::KeyKind::port);
+    ASSERT_TRUE(before);
+
+    auto full = tcd::set_handler(*in, 8080, *tcd::parse_handler_spec("drop"));
+    ASSERT_FALSE(full);
+    EXPECT_EQ(full.error().message(),
+              "map set 8080: all 1023 port counter slots are in use (unwire ports with 'tcd map del')");
+    uint32_t key = 8080, value = 0;
+    EXPECT_NE(bpf_map_lookup_elem(in->jt_fd(), &key, &value), 0) << "a handler was wired";
+    ASSERT_EQ(bpf_map_lookup_elem(in->port_slot_fd(), &key, &value), 0);
+    EXPECT_EQ(value, 0u) << "a slot was given";
+    auto after = tcd::read_stats(in->stats_fd(), tcd::KeyKind::port);
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->keys[0].packets, before->keys[0].packets);
+    EXPECT_EQ(after->total().packets, before->total().packets);
+
+    // One port unwired: its slot is free for the next.
+    ASSERT_TRUE(tcd::del_keys(*in, {11023}));
+    auto again = tcd::set_handler(*in, 8080, *tcd::parse_handler_spec("drop"));
+    ASSERT_TRUE(again) << again.error().message();
+    EXPECT_EQ(again->now.slot, 1023u);
 }
 
 INSTANTIATE_TEST_SUITE_P(

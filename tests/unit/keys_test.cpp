@@ -1,4 +1,10 @@
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
 
 #include "core/keys.h"
 #include "core/progs.h"
@@ -79,4 +85,80 @@ TEST(ErrorText, OneLineWithHint) {
     auto p = tcd::fail_errno("load", EPERM);
     EXPECT_EQ(p.value().message(), "load: permission denied (needs root or CAP_BPF+CAP_NET_ADMIN)");
     EXPECT_EQ(tcd::fail_errno("x", ENOENT).value().message().find("errno"), std::string::npos);
+}
+
+TEST(PortKeys, Numbers) {
+    EXPECT_EQ(*tcd::parse_port("0"), 0u);
+    EXPECT_EQ(*tcd::parse_port("1"), 1u);
+    EXPECT_EQ(*tcd::parse_port("8080"), 8080u);
+    EXPECT_EQ(*tcd::parse_port("65535"), 65535u);
+    EXPECT_EQ(*tcd::parse_port("0xffff"), 65535u);
+    // The key kind picks the grammar: 300 is a port, not a protocol.
+    EXPECT_EQ(*tcd::parse_key("300", tcd::KeyKind::port), 300u);
+    EXPECT_FALSE(tcd::parse_key("300", tcd::KeyKind::proto));
+}
+
+TEST(PortKeys, OutOfRangeAndJunkAreUsageErrors) {
+    for (const char* bad : {"65536", "0x10000", "99999999999999999999", "-1", "", " 80", "80x", "http8"}) {
+        auto p = tcd::parse_port(bad);
+        ASSERT_FALSE(p) << bad;
+        EXPECT_EQ(p.error().code, ExitCode::usage) << bad;
+        EXPECT_FALSE(p.error().why.empty()) << bad;
+    }
+    auto big = tcd::parse_port("65536");
+    EXPECT_EQ(big.error().message(), "port 65536: out of range (ports are 0-65535)");
+    auto unknown = tcd::parse_port("nosuchservice");
+    ASSERT_FALSE(unknown);
+    EXPECT_EQ(unknown.error().code, ExitCode::usage);
+    EXPECT_NE(unknown.error().message().find("unknown service name"), std::string::npos) << unknown.error().message();
+}
+
+TEST(PortKeys, ServiceNames) {
+    EXPECT_EQ(*tcd::parse_port("http"), 80u);
+    EXPECT_EQ(*tcd::parse_port("HTTP"), 80u);
+    EXPECT_EQ(*tcd::parse_port("https"), 443u);
+    EXPECT_EQ(*tcd::parse_port("ssh"), 22u);
+    EXPECT_EQ(*tcd::parse_port("dns"), 53u);
+    EXPECT_EQ(*tcd::parse_port("domain"), 53u);
+    EXPECT_EQ(*tcd::parse_port("dns"), *tcd::parse_port("domain"));
+    EXPECT_EQ(tcd::service_name(53), "domain");
+    EXPECT_EQ(tcd::service_name(22), "ssh");
+    EXPECT_EQ(tcd::key_name(tcd::KeyKind::port, 80), "http");
+    EXPECT_EQ(tcd::key_name(tcd::KeyKind::proto, 80), tcd::proto_name(80));
+    // Every built-in name parses back to its port.
+    for (const auto& [port, name] : tcd::builtin_services()) EXPECT_EQ(*tcd::parse_port(name), port) << name;
+}
+
+// The built-in table on a system without /etc/services and /etc/protocols:
+// this binary runs itself again (a fresh process: the files are read once) in
+// a private mount namespace with both files hidden behind /dev/null.
+TEST(PortKeys, BuiltinTableWithoutSystemFiles) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (a mount namespace)";
+    char exe[4096] = {};
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ASSERT_GT(n, 0);
+    std::string cmd = "unshare -m --propagation private sh -c 'mount --bind /dev/null /etc/services && "
+                      "mount --bind /dev/null /etc/protocols && test ! -s /etc/services && " +
+                      std::string(exe) +
+                      " --gtest_also_run_disabled_tests --gtest_filter=PortKeys.DISABLED_WithoutSystemFiles' "
+                      ">/dev/null 2>&1";
+    int st = std::system(cmd.c_str());
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "the child run failed: rerun it by hand:\n  " << cmd;
+}
+
+// Run only by the test above, in its mount namespace.
+TEST(PortKeys, DISABLED_WithoutSystemFiles) {
+    std::ifstream services("/etc/services");
+    ASSERT_TRUE(services);
+    ASSERT_EQ(services.peek(), std::ifstream::traits_type::eof()) << "/etc/services is not hidden";
+    EXPECT_EQ(*tcd::parse_port("http"), 80u);
+    EXPECT_EQ(*tcd::parse_port("ssh"), 22u);
+    EXPECT_EQ(*tcd::parse_port("dns"), 53u);
+    EXPECT_EQ(*tcd::parse_port("domain"), 53u);
+    EXPECT_EQ(*tcd::parse_port("https"), 443u);
+    EXPECT_EQ(tcd::service_name(80), "http");
+    // A name only /etc/services knows is unknown now.
+    EXPECT_FALSE(tcd::parse_port("gopher"));
+    EXPECT_EQ(*tcd::parse_key("tcp"), 6u);
+    EXPECT_EQ(*tcd::parse_key("udp"), 17u);
 }
