@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/if_link.h>
 #include <linux/pkt_sched.h>
@@ -261,6 +262,7 @@ public:
         ::mkdir(kQdiscDir, 0755);
         fd_ = UniqueFd(::open(kQdiscDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (fd_) (void)::flock(fd_.get(), LOCK_EX);
+        prune();
     }
     ~QdiscMarks() {
         if (fd_) (void)::flock(fd_.get(), LOCK_UN);
@@ -270,16 +272,36 @@ public:
 
     static std::string path(uint64_t ino, uint32_t ifindex) { return fmt::format("{}/{}-{}", kQdiscDir, ino, ifindex); }
     bool marked(uint64_t ino, uint32_t ifindex) const { return ::access(path(ino, ifindex).c_str(), F_OK) == 0; }
-    // The file says which interface it is about, for a human who finds it.
+    // The file names the namespace path (pruning reads it) and the interface.
     void mark(uint64_t ino, uint32_t ifindex, const std::string& ifname, const std::string& netns) const {
         UniqueFd f(::open(path(ino, ifindex).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
         if (!f) return;
-        std::string text = ifname + " " + (netns.empty() ? "-" : netns) + "\n";
+        std::string text = (netns.empty() ? "-" : netns) + "\n" + ifname + "\n";
         (void)!::write(f.get(), text.data(), text.size());
     }
     void unmark(uint64_t ino, uint32_t ifindex) const { ::unlink(path(ino, ifindex).c_str()); }
 
 private:
+    // Marks of namespaces that are gone (their path no longer leads to the
+    // inode in the name): the qdisc went with them.
+    void prune() const {
+        DIR* d = ::opendir(kQdiscDir);
+        if (!d) return;
+        while (dirent* e = ::readdir(d)) {
+            unsigned long long ino = 0;
+            unsigned ifindex = 0;
+            if (std::sscanf(e->d_name, "%llu-%u", &ino, &ifindex) != 2) continue;
+            std::string file = std::string(kQdiscDir) + "/" + e->d_name;
+            char text[256] = {};
+            UniqueFd f(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+            if (!f || ::read(f.get(), text, sizeof text - 1) <= 0) continue;
+            std::string netns(text, std::strcspn(text, "\n"));  // first line: the path, "-" for tcd's own
+            if (netns.empty() || netns == "-") continue;
+            if (netns_inode(netns) != ino) ::unlink(file.c_str());
+        }
+        ::closedir(d);
+    }
+
     UniqueFd fd_;
 };
 
