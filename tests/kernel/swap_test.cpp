@@ -1,0 +1,105 @@
+// swap_dispatcher_on: the one function load --force swaps with, forward and
+// back (its rollback): XDP in the attachment's own mode (skb here), tc in the
+// same filter slot; a swap whose "old" program is not what runs changes nothing.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/attach.h"
+#include "core/instance.h"
+#include "core/lifecycle.h"
+#include "tests/common/kernel.h"
+#include "tests/common/shell.h"
+
+namespace {
+
+using nlohmann::json;
+using namespace tcdtest;
+
+struct Netns {
+    std::string name = "tcdsw" + std::to_string(getpid());
+    bool ok = sh("ip netns del " + name + " 2>/dev/null; ip netns add " + name + " && ip -n " + name +
+                 " link add sw0 type veth peer name sw1 && ip -n " + name + " link set sw0 up && ip -n " + name +
+                 " link set sw1 up")
+                  .rc == 0;
+    ~Netns() { sh("ip netns del " + name + " 2>/dev/null; true"); }
+};
+
+struct Loaded {
+    std::string dir;
+    std::optional<tcd::Instance> in;
+    Loaded(const std::string& tag, tcd::Hook hook) : dir("/sys/fs/bpf/" + unique_name(tag)) {
+        (void)tcd::unload(dir);
+        tcd::LoadOptions o;
+        o.kind.hook = hook;
+        if (tcd::load(dir, o))
+            if (auto i = tcd::Instance::open(dir)) in.emplace(std::move(*i));
+    }
+    ~Loaded() { (void)tcd::unload(dir); }
+};
+
+// What runs at sw0's XDP hook: {prog id, mode} (mode 2 = generic/skb).
+std::pair<uint32_t, int> xdp_on(const Netns& ns) {
+    json j = json::parse(sh("ip -j -n " + ns.name + " link show sw0").out, nullptr, false);
+    if (!j.is_array() || j.empty() || !j[0].contains("xdp")) return {0, 0};
+    return {j[0]["xdp"]["prog"].value("id", 0u), j[0]["xdp"].value("mode", 0)};
+}
+
+TEST(Swap, XdpForwardAndBackKeepTheMode) {
+    TCD_REQUIRE_KERNEL();
+    Netns ns;
+    ASSERT_TRUE(ns.ok);
+    Loaded a("tcdsw_a", tcd::Hook::xdp), b("tcdsw_b", tcd::Hook::xdp);
+    ASSERT_TRUE(a.in && b.in);
+    auto att = tcd::attach(*a.in, {"sw0", ns.name, tcd::XdpMode::skb, false, ""});
+    ASSERT_TRUE(att) << att.error().message();
+    auto where = tcd::attachments(*a.in);
+    ASSERT_EQ(where.size(), 1u);
+    EXPECT_EQ(where[0].mode, "skb");
+    ASSERT_EQ(xdp_on(ns), (std::pair<uint32_t, int>{a.in->dispatcher().id, 2}));
+
+    auto fwd = tcd::swap_dispatcher_on(where, tcd::Hook::xdp, b.in->dispatcher_fd(), a.in->dispatcher_fd());
+    ASSERT_TRUE(fwd) << fwd.error().message();
+    EXPECT_EQ(xdp_on(ns), (std::pair<uint32_t, int>{b.in->dispatcher().id, 2}));
+    // The rollback: the same call, fds exchanged, on what the forward call returned.
+    auto back = tcd::swap_dispatcher_on(*fwd, tcd::Hook::xdp, a.in->dispatcher_fd(), b.in->dispatcher_fd());
+    ASSERT_TRUE(back) << back.error().message();
+    EXPECT_EQ(xdp_on(ns), (std::pair<uint32_t, int>{a.in->dispatcher().id, 2}));
+
+    // "old" is not what runs: refused (XDP_FLAGS_REPLACE), nothing changed.
+    auto wrong = tcd::swap_dispatcher_on(where, tcd::Hook::xdp, b.in->dispatcher_fd(), b.in->dispatcher_fd());
+    EXPECT_FALSE(wrong);
+    EXPECT_EQ(xdp_on(ns), (std::pair<uint32_t, int>{a.in->dispatcher().id, 2}));
+    ASSERT_TRUE(tcd::detach_all(*a.in));
+    EXPECT_EQ(xdp_on(ns).first, 0u);
+}
+
+TEST(Swap, TcForwardAndBackInTheSameSlot) {
+    TCD_REQUIRE_KERNEL();
+    Netns ns;
+    ASSERT_TRUE(ns.ok);
+    Loaded a("tcdsw_tca", tcd::Hook::tc), b("tcdsw_tcb", tcd::Hook::tc);
+    ASSERT_TRUE(a.in && b.in);
+    auto att = tcd::attach(*a.in, {"sw0", ns.name, tcd::XdpMode::auto_mode, false, "ingress"});
+    ASSERT_TRUE(att) << att.error().message();
+    auto where = tcd::attachments(*a.in);
+    ASSERT_EQ(where.size(), 1u);
+    auto filters = [&] { return sh("tc -n " + ns.name + " filter show dev sw0 ingress").out; };
+    auto has = [&](const Loaded& l) {
+        return filters().find("id " + std::to_string(l.in->dispatcher().id) + " ") != std::string::npos;
+    };
+    ASSERT_TRUE(has(a)) << filters();
+    auto fwd = tcd::swap_dispatcher_on(where, tcd::Hook::tc, b.in->dispatcher_fd(), a.in->dispatcher_fd());
+    ASSERT_TRUE(fwd) << fwd.error().message();
+    EXPECT_TRUE(has(b)) << filters();
+    EXPECT_FALSE(has(a)) << filters();
+    auto back = tcd::swap_dispatcher_on(*fwd, tcd::Hook::tc, a.in->dispatcher_fd(), b.in->dispatcher_fd());
+    ASSERT_TRUE(back) << back.error().message();
+    EXPECT_TRUE(has(a)) << filters();
+    EXPECT_FALSE(has(b)) << filters();
+    ASSERT_TRUE(tcd::detach_all(*a.in));
+}
+
+}  // namespace
