@@ -161,6 +161,11 @@ struct DiffCase {
     unsigned share = 4;  // of the generated frames: 1/share (1 for the main kind)
 };
 
+void PrintTo(const DiffCase& c, std::ostream* os) {
+    *os << tcd::key_kind_name(c.kind.key) << "/" << tcd::hook_name(c.kind.hook) << " miss "
+        << tcd::miss_action_name(c.miss) << " 1/" << c.share;
+}
+
 // A tracer with no instance behind it: an empty jump table, every key misses
 // and gets the case's miss action.
 std::unique_ptr<tcd::Tracer> fresh_tracer(const DiffCase& c) {

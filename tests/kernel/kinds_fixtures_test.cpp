@@ -138,6 +138,11 @@ struct Case {
     tcd::MissAction miss;
 };
 
+void PrintTo(const Case& c, std::ostream* os) {
+    *os << tcd::key_kind_name(c.kind.key) << "/" << tcd::hook_name(c.kind.hook) << " miss "
+        << tcd::miss_action_name(c.miss);
+}
+
 std::string case_label(const ::testing::TestParamInfo<Case>& i) {
     return std::string(tcd::key_kind_name(i.param.kind.key)) + "_" + tcd::hook_name(i.param.kind.hook) + "_miss_" +
            tcd::miss_action_name(i.param.miss);
