@@ -313,6 +313,35 @@ TEST(PortSlots, RunningOutIsRefusedAndWritesNothing) {
     EXPECT_EQ(again->now.slot, 1023u);
 }
 
+// tc's test_run takes at most a page; tcd trace runs a longer frame's head
+// (its class and key are in the headers) instead of calling it malformed.
+TEST(TcTrace, LongFramesRunOnTheirHead) {
+    TCD_REQUIRE_KERNEL();
+    for (tcd::KeyKind key : {tcd::KeyKind::proto, tcd::KeyKind::port}) {
+        auto t = tcd::Tracer::open("/sys/fs/bpf/" + unique_name("tcdlong_none"), {key, tcd::Hook::tc});
+        ASSERT_TRUE(t) << t.error().message();
+        Bytes arp = eth(0x0806) + Bytes(6000, 0);
+        auto a = t->run(arp.data(), arp.size(), 1);
+        ASSERT_TRUE(a) << a.error().message();
+        EXPECT_TRUE(a->ran);
+        EXPECT_EQ(a->cls, "non-ip");
+        EXPECT_LT(a->len, arp.size());  // what the dispatcher got
+        EXPECT_GE(a->len, 2048u);
+        Bytes udp = v4(17, 53, 8000);
+        auto u = t->run(udp.data(), udp.size(), 2);
+        ASSERT_TRUE(u) << u.error().message();
+        EXPECT_TRUE(u->ran);
+        EXPECT_EQ(u->cls, "ipv4");
+        EXPECT_EQ(u->key ? int(*u->key) : NONE, key == tcd::KeyKind::port ? 53 : 17);
+        // A cut IP header is still refused, and malformed.
+        Bytes cut = truncate(eth(0x0800) + ipv4(6), 14 + 19);
+        auto c = t->run(cut.data(), cut.size(), 3);
+        ASSERT_TRUE(c);
+        EXPECT_FALSE(c->ran);
+        EXPECT_EQ(c->cls, "malformed");
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Kinds, KindFixtures,
     ::testing::Values(Case{{tcd::KeyKind::proto, tcd::Hook::xdp}, tcd::MissAction::pass},
