@@ -171,27 +171,30 @@ json stats_when(const Pair& p, const std::string& dir, uint64_t want) {
 // A packet socket sends a frame of a page or more as a paged skb whose linear
 // part is the Ethernet header alone (packet_alloc_skb); so it leaves va
 // (egress) and reaches vb (ingress, veth hands the skb over as it is).
-TEST(KindsE2E, TcSeesHeadersPastTheLinearPart) {
+void headers_past_the_linear_part(const std::string& key_kind) {
     PAIR(p, true);
-    ASSERT_EQ(p.tcd(p.dir1(), "load --key port --hook tc").rc, 0);
+    const bool port = key_kind == "port";
+    ASSERT_EQ(p.tcd(p.dir1(), "load --key " + key_kind + " --hook tc").rc, 0);
     ASSERT_EQ(p.tcd(p.dir1(), "attach va --netns " + p.a() + " --direction egress").rc, 0);
     ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
-    ASSERT_EQ(p.tcd(p.dir1(), "map set 5353 pass").rc, 0);
-    ASSERT_EQ(p.tcd(p.dir1(), "map set 8080 pass").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), port ? "map set 5353 pass" : "map set udp pass").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), port ? "map set 8080 pass" : "map set tcp pass").rc, 0);
 
     using namespace tcdtest;
-    auto port_at = [](Bytes f, size_t off, uint16_t port) {
-        f[off + 2] = uint8_t(port >> 8);
-        f[off + 3] = uint8_t(port);
+    auto port_at = [](Bytes f, size_t off, uint16_t dport) {
+        f[off + 2] = uint8_t(dport >> 8);
+        f[off + 3] = uint8_t(dport);
         return f;
     };
+    // Per size: UDP to 5353 over IPv4, over IPv6 after two extension
+    // headers and over 802.1Q IPv4; TCP to 8080 over IPv6.
     std::vector<Bytes> frames;
     for (size_t len : {5000u, 8000u, 120u}) {  // two paged, one small (linear)
         frames.push_back(port_at(eth(0x0800) + ipv4(17, 5, len), 14 + 20, 5353));
         frames.push_back(port_at(eth(0x86dd) + ipv6(6, {}, len), 14 + 40, 8080));
         frames.push_back(port_at(eth(0x86dd) + ipv6(17, {{0}, {60, 1}}, len), 14 + 40 + 8 + 16, 5353));
+        frames.push_back(port_at(eth(0x0800, {0x8100}) + ipv4(17, 5, len), 18 + 20, 5353));
     }
-    uint64_t bytes_5353 = 0, bytes_8080 = 0;
     {
         auto guard = tcd::NetnsGuard::enter("/run/netns/" + p.a());
         ASSERT_TRUE(guard);
@@ -202,26 +205,32 @@ TEST(KindsE2E, TcSeesHeadersPastTheLinearPart) {
         ll.sll_ifindex = static_cast<int>(if_nametoindex("va"));
         ll.sll_halen = ETH_ALEN;
         ASSERT_NE(ll.sll_ifindex, 0);
-        for (const auto& f : frames) {
+        for (const auto& f : frames)
             ASSERT_EQ(sendto(sock.get(), f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&ll), sizeof ll),
                       ssize_t(f.size()))
                 << strerror(errno);
-        }
     }
-    for (size_t i = 0; i < frames.size(); i++) (i % 3 == 1 ? bytes_8080 : bytes_5353) += frames[i].size();
+    uint64_t bytes_udp = 0, bytes_tcp = 0;
+    for (size_t i = 0; i < frames.size(); i++) (i % 4 == 1 ? bytes_tcp : bytes_udp) += frames[i].size();
+    const int udp = port ? 5353 : 17, tcp = port ? 8080 : 6;
     // Each frame is counted twice: leaving va and arriving at vb.
     json s = stats_when(p, p.dir1(), 2 * frames.size());
     EXPECT_EQ(s["total"]["packets"].get<uint64_t>(), 2 * frames.size());
     EXPECT_EQ(s["malformed"]["packets"].get<uint64_t>(), 0u);
-    EXPECT_EQ(s["no_port"]["packets"].get<uint64_t>(), 0u);
-    ASSERT_TRUE(key_row(s, 5353));
-    ASSERT_TRUE(key_row(s, 8080));
-    EXPECT_EQ(packets(s, 5353), 2 * 6u);
-    EXPECT_EQ(packets(s, 8080), 2 * 3u);
-    // Bytes are skb->len: the whole frame, paged or not.
-    EXPECT_EQ((*key_row(s, 5353))["bytes"].get<uint64_t>(), 2 * bytes_5353);
-    EXPECT_EQ((*key_row(s, 8080))["bytes"].get<uint64_t>(), 2 * bytes_8080);
+    if (port) EXPECT_EQ(s["no_port"]["packets"].get<uint64_t>(), 0u);
+    ASSERT_TRUE(key_row(s, udp));
+    ASSERT_TRUE(key_row(s, tcp));
+    EXPECT_EQ(packets(s, udp), 2 * 9u);
+    EXPECT_EQ(packets(s, tcp), 2 * 3u);
+    // Bytes are skb->len: the whole frame, paged or not; on ingress without
+    // the 802.1Q tag, which the stack moves into the skb's metadata before tc
+    // runs (3 tagged frames, 4 bytes each).
+    EXPECT_EQ((*key_row(s, udp))["bytes"].get<uint64_t>(), 2 * bytes_udp - 3 * 4);
+    EXPECT_EQ((*key_row(s, tcp))["bytes"].get<uint64_t>(), 2 * bytes_tcp);
 }
+
+TEST(KindsE2E, TcPortSeesHeadersPastTheLinearPart) { headers_past_the_linear_part("port"); }
+TEST(KindsE2E, TcProtoSeesHeadersPastTheLinearPart) { headers_past_the_linear_part("proto"); }
 
 // Gap: whether tcd made the clsact qdisc belongs to the interface. Instance 1
 // makes it (ingress), instance 2 attaches egress beside it; the qdisc goes
