@@ -691,7 +691,8 @@ Result<std::vector<Attachment>> detach_all(const Instance& in) {
         }
         done.push_back(a);
     }
-    for (const auto& r : records(in)) forget(in, r.key.netns_ino, r.key.ifindex);
+    for (auto r : records(in))  // every record, tc directions included
+        if (in.attach_fd() >= 0) bpf_map_delete_elem(in.attach_fd(), &r.key);
     return done;
 }
 

@@ -277,6 +277,25 @@ TEST(KindsE2E, ClsactQdiscBelongsToTheInterface) {
     EXPECT_TRUE(p.clsact_on_vb());
 }
 
+// detach --all on a tc instance takes both directions' filters off, the
+// clsact qdisc tcd made with them, and every attach record (status clean).
+TEST(KindsE2E, DetachAllOnATcInstance) {
+    PAIR(p);
+    ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction egress").rc, 0);
+    ASSERT_EQ(p.tcd_json(p.dir1(), "status")["attached"].size(), 2u);
+    Cmd all = p.tcd(p.dir1(), "detach --all");
+    ASSERT_EQ(all.rc, 0) << all.err;
+    json st = p.tcd_json(p.dir1(), "status");
+    EXPECT_EQ(st["attached"].size(), 0u) << st.dump();
+    EXPECT_TRUE(!st.contains("problems") || st["problems"].empty()) << st.dump();
+    EXPECT_EQ(sh(p.in_ns(p.b(), "tc filter show dev vb ingress")).out, "");
+    EXPECT_EQ(sh(p.in_ns(p.b(), "tc filter show dev vb egress")).out, "");
+    EXPECT_FALSE(p.clsact_on_vb());
+    EXPECT_EQ(p.tcd(p.dir1(), "detach --all").rc, 0);  // idempotent
+}
+
 // Gap: two instances of different kinds on one veth pair, each with its own
 // dispatcher, hook and counters.
 TEST(KindsE2E, TwoKindsSideBySide) {
