@@ -182,21 +182,44 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
                     w.empty() ? "run with -v for the verifier log" : "libbpf: " + w + "; -v shows the full log", -err);
     }
 
-    // Pin each; all or nothing.
-    std::vector<std::string> pinned;
+    // Pin them all under temporary names, then rename them into place: a
+    // command killed in the first pass leaves the old set and temporary pins
+    // (which status names and the next handler load or unload removes), one
+    // killed among the renames a set that status shows as half made. A
+    // failure undoes both passes.
+    const std::string tmp_suffix = "~tmp-" + std::to_string(getpid());
+    // Temporary pins of an earlier, interrupted command (the instance lock
+    // keeps live ones out); a staged dispatcher (~tmp-next) is load's to adopt.
+    for (const auto& name : bpffs::list_pins(in.paths().dir))
+        if (name.find("~tmp-") != std::string::npos && name.find("~tmp-next") == std::string::npos)
+            (void)bpffs::remove(in.paths().dir + "/" + name);
+    std::vector<std::string> temps, placed;
     auto undo = [&] {
-        for (const auto& path : pinned) (void)bpffs::remove(path);
+        for (const auto& path : temps) (void)bpffs::remove(path);
+        for (const auto& path : placed) (void)bpffs::remove(path);
     };
     for (bpf_program* c : chosen) {
-        std::string name = bpf_program__name(c);
+        std::string tmp = in.paths().handler(bpf_program__name(c)) + tmp_suffix;
+        (void)bpffs::remove(tmp);
+        if (bpf_obj_pin(bpf_program__fd(c), tmp.c_str()) != 0) {
+            int err = errno;
+            undo();
+            return fail_errno("pin " + in.paths().handler(bpf_program__name(c)), err);
+        }
+        temps.push_back(tmp);
+        crash_point("handler");
+    }
+    for (size_t i = 0; i < chosen.size(); i++) {
+        std::string name = bpf_program__name(chosen[i]);
         std::string path = in.paths().handler(name);
-        if (auto r = bpffs::pin(bpf_program__fd(c), path); !r) {
+        if (auto r = bpffs::rename(temps[i], path); !r) {
             undo();
             return tl::unexpected(r.error());
         }
-        pinned.push_back(path);
+        placed.push_back(path);
+        temps[i].clear();
         crash_point("handler");
-        auto info = prog_info(bpf_program__fd(c));
+        auto info = prog_info(bpf_program__fd(chosen[i]));
         res.loaded.push_back({name, info ? info->id : 0, info ? info->tag : ""});
     }
     return res;
