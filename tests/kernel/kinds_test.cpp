@@ -123,18 +123,6 @@ TEST(PortInstance, SlotsCountersAndClasses) {
     EXPECT_EQ(s2->keys[1].packets, 0u);
 }
 
-TEST(PortInstance, KeysAndServices) {
-    EXPECT_EQ(*tcd::parse_port("8080"), 8080u);
-    EXPECT_EQ(*tcd::parse_port("65535"), 65535u);
-    EXPECT_EQ(*tcd::parse_port("http"), 80u);
-    EXPECT_EQ(*tcd::parse_port("ssh"), 22u);
-    EXPECT_EQ(*tcd::parse_port("dns"), 53u);
-    EXPECT_EQ(*tcd::parse_port("domain"), 53u);
-    EXPECT_FALSE(tcd::parse_port("65536"));
-    EXPECT_FALSE(tcd::parse_port("nosuchservice"));
-    EXPECT_EQ(tcd::service_name(443), "https");
-}
-
 TEST(TcInstance, VerdictsHandlersAndMismatch) {
     TCD_REQUIRE_KERNEL();
     KindInstance k({tcd::KeyKind::proto, tcd::Hook::tc}, "tcdtc");

@@ -123,6 +123,7 @@ TEST(PortKeys, ServiceNames) {
     EXPECT_EQ(*tcd::parse_port("dns"), *tcd::parse_port("domain"));
     EXPECT_EQ(tcd::service_name(53), "domain");
     EXPECT_EQ(tcd::service_name(22), "ssh");
+    EXPECT_EQ(tcd::service_name(443), "https");
     EXPECT_EQ(tcd::key_name(tcd::KeyKind::port, 80), "http");
     EXPECT_EQ(tcd::key_name(tcd::KeyKind::proto, 80), tcd::proto_name(80));
     // Every built-in name parses back to its port.
