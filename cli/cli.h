@@ -117,6 +117,7 @@ Result<> run_handler_unload(const HandlerUnloadOptions& o, Context& ctx);
 struct TraceOptions {
     std::string pcap;
     std::string hex;
+    std::string key, hook;  // the dispatcher to run when none is loaded ("" = proto, xdp)
 };
 Result<> run_trace(const TraceOptions& o, Context& ctx);
 

@@ -1,7 +1,9 @@
-// tcd trace (--pcap FILE | --hex HEXBYTES)
+// tcd trace (--pcap FILE | --hex HEXBYTES) [--key proto|port] [--hook xdp|tc]
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "cli/cli.h"
+#include "core/kind.h"
 #include "core/pcap_reader.h"
 #include "core/render.h"
 #include "core/trace.h"
@@ -47,6 +49,10 @@ private:
 
 Result<> run_trace(const TraceOptions& o, Context& ctx) {
     if (o.pcap.empty() == o.hex.empty()) return usage_error("trace", "give exactly one of --pcap FILE or --hex HEXBYTES");
+    auto key = parse_key_kind(o.key.empty() ? "proto" : o.key);
+    if (!key) return tl::unexpected(key.error());
+    auto hook = parse_hook(o.hook.empty() ? "xdp" : o.hook);
+    if (!hook) return tl::unexpected(hook.error());
     std::vector<uint8_t> hex;
     std::optional<PcapReader> reader;
     if (!o.hex.empty()) {
@@ -58,8 +64,14 @@ Result<> run_trace(const TraceOptions& o, Context& ctx) {
         if (!r) return tl::unexpected(r.error());
         reader.emplace(std::move(*r));
     }
-    auto tracer = Tracer::open(ctx.g.pin_dir);
+    auto tracer = Tracer::open(ctx.g.pin_dir, {*key, *hook});
     if (!tracer) return tl::unexpected(tracer.error());
+    // A loaded instance decides the dispatcher; --key/--hook may only agree.
+    if (tracer->instance_loaded() && ((!o.key.empty() && tracer->kind().key != *key) ||
+                                      (!o.hook.empty() && tracer->kind().hook != *hook)))
+        return fail("trace", fmt::format("{} holds a {} dispatcher on {}", ctx.g.pin_dir,
+                                         key_kind_name(tracer->kind().key), hook_name(tracer->kind().hook)),
+                    "leave out --key/--hook to trace it, or give a --pin-dir with no instance");
 
     TraceWriter out(ctx);
     if (!hex.empty()) {
@@ -88,6 +100,12 @@ void setup_trace(CLI::App& app, Context& ctx) {
     auto* pcap = trace->add_option("--pcap", o->pcap, "a pcap or pcapng capture (Ethernet)")->type_name("FILE");
     auto* hex = trace->add_option("--hex", o->hex, "one frame as hex bytes")->type_name("HEXBYTES");
     pcap->excludes(hex);
+    trace->add_option("--key", o->key, "with no instance loaded: proto (default) or port")
+        ->check(CLI::IsMember({"proto", "port"}))
+        ->type_name("proto|port");
+    trace->add_option("--hook", o->hook, "with no instance loaded: xdp (default) or tc")
+        ->check(CLI::IsMember({"xdp", "tc"}))
+        ->type_name("xdp|tc");
     trace->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_trace(*o, ctx); }; });
 }
 

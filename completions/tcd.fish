@@ -295,6 +295,8 @@ complete -c tcd -n "__tcd_is 'object'" -l hook -x -a 'xdp tc' -d 'xdp (default) 
 complete -c tcd -n "__tcd_is 'apply'" -s f -l file -r -F -d 'the YAML description'
 complete -c tcd -n "__tcd_is 'apply'" -l dry-run -d 'print the changes, make none'
 
-# tcd trace (--pcap FILE | --hex HEXBYTES)
+# tcd trace (--pcap FILE | --hex HEXBYTES) [--key proto|port] [--hook xdp|tc]
 complete -c tcd -n "__tcd_is 'trace'" -l pcap -r -F -d 'a pcap or pcapng capture'
 complete -c tcd -n "__tcd_is 'trace'" -l hex -x -d 'one frame as hex bytes'
+complete -c tcd -n "__tcd_is 'trace'" -l key -x -a 'proto port' -d 'with no instance loaded: proto (default) or port'
+complete -c tcd -n "__tcd_is 'trace'" -l hook -x -a 'xdp tc' -d 'with no instance loaded: xdp (default) or tc'

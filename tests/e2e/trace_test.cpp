@@ -192,6 +192,45 @@ TEST_F(TraceCli, WithoutAnInstanceEveryKeyMisses) {
     EXPECT_FALSE(tcd::bpffs::exists(dir_));  // tracing made no instance
 }
 
+std::string hex(const Bytes& f) {
+    std::string h;
+    char b[4];
+    for (uint8_t x : f) {
+        std::snprintf(b, sizeof b, "%02x", x);
+        h += b;
+    }
+    return h;
+}
+
+// With no instance, --key/--hook pick the dispatcher; with one, it decides
+// and naming another kind is refused before any frame runs.
+TEST_F(TraceCli, KeyAndHookPickTheDispatcherWithoutAnInstance) {
+    TCD_REQUIRE_KERNEL();
+    std::string f = hex(ipv4_tcp());  // TCP to port 80
+    json port = json::parse(sh(tcd_ + " -j trace --key port --hex " + f).out)["frames"][0];
+    EXPECT_EQ(port["key"], 80);
+    EXPECT_EQ(port["verdict"], "XDP_PASS");
+    json tc = json::parse(sh(tcd_ + " -j trace --key port --hook tc --hex " + f).out)["frames"][0];
+    EXPECT_EQ(tc["key"], 80);
+    EXPECT_EQ(tc["verdict"], "TC_ACT_OK");
+    json proto = json::parse(sh(tcd_ + " -j trace --hook tc --hex " + f).out)["frames"][0];
+    EXPECT_EQ(proto["key"], 6);
+    EXPECT_EQ(proto["verdict"], "TC_ACT_OK");
+    EXPECT_FALSE(tcd::bpffs::exists(dir_));
+
+    ASSERT_EQ(sh(tcd_ + " -q load --key port").rc, 0);
+    Cmd ok = sh(tcd_ + " -j trace --key port --hook xdp --hex " + f);
+    ASSERT_EQ(ok.rc, 0) << ok.err;
+    EXPECT_EQ(json::parse(ok.out)["frames"][0]["key"], 80);
+    Cmd other = sh(tcd_ + " trace --hook tc --hex " + f);
+    EXPECT_EQ(other.rc, 1);
+    EXPECT_EQ(other.out, "");
+    EXPECT_EQ(other.err, "tcd: trace: " + dir_ +
+                             " holds a port dispatcher on xdp (leave out --key/--hook to trace it, or give a "
+                             "--pin-dir with no instance)\n");
+    EXPECT_EQ(sh(tcd_ + " trace --key bogus --hex " + f).rc, 2);
+}
+
 TEST_F(TraceCli, PcapngReadsLikePcapAndOtherLinkTypesAreRefused) {
     TCD_REQUIRE_KERNEL();
     std::vector<Bytes> frames = {ipv4_tcp(), arp(), cut_ipv4()};
