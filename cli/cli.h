@@ -58,6 +58,10 @@ void setup_trace(CLI::App& app, Context& ctx);     // trace
 void setup_object(CLI::App& app, Context& ctx);    // object
 void setup_apply(CLI::App& app, Context& ctx);     // apply
 
+// --key proto|port and --hook xdp|tc, as load, object and trace take them.
+void add_kind_options(CLI::App& cmd, std::string& key, std::string& hook, const std::string& key_help,
+                      const std::string& hook_help);
+
 struct LoadOptions {
     std::string miss_action = "pass";
     bool force = false;

@@ -47,12 +47,9 @@ void setup_instance(CLI::App& app, Context& ctx) {
     load->add_option("--miss-action", load_opts->miss_action, "verdict for a key with no handler (default pass)")
         ->check(CLI::IsMember({"pass", "drop"}))
         ->type_name("pass|drop");
-    load->add_option("--key", load_opts->key, "dispatch on the IP protocol (default) or the TCP/UDP destination port")
-        ->check(CLI::IsMember({"proto", "port"}))
-        ->type_name("proto|port");
-    load->add_option("--hook", load_opts->hook, "XDP (default) or tc's clsact (ingress and egress)")
-        ->check(CLI::IsMember({"xdp", "tc"}))
-        ->type_name("xdp|tc");
+    add_kind_options(*load, load_opts->key, load_opts->hook,
+                     "dispatch on the IP protocol (default) or the TCP/UDP destination port",
+                     "XDP (default) or tc's clsact (ingress and egress)");
     load->add_flag("--force", load_opts->force,
                    "reload a loaded instance: new dispatcher, same wiring and counters, swapped live");
     load->callback([&ctx, load_opts] { ctx.mutates = true;

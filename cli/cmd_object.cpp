@@ -51,8 +51,7 @@ void setup_object(CLI::App& app, Context& ctx) {
     auto o = std::make_shared<ObjectOptions>();
     auto* obj = app.add_subcommand("object", "write the embedded dispatcher ELF (for bpftool, ip, xdp-loader)");
     obj->add_option("-o,--output", o->output, "the file to write")->required()->type_name("FILE");
-    obj->add_option("--key", o->key, "proto (default) or port")->check(CLI::IsMember({"proto", "port"}))->type_name("proto|port");
-    obj->add_option("--hook", o->hook, "xdp (default) or tc")->check(CLI::IsMember({"xdp", "tc"}))->type_name("xdp|tc");
+    add_kind_options(*obj, o->key, o->hook, "proto (default) or port", "xdp (default) or tc");
     obj->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_object(*o, ctx); }; });
 }
 

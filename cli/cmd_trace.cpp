@@ -100,12 +100,8 @@ void setup_trace(CLI::App& app, Context& ctx) {
     auto* pcap = trace->add_option("--pcap", o->pcap, "a pcap or pcapng capture (Ethernet)")->type_name("FILE");
     auto* hex = trace->add_option("--hex", o->hex, "one frame as hex bytes")->type_name("HEXBYTES");
     pcap->excludes(hex);
-    trace->add_option("--key", o->key, "with no instance loaded: proto (default) or port")
-        ->check(CLI::IsMember({"proto", "port"}))
-        ->type_name("proto|port");
-    trace->add_option("--hook", o->hook, "with no instance loaded: xdp (default) or tc")
-        ->check(CLI::IsMember({"xdp", "tc"}))
-        ->type_name("xdp|tc");
+    add_kind_options(*trace, o->key, o->hook, "with no instance loaded: proto (default) or port",
+                     "with no instance loaded: xdp (default) or tc");
     trace->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_trace(*o, ctx); }; });
 }
 
