@@ -21,6 +21,7 @@
 #include <set>
 #include <tuple>
 
+#include "core/bpffs.h"
 #include "core/crashpoint.h"
 #include "tcd/shared.h"
 
@@ -629,7 +630,7 @@ std::vector<std::string> stale_attachments(const Instance& in) {
     const std::string fix = "; 'tcd unload' or 'tcd detach --all' clears it";
     // The new dispatcher of a load --force killed between its swap and its
     // rename, pinned under its staged name.
-    std::string staged = in.dispatcher_path() + "~tmp-next";
+    std::string staged = bpffs::staged_path(in.dispatcher_path());
     std::optional<ProgInfo> next;
     if (UniqueFd fd{bpf_obj_get(staged.c_str())})
         if (auto info = prog_info(fd.get())) next = *info;

@@ -71,8 +71,20 @@ Result<UniqueFd> get(const std::string& path) {
     return UniqueFd(fd);
 }
 
+std::string temp_path(const std::string& path) { return path + "~tmp-" + std::to_string(getpid()); }
+
+std::string staged_path(const std::string& path) { return path + "~tmp-next"; }
+
+bool is_temp_pin(const std::string& name) { return name.find("~tmp-") != std::string::npos; }
+
+void remove_temp_pins(const std::string& dir, bool keep_staged) {
+    for (const auto& name : list_pins(dir))
+        if (is_temp_pin(name) && !(keep_staged && name.find("~tmp-next") != std::string::npos))
+            (void)remove(dir + "/" + name);
+}
+
 Result<> pin(int fd, const std::string& path) {
-    std::string tmp = path + "~tmp-" + std::to_string(getpid());
+    std::string tmp = temp_path(path);
     ::unlink(tmp.c_str());
     if (bpf_obj_pin(fd, tmp.c_str()) != 0) return fail_errno("pin " + path, errno);
     crash_point("pin");

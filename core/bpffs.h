@@ -24,8 +24,19 @@ bool exists(const std::string& path);
 // bpf_obj_get(); ENOENT comes back as an error with err == ENOENT.
 Result<UniqueFd> get(const std::string& path);
 
-// Pins fd at path: pins "path~tmp-PID" (bpffs forbids dots in names) first, then renames it over path.
+// Pins fd at path: pins temp_path(path) first, then renames it over path.
 Result<> pin(int fd, const std::string& path);
+
+// Temporary pins (bpffs forbids dots in names): "path~tmp-PID" while this
+// process makes path, "path~tmp-next" for a dispatcher load --force stages.
+std::string temp_path(const std::string& path);
+std::string staged_path(const std::string& path);
+bool is_temp_pin(const std::string& name);
+
+// Removes the temporary pins in dir that an interrupted command left (the
+// instance lock keeps a live command's out); staged ones too unless
+// keep_staged.
+void remove_temp_pins(const std::string& dir, bool keep_staged);
 
 // Renames a pin over another in one step (rename(2): the target is replaced
 // atomically, never missing in between).

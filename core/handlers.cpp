@@ -187,19 +187,16 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
     // (which status names and the next handler load or unload removes), one
     // killed among the renames a set that status shows as half made. A
     // failure undoes both passes.
-    const std::string tmp_suffix = "~tmp-" + std::to_string(getpid());
-    // Temporary pins of an earlier, interrupted command (the instance lock
-    // keeps live ones out); a staged dispatcher (~tmp-next) is load's to adopt.
-    for (const auto& name : bpffs::list_pins(in.paths().dir))
-        if (name.find("~tmp-") != std::string::npos && name.find("~tmp-next") == std::string::npos)
-            (void)bpffs::remove(in.paths().dir + "/" + name);
+    // An earlier, interrupted command's temporary pins go; a staged
+    // dispatcher is load's to adopt.
+    bpffs::remove_temp_pins(in.paths().dir, true);
     std::vector<std::string> temps, placed;
     auto undo = [&] {
         for (const auto& path : temps) (void)bpffs::remove(path);
         for (const auto& path : placed) (void)bpffs::remove(path);
     };
     for (bpf_program* c : chosen) {
-        std::string tmp = in.paths().handler(bpf_program__name(c)) + tmp_suffix;
+        std::string tmp = bpffs::temp_path(in.paths().handler(bpf_program__name(c)));
         (void)bpffs::remove(tmp);
         if (bpf_obj_pin(bpf_program__fd(c), tmp.c_str()) != 0) {
             int err = errno;

@@ -181,7 +181,7 @@ Result<MissAction> read_miss_action(const ProgInfo& dispatcher, Hook hook) {
 std::vector<PinnedProg> pinned_programs(const std::string& dir) {
     std::vector<PinnedProg> out;
     for (const auto& name : bpffs::list_pins(dir)) {
-        if (name.find("~tmp-") != std::string::npos) continue;
+        if (bpffs::is_temp_pin(name)) continue;
         auto fd = bpffs::get(dir + "/" + name);
         if (!fd || fd_kind(fd->get()) != ObjKind::prog) continue;
         auto info = prog_info(fd->get());

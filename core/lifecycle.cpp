@@ -51,7 +51,7 @@ std::string load_failure_hint() {
 }
 
 // The name load --force pins its new dispatcher under until it is swapped in.
-std::string staged_dispatcher(const Paths& paths, Hook h) { return paths.dispatcher(h) + "~tmp-next"; }
+std::string staged_dispatcher(const Paths& paths, Hook h) { return bpffs::staged_path(paths.dispatcher(h)); }
 
 // A load --force killed between its swap and its rename leaves the new
 // dispatcher running under its staged pin while the pin proper is the old
@@ -87,9 +87,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     // instance lock keeps live ones out): a staged dispatcher that runs is
     // adopted, the rest are taken away.
     adopt_staged_dispatcher(dir);
-    for (const std::string& d : {dir, paths.maps_dir()})
-        for (const auto& name : bpffs::list_pins(d))
-            if (name.find("~tmp-") != std::string::npos) (void)bpffs::remove(d + "/" + name);
+    for (const std::string& d : {dir, paths.maps_dir()}) bpffs::remove_temp_pins(d, false);
 
     std::optional<Instance> old;
     if (Instance::is_loaded(dir)) {

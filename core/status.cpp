@@ -67,7 +67,7 @@ Result<Status> gather_status(const std::string& dir) {
     for (auto& p : stale_attachments(*in)) st.problems.push_back(std::move(p));
     if (in->attach_fd() < 0) st.problems.push_back("maps/attach is missing; attachments in other network namespaces are not tracked");
     for (const auto& name : bpffs::list_pins(dir))
-        if (name.find("~tmp-") != std::string::npos)
+        if (bpffs::is_temp_pin(name))
             st.problems.push_back("leftover temporary pin " + name + " (an interrupted command); 'tcd unload' removes it");
     return st;
 }
