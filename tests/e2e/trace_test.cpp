@@ -45,6 +45,16 @@ Bytes cut_ipv4() {  // IPv4 EtherType, 10 bytes of a 20-byte header
     return f;
 }
 
+std::string hex(const Bytes& f) {
+    std::string h;
+    char b[4];
+    for (uint8_t x : f) {
+        std::snprintf(b, sizeof b, "%02x", x);
+        h += b;
+    }
+    return h;
+}
+
 void put32(std::ofstream& o, uint32_t v) { o.write(reinterpret_cast<const char*>(&v), 4); }
 void put16(std::ofstream& o, uint16_t v) { o.write(reinterpret_cast<const char*>(&v), 2); }
 
@@ -174,15 +184,7 @@ TEST_F(TraceCli, JsonShapeOnALoadedInstanceLeavesLiveCountersAlone) {
 
 TEST_F(TraceCli, WithoutAnInstanceEveryKeyMisses) {
     TCD_REQUIRE_KERNEL();
-    Cmd c = sh(tcd_ + " -j trace --hex '" + [] {
-                   std::string h;
-                   char b[4];
-                   for (uint8_t x : ipv4_tcp()) {
-                       std::snprintf(b, sizeof b, "%02x", x);
-                       h += b;
-                   }
-                   return h;
-               }() + "'");
+    Cmd c = sh(tcd_ + " -j trace --hex " + hex(ipv4_tcp()));
     ASSERT_EQ(c.rc, 0) << c.err;
     json f = json::parse(c.out)["frames"][0];
     EXPECT_EQ(f["class"], "ipv4");
@@ -190,16 +192,6 @@ TEST_F(TraceCli, WithoutAnInstanceEveryKeyMisses) {
     EXPECT_TRUE(f["handler"].is_null());
     EXPECT_EQ(f["verdict"], "XDP_PASS");
     EXPECT_FALSE(tcd::bpffs::exists(dir_));  // tracing made no instance
-}
-
-std::string hex(const Bytes& f) {
-    std::string h;
-    char b[4];
-    for (uint8_t x : f) {
-        std::snprintf(b, sizeof b, "%02x", x);
-        h += b;
-    }
-    return h;
 }
 
 // With no instance, --key/--hook pick the dispatcher; with one, it decides
