@@ -3,12 +3,14 @@
 //
 //   tcd_bench [--rounds N] [--repeat R] [--copies N] [--stats-runs N] [--json]
 //
-// Dispatch: BPF_PROG_TEST_RUN with `repeat`, the programs interleaved round
-// by round, the median of the rounds per program and frame. Programs: a bare
-// XDP_PASS (the floor), the seeds' dispatcher with a counting tcp handler,
-// and tcd's dispatcher (as shipped, plus the other key-to-call variants) with
-// its tcp_handler wired at key 6. Reported: ns/packet, the overhead above the
-// floor, and tcd's overhead as a ratio of the seeds'.
+// Dispatch: BPF_PROG_TEST_RUN's own duration with `repeat`, every program
+// loaded in several copies, interleaved round by round; per copy the median
+// of its rounds, then the mean over copies. Programs: a bare XDP_PASS (the
+// floor), the seeds' dispatcher with a counting tcp handler, tcd's
+// dispatcher (as shipped, the other key-to-call variants, no fast paths, the
+// port dispatcher) with its tcp_handler wired, and lower bounds that are not
+// dispatchers. Reported: ns/packet, the overhead above the floor, and each
+// overhead as a ratio of the seeds'.
 //
 // Stats: `tcd stats -j` against `bpftool map dump` of the same counters map,
 // as whole processes, interleaved, median wall time.
@@ -25,7 +27,6 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
