@@ -15,15 +15,15 @@ namespace tcd::cli {
 
 Result<> run_attach(const AttachOptions& o, Context& ctx) {
     auto mode = parse_xdp_mode(o.mode);
-    if (!mode) return tl::unexpected(mode.error());
+    if (!mode) return propagate(mode);
     if (!o.direction.empty() && o.direction != "ingress" && o.direction != "egress")
         return usage_error("--direction " + o.direction, "not ingress or egress");
     if (auto p = require_bpf_privileges("attach"); !p) return p;
     auto ns = resolve_netns(o.netns);  // validate before anything is loaded
-    if (!ns) return tl::unexpected(ns.error());
+    if (!ns) return propagate(ns);
     {
         auto guard = NetnsGuard::enter(*ns);
-        if (!guard) return tl::unexpected(guard.error());
+        if (!guard) return propagate(guard);
         if (o.ifname.empty() || !if_nametoindex(o.ifname.c_str()))
             return fail("interface " + o.ifname,
                         "no such interface" + (ns->empty() ? std::string() : " in network namespace " + *ns),
@@ -38,12 +38,12 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
         tcd::LoadOptions lo;
         if (!o.direction.empty()) lo.kind.hook = Hook::tc;
         auto l = tcd::load(ctx.g.pin_dir, lo);
-        if (!l) return tl::unexpected(l.error());
+        if (!l) return propagate(l);
         loaded_now = true;
         crash_point("attach");
     }
     auto in = Instance::open(ctx.g.pin_dir);
-    if (!in) return tl::unexpected(in.error());
+    if (!in) return propagate(in);
     auto undo_load = [&] {
         if (loaded_now) (void)tcd::unload(ctx.g.pin_dir);
     };
@@ -60,7 +60,7 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
     auto r = tcd::attach(*in, ao);
     if (!r) {
         undo_load();
-        return tl::unexpected(r.error());
+        return propagate(r);
     }
     auto j = render::attach_json(*r);
     j["loaded"] = loaded_now;
@@ -82,9 +82,9 @@ Result<> run_detach(const DetachOptions& o, Context& ctx) {
         // Nothing of ours can run anywhere; still say so for a missing interface.
         if (!o.all) {
             auto ns = resolve_netns(o.netns);
-            if (!ns) return tl::unexpected(ns.error());
+            if (!ns) return propagate(ns);
             auto guard = NetnsGuard::enter(*ns);
-            if (!guard) return tl::unexpected(guard.error());
+            if (!guard) return propagate(guard);
             if (!if_nametoindex(o.ifname.c_str())) return fail("interface " + o.ifname, "no such interface");
             results.push_back({false, {o.ifname, if_nametoindex(o.ifname.c_str()), *ns, "", false, o.direction, false}});
         }
@@ -92,16 +92,16 @@ Result<> run_detach(const DetachOptions& o, Context& ctx) {
         return {};
     }
     auto in = Instance::open(ctx.g.pin_dir);
-    if (!in) return tl::unexpected(in.error());
+    if (!in) return propagate(in);
     if (o.all) {
         auto r = detach_all(*in);
-        if (!r) return tl::unexpected(r.error());
+        if (!r) return propagate(r);
         for (auto& a : *r) results.push_back({true, a});
     } else {
         if (!o.direction.empty() && in->kind().hook != Hook::tc)
             return usage_error("detach", "--direction is for tc instances");
         auto r = tcd::detach(*in, o.ifname, o.netns, o.direction);
-        if (!r) return tl::unexpected(r.error());
+        if (!r) return propagate(r);
         results = std::move(*r);
     }
     ctx.print(render::detach_json(results), render::detach_plain(results));
