@@ -10,8 +10,8 @@
 
 namespace tcd {
 
-// Exit status of a failed command (spec/cli.md): 1 = operation failed,
-// 2 = command line wrong.
+// Exit status of a failed command (docs/cli.md, "Exit status and errors"):
+// 1 = operation failed, 2 = command line wrong.
 enum class ExitCode : int { ok = 0, failed = 1, usage = 2 };
 
 struct Error {
