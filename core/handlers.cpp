@@ -291,6 +291,7 @@ Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string
 
     HandlerUnloadResult res;
     res.name = name;
+    res.kind = in.kind().key;
     auto wiring = list_wiring(in);
     if (!wiring) return propagate(wiring);
     std::vector<uint32_t> keys;
