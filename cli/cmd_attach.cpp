@@ -6,7 +6,6 @@
 #include "core/bpffs.h"
 #include "core/crashpoint.h"
 #include "core/lifecycle.h"
-#include "core/privs.h"
 #include "core/render.h"
 
 #include <net/if.h>
@@ -18,7 +17,6 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
     if (!mode) return propagate(mode);
     if (!o.direction.empty() && o.direction != "ingress" && o.direction != "egress")
         return usage_error("--direction " + o.direction, "not ingress or egress");
-    if (auto p = require_bpf_privileges("attach"); !p) return p;
     auto ns = resolve_netns(o.netns);  // validate before anything is loaded
     if (!ns) return propagate(ns);
     {
@@ -76,7 +74,6 @@ Result<> run_detach(const DetachOptions& o, Context& ctx) {
     if (o.all && !o.ifname.empty())
         return usage_error("detach", "give an interface or --all, not both");
     if (!o.all && o.ifname.empty()) return usage_error("detach", "an interface or --all is required");
-    if (auto p = require_bpf_privileges("detach"); !p) return p;
     std::vector<DetachResult> results;
     if (!Instance::is_loaded(ctx.g.pin_dir)) {
         // Nothing of ours can run anywhere; still say so for a missing interface.
@@ -121,8 +118,7 @@ void setup_attach(CLI::App& app, Context& ctx) {
         ->check(CLI::IsMember({"ingress", "egress"}))
         ->type_name("ingress|egress");
     attach->add_flag("--force", a->force, "replace another program running there");
-    attach->callback([&ctx, a] { ctx.mutates = true;
-        ctx.action = [&ctx, a] { return run_attach(*a, ctx); }; });
+    attach->callback([&ctx, a] { ctx.action = [&ctx, a] { return run_attach(*a, ctx); }; });
 
     auto d = std::make_shared<DetachOptions>();
     auto* detach = app.add_subcommand("detach", "take the dispatcher off IFACE (or off every interface with --all)");
@@ -132,8 +128,7 @@ void setup_attach(CLI::App& app, Context& ctx) {
         ->check(CLI::IsMember({"ingress", "egress"}))
         ->type_name("ingress|egress");
     detach->add_flag("--all", d->all, "every interface the dispatcher runs on");
-    detach->callback([&ctx, d] { ctx.mutates = true;
-        ctx.action = [&ctx, d] { return run_detach(*d, ctx); }; });
+    detach->callback([&ctx, d] { ctx.action = [&ctx, d] { return run_detach(*d, ctx); }; });
 }
 
 }  // namespace tcd::cli

@@ -3,7 +3,6 @@
 
 #include "cli/cli.h"
 #include "core/lifecycle.h"
-#include "core/privs.h"
 #include "core/render.h"
 #include "core/status.h"
 
@@ -34,7 +33,6 @@ Result<> run_unload(Context& ctx) {
 }
 
 Result<> run_status(Context& ctx) {
-    if (auto p = require_bpf_privileges("status"); !p) return p;
     auto s = gather_status(ctx.g.pin_dir);
     if (!s) return propagate(s);
     ctx.print(render::status_json(*s), render::status_plain(*s, ctx.g.verbose));
@@ -52,12 +50,10 @@ void setup_instance(CLI::App& app, Context& ctx) {
                      "XDP (default) or tc's clsact (ingress and egress)");
     load->add_flag("--force", load_opts->force,
                    "reload a loaded instance: new dispatcher, same wiring and counters, swapped live");
-    load->callback([&ctx, load_opts] { ctx.mutates = true;
-        ctx.action = [&ctx, load_opts] { return run_load(*load_opts, ctx); }; });
+    load->callback([&ctx, load_opts] { ctx.action = [&ctx, load_opts] { return run_load(*load_opts, ctx); }; });
 
     auto* unload = app.add_subcommand("unload", "detach from every interface, then remove the pins");
-    unload->callback([&ctx] { ctx.mutates = true;
-        ctx.action = [&ctx] { return run_unload(ctx); }; });
+    unload->callback([&ctx] { ctx.action = [&ctx] { return run_unload(ctx); }; });
 
     auto* status = app.add_subcommand("status", "what is loaded, wired and attached (-v: verifier figures)");
     status->callback([&ctx] { ctx.action = [&ctx] { return run_status(ctx); }; });

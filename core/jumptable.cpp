@@ -26,7 +26,7 @@ std::map<uint32_t, PinnedProg> pins_by_id(const Instance& in) {
 WiredEntry describe(KeyKind kind, uint32_t key, uint32_t id, const std::map<uint32_t, PinnedProg>& pins) {
     WiredEntry e;
     e.key = key;
-    e.proto = key_name(kind, key);
+    e.key_name = key_name(kind, key);
     e.prog_id = id;
     if (auto it = pins.find(id); it != pins.end()) {
         e.handler = it->second.name;

@@ -14,7 +14,7 @@ namespace tcd {
 
 struct WiredEntry {
     uint32_t key = 0;
-    std::string proto;    // "" when unknown
+    std::string key_name;  // the protocol or service name, "" when unknown
     std::string handler;  // pin name, or "id:N" when not pinned in the instance
     uint32_t prog_id = 0;
     std::string tag;

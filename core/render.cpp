@@ -10,10 +10,12 @@ namespace {
 
 json counters_json(const Counters& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }
 
-json proto_or_null(const std::string& p) { return p.empty() ? json(nullptr) : json(p); }
+// A key's name in JSON (the field is "proto" for either kind), or null.
+json name_or_null(const std::string& name) { return name.empty() ? json(nullptr) : json(name); }
 
-std::string key_label(uint32_t key, const std::string& proto) {
-    return proto.empty() ? std::to_string(key) : fmt::format("{} ({})", key, proto);
+// "6 (tcp)", "80 (http)", or the bare number when the key has no name.
+std::string key_label(uint32_t key, const std::string& name) {
+    return name.empty() ? std::to_string(key) : fmt::format("{} ({})", key, name);
 }
 
 std::string iso_time(int64_t t) {
@@ -52,7 +54,7 @@ json stats_json(const StatsView& v) {
         json& k = keys.emplace_back(json::object());
         k.get_ref<json::object_t&>().reserve(8);
         k["key"] = r.key;
-        k["proto"] = proto_or_null(r.proto);
+        k["proto"] = name_or_null(r.key_name);
         k["handler"] = r.handler ? json(*r.handler) : json(nullptr);
         k["packets"] = r.c.packets;
         k["bytes"] = r.c.bytes;
@@ -86,13 +88,13 @@ std::string stats_plain(const StatsView& v) {
         out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", "KEY", "PROTO", "HANDLER",
                            "PACKETS", "BYTES", "MISSED");
     for (const auto& r : v.keys) {
-        std::string proto = r.proto.empty() ? "-" : r.proto;
+        std::string name = r.key_name.empty() ? "-" : r.key_name;
         std::string handler = r.handler ? *r.handler : "-";
         if (rates)
-            out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10} {:>10} {:>10}\n", r.key, proto,
+            out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10} {:>10} {:>10}\n", r.key, name,
                                handler, r.c.packets, r.c.bytes, si(r.pps), si(r.bps), r.c.missed);
         else
-            out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", r.key, proto, handler,
+            out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", r.key, name, handler,
                                r.c.packets, r.c.bytes, r.c.missed);
     }
     if (v.keys.empty()) out += "   (no key wired or counted yet)\n";
@@ -131,7 +133,7 @@ std::string stats_prometheus(const StatsView& v, const std::string& pin_dir) {
         out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, help, name);
         for (const auto& r : v.keys)
             out += fmt::format("{}{{{},key=\"{}\",proto=\"{}\",handler=\"{}\"}} {}\n", name, inst, r.key,
-                               prom_escape(r.proto), prom_escape(r.handler.value_or("")), value(r.c));
+                               prom_escape(r.key_name), prom_escape(r.handler.value_or("")), value(r.c));
     };
     family("tcd_packets_total", "Packets counted per dispatch key.", [](const Counters& c) { return c.packets; });
     family("tcd_bytes_total", "Bytes counted per dispatch key.", [](const Counters& c) { return c.bytes; });
@@ -163,7 +165,7 @@ json wiring_json(const std::vector<WiredEntry>& w) {
     json a = json::array();
     for (const auto& e : w) {
         a.push_back({{"key", e.key},
-                     {"proto", proto_or_null(e.proto)},
+                     {"proto", name_or_null(e.key_name)},
                      {"handler", e.handler},
                      {"prog_id", e.prog_id},
                      {"tag", e.tag}});
@@ -176,7 +178,7 @@ std::string wiring_plain(const std::vector<WiredEntry>& w) {
     if (w.empty()) return "no key is wired\n";
     std::string out = fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", "KEY", "PROTO", "HANDLER", "PROG ID", "TAG");
     for (const auto& e : w)
-        out += fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", e.key, e.proto.empty() ? "-" : e.proto,
+        out += fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", e.key, e.key_name.empty() ? "-" : e.key_name,
                            e.handler, e.prog_id, e.tag);
     return out;
 }
@@ -267,7 +269,7 @@ std::string status_plain(const Status& s, bool verbose) {
     }
     if (s.wired.empty()) out += "wired: nothing\n";
     for (const auto& w : s.wired)
-        out += fmt::format("wired: {} -> {}\n", key_label(w.key, w.proto), w.handler);
+        out += fmt::format("wired: {} -> {}\n", key_label(w.key, w.key_name), w.handler);
     std::string hs;
     for (const auto& h : s.handlers) hs += (hs.empty() ? "" : ", ") + h.name;
     out += "handlers: " + (hs.empty() ? std::string("none") : hs) + "\n";
@@ -320,7 +322,7 @@ std::string unload_plain(const UnloadResult& r) {
 
 json set_json(const SetResult& r) {
     json j = {{"key", r.key},
-              {"proto", proto_or_null(r.now.proto)},
+              {"proto", name_or_null(r.now.key_name)},
               {"handler", r.now.handler},
               {"prog_id", r.now.prog_id},
               {"changed", r.changed}};
@@ -329,7 +331,7 @@ json set_json(const SetResult& r) {
 }
 
 std::string set_plain(const SetResult& r) {
-    std::string key = key_label(r.key, r.now.proto);
+    std::string key = key_label(r.key, r.now.key_name);
     if (!r.changed) return fmt::format("key {}: {} (already wired)\n", key, r.now.handler);
     if (r.old) return fmt::format("key {}: {} -> {}\n", key, r.old->handler, r.now.handler);
     return fmt::format("key {}: {}\n", key, r.now.handler);
@@ -338,13 +340,13 @@ std::string set_plain(const SetResult& r) {
 json del_json(const DelResult& r) {
     json removed = json::array();
     for (const auto& e : r.removed)
-        removed.push_back({{"key", e.key}, {"proto", proto_or_null(e.proto)}, {"handler", e.handler}});
+        removed.push_back({{"key", e.key}, {"proto", name_or_null(e.key_name)}, {"handler", e.handler}});
     return {{"removed", removed}, {"not_wired", r.not_wired}};
 }
 
 std::string del_plain(const DelResult& r) {
     std::string out;
-    for (const auto& e : r.removed) out += fmt::format("key {}: {} unwired\n", key_label(e.key, e.proto), e.handler);
+    for (const auto& e : r.removed) out += fmt::format("key {}: {} unwired\n", key_label(e.key, e.key_name), e.handler);
     for (auto k : r.not_wired) out += fmt::format("key {}: not wired\n", key_label(k, key_name(r.kind, k)));
     return out;
 }
@@ -419,7 +421,7 @@ json handler_unload_json(const HandlerUnloadResult& r) { return {{"name", r.name
 
 std::string handler_unload_plain(const HandlerUnloadResult& r) {
     std::string out;
-    for (auto k : r.unwired) out += fmt::format("key {} unwired\n", key_label(k, proto_name(k)));
+    for (auto k : r.unwired) out += fmt::format("key {} unwired\n", key_label(k, key_name(r.kind, k)));
     return out + fmt::format("unloaded {}\n", r.name);
 }
 
@@ -428,7 +430,7 @@ json trace_frame_json(const TraceFrame& f) {
               {"len", f.len},
               {"class", f.cls},
               {"key", f.key ? json(*f.key) : json(nullptr)},
-              {"proto", f.key ? proto_or_null(f.key_name) : json(nullptr)},
+              {"proto", f.key ? name_or_null(f.key_name) : json(nullptr)},
               {"handler", f.handler ? json(*f.handler) : json(nullptr)},
               {"missed", f.missed},
               {"verdict", f.verdict}};
@@ -458,7 +460,7 @@ json trace_summary_json(const TraceSummary& s) {
     for (const auto& r : s.rows())
         rows.push_back({{"class", r.cls},
                         {"key", r.key ? json(*r.key) : json(nullptr)},
-                        {"proto", r.key ? proto_or_null(r.key_name) : json(nullptr)},
+                        {"proto", r.key ? name_or_null(r.key_name) : json(nullptr)},
                         {"frames", r.frames},
                         {"bytes", r.bytes},
                         {"missed", r.missed},

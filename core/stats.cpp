@@ -116,7 +116,7 @@ StatsView make_stats_view(const StatsSnapshot& now, const StatsSnapshot* prev,
     auto row = [&](uint32_t key, const std::string& name, std::optional<std::string> handler, size_t idx) {
         StatsRow r;
         r.key = key;
-        r.proto = name;
+        r.key_name = name;
         r.handler = std::move(handler);
         r.c = idx < now.keys.size() ? now.keys[idx] : Counters{};
         if (dt > 0 && idx < prev->keys.size()) {
@@ -129,7 +129,7 @@ StatsView make_stats_view(const StatsSnapshot& now, const StatsSnapshot* prev,
     if (now.kind == KeyKind::port) {
         // A row per wired port, from its counter slot.
         for (const auto& w : wiring)
-            if (w.slot) v.keys.push_back(row(w.key, w.proto, w.handler, w.slot));
+            if (w.slot) v.keys.push_back(row(w.key, w.key_name, w.handler, w.slot));
         v.other_ports = now.keys.empty() ? Counters{} : now.keys[0];
         v.no_port = now.no_port;
     } else {

@@ -583,6 +583,28 @@ TEST(E2E, PortInstanceOnRealTraffic) {
     EXPECT_EQ(t.tcd_json("map list").size(), 2u);
 }
 
+// handler unload --force names the keys it unwired the way the instance
+// knows them: on a port instance, by service (22 is ssh, not xns-idp; 6 has
+// no service name, so it is not "tcp").
+TEST(E2E, HandlerUnloadOnAPortInstanceNamesPorts) {
+    TCD_REQUIRE_KERNEL();
+    struct Instance {
+        std::string dir = "/sys/fs/bpf/" + tcdtest::unique_name("tcdhup");
+        std::string tcd(const std::string& args) const { return std::string(TCD_BIN) + " -d " + dir + " " + args; }
+        ~Instance() { sh(tcd("-q unload")); }
+    } inst;
+    ASSERT_EQ(sh(inst.tcd("-q load --key port")).rc, 0);
+    // A handler built for port instances (it shares their port_slot map).
+    std::string obj = std::string(TCD_BPF_OBJ_DIR) + "/bad_maps_port_slot_ok.bpf.o";
+    ASSERT_EQ(sh(inst.tcd("-q handler load " + obj)).rc, 0);
+    for (const char* key : {"6", "ssh", "http"})
+        ASSERT_EQ(sh(inst.tcd(std::string("-q map set ") + key + " bad_map_h")).rc, 0) << key;
+    Cmd u = sh(inst.tcd("handler unload bad_map_h --force"));
+    ASSERT_EQ(u.rc, 0) << u.err;
+    EXPECT_EQ(u.out, "key 6 unwired\nkey 22 (ssh) unwired\nkey 80 (http) unwired\nunloaded bad_map_h\n");
+    EXPECT_EQ(json::parse(sh(inst.tcd("-j map list")).out).size(), 0u);
+}
+
 }  // namespace
 
 namespace {

@@ -61,7 +61,7 @@ TEST(PortInstance, SlotsCountersAndClasses) {
     ASSERT_EQ(k.error(), "");
     auto http = tcd::set_handler(k.in(), *tcd::parse_port("http"), spec("drop"));
     ASSERT_TRUE(http) << http.error().message();
-    EXPECT_EQ(http->now.proto, "http");
+    EXPECT_EQ(http->now.key_name, "http");
     EXPECT_EQ(http->now.slot, 1u);
     auto alt = tcd::set_handler(k.in(), 8080, spec("pass"));
     ASSERT_TRUE(alt);
