@@ -60,8 +60,14 @@ Result<Desired> read_desired(const std::string& path) {
         }
         if (root["miss_action"]) {
             std::string m = root["miss_action"].as<std::string>();
-            if (m != "pass" && m != "drop") return bad(path, root["miss_action"], "miss_action must be pass or drop");
-            d.miss = m == "drop" ? MissAction::drop : MissAction::pass;
+            auto miss = parse_miss_action(m, d.kind.hook);
+            if (!miss)
+                return bad(path, root["miss_action"],
+                           d.kind.hook == Hook::tc ? "miss_action must be pass, drop or next"
+                                                   : "miss_action must be pass or drop (next is for hook: tc)");
+            d.miss = *miss;
+        } else {
+            d.miss = default_miss_action(d.kind.hook);
         }
         if (const auto& hs = root["handlers"]) {
             if (!hs.IsSequence()) return bad(path, hs, "handlers must be a list");
@@ -240,10 +246,10 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
     // The same place: interface, namespace, direction. The same state: also
     // the XDP mode, unless the file says auto.
     auto same_place = [](const Attachment& a, const DesiredInterface& d, const std::string& ns) {
-        return a.ifname == d.name && a.netns == ns && a.direction == d.direction;
+        return a.ifname == d.name && a.netns == ns && direction_name(a.direction) == d.direction;
     };
     auto same = [&](const Attachment& a, const DesiredInterface& d, const std::string& ns) {
-        return same_place(a, d, ns) && (!d.direction.empty() || d.mode == "auto" || a.mode == d.mode);
+        return same_place(a, d, ns) && (!d.direction.empty() || d.mode == "auto" || mode_name(a.mode) == d.mode);
     };
     std::vector<std::string> wanted_ns;
     for (const auto& d : want.interfaces) {
@@ -256,21 +262,23 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
         bool reattach = other != now.end();
         std::string what = "attach " + d.name + (d.netns.empty() ? "" : " --netns " + d.netns) +
                            (d.direction.empty() ? " --mode " + d.mode : " --direction " + d.direction);
-        std::string was = reattach ? other->mode : "";
+        std::string was = reattach ? mode_name(other->mode) : "";
         if (reattach) what = "re-" + what + " (attached in " + was + " mode)";
         steps.push_back({what, [open, d, reattach, was]() -> Result<> {
                              auto i = open();
                              if (!i) return tl::unexpected(i.error());
                              auto mode = parse_xdp_mode(d.mode);
                              if (!mode) return tl::unexpected(mode.error());
+                             auto dir = parse_direction(d.direction);
+                             if (!dir) return tl::unexpected(dir.error());
                              if (reattach)
-                                 if (auto r = detach(*i, d.name, d.netns, d.direction); !r)
+                                 if (auto r = detach(*i, d.name, d.netns, *dir); !r)
                                      return tl::unexpected(r.error());
-                             auto r = attach(*i, {d.name, d.netns, *mode, false, d.direction});
+                             auto r = attach(*i, {d.name, d.netns, *mode, false, *dir, std::nullopt});
                              if (!r) {
                                  // Back where it was, in its old mode.
                                  if (auto old = parse_xdp_mode(was); reattach && old)
-                                     (void)attach(*i, {d.name, d.netns, *old, false, d.direction});
+                                     (void)attach(*i, {d.name, d.netns, *old, false, *dir, std::nullopt});
                                  return tl::unexpected(r.error());
                              }
                              return {};
@@ -281,7 +289,8 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
         for (size_t k = 0; k < want.interfaces.size(); k++) keep |= same_place(a, want.interfaces[k], wanted_ns[k]);
         if (keep) continue;
         steps.push_back({"detach " + a.ifname + (a.netns.empty() ? "" : " --netns " + a.netns) +
-                             (a.direction.empty() ? "" : " --direction " + a.direction) + " (not in the file)",
+                             (a.direction == Direction::none ? "" : std::string(" --direction ") + direction_name(a.direction)) +
+                             " (not in the file)",
                          [open, a]() -> Result<> {
                              auto i = open();
                              if (!i) return tl::unexpected(i.error());

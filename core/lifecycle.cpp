@@ -81,7 +81,10 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     Paths paths{dir};
     LoadResult res;
     res.pin_dir = dir;
-    res.miss = opt.miss;
+    const MissAction miss = opt.miss.value_or(default_miss_action(opt.kind.hook));
+    if (miss == MissAction::next && opt.kind.hook != Hook::tc)
+        return usage_error("load --miss-action next", "is for tc instances; XDP has pass and drop");
+    res.miss = miss;
 
     // Temporary pins can only be left by a command that died half-way (the
     // instance lock keeps live ones out): a staged dispatcher that runs is
@@ -98,7 +101,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
                                             hook_name(in->kind().hook)),
                         "'tcd unload' it first, or use another --pin-dir");
         if (!opt.force) {
-            if (in->miss_action() != opt.miss)
+            if (in->miss_action() != miss)
                 return fail("load", fmt::format("{} is loaded with miss action {}", dir,
                                                 miss_action_name(in->miss_action())),
                             "add --force to reload it with the new one (wiring and counters stay)");
@@ -113,7 +116,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     auto object = DispatcherObject::open(opt.kind);
     if (!object) return tl::unexpected(object.error());
     DispatcherObject& d = *object;
-    d.configure(opt.miss, false);
+    d.configure(miss, false);
 
     // Keep what is pinned already: the jump table (its wiring), the counters,
     // the port slots, and the handlers (the jump table may point at them).
@@ -253,6 +256,9 @@ Result<UnloadResult> unload(const std::string& dir) {
         res.removed.push_back("maps/" + name);
     }
     (void)bpffs::remove(paths.maps_dir());
+    // tcx link pins (detach_all took them off; defunct ones of a half-made instance).
+    for (const auto& name : bpffs::list_pins(dir + "/links")) (void)bpffs::remove(dir + "/links/" + name);
+    (void)bpffs::remove(dir + "/links");
     if (auto r = bpffs::remove(dir); !r)
         return fail("unload", dir + " still holds entries tcd did not make", "look inside and remove them");
     res.changed = true;  // the directory existed and is gone

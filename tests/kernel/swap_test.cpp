@@ -53,7 +53,7 @@ TEST(Swap, XdpForwardAndBackKeepTheMode) {
     ASSERT_TRUE(ns.ok);
     Loaded a("tcdsw_a", tcd::Hook::xdp), b("tcdsw_b", tcd::Hook::xdp);
     ASSERT_TRUE(a.in && b.in);
-    auto att = tcd::attach(*a.in, {"sw0", ns.name, tcd::XdpMode::skb, false, ""});
+    auto att = tcd::attach(*a.in, {"sw0", ns.name, tcd::AttachMode::skb, false, tcd::Direction::none, std::nullopt});
     ASSERT_TRUE(att) << att.error().message();
     auto where = tcd::attachments(*a.in);
     ASSERT_EQ(where.size(), 1u);
@@ -82,7 +82,7 @@ TEST(Swap, TcForwardAndBackInTheSameSlot) {
     ASSERT_TRUE(ns.ok);
     Loaded a("tcdsw_tca", tcd::Hook::tc), b("tcdsw_tcb", tcd::Hook::tc);
     ASSERT_TRUE(a.in && b.in);
-    auto att = tcd::attach(*a.in, {"sw0", ns.name, tcd::XdpMode::auto_mode, false, "ingress"});
+    auto att = tcd::attach(*a.in, {"sw0", ns.name, tcd::AttachMode::auto_mode, false, tcd::Direction::ingress, std::nullopt});
     ASSERT_TRUE(att) << att.error().message();
     auto where = tcd::attachments(*a.in);
     ASSERT_EQ(where.size(), 1u);
