@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * tcd's dispatchers (spec/datapath.md): classify one Ethernet frame, count it
+ * tcd's dispatchers (docs/datapath.md): classify one Ethernet frame, count it
  * in per-CPU counters, tail-call the handler wired at its key in the jump
  * table, and return the miss action when none is wired. Built-in handlers
  * live in the same object.
@@ -83,7 +83,8 @@ struct vlan_tag {
 	__be16 encap_proto;
 };
 
-/* The IPv6 extension headers the spec walks. */
+/* The IPv6 extension headers that are walked (docs/datapath.md,
+ * "Dispatch key"). */
 static __always_inline int is_walked_ext(__u8 nh)
 {
 	return nh == 0 /* HOPOPTS */ || nh == 43 /* ROUTING */ ||

@@ -11,7 +11,7 @@ namespace tcd::cli {
 
 Result<> run_apply(const ApplyOptions& o, Context& ctx) {
     auto want = read_desired(o.file);
-    if (!want) return tl::unexpected(want.error());
+    if (!want) return propagate(want);
     // The file's pin_dir may be relative or spelled with extra slashes: one
     // spelling, the one the lock goes by.
     std::string dir = InstanceLock::canonical_dir(want->pin_dir.value_or(ctx.g.pin_dir));
@@ -21,10 +21,10 @@ Result<> run_apply(const ApplyOptions& o, Context& ctx) {
     double timeout = 10;
     if (const char* t = std::getenv("TCD_LOCK_TIMEOUT")) timeout = std::strtod(t, nullptr);
     auto lock = InstanceLock::acquire(dir, timeout);
-    if (!lock) return tl::unexpected(lock.error());
+    if (!lock) return propagate(lock);
 
     auto steps = plan(dir, *want);
-    if (!steps) return tl::unexpected(steps.error());
+    if (!steps) return propagate(steps);
     nlohmann::ordered_json changes = nlohmann::ordered_json::array();
     std::string plain;
     size_t done = 0;

@@ -15,21 +15,21 @@ namespace tcd::cli {
 
 Result<> run_attach(const AttachOptions& o, Context& ctx) {
     auto mode = parse_xdp_mode(o.mode);
-    if (!mode) return tl::unexpected(mode.error());
+    if (!mode) return propagate(mode);
     auto direction = parse_direction(o.direction);
-    if (!direction) return tl::unexpected(direction.error());
+    if (!direction) return propagate(direction);
     std::optional<Order> order;
     if (!o.order.empty()) {
         auto parsed = parse_order(o.order);
-        if (!parsed) return tl::unexpected(parsed.error());
+        if (!parsed) return propagate(parsed);
         order = *parsed;
     }
     if (auto p = require_bpf_privileges("attach"); !p) return p;
     auto ns = resolve_netns(o.netns);  // validate before anything is loaded
-    if (!ns) return tl::unexpected(ns.error());
+    if (!ns) return propagate(ns);
     {
         auto guard = NetnsGuard::enter(*ns);
-        if (!guard) return tl::unexpected(guard.error());
+        if (!guard) return propagate(guard);
         if (o.ifname.empty() || !if_nametoindex(o.ifname.c_str()))
             return fail("interface " + o.ifname,
                         "no such interface" + (ns->empty() ? std::string() : " in network namespace " + *ns),
@@ -44,12 +44,12 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
         tcd::LoadOptions lo;
         if (!o.direction.empty() || order) lo.kind.hook = Hook::tc;
         auto l = tcd::load(ctx.g.pin_dir, lo);
-        if (!l) return tl::unexpected(l.error());
+        if (!l) return propagate(l);
         loaded_now = true;
         crash_point("attach");
     }
     auto in = Instance::open(ctx.g.pin_dir);
-    if (!in) return tl::unexpected(in.error());
+    if (!in) return propagate(in);
     auto undo_load = [&] {
         if (loaded_now) (void)tcd::unload(ctx.g.pin_dir);
     };
@@ -66,7 +66,7 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
     auto r = tcd::attach(*in, ao);
     if (!r) {
         undo_load();
-        return tl::unexpected(r.error());
+        return propagate(r);
     }
     auto j = render::attach_json(*r);
     j["loaded"] = loaded_now;
@@ -78,7 +78,7 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
 
 Result<> run_detach(const DetachOptions& o, Context& ctx) {
     auto direction = parse_direction(o.direction);
-    if (!direction) return tl::unexpected(direction.error());
+    if (!direction) return propagate(direction);
     if (o.all && !o.ifname.empty())
         return usage_error("detach", "give an interface or --all, not both");
     if (!o.all && o.ifname.empty()) return usage_error("detach", "an interface or --all is required");
@@ -88,9 +88,9 @@ Result<> run_detach(const DetachOptions& o, Context& ctx) {
         // Nothing of ours can run anywhere; still say so for a missing interface.
         if (!o.all) {
             auto ns = resolve_netns(o.netns);
-            if (!ns) return tl::unexpected(ns.error());
+            if (!ns) return propagate(ns);
             auto guard = NetnsGuard::enter(*ns);
-            if (!guard) return tl::unexpected(guard.error());
+            if (!guard) return propagate(guard);
             if (!if_nametoindex(o.ifname.c_str())) return fail("interface " + o.ifname, "no such interface");
             Attachment where;
             where.ifname = o.ifname;
@@ -103,16 +103,16 @@ Result<> run_detach(const DetachOptions& o, Context& ctx) {
         return {};
     }
     auto in = Instance::open(ctx.g.pin_dir);
-    if (!in) return tl::unexpected(in.error());
+    if (!in) return propagate(in);
     if (o.all) {
         auto r = detach_all(*in);
-        if (!r) return tl::unexpected(r.error());
+        if (!r) return propagate(r);
         for (auto& a : *r) results.push_back({true, a});
     } else {
         if (!o.direction.empty() && in->kind().hook != Hook::tc)
             return usage_error("detach", "--direction is for tc instances");
         auto r = tcd::detach(*in, o.ifname, o.netns, *direction);
-        if (!r) return tl::unexpected(r.error());
+        if (!r) return propagate(r);
         results = std::move(*r);
     }
     ctx.print(render::detach_json(results), render::detach_plain(results));

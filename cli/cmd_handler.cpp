@@ -14,9 +14,9 @@ namespace tcd::cli {
 Result<> run_handler_load(const HandlerLoadOptions& o, Context& ctx) {
     if (auto p = require_bpf_privileges("handler load"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
-    if (!in) return tl::unexpected(in.error());
+    if (!in) return propagate(in);
     auto r = load_handlers(*in, o.object, o.progs);
-    if (!r) return tl::unexpected(r.error());
+    if (!r) return propagate(r);
     ctx.print(render::handler_load_json(*r), render::handler_load_plain(*r));
     return {};
 }
@@ -24,9 +24,9 @@ Result<> run_handler_load(const HandlerLoadOptions& o, Context& ctx) {
 Result<> run_handler_list(Context& ctx) {
     if (auto p = require_bpf_privileges("handler list"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
-    if (!in) return tl::unexpected(in.error());
+    if (!in) return propagate(in);
     auto w = list_wiring(*in);
-    if (!w) return tl::unexpected(w.error());
+    if (!w) return propagate(w);
     auto hs = list_handlers(*in, *w);
     ctx.print(render::handlers_json(hs), render::handlers_plain(hs));
     return {};
@@ -35,9 +35,9 @@ Result<> run_handler_list(Context& ctx) {
 Result<> run_handler_unload(const HandlerUnloadOptions& o, Context& ctx) {
     if (auto p = require_bpf_privileges("handler unload"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
-    if (!in) return tl::unexpected(in.error());
+    if (!in) return propagate(in);
     auto r = unload_handler(*in, o.name, o.force);
-    if (!r) return tl::unexpected(r.error());
+    if (!r) return propagate(r);
     ctx.print(render::handler_unload_json(*r), render::handler_unload_plain(*r));
     return {};
 }

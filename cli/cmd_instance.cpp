@@ -13,24 +13,24 @@ Result<> run_load(const LoadOptions& o, Context& ctx) {
     tcd::LoadOptions lo;
     lo.force = o.force;
     auto key = parse_key_kind(o.key);
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     auto hook = parse_hook(o.hook);
-    if (!hook) return tl::unexpected(hook.error());
+    if (!hook) return propagate(hook);
     if (!o.miss_action.empty()) {
         auto miss = parse_miss_action(o.miss_action, *hook);
-        if (!miss) return tl::unexpected(miss.error());
+        if (!miss) return propagate(miss);
         lo.miss = *miss;
     }
     lo.kind = {*key, *hook};
     auto r = tcd::load(ctx.g.pin_dir, lo);
-    if (!r) return tl::unexpected(r.error());
+    if (!r) return propagate(r);
     ctx.print(render::load_json(*r), render::load_plain(*r));
     return {};
 }
 
 Result<> run_unload(Context& ctx) {
     auto r = tcd::unload(ctx.g.pin_dir);
-    if (!r) return tl::unexpected(r.error());
+    if (!r) return propagate(r);
     ctx.print(render::unload_json(*r), render::unload_plain(*r));
     return {};
 }
@@ -38,7 +38,7 @@ Result<> run_unload(Context& ctx) {
 Result<> run_status(Context& ctx) {
     if (auto p = require_bpf_privileges("status"); !p) return p;
     auto s = gather_status(ctx.g.pin_dir);
-    if (!s) return tl::unexpected(s.error());
+    if (!s) return propagate(s);
     ctx.print(render::status_json(*s), render::status_plain(*s, ctx.g.verbose));
     return {};
 }

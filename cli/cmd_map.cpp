@@ -19,14 +19,14 @@ static KeyKind kind_at(const std::string& dir) {
 
 Result<> run_map_set(const MapSetOptions& o, Context& ctx) {
     auto key = parse_key(o.key, kind_at(ctx.g.pin_dir));
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     auto spec = parse_handler_spec(o.handler);
-    if (!spec) return tl::unexpected(spec.error());
+    if (!spec) return propagate(spec);
     if (auto p = require_bpf_privileges("map set"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
-    if (!in) return tl::unexpected(in.error());
+    if (!in) return propagate(in);
     auto r = set_handler(*in, *key, *spec);
-    if (!r) return tl::unexpected(r.error());
+    if (!r) return propagate(r);
     ctx.print(render::set_json(*r), render::set_plain(*r));
     return {};
 }
@@ -36,14 +36,14 @@ Result<> run_map_del(const std::vector<std::string>& texts, Context& ctx) {
     KeyKind kind = kind_at(ctx.g.pin_dir);
     for (const auto& t : texts) {
         auto k = parse_key(t, kind);
-        if (!k) return tl::unexpected(k.error());
+        if (!k) return propagate(k);
         keys.push_back(*k);
     }
     if (auto p = require_bpf_privileges("map del"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
-    if (!in) return tl::unexpected(in.error());
+    if (!in) return propagate(in);
     auto r = del_keys(*in, keys);
-    if (!r) return tl::unexpected(r.error());
+    if (!r) return propagate(r);
     ctx.print(render::del_json(*r), render::del_plain(*r));
     return {};
 }
@@ -51,9 +51,9 @@ Result<> run_map_del(const std::vector<std::string>& texts, Context& ctx) {
 Result<> run_map_list(Context& ctx) {
     if (auto p = require_bpf_privileges("map list"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
-    if (!in) return tl::unexpected(in.error());
+    if (!in) return propagate(in);
     auto w = list_wiring(*in);
-    if (!w) return tl::unexpected(w.error());
+    if (!w) return propagate(w);
     ctx.print(render::wiring_json(*w), render::wiring_plain(*w));
     return {};
 }

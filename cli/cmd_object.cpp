@@ -16,9 +16,9 @@ namespace tcd::cli {
 // failed write leaves no half file.
 Result<> run_object(const ObjectOptions& o, Context& ctx) {
     auto key = parse_key_kind(o.key);
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     auto hook = parse_hook(o.hook);
-    if (!hook) return tl::unexpected(hook.error());
+    if (!hook) return propagate(hook);
     if (o.output.empty()) return usage_error("object", "-o FILE is required");
     std::string_view elf = embedded_elf({*key, *hook});
     std::string tmp = o.output + ".tmp-" + std::to_string(getpid());

@@ -64,13 +64,13 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
     if (o.format == "json") ctx.g.json = true;
     if (auto p = require_bpf_privileges("stats"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
-    if (!in) return tl::unexpected(in.error());
+    if (!in) return propagate(in);
 
     auto view_now = [&](const StatsSnapshot* prev, StatsSnapshot& now) -> Result<StatsView> {
         auto s = read_stats(in->stats_fd(), in->kind().key);
-        if (!s) return tl::unexpected(s.error());
+        if (!s) return propagate(s);
         auto w = list_wiring(*in, /*slotted_only=*/true);
-        if (!w) return tl::unexpected(w.error());
+        if (!w) return propagate(w);
         now = *s;
         return make_stats_view(now, prev, *w, o.all);
     };
@@ -78,7 +78,7 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
     if (!o.watch) {
         StatsSnapshot now;
         auto v = view_now(nullptr, now);
-        if (!v) return tl::unexpected(v.error());
+        if (!v) return propagate(v);
         if (o.reset) {
             if (auto r = reset_stats(in->stats_fd(), in->kind().key); !r) return r;
         }
@@ -95,7 +95,7 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
     StatsSnapshot prev;
     {
         auto first = read_stats(in->stats_fd(), in->kind().key);
-        if (!first) return tl::unexpected(first.error());
+        if (!first) return propagate(first);
         prev = *first;
     }
     for (long i = 0; (o.count == 0 || i < o.count) && !sig.stopped(); i++) {
@@ -103,7 +103,7 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
         if (sig.stopped()) break;
         StatsSnapshot now;
         auto v = view_now(&prev, now);
-        if (!v) return tl::unexpected(v.error());
+        if (!v) return propagate(v);
         prev = now;
         if (ctx.json()) {
             ctx.print_line(render::stats_json(*v));

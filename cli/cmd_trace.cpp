@@ -50,22 +50,22 @@ private:
 Result<> run_trace(const TraceOptions& o, Context& ctx) {
     if (o.pcap.empty() == o.hex.empty()) return usage_error("trace", "give exactly one of --pcap FILE or --hex HEXBYTES");
     auto key = parse_key_kind(o.key.empty() ? "proto" : o.key);
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     auto hook = parse_hook(o.hook.empty() ? "xdp" : o.hook);
-    if (!hook) return tl::unexpected(hook.error());
+    if (!hook) return propagate(hook);
     std::vector<uint8_t> hex;
     std::optional<PcapReader> reader;
     if (!o.hex.empty()) {
         auto h = parse_hex(o.hex);
-        if (!h) return tl::unexpected(h.error());
+        if (!h) return propagate(h);
         hex = std::move(*h);
     } else {
         auto r = PcapReader::open(o.pcap);
-        if (!r) return tl::unexpected(r.error());
+        if (!r) return propagate(r);
         reader.emplace(std::move(*r));
     }
     auto tracer = Tracer::open(ctx.g.pin_dir, {*key, *hook});
-    if (!tracer) return tl::unexpected(tracer.error());
+    if (!tracer) return propagate(tracer);
     // A loaded instance decides the dispatcher; --key/--hook may only agree.
     if (tracer->instance_loaded() && ((!o.key.empty() && tracer->kind().key != *key) ||
                                       (!o.hook.empty() && tracer->kind().hook != *hook)))
@@ -76,16 +76,16 @@ Result<> run_trace(const TraceOptions& o, Context& ctx) {
     TraceWriter out(ctx);
     if (!hex.empty()) {
         auto f = tracer->run(hex.data(), hex.size(), 1);
-        if (!f) return tl::unexpected(f.error());
+        if (!f) return propagate(f);
         out.frame(*f);
     } else {
         Frame fr{};
         while (true) {
             auto more = reader->next(fr);
-            if (!more) return tl::unexpected(more.error());
+            if (!more) return propagate(more);
             if (!*more) break;
             auto f = tracer->run(fr.data, fr.caplen, fr.number);
-            if (!f) return tl::unexpected(f.error());
+            if (!f) return propagate(f);
             out.frame(*f);
         }
     }

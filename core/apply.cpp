@@ -75,7 +75,7 @@ Result<Desired> read_desired(const std::string& path) {
                 DesiredHandler dh;
                 if (!h["object"]) return bad(path, h, "a handler needs object: FILE");
                 auto obj = scalar(path, h["object"], "object");
-                if (!obj) return tl::unexpected(obj.error());
+                if (!obj) return propagate(obj);
                 dh.object = *obj;
                 if (const auto& ps = h["progs"]) {
                     if (!ps.IsSequence()) return bad(path, ps, "progs must be a list of program names");
@@ -136,7 +136,7 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
                                      hook_name(kind->hook), key_kind_name(want.kind.key), hook_name(want.kind.hook)),
                          [dir]() -> Result<> {
                              auto r = unload(dir);
-                             if (!r) return tl::unexpected(r.error());
+                             if (!r) return propagate(r);
                              return {};
                          }});
         fresh = true;
@@ -146,19 +146,19 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
                                      hook_name(want.kind.hook), miss),
                          [dir, want]() -> Result<> {
                              auto r = load(dir, {want.miss, false, want.kind});
-                             if (!r) return tl::unexpected(r.error());
+                             if (!r) return propagate(r);
                              return {};
                          }});
     }
     std::optional<Instance> in;
     if (!fresh) {
         auto i = open();
-        if (!i) return tl::unexpected(i.error());
+        if (!i) return propagate(i);
         in.emplace(std::move(*i));
         if (in->miss_action() != want.miss)
             steps.push_back({"load --force --miss-action " + miss, [dir, want]() -> Result<> {
                                  auto r = load(dir, {want.miss, true, want.kind});
-                                 if (!r) return tl::unexpected(r.error());
+                                 if (!r) return propagate(r);
                                  return {};
                              }});
     }
@@ -172,7 +172,7 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
         std::vector<std::string> names = h.progs;
         if (names.empty()) {
             auto all = object_programs(h.object, want.kind.hook);
-            if (!all) return tl::unexpected(all.error());
+            if (!all) return propagate(all);
             names = *all;
         }
         std::vector<std::string> missing;
@@ -183,9 +183,9 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
         for (const auto& m : missing) what += " --prog " + m;
         steps.push_back({what, [open, obj = h.object, missing]() -> Result<> {
                              auto i = open();
-                             if (!i) return tl::unexpected(i.error());
+                             if (!i) return propagate(i);
                              auto r = load_handlers(*i, obj, missing);
-                             if (!r) return tl::unexpected(r.error());
+                             if (!r) return propagate(r);
                              return {};
                          }});
         for (const auto& m : missing) pinned.insert(m);
@@ -199,7 +199,7 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
     std::map<uint32_t, uint32_t> current_id;
     if (in) {
         auto w = list_wiring(*in);
-        if (!w) return tl::unexpected(w.error());
+        if (!w) return propagate(w);
         for (const auto& e : *w) current[e.key] = e.handler, current_id[e.key] = e.prog_id;
     }
     for (const auto& [text, handler] : want.wiring) desired[*parse_key(text, want.kind.key)] = handler;
@@ -221,9 +221,9 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
         std::string handler = h;
         steps.push_back({fmt::format("map set {} {}", key, handler), [open, key, handler]() -> Result<> {
                              auto i = open();
-                             if (!i) return tl::unexpected(i.error());
+                             if (!i) return propagate(i);
                              auto r = set_handler(*i, key, *parse_handler_spec(handler));
-                             if (!r) return tl::unexpected(r.error());
+                             if (!r) return propagate(r);
                              return {};
                          }});
     }
@@ -233,9 +233,9 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
         steps.push_back({fmt::format("map del {} (wired to {}, not in the file)", key, handler),
                          [open, key]() -> Result<> {
                              auto i = open();
-                             if (!i) return tl::unexpected(i.error());
+                             if (!i) return propagate(i);
                              auto r = del_keys(*i, {key});
-                             if (!r) return tl::unexpected(r.error());
+                             if (!r) return propagate(r);
                              return {};
                          }});
     }
@@ -254,7 +254,7 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
     std::vector<std::string> wanted_ns;
     for (const auto& d : want.interfaces) {
         auto ns = resolve_netns(d.netns);
-        if (!ns) return tl::unexpected(ns.error());
+        if (!ns) return propagate(ns);
         wanted_ns.push_back(*ns);
         if (std::any_of(now.begin(), now.end(), [&](const Attachment& a) { return same(a, d, *ns); })) continue;
         // Attached in another mode: detached, then attached in the mode asked.
@@ -266,20 +266,20 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
         if (reattach) what = "re-" + what + " (attached in " + was + " mode)";
         steps.push_back({what, [open, d, reattach, was]() -> Result<> {
                              auto i = open();
-                             if (!i) return tl::unexpected(i.error());
+                             if (!i) return propagate(i);
                              auto mode = parse_xdp_mode(d.mode);
-                             if (!mode) return tl::unexpected(mode.error());
+                             if (!mode) return propagate(mode);
                              auto dir = parse_direction(d.direction);
-                             if (!dir) return tl::unexpected(dir.error());
+                             if (!dir) return propagate(dir);
                              if (reattach)
                                  if (auto r = detach(*i, d.name, d.netns, *dir); !r)
-                                     return tl::unexpected(r.error());
+                                     return propagate(r);
                              auto r = attach(*i, {d.name, d.netns, *mode, false, *dir, std::nullopt});
                              if (!r) {
                                  // Back where it was, in its old mode.
                                  if (auto old = parse_xdp_mode(was); reattach && old)
                                      (void)attach(*i, {d.name, d.netns, *old, false, *dir, std::nullopt});
-                                 return tl::unexpected(r.error());
+                                 return propagate(r);
                              }
                              return {};
                          }});
@@ -293,9 +293,9 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
                              " (not in the file)",
                          [open, a]() -> Result<> {
                              auto i = open();
-                             if (!i) return tl::unexpected(i.error());
+                             if (!i) return propagate(i);
                              auto r = detach(*i, a.ifname, a.netns, a.direction);
-                             if (!r) return tl::unexpected(r.error());
+                             if (!r) return propagate(r);
                              return {};
                          }});
     }

@@ -164,12 +164,12 @@ Result<Order> parse_order(const std::string& text) {
 
 Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
     auto ns = resolve_netns(opt.netns);
-    if (!ns) return tl::unexpected(ns.error());
+    if (!ns) return propagate(ns);
     uint64_t ino = netns_inode(*ns);
     auto guard = NetnsGuard::enter(*ns);
-    if (!guard) return tl::unexpected(guard.error());
+    if (!guard) return propagate(guard);
     auto ifindex = find_ifindex(opt.ifname, *ns);
-    if (!ifindex) return tl::unexpected(ifindex.error());
+    if (!ifindex) return propagate(ifindex);
     bool tc = in.kind().hook == Hook::tc;
     Direction dir = tc ? (opt.direction == Direction::none ? Direction::ingress : opt.direction) : Direction::none;
     Place at{opt.ifname, *ifindex, *ns, ino, dir};
@@ -190,7 +190,7 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
         }
         AttachResult res;
         res.where = *now;
-        if (auto r = record(in, res.where, ino); !r) return tl::unexpected(r.error());
+        if (auto r = record(in, res.where, ino); !r) return propagate(r);
         return res;
     }
     if (!tc) return xdp_attacher().attach(in, at, opt);
@@ -204,12 +204,12 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
 Result<std::vector<DetachResult>> detach(const Instance& in, const std::string& ifname, const std::string& netns,
                                          Direction direction) {
     auto ns = resolve_netns(netns);
-    if (!ns) return tl::unexpected(ns.error());
+    if (!ns) return propagate(ns);
     uint64_t ino = netns_inode(*ns);
     auto guard = NetnsGuard::enter(*ns);
-    if (!guard) return tl::unexpected(guard.error());
+    if (!guard) return propagate(guard);
     auto ifindex = find_ifindex(ifname, *ns);
-    if (!ifindex) return tl::unexpected(ifindex.error());
+    if (!ifindex) return propagate(ifindex);
 
     std::vector<DetachResult> out;
     bool tc = in.kind().hook == Hook::tc;
@@ -220,7 +220,7 @@ Result<std::vector<DetachResult>> detach(const Instance& in, const std::string& 
         res.where = attachment_at(at, tc ? AttachMode::tc : AttachMode::auto_mode);
         if (auto a = find_at(in, at, in.dispatcher().id)) {
             res.where = *a;
-            if (auto r = attacher_for(a->mode).detach(in, *a); !r) return tl::unexpected(r.error());
+            if (auto r = attacher_for(a->mode).detach(in, *a); !r) return propagate(r);
             res.changed = true;
         }
         forget(in, ino, *ifindex, d);
@@ -277,7 +277,7 @@ Result<std::vector<Attachment>> detach_all(const Instance& in) {
     std::vector<Attachment> done;
     for (const auto& a : attachments(in)) {
         auto guard = NetnsGuard::enter(a.netns);
-        if (!guard) return tl::unexpected(guard.error());
+        if (!guard) return propagate(guard);
         if (auto r = attacher_for(a.mode).detach(in, a); !r) {
             // Put back what this call took away, so a failed command changes
             // nothing (XDP; tc filters and links are made again).
@@ -288,7 +288,7 @@ Result<std::vector<Attachment>> detach_all(const Instance& in) {
                 Place at{d.ifname, d.ifindex, d.netns, netns_inode(d.netns), d.direction};
                 (void)attacher_for(d.mode).attach(in, at, again);
             }
-            return tl::unexpected(r.error());
+            return propagate(r);
         }
         done.push_back(a);
     }
@@ -316,13 +316,13 @@ Result<std::vector<Attachment>> swap_dispatcher_on(const std::vector<Attachment>
     std::vector<Attachment> done;
     auto swap = [](const Attachment& a, int fd, int old) -> Result<> {
         auto guard = NetnsGuard::enter(a.netns);
-        if (!guard) return tl::unexpected(guard.error());
+        if (!guard) return propagate(guard);
         return attacher_for(a.mode).swap(a, fd, old);
     };
     for (const auto& a : where) {
         if (auto r = swap(a, new_fd, old_fd); !r) {
             for (const auto& d : done) (void)swap(d, old_fd, new_fd);
-            return tl::unexpected(r.error());
+            return propagate(r);
         }
         done.push_back(a);
     }

@@ -174,12 +174,12 @@ public:
         bool tcd_filters = id != 0 || slot_prog(at.ifindex, other(at.direction)) != 0;
         // Recorded first: a kill between the two leaves a record that
         // status checks against the kernel, never an unrecorded filter.
-        if (auto r = record(in, res.where, at.netns_ino); !r) return tl::unexpected(r.error());
+        if (auto r = record(in, res.where, at.netns_ino); !r) return propagate(r);
         crash_point("attach");
         auto made = put_filter(in.dispatcher_fd(), at.ifindex, opt.ifname, at.direction, id != 0);
         if (!made) {
             forget(in, at.netns_ino, at.ifindex, at.direction);
-            return tl::unexpected(made.error());
+            return propagate(made);
         }
         if (*made) marks.mark(at.netns_ino, at.ifindex, opt.ifname, at.netns);
         else if (!tcd_filters) marks.unmark(at.netns_ino, at.ifindex);
@@ -191,7 +191,7 @@ public:
         if (auto r = record(in, res.where, at.netns_ino); !r) {
             (void)remove_filter(at.ifindex, opt.ifname, at.direction);
             if (*made && drop_qdisc_if_unused(at.ifindex)) marks.unmark(at.netns_ino, at.ifindex);
-            return tl::unexpected(r.error());
+            return propagate(r);
         }
         return res;
     }
@@ -208,7 +208,7 @@ public:
     Result<> swap(const Attachment& a, int new_fd, int) const override {
         // The same filter slot, replaced in one step.
         auto r = put_filter(new_fd, a.ifindex, a.ifname, a.direction, true);
-        if (!r) return tl::unexpected(r.error());
+        if (!r) return propagate(r);
         return {};
     }
 };

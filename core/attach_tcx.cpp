@@ -118,10 +118,10 @@ public:
         std::string pin = tcx_link_pin(in, at.netns_ino, at.ifindex, at.direction);
         res.where.link_pin = pin;
         auto made = bpffs::make_dirs(dir);
-        if (!made) return tl::unexpected(made.error());
+        if (!made) return propagate(made);
         // Recorded first: a kill before the link is pinned leaves a record
         // (status calls it stale), and the link goes with the process.
-        if (auto r = record(in, res.where, at.netns_ino); !r) return tl::unexpected(r.error());
+        if (auto r = record(in, res.where, at.netns_ino); !r) return propagate(r);
         crash_point("attach");
         LinkCreateAttr a{};
         a.prog_fd = static_cast<uint32_t>(in.dispatcher_fd());

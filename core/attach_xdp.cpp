@@ -201,7 +201,7 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
     // leaves a record that status checks against the kernel.
     if (auto r = record(in, res.where, at.netns_ino); !r) {
         restore_foreign();
-        return tl::unexpected(r.error());
+        return propagate(r);
     }
     crash_point("attach");
     if (int err = xdp_program__attach(prog.get(), static_cast<int>(at.ifindex), to_libxdp(opt.mode), 0)) {
@@ -217,7 +217,7 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
     if (auto r = record(in, res.where, at.netns_ino); !r) {
         xdp_program__detach(prog.get(), static_cast<int>(at.ifindex), XDP_MODE_UNSPEC, 0);
         restore_foreign();
-        return tl::unexpected(r.error());
+        return propagate(r);
     }
     return res;
 }

@@ -10,8 +10,8 @@
 
 namespace tcd {
 
-// Exit status of a failed command (spec/cli.md): 1 = operation failed,
-// 2 = command line wrong.
+// Exit status of a failed command (docs/cli.md, "Exit status and errors"):
+// 1 = operation failed, 2 = command line wrong.
 enum class ExitCode : int { ok = 0, failed = 1, usage = 2 };
 
 struct Error {
@@ -40,17 +40,28 @@ inline tl::unexpected<Error> usage_error(std::string what, std::string why,
         Error{std::move(what), std::move(why), std::move(hint), 0, ExitCode::usage});
 }
 
+// Passes the error of a failed lower-layer result up, unchanged or under a
+// new WHAT (the object or step the caller knows it by):
+//     auto in = Instance::open(dir);
+//     if (!in) return propagate(in);
+// The Result types differ in their value type, so the error is re-wrapped.
+template <typename T>
+tl::unexpected<Error> propagate(const Result<T>& failed) {
+    return tl::unexpected<Error>(failed.error());
+}
+
+template <typename T>
+tl::unexpected<Error> propagate(const Result<T>& failed, std::string what) {
+    Error e = failed.error();
+    e.what = std::move(what);
+    return tl::unexpected<Error>(std::move(e));
+}
+
 // An error from errno (positive) with the standard wording for it; EPERM and
 // EACCES get the privilege hint, unless a hint is given.
 tl::unexpected<Error> fail_errno(std::string what, int err, std::string hint = {});
 
 // Words for an errno value, tuned for what BPF and netlink calls mean by it.
 std::string errno_words(int err);
-
-// Adds context to an error coming up from a lower layer.
-inline Error with_what(Error e, std::string what) {
-    e.what = std::move(what);
-    return e;
-}
 
 }  // namespace tcd

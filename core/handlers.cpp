@@ -83,7 +83,7 @@ private:
 
 Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& object,
                                         const std::vector<std::string>& progs) {
-    if (auto r = require_bpf_privileges("handler load"); !r) return tl::unexpected(r.error());
+    if (auto r = require_bpf_privileges("handler load"); !r) return propagate(r);
     std::string what = "handler load " + object;
     struct stat st {};
     if (stat(object.c_str(), &st) != 0) {
@@ -169,8 +169,8 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
                         "rename it; handlers share only jt, proto_stats and port_slot");
         else continue;
         auto fd = bpffs::get(pin);
-        if (!fd) return tl::unexpected(fd.error());
-        if (auto r = check_shared_map(m, fd->get(), object, pin); !r) return tl::unexpected(r.error());
+        if (!fd) return propagate(fd);
+        if (auto r = check_shared_map(m, fd->get(), object, pin); !r) return propagate(r);
         if (int err = bpf_map__reuse_fd(m, fd->get())) return fail_errno("reuse " + pin, -err);
         res.shared_maps.push_back(name);
         reused.push_back(std::move(*fd));
@@ -211,7 +211,7 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
         std::string path = in.paths().handler(name);
         if (auto r = bpffs::rename(temps[i], path); !r) {
             undo();
-            return tl::unexpected(r.error());
+            return propagate(r);
         }
         placed.push_back(path);
         temps[i].clear();
@@ -237,7 +237,7 @@ Result<std::vector<std::string>> object_programs(const std::string& object, Hook
 }
 
 Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string& name, bool force) {
-    if (auto r = require_bpf_privileges("handler unload"); !r) return tl::unexpected(r.error());
+    if (auto r = require_bpf_privileges("handler unload"); !r) return propagate(r);
     std::string what = "handler " + name;
     if (name.empty() || name.find('/') != std::string::npos) return usage_error(what, "not a handler name");
     if (name == TCD_PROG_DISPATCH) return fail(what, "is the dispatcher", "'tcd unload' removes the instance");
@@ -247,16 +247,16 @@ Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string
     if (!fd) {
         if (fd.error().err == ENOENT)
             return fail(what, "not pinned in " + in.paths().dir, "see 'tcd handler list'");
-        return tl::unexpected(fd.error());
+        return propagate(fd);
     }
     if (fd_kind(fd->get()) != ObjKind::prog) return fail(what, "is not a program");
     auto info = prog_info(fd->get());
-    if (!info) return tl::unexpected(info.error());
+    if (!info) return propagate(info);
 
     HandlerUnloadResult res;
     res.name = name;
     auto wiring = list_wiring(in);
-    if (!wiring) return tl::unexpected(wiring.error());
+    if (!wiring) return propagate(wiring);
     std::vector<uint32_t> keys;
     for (const auto& w : *wiring)
         if (w.prog_id == info->id) keys.push_back(w.key);
@@ -267,10 +267,10 @@ Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string
             return fail(what, "is wired at key" + std::string(keys.size() > 1 ? "s " : " ") + list,
                         "'tcd map del " + list + "' first, or --force");
         auto del = del_keys(in, keys);
-        if (!del) return tl::unexpected(del.error());
+        if (!del) return propagate(del);
         res.unwired = keys;
     }
-    if (auto r = bpffs::remove(path); !r) return tl::unexpected(r.error());
+    if (auto r = bpffs::remove(path); !r) return propagate(r);
     return res;
 }
 

@@ -133,12 +133,12 @@ Result<Instance> Instance::open_for_teardown(const std::string& dir) {
     if (!kind) return fail("instance " + dir, "not loaded", "run 'tcd load' or 'tcd attach IFACE' first");
     in.kind_ = *kind;
     auto fd = bpffs::get(in.dispatcher_path());
-    if (!fd) return tl::unexpected(fd.error());
+    if (!fd) return propagate(fd);
     in.dispatcher_ = std::move(*fd);
     if (fd_kind(in.dispatcher_.get()) != ObjKind::prog)
         return fail("instance " + dir, in.dispatcher_path() + " is not a program", "look at it with bpftool");
     auto info = prog_info(in.dispatcher_.get());
-    if (!info) return tl::unexpected(with_what(info.error(), in.dispatcher_path()));
+    if (!info) return propagate(info, in.dispatcher_path());
     in.info_ = std::move(*info);
     for (auto [path, out] : {std::pair{in.paths_.jt(), &in.jt_}, std::pair{in.paths_.stats(), &in.stats_},
                              std::pair{in.paths_.port_slot(), &in.port_slot_}, std::pair{in.paths_.attach(), &in.attach_}})
@@ -158,21 +158,21 @@ Result<Instance> Instance::open(const std::string& dir) {
             if (fd.error().err == ENOENT)
                 return fail("instance " + dir, path + " is missing (half-made instance)",
                             "run 'tcd unload' then 'tcd load'");
-            return tl::unexpected(fd.error());
+            return propagate(fd);
         }
         out = std::move(*fd);
         return {};
     };
-    if (auto r = want(in.dispatcher_path(), in.dispatcher_); !r) return tl::unexpected(r.error());
+    if (auto r = want(in.dispatcher_path(), in.dispatcher_); !r) return propagate(r);
     if (fd_kind(in.dispatcher_.get()) != ObjKind::prog)
         return fail("instance " + dir, in.dispatcher_path() + " is not a program", "look at it with bpftool");
-    if (auto r = want(in.paths_.jt(), in.jt_); !r) return tl::unexpected(r.error());
-    if (auto r = want(in.paths_.stats(), in.stats_); !r) return tl::unexpected(r.error());
+    if (auto r = want(in.paths_.jt(), in.jt_); !r) return propagate(r);
+    if (auto r = want(in.paths_.stats(), in.stats_); !r) return propagate(r);
     if (in.kind_.key == KeyKind::port)
-        if (auto r = want(in.paths_.port_slot(), in.port_slot_); !r) return tl::unexpected(r.error());
+        if (auto r = want(in.paths_.port_slot(), in.port_slot_); !r) return propagate(r);
     if (auto fd = bpffs::get(in.paths_.attach())) in.attach_ = std::move(*fd);
     auto info = prog_info(in.dispatcher_.get());
-    if (!info) return tl::unexpected(with_what(info.error(), in.dispatcher_path()));
+    if (!info) return propagate(info, in.dispatcher_path());
     in.info_ = std::move(*info);
     if (auto miss = read_miss_action(in.info_, in.kind_.hook)) in.miss_ = *miss;
     return in;

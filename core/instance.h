@@ -1,5 +1,5 @@
 // A dispatcher instance: one pin directory on bpffs holding the dispatcher,
-// its handlers and maps (spec/datapath.md, "Objects and pins").
+// its handlers and maps (docs/datapath.md, "Pin layout").
 #pragma once
 
 #include <cstdint>

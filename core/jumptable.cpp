@@ -43,7 +43,7 @@ WiredEntry describe(KeyKind kind, uint32_t key, uint32_t id, const std::map<uint
 // zeroed) when it has none. second: whether it was assigned now.
 Result<std::pair<uint32_t, bool>> assign_slot(const Instance& in, uint32_t port) {
     auto slots = read_port_slots(in);
-    if (!slots) return tl::unexpected(slots.error());
+    if (!slots) return propagate(slots);
     if ((*slots)[port]) return std::pair{(*slots)[port], false};
     std::vector<bool> used(TCD_PORT_SLOTS, false);
     used[0] = true;
@@ -56,7 +56,7 @@ Result<std::pair<uint32_t, bool>> assign_slot(const Instance& in, uint32_t port)
         return fail(fmt::format("map set {}", port),
                     fmt::format("all {} port counter slots are in use", TCD_PORT_SLOTS - 1),
                     "unwire ports with 'tcd map del'");
-    if (auto r = reset_row(in.stats_fd(), slot); !r) return tl::unexpected(r.error());
+    if (auto r = reset_row(in.stats_fd(), slot); !r) return propagate(r);
     if (bpf_map_update_elem(in.port_slot_fd(), &port, &slot, BPF_ANY) != 0)
         return fail_errno(fmt::format("map set {}", port), errno);
     return std::pair{slot, true};
@@ -101,14 +101,14 @@ Result<std::vector<WiredEntry>> list_wiring(const Instance& in, bool slotted_onl
     std::vector<uint32_t> slots;
     if (in.kind().key == KeyKind::port) {
         auto s = read_port_slots(in);
-        if (!s) return tl::unexpected(s.error());
+        if (!s) return propagate(s);
         slots = std::move(*s);
     }
     const uint32_t last = max_key(in.kind().key);
     for (uint32_t key = 0; key <= last; key++) {
         if (slotted_only && !slots.empty() && !slots[key]) continue;
         auto id = wired_prog_id(in, key);
-        if (!id) return tl::unexpected(id.error());
+        if (!id) return propagate(id);
         if (*id) ids.emplace_back(key, **id);
     }
     if (ids.empty()) return out;
@@ -212,13 +212,13 @@ Result<> check_compatible(const Instance& in, const Handler& h) {
 }
 
 Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& spec) {
-    if (auto r = require_bpf_privileges("map set"); !r) return tl::unexpected(r.error());
+    if (auto r = require_bpf_privileges("map set"); !r) return propagate(r);
     auto h = open_handler(spec, in.paths().dir);
-    if (!h) return tl::unexpected(h.error());
-    if (auto r = check_compatible(in, *h); !r) return tl::unexpected(r.error());
+    if (!h) return propagate(h);
+    if (auto r = check_compatible(in, *h); !r) return propagate(r);
 
     auto cur = wired_prog_id(in, key);
-    if (!cur) return tl::unexpected(cur.error());
+    if (!cur) return propagate(cur);
     auto pins = pins_by_id(in);
     SetResult res;
     res.key = key;
@@ -231,7 +231,7 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
     std::optional<uint32_t> new_slot;
     if (kind == KeyKind::port) {
         auto slot = assign_slot(in, key);
-        if (!slot) return tl::unexpected(slot.error());
+        if (!slot) return propagate(slot);
         new_slot = slot->second ? std::optional<uint32_t>(slot->first) : std::nullopt;
         res.now.slot = slot->first;
     }
@@ -251,7 +251,7 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
 }
 
 Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys) {
-    if (auto r = require_bpf_privileges("map del"); !r) return tl::unexpected(r.error());
+    if (auto r = require_bpf_privileges("map del"); !r) return propagate(r);
     DelResult res;
     res.kind = in.kind().key;
     auto pins = pins_by_id(in);
@@ -267,7 +267,7 @@ Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys
         auto cur = wired_prog_id(in, key);
         if (!cur) {
             undo();
-            return tl::unexpected(cur.error());
+            return propagate(cur);
         }
         if (!*cur) {
             res.not_wired.push_back(key);
@@ -276,7 +276,7 @@ Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys
         auto fd = prog_fd_by_id(**cur);
         if (!fd) {
             undo();
-            return tl::unexpected(fd.error());
+            return propagate(fd);
         }
         if (bpf_map_delete_elem(in.jt_fd(), &key) != 0 && errno != ENOENT) {
             int err = errno;

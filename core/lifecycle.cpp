@@ -75,8 +75,8 @@ void adopt_staged_dispatcher(const std::string& dir) {
 }  // namespace
 
 Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
-    if (auto r = require_bpf_privileges("load"); !r) return tl::unexpected(r.error());
-    if (auto r = bpffs::ensure_mounted(dir); !r) return tl::unexpected(r.error());
+    if (auto r = require_bpf_privileges("load"); !r) return propagate(r);
+    if (auto r = bpffs::ensure_mounted(dir); !r) return propagate(r);
 
     Paths paths{dir};
     LoadResult res;
@@ -95,7 +95,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     std::optional<Instance> old;
     if (Instance::is_loaded(dir)) {
         auto in = Instance::open(dir);
-        if (!in) return tl::unexpected(in.error());
+        if (!in) return propagate(in);
         if (!(in->kind() == opt.kind))
             return fail("load", fmt::format("{} holds a {} dispatcher on {}", dir, key_kind_name(in->kind().key),
                                             hook_name(in->kind().hook)),
@@ -114,7 +114,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     res.kind = opt.kind;
 
     auto object = DispatcherObject::open(opt.kind);
-    if (!object) return tl::unexpected(object.error());
+    if (!object) return propagate(object);
     DispatcherObject& d = *object;
     d.configure(miss, false);
 
@@ -133,7 +133,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     for (auto& m : maps) {
         if (!bpffs::exists(m.path)) continue;
         auto fd = bpffs::get(m.path);
-        if (!fd) return tl::unexpected(fd.error());
+        if (!fd) return propagate(fd);
         if (int err = bpf_map__reuse_fd(m.map, fd->get())) return fail_errno("reuse " + m.path, -err);
         m.fd = std::move(*fd);
         reused_any = true;
@@ -156,26 +156,26 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     crash_point("load");
     PinTransaction tx;
     auto made = bpffs::make_dirs(paths.maps_dir());
-    if (!made) return tl::unexpected(made.error());
+    if (!made) return propagate(made);
     tx.add_dirs(*made);
     crash_point("load");
 
     // The jump table is pinned before anything is written to it.
     for (auto& m : maps) {
         if (m.fd) continue;
-        if (auto r = tx.pin(bpf_map__fd(m.map), m.path); !r) return tl::unexpected(r.error());
+        if (auto r = tx.pin(bpf_map__fd(m.map), m.path); !r) return propagate(r);
         res.pinned.push_back("maps/" + std::string(bpf_map__name(m.map)));
     }
     if (!bpffs::exists(paths.attach())) {
         UniqueFd am = create_attach_map();
         if (!am) return fail_errno("create the attach map", errno);
-        if (auto r = tx.pin(am.get(), paths.attach()); !r) return tl::unexpected(r.error());
+        if (auto r = tx.pin(am.get(), paths.attach()); !r) return propagate(r);
         res.pinned.push_back("maps/attach");
     }
     for (auto& [prog, name] : handlers) {
         if (!bpf_program__autoload(prog)) continue;
         if (auto r = tx.pin(bpf_program__fd(prog), paths.handler(name)); !r)
-            return tl::unexpected(r.error());
+            return propagate(r);
         res.pinned.push_back(name);
     }
 
@@ -187,23 +187,23 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
         // it in one atomic step each, then the pin is renamed over the old
         // one. A failure after the swap swaps back through the same function.
         std::string staged = staged_dispatcher(paths, opt.kind.hook);
-        if (auto r = bpffs::pin(new_fd, staged); !r) return tl::unexpected(r.error());
+        if (auto r = bpffs::pin(new_fd, staged); !r) return propagate(r);
         crash_point("load");
         auto swapped = swap_dispatcher(*old, new_fd);
         if (!swapped) {
             (void)bpffs::remove(staged);
-            return tl::unexpected(swapped.error());
+            return propagate(swapped);
         }
         res.swapped = *swapped;
         crash_point("load");
         if (auto r = bpffs::rename(staged, dispatcher_pin); !r) {
             (void)swap_dispatcher_on(res.swapped, old->kind().hook, old->dispatcher_fd(), new_fd);
             (void)bpffs::remove(staged);
-            return tl::unexpected(r.error());
+            return propagate(r);
         }
         res.reloaded = true;
     } else {
-        if (auto r = tx.pin(new_fd, dispatcher_pin); !r) return tl::unexpected(r.error());
+        if (auto r = tx.pin(new_fd, dispatcher_pin); !r) return propagate(r);
     }
     res.pinned.push_back(dispatcher_name(opt.kind.hook));
     tx.commit();
@@ -215,7 +215,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
 }
 
 Result<UnloadResult> unload(const std::string& dir) {
-    if (auto r = require_bpf_privileges("unload"); !r) return tl::unexpected(r.error());
+    if (auto r = require_bpf_privileges("unload"); !r) return propagate(r);
     UnloadResult res;
     res.pin_dir = dir;
     Paths paths{dir};
@@ -237,7 +237,7 @@ Result<UnloadResult> unload(const std::string& dir) {
             return fail("unload", "cannot open the dispatcher to detach it: " + in.error().message(),
                         "detach it by hand ('ip link set dev IFACE xdp off'), then remove " + dir);
         auto detached = detach_all(*in);
-        if (!detached) return tl::unexpected(detached.error());
+        if (!detached) return propagate(detached);
         res.detached = *detached;
     }
     // The dispatcher goes first so that a half-removed instance is never
@@ -248,11 +248,11 @@ Result<UnloadResult> unload(const std::string& dir) {
     for (const auto& name : bpffs::list_pins(dir))
         if (std::find(order.begin(), order.end(), name) == order.end()) order.push_back(name);
     for (const auto& name : order) {
-        if (auto r = bpffs::remove(dir + "/" + name); !r) return tl::unexpected(r.error());
+        if (auto r = bpffs::remove(dir + "/" + name); !r) return propagate(r);
         res.removed.push_back(name);
     }
     for (const auto& name : bpffs::list_pins(paths.maps_dir())) {
-        if (auto r = bpffs::remove(paths.maps_dir() + "/" + name); !r) return tl::unexpected(r.error());
+        if (auto r = bpffs::remove(paths.maps_dir() + "/" + name); !r) return propagate(r);
         res.removed.push_back("maps/" + name);
     }
     (void)bpffs::remove(paths.maps_dir());

@@ -105,7 +105,7 @@ Result<Handler> open_handler(const HandlerSpec& spec, const std::string& pin_dir
     h.display = spec.text;
     if (spec.kind == HandlerSpec::Kind::id) {
         auto fd = prog_fd_by_id(spec.id);
-        if (!fd) return tl::unexpected(fd.error());
+        if (!fd) return propagate(fd);
         h.fd = std::move(*fd);
     } else {
         std::string path = spec.kind == HandlerSpec::Kind::path ? spec.text : pin_dir + "/" + spec.text;
@@ -116,7 +116,7 @@ Result<Handler> open_handler(const HandlerSpec& spec, const std::string& pin_dir
                             spec.kind == HandlerSpec::Kind::name ? "not pinned in " + pin_dir
                                                                  : "no such pin",
                             "see 'tcd handler list'");
-            return tl::unexpected(with_what(fd.error(), "handler " + spec.text));
+            return propagate(fd, "handler " + spec.text);
         }
         h.fd = std::move(*fd);
     }
@@ -131,7 +131,7 @@ Result<Handler> open_handler(const HandlerSpec& spec, const std::string& pin_dir
         return fail("handler " + spec.text, "is not a BPF program");
     }
     auto info = prog_info(h.fd.get());
-    if (!info) return tl::unexpected(with_what(info.error(), "handler " + spec.text));
+    if (!info) return propagate(info, "handler " + spec.text);
     h.info = std::move(*info);
     return h;
 }

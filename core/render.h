@@ -1,5 +1,5 @@
 // Plain and JSON renderers over the same data. JSON shapes are the contract
-// in spec/cli.md: fields are added, never renamed.
+// in docs/cli.md, "JSON output": fields are added, never renamed.
 #pragma once
 
 #include <nlohmann/json.hpp>

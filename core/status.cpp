@@ -60,7 +60,7 @@ Result<Status> gather_status(const std::string& dir) {
                                      d.xlated_len,
                                      d.jited_len};
     auto wiring = list_wiring(*in);
-    if (!wiring) return tl::unexpected(wiring.error());
+    if (!wiring) return propagate(wiring);
     st.wired = std::move(*wiring);
     st.handlers = list_handlers(*in, st.wired);
     st.attached = attachments(*in);

@@ -79,12 +79,12 @@ Tracer::~Tracer() = default;
 int Tracer::prog_fd() const { return bpf_program__fd(obj_->dispatcher()); }
 
 Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, std::optional<MissAction> miss) {
-    if (auto r = require_bpf_privileges("trace"); !r) return tl::unexpected(r.error());
+    if (auto r = require_bpf_privileges("trace"); !r) return propagate(r);
     Tracer t;
     std::optional<Instance> in;
     if (bpffs::is_bpffs(pin_dir) && Instance::is_loaded(pin_dir)) {
         auto i = Instance::open(pin_dir);
-        if (!i) return tl::unexpected(i.error());
+        if (!i) return propagate(i);
         in.emplace(std::move(*i));
         kind = in->kind();
         miss = in->miss_action();
@@ -92,7 +92,7 @@ Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, std::optional
     t.kind_ = kind;
     t.miss_ = miss.value_or(default_miss_action(kind.hook));
     auto obj = DispatcherObject::open(kind);
-    if (!obj) return tl::unexpected(obj.error());
+    if (!obj) return propagate(obj);
     t.obj_.emplace(std::move(*obj));
     if (in) {
         // The instance's jump table and port slots; counters stay our own.
@@ -100,7 +100,7 @@ Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, std::optional
         if (kind.key == KeyKind::port) shared.emplace_back(TCD_MAP_PORT_SLOT, in->paths().port_slot());
         for (const auto& [name, path] : shared) {
             auto fd = bpffs::get(path);
-            if (!fd) return tl::unexpected(fd.error());
+            if (!fd) return propagate(fd);
             if (int err = bpf_map__reuse_fd(t.obj_->map(name), fd->get()))
                 return fail_errno("trace: reuse " + path, -err);
             t.shared_.push_back(std::move(*fd));

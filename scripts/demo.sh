@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Sets up, then runs tcd's main job on a veth pair between two network
 # namespaces it makes: attach, wire tcp and udp, send traffic, print stats,
-# and clean everything up again (also on failure or Ctrl-C).
+# and clean everything up again (also on failure or Ctrl-C). It builds only
+# what it runs, tcd and its traffic tool tcd_peer (scripts/test.sh builds the
+# rest); TCD_DEMO_NO_SETUP=1 skips the setup and uses BUILD_DIR as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
-[ -n "${TCD_DEMO_NO_SETUP:-}" ] || "$(pwd)/scripts/setup.sh" >/dev/null
+[ -n "${TCD_DEMO_NO_SETUP:-}" ] || "$(pwd)/scripts/setup.sh" --target tcd --target tcd_peer >/dev/null
 
 TCD="$BUILD_DIR/tcd"
 PEER="$BUILD_DIR/tests/tcd_peer"

@@ -15,9 +15,7 @@ trap 'rm -rf "$corpus"' EXIT
 mkdir -p "$corpus/parse" "$corpus/pcap"
 printf 'tcp' > "$corpus/parse/a"; printf '0x11' > "$corpus/parse/b"; printf 'id:42' > "$corpus/parse/c"
 printf '45 00 0a' > "$corpus/parse/d"; printf '65535' > "$corpus/parse/e"
-for f in ../shared/pcaps/zeek__q-in-q.pcap ../shared/pcaps/icmpv6.pcap ../shared/pcaps/ipv6-routing-header.pcap; do
-  [ -f "$f" ] && cp "$f" "$corpus/pcap/"
-done
+cp tests/data/pcaps/zeek__q-in-q.pcap tests/data/pcaps/icmpv6.pcap tests/data/pcaps/ipv6-routing-header.pcap "$corpus/pcap/"
 # Each fuzzer's whole log is kept in build-san/ (and a crashing input in
 # build-san/fuzz-artifacts/); on success the final stats are shown, on a
 # failure the whole log, crash report and stack included.

@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine for tcd: packages, bpffs, build.
-# Idempotent; run as root. BUILD_DIR (default build) says where to build.
+#   scripts/setup.sh [--target TARGET]...
+# builds the given CMake targets, or everything (tcd, the tests, the
+# benchmark) without one. Idempotent; run as root. BUILD_DIR (default build)
+# says where to build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
+targets=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --target) [ $# -ge 2 ] || { echo "setup: --target needs a target name" >&2; exit 2; }
+              targets+=("$2"); shift 2 ;;
+    *) echo "setup: unknown argument $1 (usage: scripts/setup.sh [--target TARGET]...)" >&2; exit 2 ;;
+  esac
+done
 
 # The Debian packages tcd builds and tests with (one list, also for .ci/run).
 read -r -a PACKAGES <<<"$(tr '\n' ' ' < scripts/packages.txt)"
@@ -24,4 +35,4 @@ if ! mount | grep -q '^bpf on /sys/fs/bpf '; then
 fi
 
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD_DIR" -j2
+cmake --build "$BUILD_DIR" -j2 ${targets[@]+--target "${targets[@]}"}

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 "$(pwd)/scripts/setup.sh"
+# Every label (unit, kernel, e2e, vm, long): no -L filter here.
 ctest --test-dir "$BUILD_DIR" --output-on-failure "$@"
 # Then the unit tests under ASan/UBSan and a bounded libFuzzer run (clang).
 "$(pwd)/scripts/sanitize.sh"

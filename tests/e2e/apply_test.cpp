@@ -7,13 +7,15 @@
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 
 #include "tests/common/kernel.h"
 #include "tests/common/shell.h"
+#include "tests/common/topology.h"
 
 namespace {
 
@@ -38,19 +40,20 @@ protected:
         TCD_REQUIRE_KERNEL();
         id_ = std::to_string(getpid());
         dir_ = "/sys/fs/bpf/tcdapply" + id_;
-        ns_ = "tcdap" + id_;
         file_ = "/tmp/tcdapply" + id_ + ".yaml";
-        cleanup();
-        ASSERT_EQ(sh("ip netns add " + ns_ + " && ip -n " + ns_ + " link add ca type veth peer name cb && ip -n " +
-                     ns_ + " link set ca up && ip -n " + ns_ + " link set cb up")
-                      .rc,
-                  0);
+        unload();
+        // One namespace "tcdap<pid>" with the veth pair ca/cb, both up.
+        net_.emplace(tcdtest::TopologySpec{
+            .prefix = "tcdap", .namespaces = {""}, .veths = {{.a = {"", "ca"}, .b = {"", "cb"}}}});
+        ASSERT_TRUE(net_->ok()) << net_->error();
+        ns_ = net_->ns();
     }
     void TearDown() override {
-        cleanup();
+        unload();
+        net_.reset();
         std::remove(file_.c_str());
     }
-    void cleanup() { sh(tcd("-q unload") + "; ip netns del " + ns_ + " 2>/dev/null; true"); }
+    void unload() { sh(tcd("-q unload")); }
     std::string tcd(const std::string& args) const { return std::string(TCD_BIN) + " -d " + dir_ + " " + args; }
     // apply -f FILE (the text), as JSON.
     json apply(const std::string& yaml, bool dry = false, int want_rc = 0) {
@@ -66,6 +69,7 @@ protected:
         return json::parse(c.out.empty() ? "{}" : c.out);
     }
     std::string id_, dir_, ns_, file_;
+    std::optional<tcdtest::Topology> net_;
 };
 
 // deploy/tcd.yaml as shipped, with the paths of this build and machine: the

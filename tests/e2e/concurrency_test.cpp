@@ -25,6 +25,7 @@
 #include "core/lock.h"
 #include "tests/common/kernel.h"
 #include "tests/common/shell.h"
+#include "tests/common/wait.h"
 
 namespace {
 
@@ -57,7 +58,7 @@ TEST(Concurrency, ParallelWritersSerialise) {
     auto worker = [&](int id) {
         std::mt19937 rng(unsigned(id) * 7919u + unsigned(getpid()));
         std::string err_file = "/tmp/tcdconc_" + std::to_string(getpid()) + "_" + std::to_string(id);
-        while (Clock::now() < deadline) {
+        while (Clock::now() < deadline) {  // the run's length is the test's, not a wait for something
             uint32_t key = keys[rng() % keys.size()];
             std::string value = handlers[rng() % handlers.size()];
             std::string cmd = tcd + " -q " + (value.empty() ? "map del " + std::to_string(key)
@@ -144,13 +145,12 @@ TEST(Concurrency, StuckHolderIsNamed) {
     close(p[1]);
     std::string lock = tcd::InstanceLock::path_for(dir);
     std::string written;
-    for (int i = 0; i < 100 && written != std::to_string(holder) + "\n"; i++) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        std::ifstream in(lock);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        written = ss.str();
-    }
+    (void)tcdtest::wait_until(
+        [&] {
+            written = tcdtest::slurp(lock);
+            return written == std::to_string(holder) + "\n";
+        },
+        std::chrono::seconds(10), "the holder to write its pid into " + lock);
     ASSERT_EQ(written, std::to_string(holder) + "\n") << "the holder never took the lock";
     // Another spelling of the same pin dir waits on the same lock.
     std::string err = "/tmp/tcdstuck_" + std::to_string(getpid());

@@ -15,6 +15,7 @@
 
 #include "tests/common/kernel.h"
 #include "tests/common/shell.h"
+#include "tests/common/topology.h"
 
 namespace {
 
@@ -22,33 +23,27 @@ using nlohmann::json;
 using tcdtest::Cmd;
 using tcdtest::sh;
 
+// Namespaces A and B: va (A, 10.202.0.1/24) and vb (B, 10.202.0.2/24), and
+// a second pair vc/vd inside B; all up.
+tcdtest::TopologySpec core_topology() {
+    return {.prefix = "tcdk",
+            .namespaces = {"a", "b"},
+            .veths = {{.a = {"a", "va", {"10.202.0.1/24"}}, .b = {"b", "vb", {"10.202.0.2/24"}}},
+                      {.a = {"b", "vc"}, .b = {"b", "vd"}}}};
+}
+
 class Pair {
 public:
-    Pair() {
-        std::string id = std::to_string(getpid());
-        a_ = "tcdk" + id + "a";
-        b_ = "tcdk" + id + "b";
-        dir_ = "/sys/fs/bpf/tcdk" + id;
-        tc_dir_before_ = tcd::bpffs::exists("/sys/fs/bpf/tc");
-        cleanup();
-        ok_ = sh("ip netns add " + a_ + " && ip netns add " + b_ + " && ip link add va netns " + a_ +
-                 " type veth peer name vb netns " + b_ + " && ip -n " + a_ + " addr add 10.202.0.1/24 dev va && ip -n " +
-                 b_ + " addr add 10.202.0.2/24 dev vb && ip -n " + a_ + " link set va up && ip -n " + b_ +
-                 " link set vb up && ip -n " + b_ + " link add vc type veth peer name vd && ip -n " + b_ +
-                 " link set vc up && ip -n " + b_ + " link set vd up")
-                  .rc == 0;
+    Pair() : net_(core_topology()) {
+        dir_ = "/sys/fs/bpf/tcdk" + std::to_string(getpid());
+        unload();
     }
-    ~Pair() {
-        cleanup();
-        if (!tc_dir_before_) sh("rmdir /sys/fs/bpf/tc/globals /sys/fs/bpf/tc 2>/dev/null && rm -f /sys/fs/bpf/ip; true");
-    }
-    void cleanup() {
-        sh(std::string(TCD_BIN) + " -q -d " + dir_ + " unload; rm -rf " + dir_ + "; ip netns del " + a_ +
-           "; ip netns del " + b_ + "; true");
-    }
-    bool ok() const { return ok_; }
-    const std::string& a() const { return a_; }
-    const std::string& b() const { return b_; }
+    ~Pair() { unload(); }
+    void unload() { sh(std::string(TCD_BIN) + " -q -d " + dir_ + " unload; rm -rf " + dir_); }
+    bool ok() const { return net_.ok(); }
+    const std::string& error() const { return net_.error(); }
+    const std::string& a() const { return net_.ns("a"); }
+    const std::string& b() const { return net_.ns("b"); }
     const std::string& dir() const { return dir_; }
     Cmd tcd(const std::string& args) const { return sh(std::string(TCD_BIN) + " -d " + dir_ + " " + args); }
     json tcd_json(const std::string& args) const {
@@ -56,20 +51,20 @@ public:
         EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
         return json::parse(c.out.empty() ? "null" : c.out, nullptr, false);
     }
-    std::string link(const std::string& dev) const { return sh("ip -n " + b_ + " -d link show " + dev).out; }
+    std::string link(const std::string& dev) const { return sh("ip -n " + b() + " -d link show " + dev).out; }
     bool ping(int count) const {
-        return sh("ip netns exec " + a_ + " ping -q -c " + std::to_string(count) + " -i 0.1 -W 1 10.202.0.2").rc == 0;
+        return sh("ip netns exec " + a() + " ping -q -c " + std::to_string(count) + " -i 0.1 -W 1 10.202.0.2").rc == 0;
     }
 
 private:
-    std::string a_, b_, dir_;
-    bool ok_ = false, tc_dir_before_ = false;
+    tcdtest::Topology net_;
+    std::string dir_;
 };
 
 #define PAIR(p)              \
     TCD_REQUIRE_KERNEL();    \
     Pair p;                  \
-    ASSERT_TRUE(p.ok()) << "could not build the veth pair"
+    ASSERT_TRUE(p.ok()) << "could not build the veth pair: " << p.error()
 
 const json* key_row(const json& stats, int key) {
     for (const auto& k : stats["keys"])

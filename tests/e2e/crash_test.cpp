@@ -4,12 +4,16 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "core/bpffs.h"
 #include "tests/common/kernel.h"
 #include "tests/common/shell.h"
+#include "tests/common/topology.h"
+#include "tests/common/wait.h"
 
 namespace {
 
@@ -24,15 +28,18 @@ protected:
         TCD_REQUIRE_KERNEL();
         id_ = std::to_string(getpid());
         dir_ = "/sys/fs/bpf/tcdcrash" + id_;
-        ns_ = "tcdcr" + id_;
-        cleanup();
-        ASSERT_EQ(sh("ip netns add " + ns_ + " && ip -n " + ns_ + " link add ca type veth peer name cb && ip -n " +
-                     ns_ + " link set ca up && ip -n " + ns_ + " link set cb up")
-                      .rc,
-                  0);
+        unload();
+        // One namespace "tcdcr<pid>" with the veth pair ca/cb, both up.
+        net_.emplace(tcdtest::TopologySpec{
+            .prefix = "tcdcr", .namespaces = {""}, .veths = {{.a = {"", "ca"}, .b = {"", "cb"}}}});
+        ASSERT_TRUE(net_->ok()) << net_->error();
+        ns_ = net_->ns();
     }
-    void TearDown() override { cleanup(); }
-    void cleanup() { sh(tcd("-q unload") + "; ip netns del " + ns_ + " 2>/dev/null; true"); }
+    void TearDown() override {
+        unload();
+        net_.reset();
+    }
+    void unload() { sh(tcd("-q unload")); }
     std::string tcd(const std::string& args) const { return std::string(TCD_BIN) + " -d " + dir_ + " " + args; }
     std::string crash(const std::string& op, int n, const std::string& args) const {
         return "TCD_CRASHPOINT=" + op + ":" + std::to_string(n) + " " + tcd(args);
@@ -68,6 +75,7 @@ protected:
         return sh("nsenter --net=/run/netns/" + ns_ + " ip link show cb").out.find("prog/xdp") != std::string::npos;
     }
     std::string id_, dir_, ns_;
+    std::optional<tcdtest::Topology> net_;
 };
 
 TEST_F(Crash, LoadKilledAtEveryStep) {
@@ -157,7 +165,8 @@ TEST_F(Crash, StaleAttachRecordsReportedAndCleared) {
     // The namespace gone.
     ASSERT_EQ(sh(tcd("-q attach cb --netns " + ns_)).rc, 0);
     ASSERT_EQ(sh("ip netns del " + ns_).rc, 0);
-    for (int i = 0; i < 50 && !says(status(), "network namespace is gone"); i++) usleep(100000);
+    (void)tcdtest::wait_until([&] { return says(status(), "network namespace is gone"); }, std::chrono::seconds(10),
+                              "status to see that the namespace is gone");  // the assertion below shows status
     st = status();
     EXPECT_TRUE(says(st, "the network namespace is gone")) << st.dump();
     ASSERT_EQ(sh(tcd("unload")).rc, 0);

@@ -1,21 +1,28 @@
 // End to end: the tcd binary on a veth pair between two network namespaces
 // the test creates (and removes again, also when an assertion fails).
 // Traffic flows from namespace A to B; the dispatcher runs on B's end.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
-#include <thread>
-#include <fstream>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/common/kernel.h"
 #include "tests/common/shell.h"
+#include "tests/common/topology.h"
+#include "tests/common/wait.h"
 
 namespace {
 
@@ -24,42 +31,31 @@ using nlohmann::json;
 using tcdtest::Cmd;
 using tcdtest::sh;
 
-// Two namespaces joined by a veth pair, a pin dir of our own; all of it goes
-// away in the destructor.
+// Namespaces A and B joined by va (A: 10.201.0.1/24, fd00:201::1/64) and vb
+// (B: 10.201.0.2/24, fd00:201::2/64), loopback up, VLAN offload off so
+// frames reach XDP as they are on the wire; a pin dir of our own. All of it
+// goes away in the destructor.
 class Topology {
 public:
-    Topology() {
-        std::string id = std::to_string(getpid());
-        a_ = "tcde" + id + "a";
-        b_ = "tcde" + id + "b";
-        dir_ = "/sys/fs/bpf/tcde" + id;
-        tc_dir_before_ = tcd::bpffs::exists("/sys/fs/bpf/tc");
-        cleanup();
-        ok_ = sh("ip netns add " + a_ + " && ip netns add " + b_ +
-                 " && ip link add va netns " + a_ + " type veth peer name vb netns " + b_ +
-                 " && ip -n " + a_ + " addr add 10.201.0.1/24 dev va && ip -n " + b_ +
-                 " addr add 10.201.0.2/24 dev vb && ip -n " + a_ + " -6 addr add fd00:201::1/64 dev va nodad" +
-                 " && ip -n " + b_ + " -6 addr add fd00:201::2/64 dev vb nodad" +
-                 " && ip -n " + a_ + " link set va up && ip -n " + b_ + " link set vb up" +
-                 " && ip -n " + a_ + " link set lo up && ip -n " + b_ + " link set lo up" +
-                 // VLAN offload off, so frames reach XDP as they are on the wire
-                 " && ip netns exec " + a_ + " ethtool -K va rxvlan off txvlan off >/dev/null 2>&1;" +
-                 " ip netns exec " + b_ + " ethtool -K vb rxvlan off txvlan off >/dev/null 2>&1; true")
-                  .rc == 0;
+    Topology()
+        : net_({.prefix = "tcde",
+                .namespaces = {"a", "b"},
+                .veths = {{.a = {"a", "va", {"10.201.0.1/24", "fd00:201::1/64"}},
+                           .b = {"b", "vb", {"10.201.0.2/24", "fd00:201::2/64"}}}},
+                .lo_up = true,
+                .vlan_offload = false}) {
+        dir_ = "/sys/fs/bpf/tcde" + std::to_string(getpid());
+        unload();
     }
-    ~Topology() {
-        cleanup();
-        // ip and tc make /sys/fs/bpf/tc/globals (and an "ip" link to it) the
-        // first time they touch BPF; take away what this test made, if empty.
-        if (!tc_dir_before_) sh("rmdir /sys/fs/bpf/tc/globals /sys/fs/bpf/tc 2>/dev/null && rm -f /sys/fs/bpf/ip; true");
-    }
-    void cleanup() {
+    ~Topology() { unload(); }
+    void unload() {
         sh(std::string(TCD_BIN) + " -q -d " + dir_ + " unload; rm -rf " + dir_ + "2; " + std::string(TCD_BIN) +
-           " -q -d " + dir_ + "2 unload; ip netns del " + a_ + "; ip netns del " + b_ + "; true");
+           " -q -d " + dir_ + "2 unload; true");
     }
-    bool ok() const { return ok_; }
-    const std::string& a() const { return a_; }
-    const std::string& b() const { return b_; }
+    bool ok() const { return net_.ok(); }
+    const std::string& error() const { return net_.error(); }
+    const std::string& a() const { return net_.ns("a"); }
+    const std::string& b() const { return net_.ns("b"); }
     const std::string& dir() const { return dir_; }
     // "tcd -d DIR ARGS"
     Cmd tcd(const std::string& args, const std::string& dir = "") const {
@@ -70,13 +66,11 @@ public:
         EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
         return json::parse(c.out.empty() ? "null" : c.out);
     }
-    std::string in_ns(const std::string& ns, const std::string& cmd) const {
-        return "nsenter --net=/run/netns/" + ns + " " + cmd;
-    }
+    std::string in_ns(const std::string& ns, const std::string& cmd) const { return tcdtest::in_netns(ns, cmd); }
     // UDP from A to B; returns how many datagrams B received.
     int udp(int count, const std::string& to = "10.201.0.2") const {
         std::string peer = TCD_PEER;
-        std::string recv = peer + " udp-recv --netns " + b_ + " --port 7001 --count " + std::to_string(count) +
+        std::string recv = peer + " udp-recv --netns " + b() + " --port 7001 --count " + std::to_string(count) +
                            " --timeout-ms 700";
         FILE* r = popen(recv.c_str(), "r");
         if (!r) return -1;
@@ -85,7 +79,7 @@ public:
             pclose(r);
             return -1;
         }
-        sh(peer + " udp-send --netns " + a_ + " --to " + to + " --port 7001 --count " + std::to_string(count) +
+        sh(peer + " udp-send --netns " + a() + " --to " + to + " --port 7001 --count " + std::to_string(count) +
            " --interval-us 200");
         int received = -1;
         while (fgets(line, sizeof line, r))
@@ -95,7 +89,7 @@ public:
     }
     bool tcp(int bytes) const {
         std::string peer = TCD_PEER;
-        std::string listen = peer + " tcp-listen --netns " + b_ + " --port 7002 --timeout-ms 3000 --bytes " +
+        std::string listen = peer + " tcp-listen --netns " + b() + " --port 7002 --timeout-ms 3000 --bytes " +
                              std::to_string(bytes);
         FILE* l = popen(listen.c_str(), "r");
         if (!l) return false;
@@ -104,20 +98,19 @@ public:
             pclose(l);
             return false;
         }
-        Cmd s = sh(peer + " tcp-send --netns " + a_ + " --to 10.201.0.2 --port 7002 --bytes " +
+        Cmd s = sh(peer + " tcp-send --netns " + a() + " --to 10.201.0.2 --port 7002 --bytes " +
                    std::to_string(bytes) + " --timeout-ms 3000");
         int rc = pclose(l);
         return s.rc == 0 && rc == 0;
     }
     bool ping(int count) const {
-        return sh(in_ns(a_, "ping -q -c " + std::to_string(count) + " -i 0.1 -W 1 10.201.0.2")).rc == 0;
+        return sh(in_ns(a(), "ping -q -c " + std::to_string(count) + " -i 0.1 -W 1 10.201.0.2")).rc == 0;
     }
-    std::string xdp_on_vb() const { return sh(in_ns(b_, "ip -d link show vb")).out; }
+    std::string xdp_on_vb() const { return sh(in_ns(b(), "ip -d link show vb")).out; }
 
 private:
-    std::string a_, b_, dir_;
-    bool ok_ = false;
-    bool tc_dir_before_ = false;
+    tcdtest::Topology net_;
+    std::string dir_;
 };
 
 const json* key_row(const json& stats, int key) {
@@ -129,7 +122,7 @@ const json* key_row(const json& stats, int key) {
 #define TOPOLOGY(t)                          \
     TCD_REQUIRE_KERNEL();                    \
     Topology t;                              \
-    ASSERT_TRUE(t.ok()) << "could not build the veth pair"
+    ASSERT_TRUE(t.ok()) << "could not build the veth pair: " << t.error()
 
 TEST(E2E, MainJob) {
     TOPOLOGY(t);
@@ -665,12 +658,65 @@ TEST(E2E, ApplyConvergesAndIsIdempotent) {
 
 namespace {
 
+// A command started in the background, stdout and stderr into files of
+// their own; killed and reaped in the destructor if the test did not.
+class Background {
+public:
+    explicit Background(const std::vector<std::string>& argv) {
+        static int seq = 0;
+        base_ = "/tmp/tcd_bg_" + std::to_string(getpid()) + "_" + std::to_string(seq++);
+        pid_ = fork();
+        if (pid_ == 0) {
+            int out = open((base_ + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            int err = open((base_ + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(126);
+            std::vector<char*> args;
+            for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+            args.push_back(nullptr);
+            execv(args[0], args.data());
+            _exit(127);
+        }
+    }
+    ~Background() {
+        if (pid_ > 0) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+        std::remove((base_ + ".out").c_str());
+        std::remove((base_ + ".err").c_str());
+    }
+    bool started() const { return pid_ > 0; }
+    std::string out() const { return tcdtest::slurp(base_ + ".out"); }
+    // Sends sig and waits for the exit: status, stdout and stderr.
+    Cmd stop(int sig) {
+        Cmd c;
+        int st = 0;
+        if (kill(pid_, sig) == 0 && waitpid(pid_, &st, 0) == pid_) c.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        pid_ = -1;
+        c.out = tcdtest::slurp(base_ + ".out");
+        c.err = tcdtest::slurp(base_ + ".err");
+        return c;
+    }
+
+private:
+    std::string base_;
+    pid_t pid_ = -1;
+};
+
 TEST(E2E, WatchEndsWithStatusZeroOnCtrlC) {
     TOPOLOGY(t);
     ASSERT_EQ(t.tcd("load").rc, 0);
-    // A watch with no end, interrupted as a terminal's Ctrl-C would.
-    Cmd c = sh("( " + std::string(TCD_BIN) + " -d " + t.dir() +
-               " -j stats --watch --interval 0.1 & pid=$!; sleep 0.5; kill -INT $pid; wait $pid )");
+    // A watch with no end, interrupted as a terminal's Ctrl-C would once it
+    // has printed two readings.
+    Background watch({TCD_BIN, "-d", t.dir(), "-j", "stats", "--watch", "--interval", "0.1"});
+    ASSERT_TRUE(watch.started());
+    EXPECT_TRUE(tcdtest::wait_until(
+        [&] {
+            std::string out = watch.out();
+            return std::count(out.begin(), out.end(), '\n') >= 2;
+        },
+        std::chrono::seconds(10), "two readings from stats --watch"));
+    Cmd c = watch.stop(SIGINT);
     EXPECT_EQ(c.rc, 0) << c.err;
     EXPECT_EQ(c.err, "");
     int lines = 0;

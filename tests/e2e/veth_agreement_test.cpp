@@ -18,13 +18,16 @@
 #include <random>
 #include <sstream>
 #include <string>
-#include <thread>
 
 #include "core/attach.h"
 #include "core/bpffs.h"
 #include "core/fd.h"
+#include "core/instance.h"
+#include "core/stats.h"
 #include "core/trace.h"
 #include "tests/common/kernel.h"
+#include "tests/common/topology.h"
+#include "tests/common/wait.h"
 #include "tests/ref/framegen.h"
 #include "tests/ref/ref_classifier.h"
 
@@ -42,41 +45,31 @@ std::string run(const std::string& cmd) {
     return out;
 }
 
-// Two namespaces, a veth pair with no addresses and IPv6 off, so nothing but
-// the frames we inject crosses it.
+// Two namespaces, a veth pair with no addresses, IPv6 off and VLAN offload
+// off, so nothing but the frames we inject crosses it, as they are.
 class QuietPair {
 public:
-    QuietPair() {
-        std::string id = std::to_string(getpid());
-        a_ = "tcdv" + id + "a";
-        b_ = "tcdv" + id + "b";
-        dir_ = "/sys/fs/bpf/tcdv" + id;
-        cleanup();
-        std::string s =
-            "ip netns add " + a_ + " && ip netns add " + b_ + " && ip link add va netns " + a_ +
-            " type veth peer name vb netns " + b_ + " && for n in " + a_ + " " + b_ +
-            "; do nsenter --net=/run/netns/$n sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
-            "net.ipv6.conf.default.disable_ipv6=1; done" + " && nsenter --net=/run/netns/" + a_ +
-            " sh -c 'ethtool -K va rxvlan off txvlan off >/dev/null 2>&1; ip link set va up'" +
-            " && nsenter --net=/run/netns/" + b_ +
-            " sh -c 'ethtool -K vb rxvlan off txvlan off >/dev/null 2>&1; ip link set vb up'";
-        ok_ = std::system(s.c_str()) == 0;
+    QuietPair()
+        : net_({.prefix = "tcdv",
+                .namespaces = {"a", "b"},
+                .veths = {{.a = {"a", "va"}, .b = {"b", "vb"}}},
+                .ipv6 = false,
+                .vlan_offload = false}) {
+        dir_ = "/sys/fs/bpf/tcdv" + std::to_string(getpid());
+        unload();
     }
-    ~QuietPair() { cleanup(); }
-    void cleanup() {
-        std::string s = std::string(TCD_BIN) + " -q -d " + dir_ + " unload 2>/dev/null; ip netns del " + a_ +
-                        " 2>/dev/null; ip netns del " + b_ + " 2>/dev/null; true";
-        (void)std::system(s.c_str());
-    }
-    bool ok() const { return ok_; }
+    ~QuietPair() { unload(); }
+    void unload() { run(std::string(TCD_BIN) + " -q -d " + dir_ + " unload 2>/dev/null"); }
+    bool ok() const { return net_.ok(); }
+    const std::string& error() const { return net_.error(); }
     std::string tcd(const std::string& args) const { return run(std::string(TCD_BIN) + " -d " + dir_ + " " + args); }
-    const std::string& a() const { return a_; }
-    const std::string& b() const { return b_; }
+    const std::string& a() const { return net_.ns("a"); }
+    const std::string& b() const { return net_.ns("b"); }
     const std::string& dir() const { return dir_; }
 
 private:
-    std::string a_, b_, dir_;
-    bool ok_ = false;
+    tcdtest::Topology net_;
+    std::string dir_;
 };
 
 struct Row {
@@ -85,7 +78,7 @@ struct Row {
 
 void agree(const std::string& mode) {
     QuietPair p;
-    ASSERT_TRUE(p.ok());
+    ASSERT_TRUE(p.ok()) << p.error();
     json att = json::parse(p.tcd("-j attach vb --netns " + p.b() + " --mode " + mode));
     ASSERT_EQ(att["mode"], mode);
 
@@ -97,6 +90,12 @@ void agree(const std::string& mode) {
     auto tracer = tcd::Tracer::open(p.dir());
     ASSERT_TRUE(tracer) << tracer.error().message();
     ASSERT_TRUE(tracer->instance_loaded());
+    auto live = tcd::Instance::open(p.dir());
+    ASSERT_TRUE(live) << live.error().message();
+    auto counted = [&]() -> uint64_t {
+        auto st = tcd::read_stats(live->stats_fd());
+        return st ? st->total().packets : 0;
+    };
     {
         auto guard = tcd::NetnsGuard::enter("/run/netns/" + p.a());
         ASSERT_TRUE(guard);
@@ -125,16 +124,18 @@ void agree(const std::string& mode) {
             want[slot].packets++;
             want[slot].bytes += f.size();
             if (slot < 256) want[slot].missed++;
-            if (++sent % 64 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            // In batches: each one counted before the next is sent (a veth
+            // holds 256 frames for its NAPI; more at once would be dropped).
+            if (++sent % 64 == 0)
+                ASSERT_TRUE(tcdtest::wait_until([&] { return counted() >= sent; }, std::chrono::seconds(10),
+                                                "the live counters to reach " + std::to_string(sent) + " packets"));
         }
     }
 
-    json s;
-    for (int i = 0; i < 40; i++) {  // veth's NAPI may lag a moment
-        s = json::parse(p.tcd("-j stats --all"));
-        if (s["total"]["packets"].get<uint64_t>() >= sent) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    // veth's NAPI may lag a moment (the assertions below say what it counted).
+    (void)tcdtest::wait_until([&] { return counted() >= sent; }, std::chrono::seconds(10),
+                              "the live counters to reach " + std::to_string(sent) + " packets");
+    json s = json::parse(p.tcd("-j stats --all"));
     EXPECT_EQ(s["total"]["packets"].get<uint64_t>(), sent);
     std::printf("veth agreement (%s): %zu frames sent, %llu counted, %llu non-ip, %llu malformed\n", mode.c_str(), sent,
                 (unsigned long long)s["total"]["packets"].get<uint64_t>(),

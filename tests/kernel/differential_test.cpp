@@ -1,6 +1,6 @@
 // Differential test: the BPF dispatcher (through BPF_PROG_TEST_RUN, trace
 // mode) against the independent reference classifier, on every frame of
-// every capture in ../shared/pcaps and on generated and mutated frames.
+// every capture in tests/data/pcaps and on generated and mutated frames.
 // Class, key, missed and the counter totals must agree exactly.
 #include <gtest/gtest.h>
 

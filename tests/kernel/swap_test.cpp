@@ -13,20 +13,17 @@
 #include "core/lifecycle.h"
 #include "tests/common/kernel.h"
 #include "tests/common/shell.h"
+#include "tests/common/topology.h"
 
 namespace {
 
 using nlohmann::json;
 using namespace tcdtest;
 
-struct Netns {
-    std::string name = "tcdsw" + std::to_string(getpid());
-    bool ok = sh("ip netns del " + name + " 2>/dev/null; ip netns add " + name + " && ip -n " + name +
-                 " link add sw0 type veth peer name sw1 && ip -n " + name + " link set sw0 up && ip -n " + name +
-                 " link set sw1 up")
-                  .rc == 0;
-    ~Netns() { sh("ip netns del " + name + " 2>/dev/null; true"); }
-};
+// One namespace "tcdsw<pid>" with the veth pair sw0/sw1, both up.
+Topology netns() {
+    return Topology({.prefix = "tcdsw", .namespaces = {""}, .veths = {{.a = {"", "sw0"}, .b = {"", "sw1"}}}});
+}
 
 struct Loaded {
     std::string dir;
@@ -42,19 +39,19 @@ struct Loaded {
 };
 
 // What runs at sw0's XDP hook: {prog id, mode} (mode 2 = generic/skb).
-std::pair<uint32_t, int> xdp_on(const Netns& ns) {
-    json j = json::parse(sh("ip -j -n " + ns.name + " link show sw0").out, nullptr, false);
+std::pair<uint32_t, int> xdp_on(const Topology& net) {
+    json j = json::parse(sh("ip -j -n " + net.ns() + " link show sw0").out, nullptr, false);
     if (!j.is_array() || j.empty() || !j[0].contains("xdp")) return {0, 0};
     return {j[0]["xdp"]["prog"].value("id", 0u), j[0]["xdp"].value("mode", 0)};
 }
 
 TEST(Swap, XdpForwardAndBackKeepTheMode) {
     TCD_REQUIRE_KERNEL();
-    Netns ns;
-    ASSERT_TRUE(ns.ok);
+    Topology ns = netns();
+    ASSERT_TRUE(ns.ok()) << ns.error();
     Loaded a("tcdsw_a", tcd::Hook::xdp), b("tcdsw_b", tcd::Hook::xdp);
     ASSERT_TRUE(a.in && b.in);
-    auto att = tcd::attach(*a.in, {"sw0", ns.name, tcd::AttachMode::skb, false, tcd::Direction::none, std::nullopt});
+    auto att = tcd::attach(*a.in, {"sw0", ns.ns(), tcd::AttachMode::skb, false, tcd::Direction::none, std::nullopt});
     ASSERT_TRUE(att) << att.error().message();
     auto where = tcd::attachments(*a.in);
     ASSERT_EQ(where.size(), 1u);
@@ -84,15 +81,15 @@ TEST(Swap, TcForwardAndBackInTheSameSlot) {
     struct Unset {
         ~Unset() { ::unsetenv("TCD_TEST_NO_TCX"); }
     } unset;
-    Netns ns;
-    ASSERT_TRUE(ns.ok);
+    Topology ns = netns();
+    ASSERT_TRUE(ns.ok()) << ns.error();
     Loaded a("tcdsw_tca", tcd::Hook::tc), b("tcdsw_tcb", tcd::Hook::tc);
     ASSERT_TRUE(a.in && b.in);
-    auto att = tcd::attach(*a.in, {"sw0", ns.name, tcd::AttachMode::auto_mode, false, tcd::Direction::ingress, std::nullopt});
+    auto att = tcd::attach(*a.in, {"sw0", ns.ns(), tcd::AttachMode::auto_mode, false, tcd::Direction::ingress, std::nullopt});
     ASSERT_TRUE(att) << att.error().message();
     auto where = tcd::attachments(*a.in);
     ASSERT_EQ(where.size(), 1u);
-    auto filters = [&] { return sh("tc -n " + ns.name + " filter show dev sw0 ingress").out; };
+    auto filters = [&] { return sh("tc -n " + ns.ns() + " filter show dev sw0 ingress").out; };
     auto has = [&](const Loaded& l) {
         return filters().find("id " + std::to_string(l.in->dispatcher().id) + " ") != std::string::npos;
     };
@@ -113,11 +110,11 @@ TEST(Swap, TcForwardAndBackInTheSameSlot) {
 TEST(Swap, TcxForwardAndBackInsideTheLink) {
     TCD_REQUIRE_KERNEL();
     if (!tcd::tcx_supported()) GTEST_SKIP() << "this kernel has no tcx links";
-    Netns ns;
-    ASSERT_TRUE(ns.ok);
+    Topology ns = netns();
+    ASSERT_TRUE(ns.ok()) << ns.error();
     Loaded a("tcdsw_tcxa", tcd::Hook::tc), b("tcdsw_tcxb", tcd::Hook::tc);
     ASSERT_TRUE(a.in && b.in);
-    auto att = tcd::attach(*a.in, {"sw0", ns.name, tcd::AttachMode::auto_mode, false, tcd::Direction::egress,
+    auto att = tcd::attach(*a.in, {"sw0", ns.ns(), tcd::AttachMode::auto_mode, false, tcd::Direction::egress,
                                    tcd::Order::first});
     ASSERT_TRUE(att) << att.error().message();
     auto where = tcd::attachments(*a.in);

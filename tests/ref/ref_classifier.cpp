@@ -1,4 +1,4 @@
-// Reference classifier: a literal transcription of spec/datapath.md,
+// Reference classifier: a literal transcription of docs/datapath.md,
 // "Dispatch key". Plain byte offsets, one bounds check before every read.
 #include "ref_classifier.h"
 

@@ -1,5 +1,5 @@
-// Independent reference classifier for the dispatch key (spec/datapath.md,
-// "Dispatch key"). Written from the spec alone: it shares no code, headers or
+// Independent reference classifier for the dispatch key (docs/datapath.md,
+// "Dispatch key"). Written from those rules alone: it shares no code, headers or
 // constants with the BPF side, so the differential test compares two separate
 // readings of the contract.
 #pragma once

@@ -312,6 +312,8 @@ int udp_send(const Options& opts) {
       if (errno != EINTR) fail(sys_error("sendto (datagram " + std::to_string(seq) + ")"));
     }
     if (interval_us > 0 && seq + 1 < count) {
+      // The stream's pace is what --interval-us asks for (the live-swap tests
+      // need it to last seconds): a rate, not a wait for something.
       uint64_t nsec = static_cast<uint64_t>(next.tv_nsec) + interval_us * 1000;
       next.tv_sec += static_cast<time_t>(nsec / 1'000'000'000);
       next.tv_nsec = static_cast<long>(nsec % 1'000'000'000);

@@ -1,9 +1,9 @@
-// PcapReader on the shared corpus (read in place) and on small captures the
-// test writes itself (pcapng, other link types, damaged files).
+// PcapReader on the test captures (tests/data/pcaps, read in place) and on
+// small captures the test writes itself (pcapng, other link types, damaged
+// files).
 //
-// Corpus directory: $TCD_PCAP_DIR, else $TCD_SHARED_DIR/pcaps, else the
-// compile definition TCD_PCAP_DIR, else ../shared/pcaps beside the checkout
-// (located from this source file's path).
+// Corpus directory: $TCD_PCAP_DIR, else the compile definition TCD_PCAP_DIR,
+// else tests/data/pcaps (located from this source file's path).
 #include "core/pcap_reader.h"
 
 #include <gtest/gtest.h>
@@ -24,28 +24,25 @@ using Bytes = std::vector<uint8_t>;
 
 std::string pcap_dir() {
     if (const char* e = std::getenv("TCD_PCAP_DIR"); e != nullptr && *e != '\0') return e;
-    if (const char* e = std::getenv("TCD_SHARED_DIR"); e != nullptr && *e != '\0') {
-        return (fs::path(e) / "pcaps").string();
-    }
 #ifdef TCD_PCAP_DIR
     return TCD_PCAP_DIR;
 #else
-    // <repo>/tests/unit/this_file.cpp -> <repo>/../shared/pcaps
-    const fs::path repo = fs::path(__FILE__).parent_path().parent_path().parent_path();
-    return (repo / ".." / "shared" / "pcaps").lexically_normal().string();
+    // <repo>/tests/unit/this_file.cpp -> <repo>/tests/data/pcaps
+    const fs::path tests = fs::path(__FILE__).parent_path().parent_path();
+    return (tests / "data" / "pcaps").lexically_normal().string();
 #endif
 }
 
 std::string corpus(const std::string& name) { return (fs::path(pcap_dir()) / name).string(); }
 
-// Tests on the shared corpus. Skips nothing: a missing corpus is a failure
+// Tests on the corpus. Skips nothing: a missing corpus is a failure
 // with directions (SetUp's fatal failure keeps the test body from running).
 class PcapCorpus : public ::testing::Test {
 protected:
     void SetUp() override {
         ASSERT_TRUE(fs::is_directory(pcap_dir()))
             << "capture corpus not found at " << pcap_dir()
-            << "; set TCD_PCAP_DIR (or TCD_SHARED_DIR) to the shared pcaps directory";
+            << "; it is tests/data/pcaps in the repository (TCD_PCAP_DIR names another folder)";
     }
 };
 
@@ -167,7 +164,7 @@ uint64_t count_frames(const std::string& path) {
     return n;
 }
 
-// ---- the shared corpus ------------------------------------------------------
+// ---- the corpus (tests/data/pcaps) -----------------------------------------
 
 // Counts from `tcpdump -r` (lines with a timestamp plus its "[Invalid header:
 // caplen==0]" lines) and pcaps/SOURCES.md.
@@ -189,7 +186,7 @@ TEST_F(PcapCorpus, WholeCorpusReads) {
         frames += count_frames(entry.path().string());
     }
     EXPECT_EQ(files, 117u);
-    EXPECT_EQ(frames, 6849u);  // shared/README.md
+    EXPECT_EQ(frames, 6849u);  // tests/data/pcaps/SOURCES.md
 }
 
 TEST_F(PcapCorpus, FrameFields) {

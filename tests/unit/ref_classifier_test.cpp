@@ -1,4 +1,4 @@
-// Every rule of spec/datapath.md "Dispatch key", and its boundaries, against
+// Every rule of docs/datapath.md "Dispatch key", and its boundaries, against
 // the reference classifier, with hand-built frames.
 #include "tests/ref/ref_classifier.h"
 

@@ -1,4 +1,4 @@
-// JSON shapes of spec/cli.md, from the renderers over hand-made data.
+// JSON shapes of docs/cli.md ("JSON output"), from the renderers over hand-made data.
 #include <gtest/gtest.h>
 
 #include "core/render.h"

@@ -37,11 +37,11 @@
 #define TCD_PORT_STATS_ENTRIES  1027
 #define TCD_MAP_PORT_SLOT       "port_slot"
 
-/* The spec's walking limits. */
+/* The walking limits (docs/datapath.md, "Dispatch key"). */
 #define TCD_MAX_VLAN        2
 #define TCD_MAX_EXTHDR      8
 
-/* Dispatch classes (spec/datapath.md). */
+/* Dispatch classes (docs/datapath.md, "Counters"). */
 enum tcd_class {
 	TCD_CLASS_IPV4 = 0,
 	TCD_CLASS_IPV6 = 1,
