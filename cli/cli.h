@@ -83,7 +83,7 @@ void add_kind_options(CLI::App& cmd, std::string& key, std::string& hook, const 
                       const std::string& hook_help);
 
 struct LoadOptions {
-    std::string miss_action = "pass";
+    std::string miss_action;  // "" = the hook's default
     bool force = false;
     std::string key = "proto";
     std::string hook = "xdp";
@@ -105,6 +105,7 @@ struct AttachOptions {
     std::string netns;
     bool force = false;
     std::string direction;
+    std::string order;  // tcx: first or last ("" = last)
 };
 Result<> run_attach(const AttachOptions& o, Context& ctx);
 

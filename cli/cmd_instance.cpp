@@ -10,14 +10,16 @@ namespace tcd::cli {
 
 Result<> run_load(const LoadOptions& o, Context& ctx) {
     tcd::LoadOptions lo;
-    if (o.miss_action == "drop") lo.miss = MissAction::drop;
-    else if (o.miss_action == "pass") lo.miss = MissAction::pass;
-    else return usage_error("--miss-action " + o.miss_action, "not pass or drop");
     lo.force = o.force;
     auto key = parse_key_kind(o.key);
     if (!key) return propagate(key);
     auto hook = parse_hook(o.hook);
     if (!hook) return propagate(hook);
+    if (!o.miss_action.empty()) {
+        auto miss = parse_miss_action(o.miss_action, *hook);
+        if (!miss) return propagate(miss);
+        lo.miss = *miss;
+    }
     lo.kind = {*key, *hook};
     auto r = tcd::load(ctx.g.pin_dir, lo);
     if (!r) return propagate(r);
@@ -42,9 +44,11 @@ Result<> run_status(Context& ctx) {
 void setup_instance(CLI::App& app, Context& ctx) {
     auto load_opts = std::make_shared<LoadOptions>();
     auto* load = app.add_subcommand("load", "load the dispatcher and its built-in handlers, pinned in the pin dir");
-    load->add_option("--miss-action", load_opts->miss_action, "verdict for a key with no handler (default pass)")
-        ->check(CLI::IsMember({"pass", "drop"}))
-        ->type_name("pass|drop");
+    load->add_option("--miss-action", load_opts->miss_action,
+                     "verdict for a key with no handler: pass, drop, or (tc) next, the next tcx program or the stack "
+                     "(default pass on XDP, next on tc)")
+        ->check(CLI::IsMember({"pass", "drop", "next"}))
+        ->type_name("pass|drop|next");
     add_kind_options(*load, load_opts->key, load_opts->hook,
                      "dispatch on the IP protocol (default) or the TCP/UDP destination port",
                      "XDP (default) or tc's clsact (ingress and egress)");

@@ -60,8 +60,14 @@ Result<Desired> read_desired(const std::string& path) {
         }
         if (root["miss_action"]) {
             std::string m = root["miss_action"].as<std::string>();
-            if (m != "pass" && m != "drop") return bad(path, root["miss_action"], "miss_action must be pass or drop");
-            d.miss = m == "drop" ? MissAction::drop : MissAction::pass;
+            auto miss = parse_miss_action(m, d.kind.hook);
+            if (!miss)
+                return bad(path, root["miss_action"],
+                           d.kind.hook == Hook::tc ? "miss_action must be pass, drop or next"
+                                                   : "miss_action must be pass or drop (next is for hook: tc)");
+            d.miss = *miss;
+        } else {
+            d.miss = default_miss_action(d.kind.hook);
         }
         if (const auto& hs = root["handlers"]) {
             if (!hs.IsSequence()) return bad(path, hs, "handlers must be a list");
@@ -242,10 +248,10 @@ Result<> plan_interfaces(const std::string& dir, const Desired& want, const Inst
     std::vector<Attachment> now;
     if (in) now = attachments(*in);
     auto same_place = [](const Attachment& a, const DesiredInterface& d, const std::string& ns) {
-        return a.ifname == d.name && a.netns == ns && a.direction == d.direction;
+        return a.ifname == d.name && a.netns == ns && direction_name(a.direction) == d.direction;
     };
     auto same = [&](const Attachment& a, const DesiredInterface& d, const std::string& ns) {
-        return same_place(a, d, ns) && (!d.direction.empty() || d.mode == "auto" || a.mode == d.mode);
+        return same_place(a, d, ns) && (!d.direction.empty() || d.mode == "auto" || mode_name(a.mode) == d.mode);
     };
     std::vector<std::string> wanted_ns;
     for (const auto& d : want.interfaces) {
@@ -257,17 +263,20 @@ Result<> plan_interfaces(const std::string& dir, const Desired& want, const Inst
         bool reattach = other != now.end();
         std::string what = "attach " + d.name + (d.netns.empty() ? "" : " --netns " + d.netns) +
                            (d.direction.empty() ? " --mode " + d.mode : " --direction " + d.direction);
-        std::string was = reattach ? other->mode : "";
+        std::string was = reattach ? mode_name(other->mode) : "";
         if (reattach) what = "re-" + what + " (attached in " + was + " mode)";
         steps.push_back(on_instance(what, dir, [d, reattach, was](const Instance& i) -> Result<> {
             auto mode = parse_xdp_mode(d.mode);
             if (!mode) return propagate(mode);
+            auto direction = parse_direction(d.direction);
+            if (!direction) return propagate(direction);
             if (reattach)
-                if (auto r = detach(i, d.name, d.netns, d.direction); !r) return propagate(r);
-            auto r = attach(i, {d.name, d.netns, *mode, false, d.direction});
+                if (auto r = detach(i, d.name, d.netns, *direction); !r) return propagate(r);
+            auto r = attach(i, {d.name, d.netns, *mode, false, *direction, std::nullopt});
             if (!r) {
+                // Back where it was, in its old mode.
                 if (auto old = parse_xdp_mode(was); reattach && old)
-                    (void)attach(i, {d.name, d.netns, *old, false, d.direction});
+                    (void)attach(i, {d.name, d.netns, *old, false, *direction, std::nullopt});
                 return propagate(r);
             }
             return {};
@@ -278,7 +287,10 @@ Result<> plan_interfaces(const std::string& dir, const Desired& want, const Inst
         for (size_t k = 0; k < want.interfaces.size(); k++) keep |= same_place(a, want.interfaces[k], wanted_ns[k]);
         if (keep) continue;
         steps.push_back(on_instance("detach " + a.ifname + (a.netns.empty() ? "" : " --netns " + a.netns) +
-                                        (a.direction.empty() ? "" : " --direction " + a.direction) + " (not in the file)",
+                                        (a.direction == Direction::none
+                                             ? ""
+                                             : std::string(" --direction ") + direction_name(a.direction)) +
+                                        " (not in the file)",
                                     dir, [a](const Instance& i) {
                                         return outcome(detach(i, a.ifname, a.netns, a.direction));
                                     }));

@@ -82,12 +82,12 @@ void clear_leftovers(const std::string& dir) {
 
 // An instance loaded already is of the kind asked for, and has the miss
 // action asked for unless --force is to change it.
-Result<> check_loaded(const std::string& dir, const Instance& in, const LoadOptions& opt) {
+Result<> check_loaded(const std::string& dir, const Instance& in, const LoadOptions& opt, MissAction miss) {
     if (!(in.kind() == opt.kind))
         return fail("load", fmt::format("{} holds a {} dispatcher on {}", dir, key_kind_name(in.kind().key),
                                         hook_name(in.kind().hook)),
                     "'tcd unload' it first, or use another --pin-dir");
-    if (!opt.force && in.miss_action() != opt.miss)
+    if (!opt.force && in.miss_action() != miss)
         return fail("load", fmt::format("{} is loaded with miss action {}", dir, miss_action_name(in.miss_action())),
                     "add --force to reload it with the new one (wiring and counters stay)");
     return {};
@@ -191,19 +191,22 @@ Result<std::vector<Attachment>> replace_dispatcher(const Instance& old, int new_
 }  // namespace
 
 Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
+    const MissAction miss = opt.miss.value_or(default_miss_action(opt.kind.hook));
+    if (miss == MissAction::next && opt.kind.hook != Hook::tc)
+        return usage_error("load --miss-action next", "is for tc instances; XDP has pass and drop");
     if (auto r = require_bpf_privileges("load"); !r) return propagate(r);
     if (auto r = bpffs::ensure_mounted(dir); !r) return propagate(r);
     clear_leftovers(dir);
 
     LoadResult res;
     res.pin_dir = dir;
-    res.miss = opt.miss;
+    res.miss = miss;
     res.kind = opt.kind;
     std::optional<Instance> old;
     if (Instance::is_loaded(dir)) {
         auto in = Instance::open(dir);
         if (!in) return propagate(in);
-        if (auto r = check_loaded(dir, *in, opt); !r) return propagate(r);
+        if (auto r = check_loaded(dir, *in, opt, miss); !r) return propagate(r);
         if (!opt.force) {
             res.dispatcher = in->dispatcher();
             return res;  // the state asked for holds
@@ -213,7 +216,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
 
     auto object = DispatcherObject::open(opt.kind);
     if (!object) return propagate(object);
-    object->configure(opt.miss, false);
+    object->configure(miss, false);
     Paths paths{dir};
     auto parts = reuse_pinned(*object, paths, opt.kind.key);
     if (!parts) return propagate(parts);
@@ -281,6 +284,9 @@ Result<UnloadResult> unload(const std::string& dir) {
         res.removed.push_back("maps/" + name);
     }
     (void)bpffs::remove(paths.maps_dir());
+    // tcx link pins (detach_all took them off; defunct ones of a half-made instance).
+    for (const auto& name : bpffs::list_pins(dir + "/links")) (void)bpffs::remove(dir + "/links/" + name);
+    (void)bpffs::remove(dir + "/links");
     if (auto r = bpffs::remove(dir); !r)
         return fail("unload", dir + " still holds entries tcd did not make", "look inside and remove them");
     res.changed = true;  // the directory existed and is gone

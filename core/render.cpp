@@ -213,9 +213,13 @@ json attachment_json(const Attachment& a) {
     json j = {{"ifname", a.ifname},
               {"ifindex", a.ifindex},
               {"netns", a.netns.empty() ? json(nullptr) : json(a.netns)},
-              {"mode", a.mode},
+              {"mode", mode_name(a.mode)},
               {"multiprog", a.multiprog}};
-    if (!a.direction.empty()) j["direction"] = a.direction;
+    if (a.direction != Direction::none) j["direction"] = direction_name(a.direction);
+    if (a.mode == AttachMode::tcx) {
+        j["position"] = a.position;
+        j["chain"] = a.chain;
+    }
     return j;
 }
 
@@ -260,12 +264,15 @@ std::string status_plain(const Status& s, bool verbose) {
                            iso_time(d.loaded_at), d.verified_insns, d.xlated_bytes, d.jited_bytes);
     if (s.attached.empty()) out += "attached: nowhere\n";
     for (const auto& a : s.attached) {
-        if (!a.direction.empty())
-            out += fmt::format("attached: {} {} (ifindex {}, netns {}, tc clsact)\n", a.ifname, a.direction,
-                               a.ifindex, ns_label(a.netns));
+        if (a.mode == AttachMode::tcx)
+            out += fmt::format("attached: {} {} (ifindex {}, netns {}, tcx link, {} of {} in the chain)\n", a.ifname,
+                               direction_name(a.direction), a.ifindex, ns_label(a.netns), a.position, a.chain);
+        else if (a.direction != Direction::none)
+            out += fmt::format("attached: {} {} (ifindex {}, netns {}, tc clsact)\n", a.ifname,
+                               direction_name(a.direction), a.ifindex, ns_label(a.netns));
         else
             out += fmt::format("attached: {} (ifindex {}, netns {}, {} mode{})\n", a.ifname, a.ifindex,
-                               ns_label(a.netns), a.mode, a.multiprog ? ", libxdp multi-prog" : "");
+                               ns_label(a.netns), mode_name(a.mode), a.multiprog ? ", libxdp multi-prog" : "");
     }
     if (s.wired.empty()) out += "wired: nothing\n";
     for (const auto& w : s.wired)
@@ -301,7 +308,12 @@ std::string load_plain(const LoadResult& r) {
     std::string out = fmt::format("{}: {} {} dispatcher on {}, prog id {}, miss action {}\n", r.pin_dir,
                                   r.reloaded ? "reloaded" : "loaded", key_kind_name(r.kind.key),
                                   hook_name(r.kind.hook), r.dispatcher.id, miss_action_name(r.miss));
-    for (const auto& s : r.swapped) out += fmt::format("swapped on {} ({} mode)\n", s.ifname, s.mode);
+    for (const auto& s : r.swapped) {
+        if (s.mode == AttachMode::tcx)
+            out += fmt::format("swapped on {} {} (tcx link)\n", s.ifname, direction_name(s.direction));
+        else
+            out += fmt::format("swapped on {} ({} mode)\n", s.ifname, mode_name(s.mode));
+    }
     return out;
 }
 
@@ -360,14 +372,17 @@ json attach_json(const AttachResult& r) {
 
 std::string attach_plain(const AttachResult& r) {
     std::string where = r.where.ifname + (r.where.netns.empty() ? "" : " in " + r.where.netns);
-    if (!r.where.direction.empty()) {
-        std::string how = r.where.direction + ", tc clsact" + (r.where.made_qdisc ? " (qdisc made by tcd)" : "");
+    if (r.where.direction != Direction::none) {
+        std::string how = std::string(direction_name(r.where.direction)) +
+                          (r.where.mode == AttachMode::tcx
+                               ? fmt::format(", tcx link, {} of {} in the chain", r.where.position, r.where.chain)
+                               : std::string(", tc clsact") + (r.where.made_qdisc ? " (qdisc made by tcd)" : ""));
         if (!r.changed) return fmt::format("{}: already attached ({})\n", where, how);
         std::string out = fmt::format("attached to {} ({})\n", where, how);
         if (r.replaced) out += fmt::format("replaced {}\n", *r.replaced);
         return out;
     }
-    std::string how = r.where.mode + " mode" +
+    std::string how = std::string(mode_name(r.where.mode)) + " mode" +
                       (r.where.multiprog ? ", libxdp multi-prog dispatcher" : ", single program (no libxdp dispatcher)");
     if (!r.changed) return fmt::format("{}: already attached ({})\n", where, how);
     std::string out = fmt::format("attached to {} ({})\n", where, how);
@@ -389,7 +404,8 @@ std::string detach_plain(const std::vector<DetachResult>& rs) {
     if (rs.empty()) return "attached nowhere, nothing to do\n";
     std::string out;
     for (const auto& r : rs) {
-        std::string where = r.where.ifname + (r.where.direction.empty() ? "" : " " + r.where.direction) +
+        std::string where = r.where.ifname +
+                            (r.where.direction == Direction::none ? "" : std::string(" ") + direction_name(r.where.direction)) +
                             (r.where.netns.empty() ? "" : " in " + r.where.netns);
         out += r.changed ? fmt::format("detached from {}\n", where) : fmt::format("{}: not attached\n", where);
     }

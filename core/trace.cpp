@@ -78,7 +78,7 @@ Tracer::~Tracer() = default;
 
 int Tracer::prog_fd() const { return bpf_program__fd(obj_->dispatcher()); }
 
-Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, MissAction miss) {
+Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, std::optional<MissAction> miss) {
     if (auto r = require_bpf_privileges("trace"); !r) return propagate(r);
     Tracer t;
     std::optional<Instance> in;
@@ -90,6 +90,7 @@ Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, MissAction mi
         miss = in->miss_action();
     }
     t.kind_ = kind;
+    t.miss_ = miss.value_or(default_miss_action(kind.hook));
     auto obj = DispatcherObject::open(kind);
     if (!obj) return propagate(obj);
     t.obj_.emplace(std::move(*obj));
@@ -107,7 +108,7 @@ Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, MissAction mi
         for (auto& p : pinned_programs(pin_dir)) t.names_.emplace(p.info.id, p.name);
         t.loaded_ = true;
     }
-    t.obj_->configure(miss, true);
+    t.obj_->configure(t.miss_, true);
     // Only the dispatcher: the handlers that run are the instance's own.
     for (const auto& name : builtin_handlers()) bpf_program__set_autoload(t.obj_->program(name), false);
     if (auto r = t.obj_->load(); !r)
@@ -122,9 +123,10 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
     f.len = static_cast<uint32_t>(len);
     if (len < kMinFrame) {
         // BPF_PROG_TEST_RUN refuses less than an Ethernet header; no such
-        // frame reaches XDP on a real interface. The contract: malformed, pass.
+        // frame reaches XDP on a real interface. The contract: malformed, pass
+        // (next with miss action next).
         f.cls = class_name(TCD_CLASS_MALFORMED);
-        f.verdict = tcd::verdict_name(kind_.hook, verdict_pass(kind_.hook));
+        f.verdict = tcd::verdict_name(kind_.hook, undispatched_verdict(miss_, kind_.hook));
         f.ran = false;
         return f;
     }
@@ -149,7 +151,7 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
         // is cut short; the contract calls such a frame malformed.
         if (err == EINVAL && kind_.hook == Hook::tc) {
             f.cls = class_name(TCD_CLASS_MALFORMED);
-            f.verdict = tcd::verdict_name(kind_.hook, verdict_pass(kind_.hook));
+            f.verdict = tcd::verdict_name(kind_.hook, undispatched_verdict(miss_, kind_.hook));
             f.ran = false;
             return f;
         }

@@ -60,7 +60,8 @@ public:
     // With a loaded instance in pin_dir: its kind, jump table (real wiring,
     // real handlers), port slots and miss action. Without one: a dispatcher
     // of `kind` and miss action `miss` with an empty table, every key misses.
-    static Result<Tracer> open(const std::string& pin_dir, Kind kind = {}, MissAction miss = MissAction::pass);
+    static Result<Tracer> open(const std::string& pin_dir, Kind kind = {},
+                                std::optional<MissAction> miss = std::nullopt);
     Tracer(Tracer&&) = default;
     ~Tracer();
 
@@ -79,6 +80,7 @@ private:
     Tracer() = default;
     std::optional<DispatcherObject> obj_;
     Kind kind_;
+    MissAction miss_ = MissAction::pass;
     std::vector<UniqueFd> shared_;
     bool loaded_ = false;
     std::map<uint32_t, std::string> names_;  // prog id -> pin name

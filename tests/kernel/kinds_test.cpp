@@ -133,7 +133,8 @@ TEST(TcInstance, VerdictsHandlersAndMismatch) {
     auto icmp = l4(1, 0);
     EXPECT_EQ(t->run(icmp.data(), icmp.size(), 1)->verdict, "TC_ACT_SHOT");
     auto udp = l4(17, 53, 8);
-    EXPECT_EQ(t->run(udp.data(), udp.size(), 1)->verdict, "TC_ACT_OK");
+    // Unwired: the miss action, next on tc by default (TC_ACT_UNSPEC).
+    EXPECT_EQ(t->run(udp.data(), udp.size(), 1)->verdict, "TC_ACT_UNSPEC");
 
     // The seed 002 chain on tc.
     auto loaded = tcd::load_handlers(k.in(), obj("tc_chain"), {});
