@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "tests/common/kernel.h"
+#include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
 #include "tests/common/wait.h"
@@ -518,6 +519,7 @@ TEST(E2E, QuietVerboseAndJsonEverywhere) {
 namespace {
 
 TEST(E2E, TcEgressCountsAndDrops) {
+    tcdtest::NoTcx clsact;  // the clsact qdisc's life below (tcx links: tcx_e2e_test)
     TOPOLOGY(t);
     // A tc instance: attach with --direction loads one on a fresh pin dir.
     json a = t.tcd_json("attach vb --netns " + t.b() + " --direction egress");
@@ -550,6 +552,7 @@ TEST(E2E, TcEgressCountsAndDrops) {
 }
 
 TEST(E2E, TcKeepsAForeignQdisc) {
+    tcdtest::NoTcx clsact;
     TOPOLOGY(t);
     ASSERT_EQ(sh(t.in_ns(t.b(), "tc qdisc add dev vb clsact")).rc, 0);
     ASSERT_EQ(t.tcd("load --hook tc").rc, 0);
@@ -752,6 +755,7 @@ TEST(E2E, WatchEndsWithStatusZeroOnCtrlC) {
 namespace {
 
 TEST(E2E, TcQdiscStaysWhileOthersUseIt) {
+    tcdtest::NoTcx clsact;
     TOPOLOGY(t);
     json a = t.tcd_json("attach vb --netns " + t.b() + " --direction egress");
     ASSERT_EQ(a["loaded"], true);  // tcd made the clsact qdisc

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "tests/common/kernel.h"
+#include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
 #include "tests/common/wait.h"
@@ -156,15 +157,5 @@ inline json stats_when(const Pair& p, const std::string& dir, uint64_t want) {
         std::chrono::seconds(10), "the counters to reach " + std::to_string(want) + " packets");
     return s;
 }
-
-// While alive, the tcd commands a test runs attach tc instances through the
-// clsact qdisc as on a kernel without tcx (the test knob TCD_TEST_NO_TCX).
-class NoTcx {
-public:
-    NoTcx() { ::setenv("TCD_TEST_NO_TCX", "1", 1); }
-    ~NoTcx() { ::unsetenv("TCD_TEST_NO_TCX"); }
-    NoTcx(const NoTcx&) = delete;
-    NoTcx& operator=(const NoTcx&) = delete;
-};
 
 }  // namespace tcdtest

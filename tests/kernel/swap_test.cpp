@@ -12,6 +12,7 @@
 #include "core/instance.h"
 #include "core/lifecycle.h"
 #include "tests/common/kernel.h"
+#include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
 
@@ -76,11 +77,7 @@ TEST(Swap, XdpForwardAndBackKeepTheMode) {
 
 TEST(Swap, TcForwardAndBackInTheSameSlot) {
     TCD_REQUIRE_KERNEL();
-    // The clsact filter slot (the test knob: as on a kernel without tcx).
-    ::setenv("TCD_TEST_NO_TCX", "1", 1);
-    struct Unset {
-        ~Unset() { ::unsetenv("TCD_TEST_NO_TCX"); }
-    } unset;
+    tcdtest::NoTcx clsact;  // the clsact filter slot, as on a kernel without tcx
     Topology ns = netns();
     ASSERT_TRUE(ns.ok()) << ns.error();
     Loaded a("tcdsw_tca", tcd::Hook::tc), b("tcdsw_tcb", tcd::Hook::tc);
