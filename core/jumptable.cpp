@@ -200,26 +200,35 @@ std::vector<std::string> compat_differences(const CompatTraits& h, const CompatT
 }
 
 Result<> check_compatible(const Instance& in, const Handler& h) {
-    return check_compatible(in.dispatcher_fd(), in.dispatcher(), h);
+    const uint32_t table_type = in.kind().hook == Hook::tc ? BPF_PROG_TYPE_SCHED_CLS : BPF_PROG_TYPE_XDP;
+    return check_compatible(in.dispatcher_fd(), in.dispatcher(), table_type, h);
 }
 
-Result<> check_compatible(int owner_fd, const ProgInfo& owner, const Handler& h) {
+Result<> check_compatible(int owner_fd, const ProgInfo& owner, uint32_t table_type, const Handler& h) {
     std::string what = "handler " + h.display;
     if (h.info.id == owner.id) return fail(what, "is the dispatcher itself", "wire a handler program");
     CompatTraits mine{h.info.type, h.info.jited, {}, {}}, theirs{owner.type, owner.jited, {}, {}};
-    if (mine.type == theirs.type && mine.jited == theirs.jited && accepts(owner_fd, h.fd.get())) return {};
-    // A freplace owner counts as the type of the program it replaces in: an
-    // XDP one is taken by an XDP probe's array.
-    std::optional<XdpTraits> owner_xdp;
-    if (theirs.type == BPF_PROG_TYPE_XDP || theirs.type == BPF_PROG_TYPE_EXT) owner_xdp = traits_of(owner_fd);
-    if (theirs.type == BPF_PROG_TYPE_EXT && owner_xdp) theirs.type = BPF_PROG_TYPE_XDP, theirs.freplace = true;
+    const bool freplace = owner.type == BPF_PROG_TYPE_EXT;
+    if (!freplace && mine.type == theirs.type && mine.jited == theirs.jited && accepts(owner_fd, h.fd.get()))
+        return {};
+    // A freplace owner cannot be put into a prog array, so no scratch array
+    // can judge for it; what it demands is known instead: its table's
+    // program type, its JIT status, and (on kernels with the prog-array
+    // attach-type check) expected attach type none, the only one the kernel
+    // lets a freplace program have.
+    if (freplace) theirs.type = table_type, theirs.freplace = true;
     const bool xdp_owner = theirs.type == BPF_PROG_TYPE_XDP;
     if (mine.type == BPF_PROG_TYPE_XDP && xdp_owner) {
         if (auto m = traits_of(h.fd.get())) mine.attach_type = m->attach_type, mine.frags = m->frags;
-        if (owner_xdp) theirs.attach_type = owner_xdp->attach_type, theirs.frags = owner_xdp->frags;
+        if (!freplace) {
+            if (auto t = traits_of(owner_fd)) theirs.attach_type = t->attach_type, theirs.frags = t->frags;
+        } else if (probe::has(probe::Feature::prog_array_attach_check).value_or(true)) {
+            theirs.attach_type = 0u;
+        }
     }
     // Every field that differs, in one message.
     auto diffs = compat_differences(mine, theirs);
+    if (diffs.empty() && freplace) return {};  // the kernel has the last word at map set
     if (diffs.empty())
         return fail(what, "the kernel would not take it into this jump table",
                     xdp_owner ? "program type, expected attach type, frags flag or JIT status differ"
@@ -235,6 +244,9 @@ Result<> check_compatible(int owner_fd, const ProgInfo& owner, const Handler& h)
 }
 
 std::optional<uint32_t> xdp_table_attach_type(int owner_fd) {
+    auto info = prog_info(owner_fd);
+    if (info && info->type == BPF_PROG_TYPE_EXT)
+        return probe::has(probe::Feature::prog_array_attach_check).value_or(true) ? 0u : uint32_t(BPF_XDP);
     if (auto t = traits_of(owner_fd)) return t->attach_type;
     return std::nullopt;
 }

@@ -54,14 +54,15 @@ Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys
 // Checks that a program may be put into the instance's jump table.
 Result<> check_compatible(const Instance& in, const Handler& h);
 // The same against any prog array owner (owner_fd, described by owner): the
-// dispatcher, or a freplace program that stands in for it (libxdp).
-Result<> check_compatible(int owner_fd, const ProgInfo& owner, const Handler& h);
+// dispatcher, or a freplace program that stands in for it (libxdp), whose
+// table takes table_type programs (BPF_PROG_TYPE_XDP or _SCHED_CLS).
+Result<> check_compatible(int owner_fd, const ProgInfo& owner, uint32_t table_type, const Handler& h);
 
-// The expected attach type a prog array owned by this XDP (or XDP freplace)
-// program demands of the programs put into it, as the kernel judges it:
-// BPF_XDP, 0 (none: a freplace owner), BPF_XDP_DEVMAP or BPF_XDP_CPUMAP.
-// nullopt for other programs. Kernels without the attach-type check take
-// any, and say BPF_XDP.
+// The expected attach type a prog array owned by this XDP (or freplace)
+// program demands of the programs put into it: BPF_XDP, 0 (none: a freplace
+// owner, on kernels with the prog-array attach-type check), BPF_XDP_DEVMAP
+// or BPF_XDP_CPUMAP. nullopt for other programs. Kernels without the check
+// take any, and say BPF_XDP.
 std::optional<uint32_t> xdp_table_attach_type(int owner_fd);
 
 // What decides whether the kernel takes a program into a jump table; the

@@ -16,21 +16,24 @@ namespace {
 
 constexpr int kENOTSUPP = 524;  // the kernel's internal "not supported", seen by user space
 
-const std::array<FeatureInfo, 3> kInfo = {{
+const std::array<FeatureInfo, 4> kInfo = {{
     {"the XDP frags flag (BPF_F_XDP_HAS_FRAGS)", "5.18", "load the program as SEC(\"xdp\"), not SEC(\"xdp.frags\")"},
     {"batch lookups on per-CPU arrays (BPF_MAP_LOOKUP_BATCH)", "5.6",
      "tcd reads such maps one key at a time instead"},
     {"tcx links (BPF_TCX_INGRESS/BPF_TCX_EGRESS)", "6.6", "attach with tc clsact (cls_bpf) instead"},
+    {"the prog-array expected-attach-type check", "6.17",
+     "without it a prog array takes programs of any expected attach type"},
 }};
 
 size_t index(Feature f) { return static_cast<size_t>(f); }
 
-UniqueFd load_tiny(bpf_prog_type type, uint32_t flags, int ret) {
+UniqueFd load_tiny(bpf_prog_type type, uint32_t flags, int ret, uint32_t attach_type = 0) {
     const bpf_insn insns[] = {
         {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, ret},  // r0 = ret
         {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},                    // exit
     };
-    LIBBPF_OPTS(bpf_prog_load_opts, o, .prog_flags = flags);
+    LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = static_cast<bpf_attach_type>(attach_type),
+                .prog_flags = flags);
     return UniqueFd(bpf_prog_load(type, "tcd_probe", "GPL", insns, 2, &o));
 }
 
@@ -75,9 +78,26 @@ Result<bool> probe_tcx() {
     return fail_errno(probe_what(Feature::tcx), errno);
 }
 
+// An array owned by an XDP program with no expected attach type: does it
+// refuse one with BPF_XDP?
+Result<bool> probe_attach_check() {
+    const std::string what = probe_what(Feature::prog_array_attach_check);
+    UniqueFd none = load_tiny(BPF_PROG_TYPE_XDP, 0, XDP_PASS, 0);
+    UniqueFd xdp = load_tiny(BPF_PROG_TYPE_XDP, 0, XDP_PASS, BPF_XDP);
+    if (!none || !xdp) return fail_errno(what, errno);
+    UniqueFd arr(bpf_map_create(BPF_MAP_TYPE_PROG_ARRAY, "tcd_probe", 4, 4, 2, nullptr));
+    if (!arr) return fail_errno(what, errno);
+    uint32_t k0 = 0, k1 = 1;
+    int a = none.get(), b = xdp.get();
+    if (bpf_map_update_elem(arr.get(), &k0, &a, BPF_ANY) != 0) return fail_errno(what, errno);
+    if (bpf_map_update_elem(arr.get(), &k1, &b, BPF_ANY) == 0) return false;
+    if (errno == EINVAL) return true;
+    return fail_errno(what, errno);
+}
+
 struct Cache {
     std::mutex mu;
-    std::array<std::optional<bool>, 3> known;
+    std::array<std::optional<bool>, 4> known;
 };
 Cache& cache() {
     static Cache c;
@@ -92,8 +112,10 @@ Result<bool> has(Feature f) {
     Cache& c = cache();
     std::lock_guard lock(c.mu);
     if (auto& k = c.known[index(f)]) return *k;
-    Result<bool> r = f == Feature::xdp_frags ? probe_frags() : f == Feature::percpu_array_batch ? probe_batch()
-                                                                                                 : probe_tcx();
+    Result<bool> r = f == Feature::xdp_frags            ? probe_frags()
+                     : f == Feature::percpu_array_batch ? probe_batch()
+                     : f == Feature::tcx                ? probe_tcx()
+                                                        : probe_attach_check();
     if (r) c.known[index(f)] = *r;
     return r;
 }

@@ -16,6 +16,10 @@ enum class Feature {
     xdp_frags,           // BPF_F_XDP_HAS_FRAGS at program load
     percpu_array_batch,  // BPF_MAP_LOOKUP_BATCH on (per-CPU) arrays
     tcx,                 // BPF_TCX_INGRESS / BPF_TCX_EGRESS links
+    // Not a feature but a rule: a prog array takes only programs with its
+    // owner's expected attach type (6.17; stable backports, among them
+    // Debian 12's 6.1.1xx). It matters where the owner is a freplace program.
+    prog_array_attach_check,
 };
 
 struct FeatureInfo {

@@ -63,6 +63,13 @@ TEST(Probe, AnswersMatchThisKernel) {
     EXPECT_EQ(*frags, rel >= 5018) << "kernel " << rel;
     EXPECT_EQ(*batch, rel >= 5006) << "kernel " << rel;
     EXPECT_EQ(*tcx, rel >= 6006) << "kernel " << rel;
+    // The prog-array attach-type check: 6.17, and backported to stable
+    // series (Debian 12's 6.1.1xx has it), so only newer kernels are sure.
+    auto check = tcd::probe::has(Feature::prog_array_attach_check);
+    ASSERT_TRUE(check) << check.error().message();
+    if (rel >= 6017) EXPECT_TRUE(*check);
+    std::printf("kernel %d.%d: frags %d, batch %d, tcx %d, prog-array attach-type check %d\n", rel / 1000,
+                rel % 1000, *frags, *batch, *tcx, *check);
     // require() agrees, and a missing feature's error names it and its release.
     auto r = tcd::probe::require(Feature::tcx, "attach lo");
     EXPECT_EQ(bool(r), *tcx);
@@ -184,9 +191,16 @@ TEST(Compat, FreplaceOwnedTableNamesTheCause) {
     uint32_t k0 = 0, k1 = 1;
     int xdp_fd = xdp_h.fd.get(), none_fd = none_h.fd.get();
     bool kernel_checks = bpf_map_update_elem(jt, &k0, &xdp_fd, BPF_ANY) != 0;
+    EXPECT_EQ(tcd::probe::has(Feature::prog_array_attach_check).value_or(!kernel_checks), kernel_checks);
     auto table_at = tcd::xdp_table_attach_type(owner_fd);
     ASSERT_TRUE(table_at);
-    auto r = tcd::check_compatible(owner_fd, *owner_info, xdp_h);
+    // A freplace program goes into no prog array at all (6.1 and 6.18 alike
+    // refuse it with EINVAL), so tcd cannot ask a scratch array about it.
+    int probe_arr = bpf_map_create(BPF_MAP_TYPE_PROG_ARRAY, "tcd_t", 4, 4, 1, nullptr);
+    ASSERT_GE(probe_arr, 0);
+    EXPECT_NE(bpf_map_update_elem(probe_arr, &k0, &owner_fd, BPF_ANY), 0);
+    close(probe_arr);
+    auto r = tcd::check_compatible(owner_fd, *owner_info, BPF_PROG_TYPE_XDP, xdp_h);
     if (kernel_checks) {
         EXPECT_EQ(*table_at, 0u);
         ASSERT_FALSE(r);
@@ -199,7 +213,7 @@ TEST(Compat, FreplaceOwnedTableNamesTheCause) {
         EXPECT_TRUE(r) << r.error().message();
     }
     // A program with no expected attach type goes in, on every kernel.
-    EXPECT_TRUE(tcd::check_compatible(owner_fd, *owner_info, none_h));
+    EXPECT_TRUE(tcd::check_compatible(owner_fd, *owner_info, BPF_PROG_TYPE_XDP, none_h));
     EXPECT_EQ(bpf_map_update_elem(jt, &k1, &none_fd, BPF_ANY), 0);
     std::printf("freplace-owned prog array: the kernel %s BPF_XDP programs; tcd's table attach type: %u\n",
                 kernel_checks ? "refuses" : "takes", *table_at);
