@@ -194,8 +194,8 @@ TEST(Compat, FreplaceOwnedTableNamesTheCause) {
     EXPECT_EQ(tcd::probe::has(Feature::prog_array_attach_check).value_or(!kernel_checks), kernel_checks);
     auto table_at = tcd::xdp_table_attach_type(owner_fd);
     ASSERT_TRUE(table_at);
-    // A freplace program goes into no prog array at all (6.1 and 6.18 alike
-    // refuse it with EINVAL), so tcd cannot ask a scratch array about it.
+    // A freplace program goes into no prog array at all (6.1 refuses it with
+    // EINVAL; the host cannot load one), so tcd cannot ask a scratch array.
     int probe_arr = bpf_map_create(BPF_MAP_TYPE_PROG_ARRAY, "tcd_t", 4, 4, 1, nullptr);
     ASSERT_GE(probe_arr, 0);
     EXPECT_NE(bpf_map_update_elem(probe_arr, &k0, &owner_fd, BPF_ANY), 0);
