@@ -109,6 +109,10 @@ Result<std::vector<bpf_program*>> choose_programs(const std::string& what, bpf_o
     const bool tc = in.kind().hook == Hook::tc;
     const bpf_prog_type want = tc ? BPF_PROG_TYPE_SCHED_CLS : BPF_PROG_TYPE_XDP;
     const char* want_name = tc ? "tc" : "xdp";
+    // The expected attach type the jump table takes: BPF_XDP, or none when
+    // its owner is a freplace program (kernels with the prog-array check).
+    const auto xdp_attach = static_cast<bpf_attach_type>(
+        tc ? 0u : xdp_table_attach_type(in.dispatcher_fd()).value_or(uint32_t(BPF_XDP)));
     std::vector<bpf_program*> chosen;
     std::vector<std::string> available;
     bpf_program* p;
@@ -137,7 +141,7 @@ Result<std::vector<bpf_program*>> choose_programs(const std::string& what, bpf_o
         if (bpffs::exists(in.paths().handler(name)))
             return fail(what, fmt::format("a handler named {} is pinned already", name),
                         fmt::format("'tcd handler unload {}' first", name));
-        if (!tc) bpf_program__set_expected_attach_type(p, BPF_XDP);
+        if (!tc) bpf_program__set_expected_attach_type(p, xdp_attach);
         bpf_program__set_flags(p, bpf_program__flags(p) & ~BPF_F_XDP_HAS_FRAGS);
         chosen.push_back(p);
     }

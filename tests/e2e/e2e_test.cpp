@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -358,7 +359,11 @@ TEST(E2E, LiveSwapLosesNothing) {
         }
     });
     EXPECT_EQ(failed, 0);
-    EXPECT_GE(swaps, 200) << "too few swaps while the stream ran";
+    // TCD_TEST_SLOWDOWN=K: a machine K times slower (scripts/vm-test.sh's
+    // emulated guest) manages K times fewer swaps in the same stream.
+    int slowdown = 1;
+    if (const char* s = std::getenv("TCD_TEST_SLOWDOWN")) slowdown = std::max(1, std::atoi(s));
+    EXPECT_GE(swaps, 200 / slowdown) << "too few swaps while the stream ran";
     std::printf("%d swaps during the stream\n", swaps);
     EXPECT_EQ(r.received, 30000);
     EXPECT_EQ(r.missing, 0);
