@@ -5,6 +5,8 @@
 #include "core/instance.h"
 #include "core/jumptable.h"
 #include "core/keys.h"
+#include "core/lifecycle.h"
+#include "core/specialise.h"
 #include "core/privs.h"
 #include "core/render.h"
 
@@ -23,9 +25,10 @@ Result<> run_map_set(const MapSetOptions& o, Context& ctx) {
     auto spec = parse_handler_spec(o.handler);
     if (!spec) return tl::unexpected(spec.error());
     if (auto p = require_bpf_privileges("map set"); !p) return p;
+    recover_interrupted(ctx.g.pin_dir);
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return tl::unexpected(in.error());
-    auto r = set_handler(*in, *key, *spec);
+    auto r = set_wired(*in, *key, *spec);
     if (!r) return tl::unexpected(r.error());
     ctx.print(render::set_json(*r), render::set_plain(*r));
     return {};
@@ -40,9 +43,10 @@ Result<> run_map_del(const std::vector<std::string>& texts, Context& ctx) {
         keys.push_back(*k);
     }
     if (auto p = require_bpf_privileges("map del"); !p) return p;
+    recover_interrupted(ctx.g.pin_dir);
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return tl::unexpected(in.error());
-    auto r = del_keys(*in, keys);
+    auto r = del_wired(*in, keys);
     if (!r) return tl::unexpected(r.error());
     ctx.print(render::del_json(*r), render::del_plain(*r));
     return {};

@@ -1,5 +1,7 @@
 #include "core/apply.h"
 
+#include "core/specialise.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include "core/keys.h"
 #include "core/lifecycle.h"
 #include "core/progs.h"
+#include "core/specialise.h"
 #include "core/status.h"
 
 namespace tcd {
@@ -189,6 +192,7 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
     // holds the very program the file's handler names (by name, bpffs path
     // or id:N), compared by program id; a handler that does not exist yet
     // (loaded by a step above) is compared by name.
+    const size_t wiring_from = steps.size();
     std::map<uint32_t, std::string> current, desired;
     std::map<uint32_t, uint32_t> current_id;
     if (in) {
@@ -228,11 +232,21 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
                          [open, key]() -> Result<> {
                              auto i = open();
                              if (!i) return tl::unexpected(i.error());
-                             auto r = del_keys(*i, {key});
+                             auto r = del_keys(*i, {key}, false);
                              if (!r) return tl::unexpected(r.error());
                              return {};
                          }});
     }
+    // The wiring changes batched: one new dispatcher for all of them, if
+    // they change the keys it reaches by direct jumps.
+    if (steps.size() > wiring_from)
+        steps.push_back({"respecialise the dispatcher (if the direct keys change)", [open]() -> Result<> {
+                             auto i = open();
+                             if (!i) return tl::unexpected(i.error());
+                             auto r = respecialise(*i);
+                             if (!r) return tl::unexpected(r.error());
+                             return {};
+                         }});
 
     // 4. Interfaces: attached exactly where the file says.
     std::vector<Attachment> now;

@@ -12,6 +12,8 @@
 #include "core/crashpoint.h"
 #include "core/log.h"
 #include "core/privs.h"
+#include "core/specialise.h"
+#include "core/upgrade.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -74,6 +76,13 @@ void adopt_staged_dispatcher(const std::string& dir) {
 
 }  // namespace
 
+void recover_interrupted(const std::string& dir) {
+    Paths paths{dir};
+    adopt_staged_dispatcher(dir);
+    complete_builtin_upgrade(dir);
+    for (const std::string& d : {dir, paths.maps_dir()}) bpffs::remove_temp_pins(d, false);
+}
+
 Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     if (auto r = require_bpf_privileges("load"); !r) return tl::unexpected(r.error());
     if (auto r = bpffs::ensure_mounted(dir); !r) return tl::unexpected(r.error());
@@ -86,8 +95,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     // Temporary pins can only be left by a command that died half-way (the
     // instance lock keeps live ones out): a staged dispatcher that runs is
     // adopted, the rest are taken away.
-    adopt_staged_dispatcher(dir);
-    for (const std::string& d : {dir, paths.maps_dir()}) bpffs::remove_temp_pins(d, false);
+    recover_interrupted(dir);
 
     std::optional<Instance> old;
     if (Instance::is_loaded(dir)) {
@@ -114,6 +122,15 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     if (!object) return tl::unexpected(object.error());
     DispatcherObject& d = *object;
     d.configure(opt.miss, false);
+    // The keys reached by direct jumps: what the wiring there is wants.
+    std::vector<DirectKey> direct = default_direct(opt.kind.key);
+    if (old) {
+        auto w = wanted_direct(*old);
+        if (!w) return tl::unexpected(w.error());
+        direct = *w;
+    }
+    d.specialise(direct);
+    for (const auto& k : direct) res.direct.push_back(k.key);
 
     // Keep what is pinned already: the jump table (its wiring), the counters,
     // the port slots, and the handlers (the jump table may point at them).
@@ -138,7 +155,8 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     std::vector<std::pair<bpf_program*, std::string>> handlers;
     for (const auto& name : builtin_handlers()) {
         bpf_program* p = d.program(name);
-        if (bpffs::exists(paths.handler(name))) bpf_program__set_autoload(p, false);
+        bool replace = old && opt.upgrade_builtins;
+        if (bpffs::exists(paths.handler(name)) && !replace) bpf_program__set_autoload(p, false);
         handlers.emplace_back(p, name);
     }
 
@@ -169,8 +187,21 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
         if (auto r = tx.pin(am.get(), paths.attach()); !r) return tl::unexpected(r.error());
         res.pinned.push_back("maps/attach");
     }
+    // load --force: the built-ins of this tcd replace the pinned ones (the
+    // keys wired to them repointed first), undone if the swap below fails.
+    BuiltinUpgrade upgrade;
+    if (old && opt.upgrade_builtins) {
+        std::vector<std::pair<std::string, int>> fresh;
+        for (auto& [prog, name] : handlers)
+            if (bpffs::exists(paths.handler(name))) fresh.emplace_back(name, bpf_program__fd(prog));
+        auto up = replace_builtins(*old, fresh);
+        if (!up) return tl::unexpected(up.error());
+        upgrade = std::move(*up);
+        res.upgraded = upgrade.replaced();
+    }
     for (auto& [prog, name] : handlers) {
         if (!bpf_program__autoload(prog)) continue;
+        if (std::find(res.upgraded.begin(), res.upgraded.end(), name) != res.upgraded.end()) continue;
         if (auto r = tx.pin(bpf_program__fd(prog), paths.handler(name)); !r)
             return tl::unexpected(r.error());
         res.pinned.push_back(name);
@@ -184,11 +215,15 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
         // it in one atomic step each, then the pin is renamed over the old
         // one. A failure after the swap swaps back through the same function.
         std::string staged = staged_dispatcher(paths, opt.kind.hook);
-        if (auto r = bpffs::pin(new_fd, staged); !r) return tl::unexpected(r.error());
+        if (auto r = bpffs::pin(new_fd, staged); !r) {
+            upgrade.undo();
+            return tl::unexpected(r.error());
+        }
         crash_point("load");
         auto swapped = swap_dispatcher(*old, new_fd);
         if (!swapped) {
             (void)bpffs::remove(staged);
+            upgrade.undo();
             return tl::unexpected(swapped.error());
         }
         res.swapped = *swapped;
@@ -196,6 +231,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
         if (auto r = bpffs::rename(staged, dispatcher_pin); !r) {
             (void)swap_dispatcher_on(res.swapped, old->kind().hook, old->dispatcher_fd(), new_fd);
             (void)bpffs::remove(staged);
+            upgrade.undo();
             return tl::unexpected(r.error());
         }
         res.reloaded = true;
