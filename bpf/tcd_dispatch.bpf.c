@@ -45,8 +45,8 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 tcd_miss_action = TCD_PASS;
 const volatile __u8 tcd_trace_mode = 0;
 
-/* The fast paths for untagged IPv4 and IPv6 in classify(); the benchmark
- * builds a copy without them to show what they buy. */
+/* The fast paths for untagged IPv4 and IPv6 in classify() (-DTCD_FASTPATH=0
+ * builds a copy without them, to see what they buy). */
 #ifndef TCD_FASTPATH
 #define TCD_FASTPATH 1
 #endif
