@@ -26,7 +26,7 @@ std::map<uint32_t, uint32_t> jt_ids(int jt, KeyKind kind) {
 int repoint(int jt, const std::vector<uint32_t>& keys, int prog) {
     for (uint32_t key : keys) {
         uint32_t k = key;
-        if (bpf_map_update_elem(jt, &k, &prog, BPF_EXIST) != 0) return errno;
+        if (bpf_map_update_elem(jt, &k, &prog, BPF_ANY) != 0) return errno;
     }
     return 0;
 }

@@ -405,6 +405,38 @@ TEST(E2E, HitlessReloadUnderTraffic) {
     for (const auto& name : tcd::bpffs::list_pins(t.dir())) EXPECT_EQ(name.find("~tmp-"), std::string::npos) << name;
 }
 
+// A map set of a key that joins the direct set, and its map del, each load
+// a new dispatcher specialised to the wiring and swap it in as load --force
+// does: while a UDP stream runs through the direct udp key, none is lost.
+TEST(E2E, RespecialiseUnderTrafficLosesNothing) {
+    TOPOLOGY(t);
+    ASSERT_EQ(t.tcd("attach vb --netns " + t.b()).rc, 0);
+    ASSERT_EQ(t.tcd("map set udp udp_handler").rc, 0);
+    ASSERT_EQ(t.udp(10), 10);
+    json first = t.tcd_json("status");
+    const int count = 15000;
+    int swaps = 0, failed = 0;
+    auto r = udp_stream_during(t, count, 300, [&](const std::function<bool()>& sending) {
+        for (int i = 0; sending(); i++) {
+            json j = t.tcd_json(i % 2 ? "map del gre" : "map set gre pass");
+            if (j.is_object() && j.value("respecialised", false)) swaps++;
+            else failed++;
+        }
+    });
+    EXPECT_EQ(failed, 0);
+    EXPECT_GE(swaps, 5) << "too few swaps while the stream ran";
+    std::printf("%d dispatcher swaps (map set / del gre) during the stream\n", swaps);
+    EXPECT_EQ(r.received, count);
+    EXPECT_EQ(r.missing, 0);
+    json after = t.tcd_json("status");
+    EXPECT_NE(after["dispatcher"]["prog_id"], first["dispatcher"]["prog_id"]);
+    ASSERT_EQ(after["attached"].size(), 1u);
+    json s = t.tcd_json("stats");
+    EXPECT_EQ((*key_row(s, 17))["missed"], 0);
+    EXPECT_GE((*key_row(s, 17))["packets"].get<uint64_t>(), uint64_t(count) + 10);
+    for (const auto& name : tcd::bpffs::list_pins(t.dir())) EXPECT_EQ(name.find("~tmp-"), std::string::npos) << name;
+}
+
 TEST(E2E, UserHandlersFromExamples) {
     TOPOLOGY(t);
     ASSERT_EQ(t.tcd("attach vb --netns " + t.b()).rc, 0);

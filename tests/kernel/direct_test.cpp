@@ -142,7 +142,9 @@ TEST(Respecialise, OnlyWhenTheDirectSetChanges) {
     auto id = [&] { return inst.open().dispatcher().id; };
     auto direct = [&] {
         std::vector<uint32_t> out;
-        for (const auto& d : *tcd::read_direct_keys(inst.open().dispatcher())) out.push_back(d.key);
+        auto in = inst.open();
+        auto keys = tcd::read_direct_keys(in.dispatcher());
+        for (const auto& d : *keys) out.push_back(d.key);
         return out;
     };
     // A fresh proto dispatcher: the four hot keys.
