@@ -61,7 +61,7 @@ Result<std::vector<DirectKey>> wanted_direct(const Instance& in) {
     return choose_direct(in.kind().key, *w);
 }
 
-Result<Respecialised> respecialise(const Instance& in) {
+Result<Respecialised> respecialise(const Instance& in, bool release_slots) {
     Respecialised res;
     auto want = wanted_direct(in);
     if (!want) return tl::unexpected(want.error());
@@ -79,7 +79,7 @@ Result<Respecialised> respecialise(const Instance& in) {
         res.swapped = true;
         crash_point("map");
     }
-    release_unwired_slots(in);
+    if (release_slots) release_unwired_slots(in);
     return res;
 }
 
@@ -87,7 +87,7 @@ Result<SetResult> set_wired(const Instance& in, uint32_t key, const HandlerSpec&
     auto r = set_handler(in, key, spec);
     if (!r) return r;
     crash_point("map");
-    auto sp = respecialise(in);
+    auto sp = respecialise(in, false);  // a set frees no slot
     if (!sp) {
         if (r->changed) {
             // Back as it was: the old program, or nothing (and no slot).

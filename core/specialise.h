@@ -36,9 +36,10 @@ struct Respecialised {
 
 // Makes the live dispatcher's direct keys what the wiring wants: if they
 // differ, `load --force` (keeping the built-ins) loads and swaps in a new
-// one. On a port instance it then frees the counter slots of ports that are
-// no longer wired (after the swap, so no live dispatcher counts into them).
-Result<Respecialised> respecialise(const Instance& in);
+// one. With release_slots, on a port instance it then frees the counter
+// slots of ports that are no longer wired (after the swap, so no live
+// dispatcher counts into them): after a map del, or one cut short.
+Result<Respecialised> respecialise(const Instance& in, bool release_slots = true);
 
 // map set / map del, then respecialise; a failure to respecialise undoes the
 // wiring change (the command changes nothing).

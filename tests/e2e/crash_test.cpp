@@ -290,10 +290,8 @@ TEST_F(Crash, RespecialiseKilledAtEveryStep) {
         for (int n = 1; n < 30; n++) {
             auto c = sh(crash(step.op, n, step.cmd));
             std::string at = std::string(step.cmd) + " killed at " + step.op + " step " + std::to_string(n);
-            if (c.rc != kKilled) {  // past the last step: it ran; undo it for the next step kind
+            if (c.rc != kKilled) {  // past the last step: it ran, and left what the next step kind starts from
                 EXPECT_EQ(c.rc, 0) << at << ": " << c.err;
-                std::string back = step.gre ? "map del gre" : "map set gre pass";
-                EXPECT_EQ(sh(tcd("-q " + back)).rc, 0) << at;
                 break;
             }
             steps++;
