@@ -237,16 +237,20 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
                              return {};
                          }});
     }
-    // The wiring changes batched: one new dispatcher for all of them, if
-    // they change the keys it reaches by direct jumps.
-    if (steps.size() > wiring_from)
-        steps.push_back({"respecialise the dispatcher (if the direct keys change)", [open]() -> Result<> {
-                             auto i = open();
-                             if (!i) return tl::unexpected(i.error());
-                             auto r = respecialise(*i);
-                             if (!r) return tl::unexpected(r.error());
-                             return {};
-                         }});
+    // The wiring changes batched: the last of them also loads one new
+    // dispatcher for all of them, if they change the keys it reaches by
+    // direct jumps (and frees the counter slots of unwired ports).
+    if (steps.size() > wiring_from) {
+        auto last = steps.back().run;
+        steps.back().run = [last, open]() -> Result<> {
+            if (auto r = last(); !r) return r;
+            auto i = open();
+            if (!i) return tl::unexpected(i.error());
+            auto r = respecialise(*i);
+            if (!r) return tl::unexpected(r.error());
+            return {};
+        };
+    }
 
     // 4. Interfaces: attached exactly where the file says.
     std::vector<Attachment> now;

@@ -124,7 +124,9 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     d.configure(opt.miss, false);
     // The keys reached by direct jumps: what the wiring there is wants.
     std::vector<DirectKey> direct = default_direct(opt.kind.key);
-    if (old) {
+    if (old && opt.direct) {
+        direct = *opt.direct;
+    } else if (old) {
         auto w = wanted_direct(*old);
         if (!w) return tl::unexpected(w.error());
         direct = *w;

@@ -1,6 +1,7 @@
 // Loading and unloading an instance: validate, act, and undo on failure.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,9 @@ struct LoadOptions {
     bool force = false;  // reload a loaded instance (keeps wiring and counters)
     Kind kind{};         // key proto|port, hook xdp|tc
     bool upgrade_builtins = true;  // force: replace the built-in handlers too (respecialise keeps them)
+    // force: the keys to reach by direct jumps, when the caller has worked
+    // them out already (respecialise); else from the wiring there is.
+    std::optional<std::vector<DirectKey>> direct;
 };
 
 struct LoadResult {

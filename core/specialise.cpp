@@ -74,6 +74,7 @@ Result<Respecialised> respecialise(const Instance& in, bool release_slots) {
         o.force = true;
         o.kind = in.kind();
         o.upgrade_builtins = false;
+        o.direct = *want;
         auto r = load(in.paths().dir, o);
         if (!r) return tl::unexpected(r.error());
         res.swapped = true;
