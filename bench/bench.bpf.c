@@ -171,3 +171,65 @@ int bound_handler(struct xdp_md *ctx)
 {
 	return XDP_PASS;
 }
+
+/*
+ * Seed 004 ("Tail call") as written: the TCP destination port picks one of
+ * two bpf_tail_call sites with constant keys 0 and 1, which clang merges into
+ * one call with the key in a register, so both go through the indirect path.
+ * Its handlers print with bpf_printk; here the wired one only returns
+ * XDP_PASS, so the figure is the dispatch.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 2);
+	__uint(key_size, sizeof(int));
+	__uint(value_size, sizeof(int));
+} prog_array SEC(".maps");
+
+#include <linux/tcp.h>
+#include <linux/in.h>
+
+SEC("xdp")
+int main_prog(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    struct iphdr *iph;
+    struct tcphdr *tcph;
+
+    if (data + sizeof(*eth) > data_end)
+        return XDP_ABORTED;
+
+    if (eth->h_proto != bpf_htons(ETH_P_IP))
+        return XDP_PASS;
+
+    iph = data + sizeof(*eth);
+    if ((void *)iph + sizeof(*iph) > data_end)
+        return XDP_ABORTED;
+
+    if (iph->protocol != IPPROTO_TCP)
+        return XDP_PASS;
+
+    tcph = (void *)iph + (iph->ihl * 4);
+    if ((void *)tcph + sizeof(*tcph) > data_end)
+        return XDP_ABORTED;
+
+    int dport = bpf_ntohs(tcph->dest);
+
+    if (dport == 8080) {
+        int key = 0;
+        bpf_tail_call(ctx, &prog_array, key);
+    } else if (dport == 22) {
+        int key = 1;
+        bpf_tail_call(ctx, &prog_array, key);
+    }
+
+    return XDP_PASS;
+}
+
+SEC("xdp")
+int port8080_prog(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}

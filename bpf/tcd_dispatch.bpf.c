@@ -55,8 +55,8 @@ const volatile __u8 tcd_trace_mode = 0;
 #define TCD_UNDISPATCHED TCD_PASS
 #endif
 
-/* The fast paths for untagged IPv4 and IPv6 in classify(); the benchmark
- * builds a copy without them to show what they buy. */
+/* The fast paths for untagged IPv4 and IPv6 in classify() (-DTCD_FASTPATH=0
+ * builds a copy without them, to see what they buy). */
 #ifndef TCD_FASTPATH
 #define TCD_FASTPATH 1
 #endif
@@ -284,56 +284,99 @@ static __always_inline void trace_record(__u32 cls, __u32 key, __u32 missed)
 	rec->missed = missed;
 }
 
-#ifndef TCD_KEY_PORT
 /*
- * Tail-call the handler at @key; returns only on a miss.
+ * Dispatch: a tail call into the jump table at the frame's key.
  *
- * A tail call with a constant key is JIT-compiled into a direct jump that the
- * kernel patches when the slot changes; a key read from the packet goes
- * through the retpoline-protected indirect path. TCD_DISPATCH picks how keys
- * map to the two (the benchmark measures all three; see the README):
- *   0  every key indirect
- *   1  the hot keys (tcp, udp, icmp, icmpv6) direct, the rest indirect
- *   2  a 256-case switch: every key direct
+ * A tail call whose key the verifier knows as a constant is JIT-compiled into
+ * a direct jump that the kernel patches whenever the slot changes; a key read
+ * from the packet goes through the retpoline-protected indirect path. The
+ * loader writes the keys to specialise (the wired ones, at most
+ * TCD_DIRECT_MAX, sorted, unused slots TCD_DIRECT_NONE) into .rodata, which
+ * libbpf freezes, so the verifier reads them as constants: a binary search
+ * over them ends in one tail-call site per slot, each with its constant key,
+ * and every other key takes the indirect call. Slots holding TCD_DIRECT_NONE
+ * are out of every key's range, so the verifier prunes their branches.
+ *
+ * Each site is an inline-asm tail call (bpf_tail_call_static, but with the
+ * key in a register) whose text names its slot: identical asm statements
+ * could be merged by clang into one call reached with different keys, which
+ * the verifier would then have to treat as indirect.
  */
-#define TCD_DISPATCH_INDIRECT 0
-#define TCD_DISPATCH_HOT 1
-#define TCD_DISPATCH_SWITCH 2
-#ifndef TCD_DISPATCH
-#define TCD_DISPATCH TCD_DISPATCH_HOT
-#endif
+const volatile __u32 tcd_direct_key[TCD_DIRECT_MAX] = {
+	TCD_DIRECT_NONE, TCD_DIRECT_NONE, TCD_DIRECT_NONE, TCD_DIRECT_NONE,
+	TCD_DIRECT_NONE, TCD_DIRECT_NONE, TCD_DIRECT_NONE, TCD_DIRECT_NONE,
+	TCD_DIRECT_NONE, TCD_DIRECT_NONE, TCD_DIRECT_NONE, TCD_DIRECT_NONE,
+	TCD_DIRECT_NONE, TCD_DIRECT_NONE, TCD_DIRECT_NONE, TCD_DIRECT_NONE,
+};
+const volatile __u32 tcd_direct_slot[TCD_DIRECT_MAX];
 
-#define TCD_CASE(n)                                 \
-	case n:                                     \
-		bpf_tail_call_static(ctx, &jt, n); \
-		break;
-#define TCD_CASE4(n) TCD_CASE(n) TCD_CASE(n + 1) TCD_CASE(n + 2) TCD_CASE(n + 3)
-#define TCD_CASE16(n) TCD_CASE4(n) TCD_CASE4(n + 4) TCD_CASE4(n + 8) TCD_CASE4(n + 12)
-#define TCD_CASE64(n) TCD_CASE16(n) TCD_CASE16(n + 16) TCD_CASE16(n + 32) TCD_CASE16(n + 48)
+#define TCD_TAIL_SITE(n, ctx, key)                                              \
+	asm volatile("r1 = %[c]\n\t"                                            \
+		     "r2 = %[m]\n\t"                                         \
+		     "r3 = %[k]\n\t"                                            \
+		     "call 12 /* tcd direct site " #n " */"                     \
+		     :: [c] "r"(ctx), [m] "r"(&jt), [k] "r"(key)                 \
+		     : "r0", "r1", "r2", "r3", "r4", "r5")
 
-static __always_inline void dispatch(TCD_CTX *ctx, __u32 key)
+/* Counts the frame into row slot; returns the row (NULL only if the map
+ * lookup failed, which the verifier requires us to handle). */
+static __always_inline struct tcd_counters *count_row(__u32 slot, __u64 len)
 {
-#if TCD_DISPATCH == TCD_DISPATCH_SWITCH
-	switch (key) {
-		TCD_CASE64(0)
-		TCD_CASE64(64)
-		TCD_CASE64(128)
-		TCD_CASE64(192)
+	struct tcd_counters *cnt = bpf_map_lookup_elem(&proto_stats, &slot);
+
+	if (cnt) {
+		cnt->packets++;
+		cnt->bytes += len;
 	}
-#elif TCD_DISPATCH == TCD_DISPATCH_HOT
-	switch (key) {
-		TCD_CASE(IPPROTO_TCP)
-		TCD_CASE(IPPROTO_UDP)
-		TCD_CASE(IPPROTO_ICMP)
-		TCD_CASE(58) /* IPPROTO_ICMPV6 */
-	default:
-		bpf_tail_call(ctx, &jt, key);
-	}
-#else
-	bpf_tail_call(ctx, &jt, key);
-#endif
+	return cnt;
 }
-#endif
+
+static __always_inline int missed(struct tcd_counters *cnt, __u32 cls, __u32 key)
+{
+	/* No handler at this key: the tail call fell through. */
+	if (cnt)
+		cnt->missed++;
+	if (tcd_trace_mode)
+		trace_record(cls, key, 1);
+	return tcd_miss_action;
+}
+
+/* Slot n of the specialised keys matched: count, jump directly. */
+#define TCD_LEAF(n)                                                             \
+	if (key == tcd_direct_key[n]) {                                         \
+		__u32 k = tcd_direct_key[n];                                    \
+		struct tcd_counters *c = count_row(tcd_direct_slot[n], len);   \
+		if (tcd_trace_mode)                                             \
+			trace_record(cls, k, 0);                                \
+		TCD_TAIL_SITE(n, ctx, k);                                       \
+		return missed(c, cls, k);                                       \
+	}
+/* key < K[n] picks the lower half: the keys are sorted, so the search over
+ * 16 slots is 4 comparisons and one equality. */
+#define TCD_PAIR(a)                                                             \
+	if (key < tcd_direct_key[a + 1]) {                                      \
+		TCD_LEAF(a)                                                     \
+	} else {                                                                \
+		TCD_LEAF(a + 1)                                                 \
+	}
+#define TCD_QUAD(a)                                                             \
+	if (key < tcd_direct_key[a + 2]) {                                      \
+		TCD_PAIR(a)                                                     \
+	} else {                                                                \
+		TCD_PAIR(a + 2)                                                 \
+	}
+#define TCD_OCT(a)                                                              \
+	if (key < tcd_direct_key[a + 4]) {                                      \
+		TCD_QUAD(a)                                                     \
+	} else {                                                                \
+		TCD_QUAD(a + 4)                                                 \
+	}
+#define TCD_SEARCH()                                                            \
+	if (key < tcd_direct_key[8]) {                                          \
+		TCD_OCT(0)                                                      \
+	} else {                                                                \
+		TCD_OCT(8)                                                      \
+	}
 
 SEC(TCD_SEC)
 int TCD_DISPATCH_FN(TCD_CTX *ctx)
@@ -343,6 +386,7 @@ int TCD_DISPATCH_FN(TCD_CTX *ctx)
 	struct tcd_counters *cnt;
 	struct tcd_l4 l4 = {};
 	__u32 key = 0, slot;
+	__u64 len;
 	int cls;
 
 #ifdef TCD_HOOK_TC
@@ -353,58 +397,43 @@ int TCD_DISPATCH_FN(TCD_CTX *ctx)
 		data_end = (void *)(long)ctx->data_end;
 	}
 #endif
+	len = TCD_LEN(ctx, data, data_end);
 	cls = classify(data, data_end, &key, &l4);
 #ifdef TCD_KEY_PORT
-	if (cls == TCD_CLASS_IPV4 || cls == TCD_CLASS_IPV6) {
-		__u32 *s;
-
-		if (port_of(&l4, data_end, &key)) {
-			cls = TCD_CLASS_NO_PORT;
-			key = 0;
-		} else {
-			s = bpf_map_lookup_elem(&port_slot, &key);
-			slot = s && *s < TCD_PORT_SLOTS ? *s : 0;
-		}
+	if ((cls == TCD_CLASS_IPV4 || cls == TCD_CLASS_IPV6) && port_of(&l4, data_end, &key)) {
+		cls = TCD_CLASS_NO_PORT;
+		key = 0;
 	}
-	if (cls == TCD_CLASS_NON_IP)
-		slot = TCD_PSLOT_NON_IP;
-	else if (cls == TCD_CLASS_MALFORMED)
-		slot = TCD_PSLOT_MALFORMED;
-	else if (cls == TCD_CLASS_NO_PORT)
-		slot = TCD_PSLOT_NO_PORT;
+#endif
+
+	if (cls == TCD_CLASS_IPV4 || cls == TCD_CLASS_IPV6) {
+		TCD_SEARCH()
+#ifdef TCD_KEY_PORT
+		__u32 *s = bpf_map_lookup_elem(&port_slot, &key);
+
+		slot = s && *s < TCD_PORT_SLOTS ? *s : 0;
 #else
-	if (cls == TCD_CLASS_NON_IP)
-		slot = TCD_SLOT_NON_IP;
-	else if (cls == TCD_CLASS_MALFORMED)
-		slot = TCD_SLOT_MALFORMED;
-	else
 		slot = key;
 #endif
-
-	cnt = bpf_map_lookup_elem(&proto_stats, &slot);
-	if (cnt) {
-		cnt->packets++;
-		cnt->bytes += TCD_LEN(ctx, data, data_end);
+		cnt = count_row(slot, len);
+		if (tcd_trace_mode)
+			trace_record(cls, key, 0);
+		bpf_tail_call(ctx, &jt, key);
+		return missed(cnt, cls, key);
 	}
+
+#ifdef TCD_KEY_PORT
+	slot = cls == TCD_CLASS_NON_IP ? TCD_PSLOT_NON_IP
+	       : cls == TCD_CLASS_MALFORMED ? TCD_PSLOT_MALFORMED : TCD_PSLOT_NO_PORT;
+#else
+	slot = cls == TCD_CLASS_NON_IP ? TCD_SLOT_NON_IP : TCD_SLOT_MALFORMED;
+#endif
+	count_row(slot, len);
 	if (tcd_trace_mode)
 		trace_record(cls, key, 0);
-
-	if (cls == TCD_CLASS_NON_IP || cls == TCD_CLASS_MALFORMED)
-		return TCD_UNDISPATCHED;
-#ifdef TCD_KEY_PORT
 	if (cls == TCD_CLASS_NO_PORT)
 		return tcd_miss_action;
-	bpf_tail_call(ctx, &jt, key);
-#else
-	dispatch(ctx, key);
-#endif
-
-	/* No handler at this key: the tail call fell through. */
-	if (cnt)
-		cnt->missed++;
-	if (tcd_trace_mode)
-		trace_record(cls, key, 1);
-	return tcd_miss_action;
+	return TCD_UNDISPATCHED;
 }
 
 /* Built-in handlers, pinned beside the dispatcher. */

@@ -5,6 +5,8 @@
 #include "core/instance.h"
 #include "core/jumptable.h"
 #include "core/keys.h"
+#include "core/lifecycle.h"
+#include "core/specialise.h"
 #include "core/render.h"
 
 namespace tcd::cli {
@@ -21,9 +23,10 @@ Result<> run_map_set(const MapSetOptions& o, Context& ctx) {
     if (!key) return propagate(key);
     auto spec = parse_handler_spec(o.handler);
     if (!spec) return propagate(spec);
+    recover_interrupted(ctx.g.pin_dir);
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
-    auto r = set_handler(*in, *key, *spec);
+    auto r = set_wired(*in, *key, *spec);
     if (!r) return propagate(r);
     ctx.print(render::set_json(*r), render::set_plain(*r));
     return {};
@@ -37,9 +40,10 @@ Result<> run_map_del(const std::vector<std::string>& texts, Context& ctx) {
         if (!k) return propagate(k);
         keys.push_back(*k);
     }
+    recover_interrupted(ctx.g.pin_dir);
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
-    auto r = del_keys(*in, keys);
+    auto r = del_wired(*in, keys);
     if (!r) return propagate(r);
     ctx.print(render::del_json(*r), render::del_plain(*r));
     return {};

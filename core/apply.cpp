@@ -1,5 +1,7 @@
 #include "core/apply.h"
 
+#include "core/specialise.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include "core/keys.h"
 #include "core/lifecycle.h"
 #include "core/progs.h"
+#include "core/specialise.h"
 #include "core/status.h"
 
 namespace tcd {
@@ -202,6 +205,7 @@ Result<> plan_handlers(const std::string& dir, const Desired& want, bool kept, s
 // id:N), compared by program id; a handler that does not exist yet (loaded
 // by a step above) is compared by name.
 Result<> plan_wiring(const std::string& dir, const Desired& want, const Instance* in, std::vector<Change>& steps) {
+    const size_t wiring_from = steps.size();
     std::map<uint32_t, std::string> current, desired;
     std::map<uint32_t, uint32_t> current_id;
     if (in) {
@@ -234,7 +238,19 @@ Result<> plan_wiring(const std::string& dir, const Desired& want, const Instance
         if (desired.count(k)) continue;
         uint32_t key = k;
         steps.push_back(on_instance(fmt::format("map del {} (wired to {}, not in the file)", key, handler), dir,
-                                    [key](const Instance& i) { return outcome(del_keys(i, {key})); }));
+                                    [key](const Instance& i) { return outcome(del_keys(i, {key}, false)); }));
+    }
+    // The wiring changes batched: the last of them also loads one new
+    // dispatcher for all of them, if they change the keys it reaches by
+    // direct jumps (and frees the counter slots of unwired ports).
+    if (steps.size() > wiring_from) {
+        auto last = steps.back().run;
+        steps.back().run = [last, dir]() -> Result<> {
+            if (auto r = last(); !r) return r;
+            auto i = Instance::open(dir);
+            if (!i) return propagate(i);
+            return outcome(respecialise(*i));
+        };
     }
     return {};
 }

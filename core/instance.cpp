@@ -6,6 +6,7 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -104,6 +105,25 @@ void DispatcherObject::configure(MissAction miss, bool trace_mode) {
     }
 }
 
+void DispatcherObject::specialise(std::vector<DirectKey> keys) {
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end(), [](auto& a, auto& b) { return a.key == b.key; }), keys.end());
+    if (keys.size() > TCD_DIRECT_MAX) keys.resize(TCD_DIRECT_MAX);
+    bpf_map* m;
+    bpf_object__for_each_map(m, obj_.get()) {
+        if (!ends_with(bpf_map__name(m), ".rodata")) continue;
+        size_t size = 0;
+        auto* ro = static_cast<char*>(const_cast<void*>(bpf_map__initial_value(m, &size)));
+        if (!ro || size < offsetof(Rodata, tcd_direct_slot) + sizeof(Rodata::tcd_direct_slot)) continue;
+        for (uint32_t i = 0; i < TCD_DIRECT_MAX; i++) {
+            uint32_t k = i < keys.size() ? keys[i].key : TCD_DIRECT_NONE;
+            uint32_t s = i < keys.size() ? keys[i].slot : 0;
+            std::memcpy(ro + offsetof(Rodata, tcd_direct_key) + i * sizeof k, &k, sizeof k);
+            std::memcpy(ro + offsetof(Rodata, tcd_direct_slot) + i * sizeof s, &s, sizeof s);
+        }
+    }
+}
+
 Result<> DispatcherObject::load() {
     if (int err = bpf_object__load(obj_.get())) return fail_errno("load the dispatcher", -err);
     return {};
@@ -178,7 +198,10 @@ Result<Instance> Instance::open(const std::string& dir) {
     return in;
 }
 
-Result<MissAction> read_miss_action(const ProgInfo& dispatcher, Hook hook) {
+namespace {
+
+// The value of a loaded dispatcher's .rodata map, at least `need` bytes.
+std::optional<std::vector<char>> read_rodata(const ProgInfo& dispatcher, size_t need) {
     for (uint32_t id : dispatcher.map_ids) {
         UniqueFd fd(bpf_map_get_fd_by_id(id));
         if (!fd) continue;
@@ -186,18 +209,39 @@ Result<MissAction> read_miss_action(const ProgInfo& dispatcher, Hook hook) {
         uint32_t len = sizeof(info);
         if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
         if (!ends_with(info.name, ".rodata")) continue;
-        constexpr size_t at = offsetof(Rodata, tcd_miss_action);
-        if (info.value_size < at + sizeof(uint32_t)) continue;
+        if (info.value_size < need) continue;
         std::vector<char> value(info.value_size);
         uint32_t zero = 0;
         if (bpf_map_lookup_elem(fd.get(), &zero, value.data()) != 0) continue;
-        uint32_t verdict = 0;
-        std::memcpy(&verdict, value.data() + at, sizeof verdict);
-        if (verdict == verdict_drop(hook)) return MissAction::drop;
-        if (hook == Hook::tc && verdict == static_cast<uint32_t>(TC_ACT_UNSPEC)) return MissAction::next;
-        return MissAction::pass;
+        return value;
     }
-    return fail("dispatcher", "cannot read its miss action");
+    return std::nullopt;
+}
+
+}  // namespace
+
+Result<MissAction> read_miss_action(const ProgInfo& dispatcher, Hook hook) {
+    constexpr size_t at = offsetof(Rodata, tcd_miss_action);
+    auto value = read_rodata(dispatcher, at + sizeof(uint32_t));
+    if (!value) return fail("dispatcher", "cannot read its miss action");
+    uint32_t verdict = 0;
+    std::memcpy(&verdict, value->data() + at, sizeof verdict);
+    if (verdict == verdict_drop(hook)) return MissAction::drop;
+    if (hook == Hook::tc && verdict == static_cast<uint32_t>(TC_ACT_UNSPEC)) return MissAction::next;
+    return MissAction::pass;
+}
+
+Result<std::vector<DirectKey>> read_direct_keys(const ProgInfo& dispatcher) {
+    auto value = read_rodata(dispatcher, offsetof(Rodata, tcd_direct_slot) + sizeof(Rodata::tcd_direct_slot));
+    if (!value) return fail("dispatcher", "cannot read its direct keys (a dispatcher of an older tcd?)");
+    std::vector<DirectKey> out;
+    for (uint32_t i = 0; i < TCD_DIRECT_MAX; i++) {
+        DirectKey d;
+        std::memcpy(&d.key, value->data() + offsetof(Rodata, tcd_direct_key) + i * 4, 4);
+        std::memcpy(&d.slot, value->data() + offsetof(Rodata, tcd_direct_slot) + i * 4, 4);
+        if (d.key != TCD_DIRECT_NONE) out.push_back(d);
+    }
+    return out;
 }
 
 std::vector<PinnedProg> pinned_programs(const std::string& dir) {

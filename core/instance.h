@@ -40,6 +40,15 @@ struct Paths {
 // in the tcx chain, or the stack when there is none). tc instances default
 // to next, XDP ones to pass.
 enum class MissAction { pass, drop, next };
+
+// A key the dispatcher reaches by a direct jump (its .rodata), and the
+// counter row it counts into (the key on a proto instance, the port's slot).
+struct DirectKey {
+    uint32_t key = 0;
+    uint32_t slot = 0;
+    bool operator==(const DirectKey&) const = default;
+    auto operator<=>(const DirectKey&) const = default;
+};
 const char* miss_action_name(MissAction a);
 MissAction default_miss_action(Hook h);
 // pass, drop or next; next is refused on XDP.
@@ -60,6 +69,9 @@ public:
     bpf_map* map(const std::string& name) const;
     // The load-time constants (.rodata): miss action and trace mode.
     void configure(MissAction miss, bool trace_mode);
+    // The keys to reach by direct jumps (at most TCD_DIRECT_MAX; written
+    // sorted by key, the rest of the slots empty).
+    void specialise(std::vector<DirectKey> keys);
     Result<> load();
 
 private:
@@ -104,6 +116,9 @@ std::optional<Kind> pinned_kind(const std::string& dir);
 
 // Reads the miss action a loaded dispatcher was built with (its .rodata).
 Result<MissAction> read_miss_action(const ProgInfo& dispatcher, Hook hook);
+
+// The keys a loaded dispatcher reaches by direct jumps, sorted (its .rodata).
+Result<std::vector<DirectKey>> read_direct_keys(const ProgInfo& dispatcher);
 
 // Programs pinned by name in the instance directory.
 struct PinnedProg {

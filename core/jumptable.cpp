@@ -290,7 +290,7 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
     return res;
 }
 
-Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys) {
+Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys, bool release_slots) {
     if (auto r = require_bpf_privileges("map del"); !r) return propagate(r);
     DelResult res;
     res.kind = in.kind().key;
@@ -327,7 +327,7 @@ Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys
         taken.emplace_back(key, std::move(*fd));
     }
     // Ports give their counter slot back (their packets count as other ports).
-    if (in.kind().key == KeyKind::port)
+    if (in.kind().key == KeyKind::port && release_slots)
         for (const auto& [key, fd] : taken) release_slot(in, key);
     return res;
 }

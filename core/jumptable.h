@@ -36,6 +36,8 @@ struct SetResult {
     uint32_t key = 0;
     std::optional<WiredEntry> old;  // what was wired before
     WiredEntry now;
+    bool respecialised = false;  // set_wired: a new dispatcher was swapped in
+    bool direct = false;         // set_wired: the key is reached by a direct jump
 };
 
 // Wires key -> handler with one atomic update (never delete then insert),
@@ -46,10 +48,13 @@ struct DelResult {
     KeyKind kind = KeyKind::proto;
     std::vector<WiredEntry> removed;
     std::vector<uint32_t> not_wired;
+    bool respecialised = false;  // del_wired: a new dispatcher was swapped in
 };
 
-// Unwires keys; all or nothing.
-Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys);
+// Unwires keys; all or nothing. On a port instance the keys' counter slots
+// are freed unless release_slots is false (del_wired frees them after the
+// dispatcher that counts into them is gone).
+Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys, bool release_slots = true);
 
 // Checks that a program may be put into the instance's jump table.
 Result<> check_compatible(const Instance& in, const Handler& h);

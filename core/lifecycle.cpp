@@ -12,6 +12,8 @@
 #include "core/crashpoint.h"
 #include "core/log.h"
 #include "core/privs.h"
+#include "core/specialise.h"
+#include "core/upgrade.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -72,14 +74,6 @@ void adopt_staged_dispatcher(const std::string& dir) {
     }
 }
 
-// Temporary pins can only be left by a command that died half-way (the
-// instance lock keeps live ones out): a staged dispatcher that runs is
-// adopted, the rest are taken away.
-void clear_leftovers(const std::string& dir) {
-    adopt_staged_dispatcher(dir);
-    for (const std::string& d : {dir, Paths{dir}.maps_dir()}) bpffs::remove_temp_pins(d, false);
-}
-
 // An instance loaded already is of the kind asked for, and has the miss
 // action asked for unless --force is to change it.
 Result<> check_loaded(const std::string& dir, const Instance& in, const LoadOptions& opt, MissAction miss) {
@@ -107,7 +101,9 @@ struct Parts {
     bool reused_maps = false;
 };
 
-Result<Parts> reuse_pinned(DispatcherObject& d, const Paths& paths, KeyKind key) {
+// Built-ins already pinned are kept, unless `replace_builtins` (load --force
+// with this tcd's built-ins).
+Result<Parts> reuse_pinned(DispatcherObject& d, const Paths& paths, KeyKind key, bool replace_builtins) {
     Parts parts;
     parts.maps.push_back({d.map(TCD_MAP_JT), paths.jt(), {}});
     parts.maps.push_back({d.map(TCD_MAP_STATS), paths.stats(), {}});
@@ -122,7 +118,7 @@ Result<Parts> reuse_pinned(DispatcherObject& d, const Paths& paths, KeyKind key)
     }
     for (const auto& name : builtin_handlers()) {
         bpf_program* p = d.program(name);
-        if (bpffs::exists(paths.handler(name))) bpf_program__set_autoload(p, false);
+        if (bpffs::exists(paths.handler(name)) && !replace_builtins) bpf_program__set_autoload(p, false);
         parts.handlers.emplace_back(p, name);
     }
     return parts;
@@ -139,9 +135,8 @@ Result<> load_dispatcher(DispatcherObject& d, bool reused_maps) {
 }
 
 // Pins what is new: the directories, the maps (the jump table before anything
-// is written to it), the attach map, the built-in handlers. Their names go to
-// `pinned`.
-Result<> pin_new_parts(PinTransaction& tx, const Parts& parts, const Paths& paths, std::vector<std::string>& pinned) {
+// is written to it), the attach map. Their names go to `pinned`.
+Result<> pin_new_maps(PinTransaction& tx, const Parts& parts, const Paths& paths, std::vector<std::string>& pinned) {
     auto made = bpffs::make_dirs(paths.maps_dir());
     if (!made) return propagate(made);
     tx.add_dirs(*made);
@@ -157,32 +152,63 @@ Result<> pin_new_parts(PinTransaction& tx, const Parts& parts, const Paths& path
         if (auto r = tx.pin(am.get(), paths.attach()); !r) return propagate(r);
         pinned.push_back("maps/attach");
     }
+    return {};
+}
+
+// load --force: the built-ins of this tcd replace the pinned ones (the keys
+// wired to them repointed first); the caller undoes it if the swap fails.
+Result<BuiltinUpgrade> upgrade_builtins(const Instance& old, const Parts& parts, const Paths& paths) {
+    std::vector<std::pair<std::string, int>> fresh;
+    for (const auto& [prog, name] : parts.handlers)
+        if (bpffs::exists(paths.handler(name))) fresh.emplace_back(name, bpf_program__fd(prog));
+    return replace_builtins(old, fresh);
+}
+
+// Pins the built-in handlers that are new (not those an upgrade put in place).
+Result<> pin_new_handlers(PinTransaction& tx, const Parts& parts, const Paths& paths,
+                          const std::vector<std::string>& upgraded, std::vector<std::string>& pinned) {
     for (const auto& [prog, name] : parts.handlers) {
         if (!bpf_program__autoload(prog)) continue;
+        if (std::find(upgraded.begin(), upgraded.end(), name) != upgraded.end()) continue;
         if (auto r = tx.pin(bpf_program__fd(prog), paths.handler(name)); !r) return propagate(r);
         pinned.push_back(name);
     }
     return {};
 }
 
+// The keys the new dispatcher reaches by direct jumps: what the caller worked
+// out (respecialise), else what the wiring there is wants, else the defaults.
+Result<std::vector<DirectKey>> direct_keys_for(const std::optional<Instance>& old, const LoadOptions& opt) {
+    if (old && opt.direct) return *opt.direct;
+    if (old) return wanted_direct(*old);
+    return default_direct(opt.kind.key);
+}
+
 // load --force: the new dispatcher is pinned first under a temporary name (so
 // it is never only in this process's hands), then every interface moves to it
 // in one atomic step each, then the pin is renamed over the old one. A failure
-// after the swap swaps back through the same function. The interfaces moved.
-Result<std::vector<Attachment>> replace_dispatcher(const Instance& old, int new_fd, const Paths& paths) {
+// after the swap swaps back through the same function, and every failure
+// undoes the built-in upgrade. The interfaces moved.
+Result<std::vector<Attachment>> replace_dispatcher(const Instance& old, int new_fd, const Paths& paths,
+                                                   BuiltinUpgrade& upgrade) {
     const Hook hook = old.kind().hook;
     std::string staged = staged_dispatcher(paths, hook);
-    if (auto r = bpffs::pin(new_fd, staged); !r) return propagate(r);
+    if (auto r = bpffs::pin(new_fd, staged); !r) {
+        upgrade.undo();
+        return propagate(r);
+    }
     crash_point("load");
     auto swapped = swap_dispatcher(old, new_fd);
     if (!swapped) {
         (void)bpffs::remove(staged);
+        upgrade.undo();
         return propagate(swapped);
     }
     crash_point("load");
     if (auto r = bpffs::rename(staged, paths.dispatcher(hook)); !r) {
         (void)swap_dispatcher_on(*swapped, hook, old.dispatcher_fd(), new_fd);
         (void)bpffs::remove(staged);
+        upgrade.undo();
         return propagate(r);
     }
     return swapped;
@@ -190,13 +216,21 @@ Result<std::vector<Attachment>> replace_dispatcher(const Instance& old, int new_
 
 }  // namespace
 
+// Temporary pins can only be left by a command that died half-way (the
+// instance lock keeps live ones out).
+void recover_interrupted(const std::string& dir) {
+    adopt_staged_dispatcher(dir);
+    complete_builtin_upgrade(dir);
+    for (const std::string& d : {dir, Paths{dir}.maps_dir()}) bpffs::remove_temp_pins(d, false);
+}
+
 Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     const MissAction miss = opt.miss.value_or(default_miss_action(opt.kind.hook));
     if (miss == MissAction::next && opt.kind.hook != Hook::tc)
         return usage_error("load --miss-action next", "is for tc instances; XDP has pass and drop");
     if (auto r = require_bpf_privileges("load"); !r) return propagate(r);
     if (auto r = bpffs::ensure_mounted(dir); !r) return propagate(r);
-    clear_leftovers(dir);
+    recover_interrupted(dir);
 
     LoadResult res;
     res.pin_dir = dir;
@@ -217,17 +251,33 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     auto object = DispatcherObject::open(opt.kind);
     if (!object) return propagate(object);
     object->configure(miss, false);
+    auto direct = direct_keys_for(old, opt);
+    if (!direct) return propagate(direct);
+    object->specialise(*direct);
+    for (const auto& k : *direct) res.direct.push_back(k.key);
     Paths paths{dir};
-    auto parts = reuse_pinned(*object, paths, opt.kind.key);
+    const bool replace = old && opt.upgrade_builtins;
+    auto parts = reuse_pinned(*object, paths, opt.kind.key, replace);
     if (!parts) return propagate(parts);
     if (auto r = load_dispatcher(*object, parts->reused_maps); !r) return propagate(r);
     crash_point("load");
 
     PinTransaction tx;
-    if (auto r = pin_new_parts(tx, *parts, paths, res.pinned); !r) return propagate(r);
+    if (auto r = pin_new_maps(tx, *parts, paths, res.pinned); !r) return propagate(r);
+    BuiltinUpgrade upgrade;
+    if (replace) {
+        auto up = upgrade_builtins(*old, *parts, paths);
+        if (!up) return propagate(up);
+        upgrade = std::move(*up);
+        res.upgraded = upgrade.replaced();
+    }
+    if (auto r = pin_new_handlers(tx, *parts, paths, res.upgraded, res.pinned); !r) {
+        upgrade.undo();
+        return propagate(r);
+    }
     int new_fd = bpf_program__fd(object->dispatcher());
     if (old) {
-        auto swapped = replace_dispatcher(*old, new_fd, paths);
+        auto swapped = replace_dispatcher(*old, new_fd, paths, upgrade);
         if (!swapped) return propagate(swapped);
         res.swapped = std::move(*swapped);
         res.reloaded = true;

@@ -1,6 +1,7 @@
 // Loading and unloading an instance: validate, act, and undo on failure.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,10 @@ struct LoadOptions {
     std::optional<MissAction> miss;  // default_miss_action(kind.hook) when not given
     bool force = false;  // reload a loaded instance (keeps wiring and counters)
     Kind kind{};         // key proto|port, hook xdp|tc
+    bool upgrade_builtins = true;  // force: replace the built-in handlers too (respecialise keeps them)
+    // force: the keys to reach by direct jumps, when the caller has worked
+    // them out already (respecialise); else from the wiring there is.
+    std::optional<std::vector<DirectKey>> direct;
 };
 
 struct LoadResult {
@@ -26,9 +31,17 @@ struct LoadResult {
     Kind kind{};
     std::vector<std::string> pinned;       // names of new pins
     std::vector<Attachment> swapped;       // interfaces moved to the new dispatcher
+    std::vector<std::string> upgraded;     // built-in handlers replaced by --force
+    std::vector<uint32_t> direct;          // keys the dispatcher reaches by direct jumps
 };
 
 Result<LoadResult> load(const std::string& dir, const LoadOptions& opt);
+
+// What a command killed half-way left: a staged dispatcher that runs is
+// adopted, a built-in upgrade that had begun is completed, and the other
+// temporary pins are removed. Every command that loads or rewires calls it
+// under the instance lock first.
+void recover_interrupted(const std::string& dir);
 
 struct UnloadResult {
     bool changed = false;

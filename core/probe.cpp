@@ -128,7 +128,7 @@ Error missing(Feature f, const std::string& what, const std::string& hint) {
 
 Result<> require(Feature f, const std::string& what, const std::string& hint) {
     auto r = has(f);
-    if (!r) return tl::unexpected(r.error());
+    if (!r) return propagate(r);
     if (!*r) return tl::unexpected(missing(f, what, hint));
     return {};
 }

@@ -236,7 +236,8 @@ json status_json(const Status& s) {
                            {"loaded_at", iso_time(d.loaded_at)},
                            {"verified_insns", d.verified_insns},
                            {"xlated_bytes", d.xlated_bytes},
-                           {"jited_bytes", d.jited_bytes}};
+                           {"jited_bytes", d.jited_bytes},
+                           {"direct_keys", d.direct_keys}};
     } else {
         j["dispatcher"] = nullptr;
     }
@@ -262,6 +263,11 @@ std::string status_plain(const Status& s, bool verbose) {
     if (verbose)
         out += fmt::format("  loaded at {}, {} instructions verified, {} bytes xlated, {} bytes jited\n",
                            iso_time(d.loaded_at), d.verified_insns, d.xlated_bytes, d.jited_bytes);
+    {
+        std::string keys;
+        for (uint32_t k : d.direct_keys) keys += (keys.empty() ? "" : " ") + key_label(k, key_name(s.kind.key, k));
+        out += "direct jumps: " + (keys.empty() ? std::string("none") : keys) + "\n";
+    }
     if (s.attached.empty()) out += "attached: nowhere\n";
     for (const auto& a : s.attached) {
         if (a.mode == AttachMode::tcx)
@@ -294,6 +300,8 @@ json load_json(const LoadResult& r) {
             {"tag", r.dispatcher.tag},
             {"miss_action", miss_action_name(r.miss)},
             {"pinned", r.pinned},
+            {"direct_keys", r.direct},
+            {"upgraded", r.upgraded},
             {"swapped", [&] {
                  json a = json::array();
                  for (const auto& s : r.swapped) a.push_back(attachment_json(s));
@@ -313,6 +321,11 @@ std::string load_plain(const LoadResult& r) {
             out += fmt::format("swapped on {} {} (tcx link)\n", s.ifname, direction_name(s.direction));
         else
             out += fmt::format("swapped on {} ({} mode)\n", s.ifname, mode_name(s.mode));
+    }
+    if (!r.upgraded.empty()) {
+        std::string names;
+        for (const auto& n : r.upgraded) names += (names.empty() ? "" : ", ") + n;
+        out += "built-in handlers replaced: " + names + "\n";
     }
     return out;
 }
@@ -337,7 +350,9 @@ json set_json(const SetResult& r) {
               {"proto", name_or_null(r.now.key_name)},
               {"handler", r.now.handler},
               {"prog_id", r.now.prog_id},
-              {"changed", r.changed}};
+              {"changed", r.changed},
+              {"direct", r.direct},
+              {"respecialised", r.respecialised}};
     j["old"] = r.old ? json(r.old->handler) : json(nullptr);
     return j;
 }
@@ -353,7 +368,7 @@ json del_json(const DelResult& r) {
     json removed = json::array();
     for (const auto& e : r.removed)
         removed.push_back({{"key", e.key}, {"proto", name_or_null(e.key_name)}, {"handler", e.handler}});
-    return {{"removed", removed}, {"not_wired", r.not_wired}};
+    return {{"removed", removed}, {"not_wired", r.not_wired}, {"respecialised", r.respecialised}};
 }
 
 std::string del_plain(const DelResult& r) {

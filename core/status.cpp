@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/bpffs.h"
+#include "core/specialise.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -58,10 +59,31 @@ Result<Status> gather_status(const std::string& dir) {
                                      boot_ns_to_unix(d.load_time_ns),
                                      d.verified_insns,
                                      d.xlated_len,
-                                     d.jited_len};
+                                     d.jited_len,
+                                     {}};
     auto wiring = list_wiring(*in);
     if (!wiring) return propagate(wiring);
     st.wired = std::move(*wiring);
+    auto live = read_direct_keys(d);
+    if (live) {
+        for (const auto& k : *live) st.dispatcher->direct_keys.push_back(k.key);
+        std::vector<WiredEntry> counted;
+        for (const auto& w : st.wired)
+            if (in->kind().key == KeyKind::proto || w.slot) counted.push_back(w);
+        auto want = choose_direct(in->kind().key, counted);
+        if (want != *live) {
+            std::string keys;
+            for (const auto& k : want)
+                if (std::none_of(live->begin(), live->end(), [&](auto& l) { return l == k; }))
+                    keys += " " + std::to_string(k.key);
+            st.problems.push_back("the dispatcher is not specialised to the wiring" +
+                                  (keys.empty() ? std::string() : " (not direct:" + keys + ")") +
+                                  " (an interrupted map set or del?); the next map set or del, or "
+                                  "'tcd load --force', respecialises it");
+        }
+    } else {
+        st.problems.push_back(live.error().message());
+    }
     st.handlers = list_handlers(*in, st.wired);
     st.attached = attachments(*in);
     for (auto& p : stale_attachments(*in)) st.problems.push_back(std::move(p));

@@ -32,6 +32,7 @@ struct DispatcherStatus {
     uint32_t verified_insns = 0;
     uint32_t xlated_bytes = 0;
     uint32_t jited_bytes = 0;
+    std::vector<uint32_t> direct_keys;  // reached by direct jumps (.rodata), sorted
 };
 
 struct Status {

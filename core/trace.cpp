@@ -109,6 +109,9 @@ Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, std::optional
         t.loaded_ = true;
     }
     t.obj_->configure(t.miss_, true);
+    // The same keys by direct jumps as the live dispatcher.
+    if (in)
+        if (auto direct = read_direct_keys(in->dispatcher())) t.obj_->specialise(*direct);
     // Only the dispatcher: the handlers that run are the instance's own.
     for (const auto& name : builtin_handlers()) bpf_program__set_autoload(t.obj_->program(name), false);
     if (auto r = t.obj_->load(); !r)

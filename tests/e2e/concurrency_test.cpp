@@ -43,7 +43,11 @@ struct Write {
 TEST(Concurrency, ParallelWritersSerialise) {
     TCD_REQUIRE_KERNEL();
     std::string dir = "/sys/fs/bpf/" + tcdtest::unique_name("tcdconc");
-    std::string tcd = std::string(TCD_BIN) + " -d " + dir;
+    // The writers keep the lock busy all the time; on a port instance most
+    // writes also load a new dispatcher (the direct ports change), about
+    // 0.1 s each, and flock is not fair, so an unlucky writer may wait more
+    // than the default 10 s without any holder being stuck.
+    std::string tcd = "TCD_LOCK_TIMEOUT=60 " + std::string(TCD_BIN) + " -d " + dir;
     std::system((tcd + " -q unload").c_str());
     ASSERT_EQ(std::system((tcd + " -q load --key port").c_str()), 0);
 

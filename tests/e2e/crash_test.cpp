@@ -5,6 +5,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -21,6 +27,14 @@ using nlohmann::json;
 using tcdtest::sh;
 
 constexpr int kKilled = 128 + 9;
+
+struct UniqueFdHolder {
+    int fd;
+    explicit UniqueFdHolder(int f) : fd(f) {}
+    ~UniqueFdHolder() {
+        if (fd >= 0) close(fd);
+    }
+};
 
 class Crash : public ::testing::Test {
 protected:
@@ -227,6 +241,7 @@ TEST_F(Crash, LoadForceKilledAtEveryStep) {
             json done = status();
             EXPECT_EQ(done["dispatcher"].value("miss_action", ""), "drop") << at;
             EXPECT_EQ(done["wired"].size(), 1u) << at;
+            if (done["wired"].size() == 1u) EXPECT_EQ(done["wired"][0]["handler"], "tcp_handler") << at;
             EXPECT_EQ(done["attached"].size(), 1u) << at << ": " << done.dump();
             EXPECT_TRUE(done["problems"].empty()) << at << ": " << done.dump();
             EXPECT_EQ(xdp_id_on_cb(), done["dispatcher"].value("prog_id", 0u)) << at;
@@ -319,6 +334,85 @@ TEST_F(Crash, TcxLoadForceKilledAtEveryStep) {
     }
     EXPECT_GE(steps, 3);
     std::printf("tc load --force killed at each of its %d steps\n", steps);
+}
+
+// The packets row `key` counts, summed over CPUs.
+static uint64_t packets_at(const json& stats, int key) {
+    for (const auto& r : stats.value("keys", json::array()))
+        if (r.value("key", -1) == key) return r.value("packets", 0ull);
+    return 0;
+}
+
+// A map set that makes gre direct, and a map del that takes it out again,
+// each a respecialise (a new dispatcher loaded and swapped in the way load
+// --force does it), killed at every step: the interface never loses its
+// dispatcher, status works and names what is half done, and the next map
+// set or del completes it with the wiring and the counters intact.
+TEST_F(Crash, RespecialiseKilledAtEveryStep) {
+    ASSERT_EQ(sh(tcd("-q load") + " && " + tcd("-q map set tcp tcp_handler") + " && " +
+                 tcd("-q attach cb --netns " + ns_))
+                  .rc,
+              0);
+    // Counted packets the swaps must carry: TCP frames through the pinned
+    // dispatcher with BPF_PROG_TEST_RUN (it counts in the live counters).
+    uint64_t sent = 0;
+    auto send = [&](int n) {
+        const std::string frame = std::string("020000000002" "020000000001" "0800") +  // Ethernet
+                                  "45000028000140004006" "0000" "0a000001" "0a000002" +  // IPv4, TCP
+                                  "30390050" "00000001" "00000000" "50020000" "00000000";  // TCP
+        UniqueFdHolder fd(bpf_obj_get((dir_ + "/xdp_dispatch").c_str()));
+        std::vector<uint8_t> f;
+        for (size_t i = 0; i + 1 < frame.size(); i += 2) f.push_back(uint8_t(std::stoi(frame.substr(i, 2), nullptr, 16)));
+        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_size_in = uint32_t(f.size()), .repeat = uint32_t(n));
+        ASSERT_EQ(bpf_prog_test_run_opts(fd.fd, &o), 0);
+        sent += uint64_t(n);
+    };
+    send(5);
+    int steps = 0;
+    struct Step {
+        const char* op;
+        const char* cmd;
+        bool gre;  // wired after the command
+    };
+    for (Step step : {Step{"map", "map set gre pass", true}, Step{"map", "map del gre", false},
+                      Step{"load", "map set gre pass", true}, Step{"load", "map del gre", false},
+                      Step{"pin", "map set gre pass", true}, Step{"pin", "map del gre", false}}) {
+        for (int n = 1; n < 30; n++) {
+            auto c = sh(crash(step.op, n, step.cmd));
+            std::string at = std::string(step.cmd) + " killed at " + step.op + " step " + std::to_string(n);
+            if (c.rc != kKilled) {  // past the last step: it ran, and left what the next step kind starts from
+                EXPECT_EQ(c.rc, 0) << at << ": " << c.err;
+                break;
+            }
+            steps++;
+            json st = status();
+            EXPECT_TRUE(st.value("loaded", false)) << at << ": " << st.dump();
+            EXPECT_TRUE(xdp_on_cb()) << at;  // never a gap
+            EXPECT_EQ(packets_at(json::parse(sh(tcd("-j stats")).out), 6), sent) << at;
+            bool tmp = false;
+            for (const auto& name : tcd::bpffs::list_pins(dir_)) tmp |= name.find("~tmp-") != std::string::npos;
+            if (tmp) EXPECT_FALSE(st["problems"].empty()) << at << ": " << st.dump();
+            // The same command again completes it.
+            auto again = sh(tcd(std::string("-q ") + step.cmd));
+            EXPECT_EQ(again.rc, 0) << at << ": " << again.err;
+            json done = status();
+            EXPECT_TRUE(done["problems"].empty()) << at << ": " << done.dump();
+            EXPECT_EQ(done["attached"].size(), 1u) << at << ": " << done.dump();
+            EXPECT_EQ(xdp_id_on_cb(), done["dispatcher"].value("prog_id", 0u)) << at;
+            std::vector<uint32_t> direct = done["dispatcher"].value("direct_keys", std::vector<uint32_t>{});
+            bool gre_direct = std::find(direct.begin(), direct.end(), 47u) != direct.end();
+            EXPECT_EQ(gre_direct, step.gre) << at << ": " << done.dump();
+            EXPECT_EQ(done["wired"].size(), step.gre ? 2u : 1u) << at << ": " << done.dump();
+            for (const auto& name : tcd::bpffs::list_pins(dir_)) EXPECT_EQ(name.find("~tmp-"), std::string::npos) << at;
+            send(1);
+            EXPECT_EQ(packets_at(json::parse(sh(tcd("-j stats")).out), 6), sent) << at;
+            // Back to the state before the step for the next one.
+            std::string back = step.gre ? "map del gre" : "map set gre pass";
+            EXPECT_EQ(sh(tcd("-q " + back)).rc, 0) << at;
+        }
+    }
+    EXPECT_GE(steps, 10);
+    std::printf("respecialise (map set / del) killed at each of %d steps\n", steps);
 }
 
 TEST_F(Crash, HandlerLoadKilledAtEveryStep) {

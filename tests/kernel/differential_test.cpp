@@ -7,11 +7,17 @@
 #include <chrono>
 #include <filesystem>
 #include <fmt/format.h>
+#include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "core/jumptable.h"
+#include "core/lifecycle.h"
 #include "core/pcap_reader.h"
+#include "core/specialise.h"
+#include "tcd/shared.h"
 #include "core/trace.h"
 #include "tests/common/kernel.h"
 #include "tests/kernel/knobs.h"
@@ -34,13 +40,20 @@ std::string hex(const uint8_t* d, size_t n) {
     return s;
 }
 
+// What is wired behind a tracer: key -> the verdict of its handler, and on a
+// port instance each port's counter slot (0: none).
+struct Wiring {
+    std::map<uint32_t, uint32_t> verdict;
+    std::vector<uint32_t> slots;
+};
+
 // Runs frames through both sides and keeps the reference's counters. The
-// tracer has an empty jump table behind it: every key misses (and gets the
-// miss action), counters are its own.
+// tracer has an empty jump table behind it (every key misses and gets the
+// miss action) or, with `wiring`, an instance's; counters are its own.
 class Differ {
 public:
-    explicit Differ(tcd::Tracer& t, tcd::MissAction miss = tcd::MissAction::pass)
-        : t_(t), kind_(t.kind()), miss_(miss) {}
+    explicit Differ(tcd::Tracer& t, tcd::MissAction miss = tcd::MissAction::pass, Wiring wiring = {})
+        : t_(t), kind_(t.kind()), miss_(miss), wiring_(std::move(wiring)) {}
 
     struct Want {
         std::string cls;
@@ -56,7 +69,10 @@ public:
             case tcdref::PortClass::non_ip: return {"non-ip", -1, 1024, false};
             case tcdref::PortClass::malformed: return {"malformed", -1, 1025, false};
             case tcdref::PortClass::no_port: return {"no-port", -1, 1026, false};
-            default: return {tcdref::port_class_name(r.cls), r.port, 0, true};  // no slots: "other ports"
+            default: {
+                size_t slot = size_t(r.port) < wiring_.slots.size() ? wiring_.slots[r.port] : 0;
+                return {tcdref::port_class_name(r.cls), r.port, slot, true};  // slot 0: "other ports"
+            }
             }
         }
         tcdref::RefResult r = tcdref::classify(data, len);
@@ -98,18 +114,23 @@ public:
         Row& row = ref_[want.row];
         row.packets++;
         row.bytes += bytes;
-        if (want.keyed) row.missed++;
+        auto hit = want.keyed ? wiring_.verdict.find(uint32_t(want.key)) : wiring_.verdict.end();
+        bool wired = hit != wiring_.verdict.end();
+        if (want.keyed && !wired) row.missed++;
+        if (wired) hits_++;
         if (got->cls != want.cls) {
             note(where, data, len, fmt::format("class bpf={} ref={}", got->cls, want.cls));
             return;
         }
         int key = got->key ? int(*got->key) : -1;
         if (key != want.key) note(where, data, len, fmt::format("key bpf={} ref={}", key, want.key));
-        if (got->missed != want.keyed) note(where, data, len, "missed differs");
+        if (got->missed != (want.keyed && !wired)) note(where, data, len, "missed differs");
         // non-ip and malformed pass (next with miss action next); a keyed
-        // frame misses and, like no-port, gets the miss action.
-        bool miss = want.keyed || want.cls == "no-port";
-        uint32_t v = miss ? tcd::miss_action_verdict(miss_, kind_.hook) : tcd::undispatched_verdict(miss_, kind_.hook);
+        // frame runs its handler or misses and, like no-port, gets the miss
+        // action.
+        bool miss = (want.keyed && !wired) || want.cls == "no-port";
+        uint32_t v = wired ? hit->second
+                     : miss ? tcd::miss_action_verdict(miss_, kind_.hook) : tcd::undispatched_verdict(miss_, kind_.hook);
         std::string verdict = tcd::verdict_name(kind_.hook, v);
         if (got->verdict != verdict) note(where, data, len, "verdict " + got->verdict + ", want " + verdict);
     }
@@ -133,6 +154,7 @@ public:
     }
 
     uint64_t frames() const { return frames_; }
+    uint64_t hits() const { return hits_; }  // frames whose key is wired
     uint64_t mismatches() const { return mismatches_; }
     uint64_t short_frames() const { return short_; }
     uint64_t skipped() const { return skipped_; }
@@ -150,8 +172,9 @@ private:
     tcd::Tracer& t_;
     tcd::Kind kind_;
     tcd::MissAction miss_;
+    Wiring wiring_;
     Row ref_[1027]{};
-    uint64_t frames_ = 0, mismatches_ = 0, short_ = 0, skipped_ = 0;
+    uint64_t frames_ = 0, mismatches_ = 0, short_ = 0, skipped_ = 0, hits_ = 0;
 };
 
 // One case: a dispatcher kind and its miss action.
@@ -259,6 +282,102 @@ TEST_P(Differential, GeneratedAndMutatedFrames) {
     EXPECT_EQ(d.mismatches(), 0u) << "seed " << seed;
     std::printf("differential: %llu frames in %.1f s, %llu mismatches, seed %llu\n", (unsigned long long)d.frames(), s,
                 (unsigned long long)d.mismatches(), (unsigned long long)seed);
+}
+
+// Specialised dispatchers: an instance of the case's kind with a random set
+// of keys wired to pass or drop, respecialised after every map set as the
+// CLI does it (so the direct keys and, on a port instance, their counter
+// slots sit in .rodata), traced by a copy specialised the same way. Twice per
+// kind: up to 16 keys (all direct) and 17-28 (some left to the indirect
+// path). The frames are every capture's and a share of generated ones; the
+// wired ports are drawn from the ports those frames carry.
+TEST_P(Differential, SpecialisedRandomWiring) {
+    TCD_REQUIRE_KERNEL();
+    const DiffCase& c = GetParam();
+    uint64_t seed = tcdtest::g_seed_given ? tcdtest::g_seed : std::random_device{}();
+    uint64_t n = tcdtest::g_frames / c.share / 4;
+    std::printf("differential (specialised): %llu generated frames per wiring, seed %llu\n", (unsigned long long)n,
+                (unsigned long long)seed);
+    RecordProperty("seed", std::to_string(seed));
+    std::vector<std::vector<uint8_t>> frames;
+    for (const auto& e : fs::directory_iterator(pcap_dir())) {
+        if (e.path().extension() != ".pcap" && e.path().extension() != ".pcapng") continue;
+        auto r = tcd::PcapReader::open(e.path().string());
+        ASSERT_TRUE(r) << r.error().message();
+        tcd::Frame fr{};
+        while (true) {
+            auto more = r->next(fr);
+            ASSERT_TRUE(more);
+            if (!*more) break;
+            frames.emplace_back(fr.data, fr.data + fr.caplen);
+        }
+    }
+    tcdref::FrameGen gen(seed);
+    for (uint64_t i = 0; i < n; i++) frames.push_back(gen.next());
+    // The keys the frames carry, to wire some of them.
+    std::vector<uint32_t> seen;
+    for (const auto& f : frames) {
+        if (c.kind.key == tcd::KeyKind::port) {
+            auto r = tcdref::classify_port(f.data(), f.size());
+            if (r.cls != tcdref::PortClass::non_ip && r.cls != tcdref::PortClass::malformed &&
+                r.cls != tcdref::PortClass::no_port)
+                seen.push_back(uint32_t(r.port));
+        } else {
+            auto r = tcdref::classify(f.data(), f.size());
+            if (r.cls != tcdref::Class::non_ip && r.cls != tcdref::Class::malformed) seen.push_back(uint32_t(r.key));
+        }
+    }
+    ASSERT_FALSE(seen.empty());
+    std::mt19937_64 rng(seed ^ 0x5bd1e995);
+    for (size_t want : {size_t(1 + rng() % 16), size_t(17 + rng() % 12)}) {
+        std::string dir = "/sys/fs/bpf/" + tcdtest::unique_name("tcddiff_sp");
+        (void)tcd::unload(dir);
+        tcd::LoadOptions lo;
+        lo.kind = c.kind;
+        lo.miss = c.miss;
+        auto l = tcd::load(dir, lo);
+        ASSERT_TRUE(l) << l.error().message();
+        struct Unload {
+            std::string d;
+            ~Unload() { (void)tcd::unload(d); }
+        } unload{dir};
+        Wiring w;
+        std::set<uint32_t> keys;
+        while (keys.size() < want) keys.insert(rng() % 4 ? seen[rng() % seen.size()] : uint32_t(rng() % (tcd::max_key(c.kind.key) + 1)));
+        std::string list;
+        for (uint32_t k : keys) {
+            bool drop = rng() % 2;
+            auto in = tcd::Instance::open(dir);
+            ASSERT_TRUE(in);
+            auto r = tcd::set_wired(*in, k, *tcd::parse_handler_spec(drop ? "drop" : "pass"));
+            ASSERT_TRUE(r) << r.error().message();
+            w.verdict[k] = drop ? tcd::verdict_drop(c.kind.hook) : tcd::verdict_pass(c.kind.hook);
+            list += fmt::format(" {}{}", k, drop ? "d" : "p");
+        }
+        auto in = tcd::Instance::open(dir);
+        ASSERT_TRUE(in);
+        if (c.kind.key == tcd::KeyKind::port) w.slots = *tcd::read_port_slots(*in);
+        auto live = tcd::read_direct_keys(in->dispatcher());
+        ASSERT_TRUE(live);
+        EXPECT_EQ(*live, *tcd::wanted_direct(*in));
+        std::set<uint32_t> candidates = keys;
+        if (c.kind.key == tcd::KeyKind::proto) candidates.insert({1, 6, 17, 58});  // the hot keys fill up
+        EXPECT_EQ(live->size(), std::min<size_t>(TCD_DIRECT_MAX, candidates.size()));
+        auto t = tcd::Tracer::open(dir);
+        ASSERT_TRUE(t) << t.error().message();
+        Differ d(*t, c.miss, w);
+        for (size_t i = 0; i < frames.size(); i++) {
+            d.frame(frames[i].data(), frames[i].size(), fmt::format("seed {} wiring{} frame {}", seed, list, i + 1));
+            if (d.mismatches() > 100) break;
+        }
+        d.check_counters();
+        EXPECT_EQ(d.mismatches(), 0u) << "seed " << seed << ", wired:" << list;
+        EXPECT_GT(d.hits(), 0u) << "no frame reached a wired key";
+        std::printf("differential (specialised, %zu keys wired, %zu direct): %llu frames (%llu to wired keys), %llu "
+                    "mismatches\n",
+                    want, live->size(), (unsigned long long)d.frames(), (unsigned long long)d.hits(),
+                    (unsigned long long)d.mismatches());
+    }
 }
 
 }  // namespace

@@ -37,6 +37,15 @@
 #define TCD_PORT_STATS_ENTRIES  1027
 #define TCD_MAP_PORT_SLOT       "port_slot"
 
+/* Specialised dispatch: up to TCD_DIRECT_MAX keys per instance are written
+ * into the dispatcher's .rodata before it is loaded (sorted ascending, the
+ * unused slots TCD_DIRECT_NONE), each with a tail-call site of its own whose
+ * key the verifier knows as a constant, so the JIT makes a direct jump of
+ * it. tcd_direct_slot[] is the counter row of each (the key itself on a proto
+ * instance, the port's slot on a port instance). */
+#define TCD_DIRECT_MAX      16
+#define TCD_DIRECT_NONE     0xffffffffu
+
 /* The walking limits (docs/datapath.md, "Dispatch key"). */
 #define TCD_MAX_VLAN        2
 #define TCD_MAX_EXTHDR      8

@@ -1,0 +1,132 @@
+#include "core/specialise.h"
+
+#include <bpf/bpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+
+#include "core/crashpoint.h"
+#include "core/lifecycle.h"
+#include "tcd/shared.h"
+
+namespace tcd {
+namespace {
+
+constexpr uint32_t kHot[] = {6, 17, 1, 58};  // tcp, udp, icmp, icmpv6
+
+// Ports with a counter slot that nothing is wired at any more (a map del, or
+// one cut short) give it back.
+void release_unwired_slots(const Instance& in) {
+    if (in.kind().key != KeyKind::port || in.port_slot_fd() < 0) return;
+    auto slots = read_port_slots(in);
+    if (!slots) return;
+    for (uint32_t port = 0; port < slots->size(); port++) {
+        if (!(*slots)[port]) continue;
+        auto id = wired_prog_id(in, port);
+        if (!id || *id) continue;
+        uint32_t zero = 0;
+        bpf_map_update_elem(in.port_slot_fd(), &port, &zero, BPF_ANY);
+    }
+}
+
+}  // namespace
+
+std::vector<DirectKey> default_direct(KeyKind kind) { return choose_direct(kind, {}); }
+
+std::vector<DirectKey> choose_direct(KeyKind kind, const std::vector<WiredEntry>& wiring) {
+    std::vector<DirectKey> out;
+    auto has = [&](uint32_t k) { return std::any_of(out.begin(), out.end(), [k](auto& d) { return d.key == k; }); };
+    auto add = [&](uint32_t k, uint32_t slot) {
+        if (out.size() < TCD_DIRECT_MAX && !has(k)) out.push_back({k, slot});
+    };
+    if (kind == KeyKind::proto) {
+        std::set<uint32_t> wired;
+        for (const auto& w : wiring) wired.insert(w.key);
+        for (uint32_t k : kHot)
+            if (wired.count(k)) add(k, k);
+        for (uint32_t k : wired) add(k, k);
+        for (uint32_t k : kHot) add(k, k);
+    } else {
+        for (const auto& w : wiring)
+            if (w.slot) add(w.key, w.slot);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+Result<std::vector<DirectKey>> wanted_direct(const Instance& in) {
+    auto w = list_wiring(in, in.kind().key == KeyKind::port);
+    if (!w) return propagate(w);
+    return choose_direct(in.kind().key, *w);
+}
+
+Result<Respecialised> respecialise(const Instance& in, bool release_slots) {
+    Respecialised res;
+    auto want = wanted_direct(in);
+    if (!want) return propagate(want);
+    res.after = *want;
+    auto live = read_direct_keys(in.dispatcher());
+    if (live) res.before = *live;
+    if (!live || *live != *want) {
+        LoadOptions o;
+        o.miss = in.miss_action();
+        o.force = true;
+        o.kind = in.kind();
+        o.upgrade_builtins = false;
+        o.direct = *want;
+        auto r = load(in.paths().dir, o);
+        if (!r) return propagate(r);
+        res.swapped = true;
+        crash_point("map");
+    }
+    if (release_slots) release_unwired_slots(in);
+    return res;
+}
+
+Result<SetResult> set_wired(const Instance& in, uint32_t key, const HandlerSpec& spec) {
+    auto r = set_handler(in, key, spec);
+    if (!r) return r;
+    crash_point("map");
+    auto sp = respecialise(in, false);  // a set frees no slot
+    if (!sp) {
+        if (r->changed) {
+            // Back as it was: the old program, or nothing (and no slot).
+            int err = -1;
+            if (r->old)
+                if (auto fd = prog_fd_by_id(r->old->prog_id)) {
+                    int f = fd->get();
+                    err = bpf_map_update_elem(in.jt_fd(), &key, &f, BPF_ANY);
+                }
+            if (err != 0) bpf_map_delete_elem(in.jt_fd(), &key);
+            if (!r->old && in.kind().key == KeyKind::port) {
+                uint32_t zero = 0;
+                bpf_map_update_elem(in.port_slot_fd(), &key, &zero, BPF_ANY);
+            }
+        }
+        return propagate(sp);
+    }
+    r->respecialised = sp->swapped;
+    r->direct = std::any_of(sp->after.begin(), sp->after.end(), [key](auto& d) { return d.key == key; });
+    return r;
+}
+
+Result<DelResult> del_wired(const Instance& in, const std::vector<uint32_t>& keys) {
+    auto r = del_keys(in, keys, false);
+    if (!r) return r;
+    crash_point("map");
+    auto sp = respecialise(in);
+    if (!sp) {
+        for (const auto& e : r->removed)
+            if (auto fd = prog_fd_by_id(e.prog_id)) {
+                int f = fd->get();
+                uint32_t k = e.key;
+                bpf_map_update_elem(in.jt_fd(), &k, &f, BPF_ANY);
+            }
+        return propagate(sp);
+    }
+    r->respecialised = sp->swapped;
+    return r;
+}
+
+}  // namespace tcd
