@@ -11,7 +11,6 @@
 #include "core/bpffs.h"
 #include "core/crashpoint.h"
 #include "core/log.h"
-#include "core/privs.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -135,7 +134,8 @@ Result<> load_dispatcher(DispatcherObject& d, bool reused_maps) {
     if (err == EINVAL && reused_maps)
         return fail("load", "the pinned maps do not match this tcd's dispatcher",
                     "'tcd unload' first (this drops wiring and counters)", err);
-    return fail("load", "the kernel refused the dispatcher: " + errno_words(err), load_failure_hint(), err);
+    return fail("load", "the kernel refused the dispatcher: " + errno_words(err), errno_hint(err, load_failure_hint()),
+                err);
 }
 
 // Pins what is new: the directories, the maps (the jump table before anything
@@ -191,7 +191,6 @@ Result<std::vector<Attachment>> replace_dispatcher(const Instance& old, int new_
 }  // namespace
 
 Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
-    if (auto r = require_bpf_privileges("load"); !r) return propagate(r);
     if (auto r = bpffs::ensure_mounted(dir); !r) return propagate(r);
     clear_leftovers(dir);
 
@@ -240,7 +239,6 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
 }
 
 Result<UnloadResult> unload(const std::string& dir) {
-    if (auto r = require_bpf_privileges("unload"); !r) return propagate(r);
     UnloadResult res;
     res.pin_dir = dir;
     Paths paths{dir};
