@@ -32,10 +32,15 @@ std::string errno_words(int err) {
     }
 }
 
+std::string errno_hint(int err, std::string otherwise) {
+    if (err < 0) err = -err;
+    if (err == EPERM || err == EACCES) return "needs root or CAP_BPF+CAP_NET_ADMIN";
+    return otherwise;
+}
+
 tl::unexpected<Error> fail_errno(std::string what, int err, std::string hint) {
     if (err < 0) err = -err;
-    if (hint.empty() && (err == EPERM || err == EACCES))
-        hint = "needs root or CAP_BPF+CAP_NET_ADMIN";
+    if (hint.empty()) hint = errno_hint(err);
     return tl::unexpected<Error>(
         Error{std::move(what), errno_words(err), std::move(hint), err, ExitCode::failed});
 }

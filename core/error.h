@@ -61,6 +61,11 @@ tl::unexpected<Error> propagate(const Result<T>& failed, std::string what) {
 // EACCES get the privilege hint, unless a hint is given.
 tl::unexpected<Error> fail_errno(std::string what, int err, std::string hint = {});
 
+// The hint for an errno the kernel answered with: for EPERM and EACCES the
+// privilege hint (the one place tcd explains them; the core never guesses
+// capabilities up front), otherwise `otherwise`.
+std::string errno_hint(int err, std::string otherwise = {});
+
 // Words for an errno value, tuned for what BPF and netlink calls mean by it.
 std::string errno_words(int err);
 

@@ -14,7 +14,6 @@
 #include "core/crashpoint.h"
 #include "core/jumptable.h"
 #include "core/log.h"
-#include "core/privs.h"
 #include "core/specialise.h"
 #include "tcd/shared.h"
 
@@ -192,7 +191,9 @@ Result<> load_object(const std::string& what, bpf_object* obj) {
     if (int err = bpf_object__load(obj)) {
         std::string w = last_library_warning();
         return fail(what, "the kernel refused it: " + errno_words(-err),
-                    w.empty() ? "run with -v for the verifier log" : "libbpf: " + w + "; -v shows the full log", -err);
+                    errno_hint(-err, w.empty() ? "run with -v for the verifier log"
+                                               : "libbpf: " + w + "; -v shows the full log"),
+                    -err);
     }
     return {};
 }
@@ -242,7 +243,6 @@ Result<std::vector<LoadedHandler>> pin_handlers(const Instance& in, const std::v
 
 Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& object,
                                         const std::vector<std::string>& progs) {
-    if (auto r = require_bpf_privileges("handler load"); !r) return propagate(r);
     std::string what = "handler load " + object;
     if (auto r = check_object_file(what, object); !r) return propagate(r);
 
@@ -278,7 +278,6 @@ Result<std::vector<std::string>> object_programs(const std::string& object, Hook
 }
 
 Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string& name, bool force) {
-    if (auto r = require_bpf_privileges("handler unload"); !r) return propagate(r);
     std::string what = "handler " + name;
     if (name.empty() || name.find('/') != std::string::npos) return usage_error(what, "not a handler name");
     if (name == TCD_PROG_DISPATCH) return fail(what, "is the dispatcher", "'tcd unload' removes the instance");

@@ -10,7 +10,6 @@
 #include <map>
 
 #include "core/keys.h"
-#include "core/privs.h"
 #include "core/probe.h"
 #include "core/stats.h"
 #include "tcd/shared.h"
@@ -252,7 +251,6 @@ std::optional<uint32_t> xdp_table_attach_type(int owner_fd) {
 }
 
 Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& spec) {
-    if (auto r = require_bpf_privileges("map set"); !r) return propagate(r);
     auto h = open_handler(spec, in.paths().dir);
     if (!h) return propagate(h);
     if (auto r = check_compatible(in, *h); !r) return propagate(r);
@@ -291,7 +289,6 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
 }
 
 Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys, bool release_slots) {
-    if (auto r = require_bpf_privileges("map del"); !r) return propagate(r);
     DelResult res;
     res.kind = in.kind().key;
     auto pins = pins_by_id(in);

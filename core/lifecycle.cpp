@@ -11,7 +11,6 @@
 #include "core/bpffs.h"
 #include "core/crashpoint.h"
 #include "core/log.h"
-#include "core/privs.h"
 #include "core/specialise.h"
 #include "core/upgrade.h"
 #include "tcd/shared.h"
@@ -131,7 +130,8 @@ Result<> load_dispatcher(DispatcherObject& d, bool reused_maps) {
     if (err == EINVAL && reused_maps)
         return fail("load", "the pinned maps do not match this tcd's dispatcher",
                     "'tcd unload' first (this drops wiring and counters)", err);
-    return fail("load", "the kernel refused the dispatcher: " + errno_words(err), load_failure_hint(), err);
+    return fail("load", "the kernel refused the dispatcher: " + errno_words(err), errno_hint(err, load_failure_hint()),
+                err);
 }
 
 // Pins what is new: the directories, the maps (the jump table before anything
@@ -228,7 +228,6 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     const MissAction miss = opt.miss.value_or(default_miss_action(opt.kind.hook));
     if (miss == MissAction::next && opt.kind.hook != Hook::tc)
         return usage_error("load --miss-action next", "is for tc instances; XDP has pass and drop");
-    if (auto r = require_bpf_privileges("load"); !r) return propagate(r);
     if (auto r = bpffs::ensure_mounted(dir); !r) return propagate(r);
     recover_interrupted(dir);
 
@@ -293,7 +292,6 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
 }
 
 Result<UnloadResult> unload(const std::string& dir) {
-    if (auto r = require_bpf_privileges("unload"); !r) return propagate(r);
     UnloadResult res;
     res.pin_dir = dir;
     Paths paths{dir};

@@ -11,7 +11,6 @@
 #include "core/bpffs.h"
 #include "core/log.h"
 #include "core/keys.h"
-#include "core/privs.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -79,7 +78,6 @@ Tracer::~Tracer() = default;
 int Tracer::prog_fd() const { return bpf_program__fd(obj_->dispatcher()); }
 
 Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, std::optional<MissAction> miss) {
-    if (auto r = require_bpf_privileges("trace"); !r) return propagate(r);
     Tracer t;
     std::optional<Instance> in;
     if (bpffs::is_bpffs(pin_dir) && Instance::is_loaded(pin_dir)) {
@@ -116,7 +114,7 @@ Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, std::optional
     for (const auto& name : builtin_handlers()) bpf_program__set_autoload(t.obj_->program(name), false);
     if (auto r = t.obj_->load(); !r)
         return fail("trace", "the kernel refused the trace dispatcher: " + errno_words(r.error().err),
-                    "run with -v for libbpf's log", r.error().err);
+                    errno_hint(r.error().err, "run with -v for libbpf's log"), r.error().err);
     return t;
 }
 
