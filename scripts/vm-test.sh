@@ -31,7 +31,8 @@
 # "Kernels" section says the same):
 #   tcd_kernel_tests      all; the differential test with TCD_DIFF_FRAMES=100000
 #                         (1000000 on the host): TCG runs BPF many times slower
-#   tcd_e2e_tests         all; Concurrency with TCD_CONCURRENCY_SECONDS=10 (60)
+#   tcd_e2e_tests         all (Concurrency its full 60 s: it wants 100 writes,
+#                         and the guest manages about 3 a second)
 #   tcd_apply_tests       all
 #   tcd_completion_tests  all
 #   demo                  scripts/demo.sh, checked as ctest's e2e.Demo checks it
@@ -81,7 +82,7 @@ guest_suite() {
   # rate floors of the e2e tests stretch by this factor (tests/tools/tcd_peer.cpp).
   export TCD_TEST_SLOWDOWN=${TCD_TEST_SLOWDOWN:-10}
   TCD_DIFF_FRAMES=${TCD_DIFF_FRAMES:-100000} run_one kernel 1200 "$B/tcd_kernel_tests"
-  TCD_CONCURRENCY_SECONDS=${TCD_CONCURRENCY_SECONDS:-10} run_one e2e 1200 "$B/tcd_e2e_tests"
+  run_one e2e 1500 "$B/tcd_e2e_tests"
   run_one apply 600 "$B/tcd_apply_tests"
   run_one completion 600 "$B/tcd_completion_tests"
   run_one demo 600 bash -c '
@@ -237,6 +238,9 @@ mount -t proc proc $R/proc
 mount -t sysfs sysfs $R/sys
 mount -t devtmpfs devtmpfs $R/dev
 mkdir -p $R/dev/pts $R/dev/shm
+# What udev would add: /dev/fd (bash process substitution) and std links.
+ln -sf /proc/self/fd $R/dev/fd
+ln -sf /proc/self/fd/0 $R/dev/stdin; ln -sf /proc/self/fd/1 $R/dev/stdout; ln -sf /proc/self/fd/2 $R/dev/stderr
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs tmpfs $R/dev/shm
 mount -t tmpfs tmpfs $R/tmp
