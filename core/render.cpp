@@ -54,6 +54,7 @@ json stats_json(const StatsView& v) {
         k["key"] = r.key;
         k["proto"] = proto_or_null(r.proto);
         k["handler"] = r.handler ? json(*r.handler) : json(nullptr);
+        k["instance"] = r.instance.empty() ? json(nullptr) : json(r.instance);
         k["packets"] = r.c.packets;
         k["bytes"] = r.c.bytes;
         k["missed"] = r.c.missed;
@@ -166,7 +167,8 @@ json wiring_json(const std::vector<WiredEntry>& w) {
                      {"proto", proto_or_null(e.proto)},
                      {"handler", e.handler},
                      {"prog_id", e.prog_id},
-                     {"tag", e.tag}});
+                     {"tag", e.tag},
+                     {"instance", e.instance.empty() ? json(nullptr) : json(e.instance)}});
         if (e.slot) a.back()["slot"] = e.slot;  // port instances: the counter slot
     }
     return a;
@@ -217,6 +219,27 @@ json attachment_json(const Attachment& a) {
     return j;
 }
 
+static json tree_json(const std::vector<TreeLink>& links, const char* next) {
+    json a = json::array();
+    for (const auto& l : links) {
+        json& e = a.emplace_back(json::object());
+        e["instance"] = l.instance;
+        e["key"] = l.key;
+        e["proto"] = proto_or_null(l.key_name);
+        e[next] = tree_json(l.next, next);
+    }
+    return a;
+}
+
+static void tree_plain(std::string& out, const std::vector<TreeLink>& links, bool up, int depth) {
+    for (const auto& l : links) {
+        std::string pad(2 * depth, ' ');
+        if (up) out += fmt::format("{}parent: {} (key {})\n", pad, l.instance, key_label(l.key, l.key_name));
+        else out += fmt::format("{}child: {} -> {}\n", pad, key_label(l.key, l.key_name), l.instance);
+        tree_plain(out, l.next, up, depth + 1);
+    }
+}
+
 json status_json(const Status& s) {
     json j = {{"pin_dir", s.pin_dir}, {"loaded", s.loaded}};
     if (s.dispatcher) {
@@ -240,6 +263,8 @@ json status_json(const Status& s) {
     for (const auto& a : s.attached) att.push_back(attachment_json(a));
     j["attached"] = std::move(att);
     j["problems"] = s.problems;
+    j["parents"] = tree_json(s.parents, "parents");
+    j["children"] = tree_json(s.children, "children");
     return j;
 }
 
@@ -271,6 +296,8 @@ std::string status_plain(const Status& s, bool verbose) {
     std::string hs;
     for (const auto& h : s.handlers) hs += (hs.empty() ? "" : ", ") + h.name;
     out += "handlers: " + (hs.empty() ? std::string("none") : hs) + "\n";
+    tree_plain(out, s.parents, true, 0);
+    tree_plain(out, s.children, false, 0);
     for (const auto& p : s.problems) out += "problem: " + p + "\n";
     return out;
 }
@@ -306,12 +333,16 @@ std::string load_plain(const LoadResult& r) {
 json unload_json(const UnloadResult& r) {
     json det = json::array();
     for (const auto& a : r.detached) det.push_back(attachment_json(a));
-    return {{"pin_dir", r.pin_dir}, {"changed", r.changed}, {"detached", det}, {"removed", r.removed}};
+    json unwired = json::array();
+    for (const auto& u : r.unwired) unwired.push_back({{"instance", u.parent}, {"key", u.key}});
+    return {{"pin_dir", r.pin_dir}, {"changed", r.changed}, {"detached", det}, {"removed", r.removed},
+            {"unwired", unwired}};
 }
 
 std::string unload_plain(const UnloadResult& r) {
     if (!r.changed) return fmt::format("{}: not loaded, nothing to do\n", r.pin_dir);
     std::string out;
+    for (const auto& u : r.unwired) out += fmt::format("unwired from {} at key {}\n", u.parent, u.key);
     for (const auto& a : r.detached)
         out += fmt::format("detached from {}{}\n", a.ifname, a.netns.empty() ? "" : " in " + a.netns);
     out += fmt::format("{}: unloaded\n", r.pin_dir);
@@ -323,6 +354,7 @@ json set_json(const SetResult& r) {
               {"proto", proto_or_null(r.now.proto)},
               {"handler", r.now.handler},
               {"prog_id", r.now.prog_id},
+              {"instance", r.now.instance.empty() ? json(nullptr) : json(r.now.instance)},
               {"changed", r.changed}};
     j["old"] = r.old ? json(r.old->handler) : json(nullptr);
     return j;
