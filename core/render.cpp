@@ -465,6 +465,15 @@ json trace_frame_json(const TraceFrame& f) {
               {"missed", f.missed},
               {"verdict", f.verdict}};
     if (!f.ran) j["ran"] = false;
+    json levels = json::array();
+    for (const auto& l : f.levels)
+        levels.push_back({{"instance", l.instance.empty() ? json(nullptr) : json(l.instance)},
+                          {"class", l.cls},
+                          {"key", l.key ? json(*l.key) : json(nullptr)},
+                          {"proto", l.key ? proto_or_null(l.key_name) : json(nullptr)},
+                          {"handler", l.handler ? json(*l.handler) : json(nullptr)},
+                          {"missed", l.missed}});
+    j["levels"] = std::move(levels);
     return j;
 }
 
@@ -481,14 +490,24 @@ std::string trace_frame_plain(const TraceFrame& f) {
     const char* why = f.len < 14 ? "  (not run: shorter than an Ethernet header; no interface delivers it)"
                                  : "  (not run: tc's test_run refuses a cut IP header; on an interface tc sees "
                                    "it, malformed)";
-    return fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}{}\n", f.frame, f.len, f.cls, key, handler, f.verdict,
-                       f.ran ? "" : why);
+    std::string out = fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}{}\n", f.frame, f.len, f.cls, key, handler,
+                                  f.verdict, f.ran ? "" : why);
+    // The child levels, one line each under the frame: instance, class, key, handler.
+    for (size_t i = 1; i < f.levels.size(); i++) {
+        const auto& l = f.levels[i];
+        out += fmt::format("{:>15}{} {}: {:<9} {:<16} {}\n", "", std::string(2 * i, ' ') + "->", l.instance, l.cls,
+                           l.key ? key_label(*l.key, l.key_name) : "-",
+                           l.handler ? *l.handler : (l.missed ? "(miss)" : "-"));
+    }
+    return out;
 }
 
 json trace_summary_json(const TraceSummary& s) {
     json rows = json::array();
     for (const auto& r : s.rows())
-        rows.push_back({{"class", r.cls},
+        rows.push_back({{"level", r.level},
+                        {"instance", r.instance.empty() ? json(nullptr) : json(r.instance)},
+                        {"class", r.cls},
                         {"key", r.key ? json(*r.key) : json(nullptr)},
                         {"proto", r.key ? proto_or_null(r.key_name) : json(nullptr)},
                         {"frames", r.frames},
@@ -501,9 +520,14 @@ json trace_summary_json(const TraceSummary& s) {
 std::string trace_summary_plain(const TraceSummary& s) {
     std::string out = fmt::format("\n{} frames\n{:<9} {:<16} {:>8} {:>10} {:>8}  {}\n", s.frames(), "CLASS", "KEY",
                                   "FRAMES", "BYTES", "MISSED", "VERDICTS");
+    int level = 0;
     for (const auto& r : s.rows()) {
+        // Rows of a child level come after a line naming it.
+        if (r.level > 0 && r.level != level) out += fmt::format("level {} (child instances):\n", r.level);
+        level = r.level;
         std::string verdicts;
         for (const auto& [v, n] : r.verdicts) verdicts += (verdicts.empty() ? "" : ", ") + fmt::format("{} {}", v, n);
+        if (r.level > 0) verdicts += "  (" + r.instance + ")";
         out += fmt::format("{:<9} {:<16} {:>8} {:>10} {:>8}  {}\n", r.cls,
                            r.key ? key_label(*r.key, r.key_name) : "-", r.frames, r.bytes, r.missed,
                            verdicts);
