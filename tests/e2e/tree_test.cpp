@@ -278,4 +278,62 @@ TEST(Tree, KilledWhileWiringAChild) {
     }
 }
 
+// trace through two levels for every kind: parent proto|port, child the
+// other key kind, on XDP and on tc. An IPv4 TCP frame to port 80: key 6 at a
+// proto level, 80 at a port level; the child drops it. Each level is named
+// with its class, key and handler, the summary has a row per level, and no
+// live counter of either level moves.
+TEST(Tree, TraceFollowsTheChainForEveryKind) {
+    TCD_REQUIRE_KERNEL();
+    const std::string frame =
+        "ffffffffffff0000000000010800"
+        "4500002800010000400600000a0000010a000002"
+        "3039005000000000000000005002200000000000";
+    for (std::string hook : {"xdp", "tc"})
+        for (std::string pkey : {"proto", "port"}) {
+            SCOPED_TRACE(pkey + " parent on " + hook);
+            std::string ckey = pkey == "proto" ? "port" : "proto";
+            Dirs d;
+            std::string parent = d.add("tp" + pkey + hook), child = d.add("tc" + ckey + hook);
+            ASSERT_EQ(tcd(parent, "load --key " + pkey + " --hook " + hook).rc, 0);
+            ASSERT_EQ(tcd(child, "load --key " + ckey + " --hook " + hook).rc, 0);
+            int pk = pkey == "proto" ? 6 : 80, ck = ckey == "proto" ? 6 : 80;
+            ASSERT_EQ(tcd(child, "map set " + std::to_string(ck) + " drop").rc, 0);
+            Cmd set = tcd(parent, "map set " + std::to_string(pk) + " " + child);
+            ASSERT_EQ(set.rc, 0) << set.err;
+
+            json t = tcd_json(parent, "trace --hex " + frame);
+            ASSERT_EQ(t["frames"].size(), 1u);
+            const json& f = t["frames"][0];
+            EXPECT_EQ(f["verdict"], hook == "xdp" ? "XDP_DROP" : "TC_ACT_SHOT");
+            ASSERT_EQ(f["levels"].size(), 2u) << f.dump();
+            EXPECT_EQ(f["levels"][0]["instance"], parent);
+            EXPECT_EQ(f["levels"][0]["class"], "ipv4");
+            EXPECT_EQ(f["levels"][0]["key"], pk);
+            EXPECT_EQ(f["levels"][0]["handler"], child);
+            EXPECT_EQ(f["levels"][1]["instance"], child);
+            EXPECT_EQ(f["levels"][1]["class"], "ipv4");
+            EXPECT_EQ(f["levels"][1]["key"], ck);
+            EXPECT_EQ(f["levels"][1]["handler"], "drop");
+            EXPECT_EQ(f["levels"][1]["missed"], false);
+            ASSERT_EQ(t["summary"].size(), 2u);
+            EXPECT_EQ(t["summary"][0]["level"], 0);
+            EXPECT_EQ(t["summary"][1]["level"], 1);
+            EXPECT_EQ(t["summary"][1]["instance"], child);
+            EXPECT_EQ(t["summary"][1]["key"], ck);
+            // A key the child has no handler for: the child level misses.
+            ASSERT_EQ(tcd(child, "map del " + std::to_string(ck)).rc, 0);
+            json m = tcd_json(parent, "trace --hex " + frame);
+            ASSERT_EQ(m["frames"][0]["levels"].size(), 2u);
+            EXPECT_EQ(m["frames"][0]["levels"][1]["missed"], true);
+            EXPECT_EQ(m["frames"][0]["verdict"], hook == "xdp" ? "XDP_PASS" : "TC_ACT_OK");
+            // Plain output names the child level under the frame.
+            Cmd plain = tcd(parent, "trace --hex " + frame);
+            EXPECT_NE(plain.out.find("-> " + child + ": ipv4"), std::string::npos) << plain.out;
+            // Live counters untouched at both levels.
+            EXPECT_EQ(tcd_json(parent, "stats")["total"]["packets"], 0);
+            EXPECT_EQ(tcd_json(child, "stats")["total"]["packets"], 0);
+        }
+}
+
 }  // namespace
