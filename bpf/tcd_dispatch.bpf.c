@@ -45,6 +45,16 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 tcd_miss_action = TCD_PASS;
 const volatile __u8 tcd_trace_mode = 0;
 
+/* Non-IP and malformed frames get pass, or next (TC_ACT_UNSPEC, which is
+ * TCX_NEXT) when the miss action is next: then they, like the misses, reach
+ * the next program in the tcx chain or the stack. */
+#ifdef TCD_HOOK_TC
+#define TCD_UNDISPATCHED \
+	(tcd_miss_action == (__u32)TC_ACT_UNSPEC ? TC_ACT_UNSPEC : TCD_PASS)
+#else
+#define TCD_UNDISPATCHED TCD_PASS
+#endif
+
 /* The fast paths for untagged IPv4 and IPv6 in classify(); the benchmark
  * builds a copy without them to show what they buy. */
 #ifndef TCD_FASTPATH
@@ -380,7 +390,7 @@ int TCD_DISPATCH_FN(TCD_CTX *ctx)
 		trace_record(cls, key, 0);
 
 	if (cls == TCD_CLASS_NON_IP || cls == TCD_CLASS_MALFORMED)
-		return TCD_PASS;
+		return TCD_UNDISPATCHED;
 #ifdef TCD_KEY_PORT
 	if (cls == TCD_CLASS_NO_PORT)
 		return tcd_miss_action;

@@ -5,7 +5,11 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <exception>
+#include <fmt/format.h>
+#include <functional>
 #include <iostream>
+#include <sstream>
+#include <stdexcept>
 
 #include "cli/cli.h"
 #include "core/instance.h"
@@ -50,6 +54,58 @@ std::string version_text() {
            std::to_string(libbpf_minor_version()) + ", libxdp " + TCD_LIBXDP_VERSION + ")";
 }
 
+const std::vector<Policy>& policies() {
+    using C = Policy::Changes;
+    static const std::vector<Policy> table = {
+        // command          privileged  changes
+        {"load",            true,       C::instance},
+        {"unload",          true,       C::instance},
+        {"status",          true,       C::nothing},
+        {"attach",          true,       C::instance},
+        {"detach",          true,       C::instance},
+        {"map set",         true,       C::instance},
+        {"map del",         true,       C::instance},
+        {"map list",        true,       C::nothing},
+        {"handler load",    true,       C::instance},
+        {"handler list",    true,       C::nothing},
+        {"handler unload",  true,       C::instance},
+        {"stats",           true,       C::instance, "--reset"},
+        {"trace",           true,       C::nothing},
+        {"object",          false,      C::nothing},
+        {"apply",           true,       C::its_own},
+    };
+    return table;
+}
+
+// Gives every command its row of the policy table, and holds the table to
+// the command tree: a command without a row, or a row without a command, is
+// a mistake in tcd itself.
+static void apply_policies(CLI::App& app, Context& ctx) {
+    auto commands = [](CLI::App* a) {
+        return a->get_subcommands([](CLI::App* s) { return !s->get_name().empty(); });  // not option groups
+    };
+    size_t leaves = 0;
+    std::function<void(CLI::App*)> count = [&](CLI::App* a) {
+        auto subs = commands(a);
+        if (subs.empty() && a != &app) leaves++;
+        for (CLI::App* s : subs) count(s);
+    };
+    count(&app);
+    if (leaves != policies().size())
+        throw std::logic_error(fmt::format("{} commands, {} policy rows", leaves, policies().size()));
+    for (const Policy& p : policies()) {
+        CLI::App* cmd = &app;
+        std::istringstream words(p.command);
+        for (std::string w; words >> w;) cmd = cmd->get_subcommand(w);  // throws for a row without a command
+        if (!commands(cmd).empty()) throw std::logic_error(std::string(p.command) + " is a command group");
+        if (p.only_with) (void)cmd->get_option(p.only_with);  // throws when it has no such flag
+        cmd->preparse_callback([&ctx, &p, cmd](std::size_t) {
+            ctx.policy = &p;
+            ctx.command = cmd;
+        });
+    }
+}
+
 void build_app(CLI::App& app, Context& ctx) {
     app.name("tcd");
     app.description("BPF tail-call dispatch: load, wire, attach and count per-protocol dispatchers");
@@ -75,6 +131,7 @@ void build_app(CLI::App& app, Context& ctx) {
     setup_trace(app, ctx);
     setup_object(app, ctx);
     setup_apply(app, ctx);
+    apply_policies(app, ctx);
 }
 
 // CLI11's messages, said the way the rest of tcd speaks.
@@ -141,15 +198,21 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
         err << "tcd: a command is required (see tcd --help)\n";
         return static_cast<int>(ExitCode::usage);
     }
-    // Commands that change an instance run one at a time per pin directory.
-    // The privilege check comes first: without it the lock directory in /run
-    // is what fails, and that says nothing useful.
-    std::optional<InstanceLock> lock;
-    if (ctx.mutates) {
+    // The chosen command's policy. The privilege check comes first: without
+    // it the lock directory in /run is what fails, and that says nothing
+    // useful. Commands that change an instance run one at a time per pin
+    // directory.
+    const Policy& policy = *ctx.policy;
+    if (policy.privileged) {
         if (auto p = require_bpf_privileges(command_path(app)); !p) {
             err << "tcd: " << p.error().message() << '\n';
             return static_cast<int>(p.error().code);
         }
+    }
+    bool changes = policy.changes == Policy::Changes::instance &&
+                   (!policy.only_with || ctx.command->get_option(policy.only_with)->count() > 0);
+    std::optional<InstanceLock> lock;
+    if (changes) {
         double timeout = 10;
         if (const char* t = std::getenv("TCD_LOCK_TIMEOUT")) timeout = std::strtod(t, nullptr);
         auto l = InstanceLock::acquire(ctx.g.pin_dir, timeout);

@@ -26,12 +26,32 @@ struct Globals {
     bool verbose = false;
 };
 
+// What a command needs and what it changes, apart from its options: one row
+// per command in the table build_app walks (kPolicies in cli/app.cpp). run()
+// acts on the chosen command's row before the command runs: the privilege
+// check first, then the instance lock.
+struct Policy {
+    enum class Changes {
+        nothing,   // reads only; no lock
+        instance,  // the --pin-dir instance: run() takes its lock
+        its_own,   // the instance it works out itself (apply: the file's pin_dir), whose lock it takes
+    };
+    const char* command;  // its path, "map set"
+    bool privileged;      // needs root, or CAP_BPF (or CAP_SYS_ADMIN) with CAP_NET_ADMIN
+    Changes changes;
+    const char* only_with = nullptr;  // changes the instance only when this flag is given ("--reset")
+};
+
+// The policy table, one row per command (build_app holds it to the tree).
+const std::vector<Policy>& policies();
+
 struct Context {
     Globals g;
     std::ostream& out;
     std::ostream& err;
     std::function<Result<>()> action;  // what the parsed command line asks for
-    bool mutates = false;              // it changes the instance: take its lock
+    const Policy* policy = nullptr;    // the chosen command's row
+    CLI::App* command = nullptr;       // the chosen command, for its flags
 
     Context(std::ostream& o, std::ostream& e) : out(o), err(e) {}
     bool json() const { return g.json || g.pretty; }
@@ -63,7 +83,7 @@ void add_kind_options(CLI::App& cmd, std::string& key, std::string& hook, const 
                       const std::string& hook_help);
 
 struct LoadOptions {
-    std::string miss_action = "pass";
+    std::string miss_action;  // "" = the hook's default
     bool force = false;
     std::string key = "proto";
     std::string hook = "xdp";
@@ -85,6 +105,7 @@ struct AttachOptions {
     std::string netns;
     bool force = false;
     std::string direction;
+    std::string order;  // tcx: first or last ("" = last)
 };
 Result<> run_attach(const AttachOptions& o, Context& ctx);
 

@@ -5,7 +5,6 @@
 #include "core/apply.h"
 #include "core/bpffs.h"
 #include "core/lock.h"
-#include "core/privs.h"
 
 namespace tcd::cli {
 
@@ -15,7 +14,6 @@ Result<> run_apply(const ApplyOptions& o, Context& ctx) {
     // The file's pin_dir may be relative or spelled with extra slashes: one
     // spelling, the one the lock goes by.
     std::string dir = InstanceLock::canonical_dir(want->pin_dir.value_or(ctx.g.pin_dir));
-    if (auto p = require_bpf_privileges("apply"); !p) return p;
     if (auto r = bpffs::ensure_mounted(dir); !r) return r;
     // The file may name its own pin dir: the lock is taken here, on it.
     double timeout = 10;

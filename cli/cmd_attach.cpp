@@ -6,7 +6,6 @@
 #include "core/bpffs.h"
 #include "core/crashpoint.h"
 #include "core/lifecycle.h"
-#include "core/privs.h"
 #include "core/render.h"
 
 #include <net/if.h>
@@ -16,9 +15,14 @@ namespace tcd::cli {
 Result<> run_attach(const AttachOptions& o, Context& ctx) {
     auto mode = parse_xdp_mode(o.mode);
     if (!mode) return propagate(mode);
-    if (!o.direction.empty() && o.direction != "ingress" && o.direction != "egress")
-        return usage_error("--direction " + o.direction, "not ingress or egress");
-    if (auto p = require_bpf_privileges("attach"); !p) return p;
+    auto direction = parse_direction(o.direction);
+    if (!direction) return propagate(direction);
+    std::optional<Order> order;
+    if (!o.order.empty()) {
+        auto parsed = parse_order(o.order);
+        if (!parsed) return propagate(parsed);
+        order = *parsed;
+    }
     auto ns = resolve_netns(o.netns);  // validate before anything is loaded
     if (!ns) return propagate(ns);
     {
@@ -36,7 +40,7 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
     if (!Instance::is_loaded(ctx.g.pin_dir)) {
         // --direction asks for a tc instance; plain attach for the default.
         tcd::LoadOptions lo;
-        if (!o.direction.empty()) lo.kind.hook = Hook::tc;
+        if (!o.direction.empty() || order) lo.kind.hook = Hook::tc;
         auto l = tcd::load(ctx.g.pin_dir, lo);
         if (!l) return propagate(l);
         loaded_now = true;
@@ -51,12 +55,12 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
         undo_load();
         return usage_error("attach", "--mode is for XDP instances; this one is on tc", "use --direction");
     }
-    if (in->kind().hook == Hook::xdp && !o.direction.empty()) {
+    if (in->kind().hook == Hook::xdp && (!o.direction.empty() || order)) {
         undo_load();
-        return usage_error("attach", "--direction is for tc instances; this one is on XDP",
+        return usage_error("attach", std::string(order ? "--order" : "--direction") + " is for tc instances; this one is on XDP",
                            "load a tc instance with 'tcd load --hook tc' (another --pin-dir)");
     }
-    tcd::AttachOptions ao{o.ifname, o.netns, *mode, o.force, o.direction};
+    tcd::AttachOptions ao{o.ifname, o.netns, *mode, o.force, *direction, order};
     auto r = tcd::attach(*in, ao);
     if (!r) {
         undo_load();
@@ -71,12 +75,11 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
 }
 
 Result<> run_detach(const DetachOptions& o, Context& ctx) {
-    if (!o.direction.empty() && o.direction != "ingress" && o.direction != "egress")
-        return usage_error("--direction " + o.direction, "not ingress or egress");
+    auto direction = parse_direction(o.direction);
+    if (!direction) return propagate(direction);
     if (o.all && !o.ifname.empty())
         return usage_error("detach", "give an interface or --all, not both");
     if (!o.all && o.ifname.empty()) return usage_error("detach", "an interface or --all is required");
-    if (auto p = require_bpf_privileges("detach"); !p) return p;
     std::vector<DetachResult> results;
     if (!Instance::is_loaded(ctx.g.pin_dir)) {
         // Nothing of ours can run anywhere; still say so for a missing interface.
@@ -86,7 +89,12 @@ Result<> run_detach(const DetachOptions& o, Context& ctx) {
             auto guard = NetnsGuard::enter(*ns);
             if (!guard) return propagate(guard);
             if (!if_nametoindex(o.ifname.c_str())) return fail("interface " + o.ifname, "no such interface");
-            results.push_back({false, {o.ifname, if_nametoindex(o.ifname.c_str()), *ns, "", false, o.direction, false}});
+            Attachment where;
+            where.ifname = o.ifname;
+            where.ifindex = if_nametoindex(o.ifname.c_str());
+            where.netns = *ns;
+            where.direction = *direction;
+            results.push_back({false, where});
         }
         ctx.print(render::detach_json(results), render::detach_plain(results));
         return {};
@@ -100,7 +108,7 @@ Result<> run_detach(const DetachOptions& o, Context& ctx) {
     } else {
         if (!o.direction.empty() && in->kind().hook != Hook::tc)
             return usage_error("detach", "--direction is for tc instances");
-        auto r = tcd::detach(*in, o.ifname, o.netns, o.direction);
+        auto r = tcd::detach(*in, o.ifname, o.netns, *direction);
         if (!r) return propagate(r);
         results = std::move(*r);
     }
@@ -120,9 +128,12 @@ void setup_attach(CLI::App& app, Context& ctx) {
     attach->add_option("--direction", a->direction, "tc instances: ingress (default) or egress; both may be attached")
         ->check(CLI::IsMember({"ingress", "egress"}))
         ->type_name("ingress|egress");
+    attach->add_option("--order", a->order,
+                       "tc instances on tcx links: first or last (default) in the interface's chain of programs")
+        ->check(CLI::IsMember({"first", "last"}))
+        ->type_name("first|last");
     attach->add_flag("--force", a->force, "replace another program running there");
-    attach->callback([&ctx, a] { ctx.mutates = true;
-        ctx.action = [&ctx, a] { return run_attach(*a, ctx); }; });
+    attach->callback([&ctx, a] { ctx.action = [&ctx, a] { return run_attach(*a, ctx); }; });
 
     auto d = std::make_shared<DetachOptions>();
     auto* detach = app.add_subcommand("detach", "take the dispatcher off IFACE (or off every interface with --all)");
@@ -132,8 +143,7 @@ void setup_attach(CLI::App& app, Context& ctx) {
         ->check(CLI::IsMember({"ingress", "egress"}))
         ->type_name("ingress|egress");
     detach->add_flag("--all", d->all, "every interface the dispatcher runs on");
-    detach->callback([&ctx, d] { ctx.mutates = true;
-        ctx.action = [&ctx, d] { return run_detach(*d, ctx); }; });
+    detach->callback([&ctx, d] { ctx.action = [&ctx, d] { return run_detach(*d, ctx); }; });
 }
 
 }  // namespace tcd::cli

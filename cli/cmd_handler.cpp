@@ -5,14 +5,12 @@
 #include "core/handlers.h"
 #include "core/instance.h"
 #include "core/jumptable.h"
-#include "core/privs.h"
 #include "core/render.h"
 #include "core/status.h"
 
 namespace tcd::cli {
 
 Result<> run_handler_load(const HandlerLoadOptions& o, Context& ctx) {
-    if (auto p = require_bpf_privileges("handler load"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
     auto r = load_handlers(*in, o.object, o.progs);
@@ -22,7 +20,6 @@ Result<> run_handler_load(const HandlerLoadOptions& o, Context& ctx) {
 }
 
 Result<> run_handler_list(Context& ctx) {
-    if (auto p = require_bpf_privileges("handler list"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
     auto w = list_wiring(*in);
@@ -33,7 +30,6 @@ Result<> run_handler_list(Context& ctx) {
 }
 
 Result<> run_handler_unload(const HandlerUnloadOptions& o, Context& ctx) {
-    if (auto p = require_bpf_privileges("handler unload"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
     auto r = unload_handler(*in, o.name, o.force);
@@ -51,8 +47,7 @@ void setup_handler(CLI::App& app, Context& ctx) {
         "load", "load a BPF ELF's XDP programs as handlers, sharing the instance's maps, pinned by name");
     load->add_option("OBJECT", lo->object, "a BPF ELF object (clang -target bpf)")->required()->type_name("FILE");
     load->add_option("--prog", lo->progs, "load only this program (repeatable)")->type_name("NAME");
-    load->callback([&ctx, lo] { ctx.mutates = true;
-        ctx.action = [&ctx, lo] { return run_handler_load(*lo, ctx); }; });
+    load->callback([&ctx, lo] { ctx.action = [&ctx, lo] { return run_handler_load(*lo, ctx); }; });
 
     auto* list = handler->add_subcommand("list", "name, prog id, tag, type, load time, wired keys, built-in or user");
     list->callback([&ctx] { ctx.action = [&ctx] { return run_handler_list(ctx); }; });
@@ -61,8 +56,7 @@ void setup_handler(CLI::App& app, Context& ctx) {
     auto* unload = handler->add_subcommand("unload", "remove a user handler (refused while wired, unless --force)");
     unload->add_option("NAME", uo->name, "the handler's pinned name")->required();
     unload->add_flag("--force", uo->force, "unwire its keys first");
-    unload->callback([&ctx, uo] { ctx.mutates = true;
-        ctx.action = [&ctx, uo] { return run_handler_unload(*uo, ctx); }; });
+    unload->callback([&ctx, uo] { ctx.action = [&ctx, uo] { return run_handler_unload(*uo, ctx); }; });
 }
 
 }  // namespace tcd::cli

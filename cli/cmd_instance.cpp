@@ -3,7 +3,6 @@
 
 #include "cli/cli.h"
 #include "core/lifecycle.h"
-#include "core/privs.h"
 #include "core/render.h"
 #include "core/status.h"
 
@@ -11,14 +10,16 @@ namespace tcd::cli {
 
 Result<> run_load(const LoadOptions& o, Context& ctx) {
     tcd::LoadOptions lo;
-    if (o.miss_action == "drop") lo.miss = MissAction::drop;
-    else if (o.miss_action == "pass") lo.miss = MissAction::pass;
-    else return usage_error("--miss-action " + o.miss_action, "not pass or drop");
     lo.force = o.force;
     auto key = parse_key_kind(o.key);
     if (!key) return propagate(key);
     auto hook = parse_hook(o.hook);
     if (!hook) return propagate(hook);
+    if (!o.miss_action.empty()) {
+        auto miss = parse_miss_action(o.miss_action, *hook);
+        if (!miss) return propagate(miss);
+        lo.miss = *miss;
+    }
     lo.kind = {*key, *hook};
     auto r = tcd::load(ctx.g.pin_dir, lo);
     if (!r) return propagate(r);
@@ -34,7 +35,6 @@ Result<> run_unload(bool force, Context& ctx) {
 }
 
 Result<> run_status(Context& ctx) {
-    if (auto p = require_bpf_privileges("status"); !p) return p;
     auto s = gather_status(ctx.g.pin_dir);
     if (!s) return propagate(s);
     ctx.print(render::status_json(*s), render::status_plain(*s, ctx.g.verbose));
@@ -44,23 +44,23 @@ Result<> run_status(Context& ctx) {
 void setup_instance(CLI::App& app, Context& ctx) {
     auto load_opts = std::make_shared<LoadOptions>();
     auto* load = app.add_subcommand("load", "load the dispatcher and its built-in handlers, pinned in the pin dir");
-    load->add_option("--miss-action", load_opts->miss_action, "verdict for a key with no handler (default pass)")
-        ->check(CLI::IsMember({"pass", "drop"}))
-        ->type_name("pass|drop");
+    load->add_option("--miss-action", load_opts->miss_action,
+                     "verdict for a key with no handler: pass, drop, or (tc) next, the next tcx program or the stack "
+                     "(default pass on XDP, next on tc)")
+        ->check(CLI::IsMember({"pass", "drop", "next"}))
+        ->type_name("pass|drop|next");
     add_kind_options(*load, load_opts->key, load_opts->hook,
                      "dispatch on the IP protocol (default) or the TCP/UDP destination port",
                      "XDP (default) or tc's clsact (ingress and egress)");
     load->add_flag("--force", load_opts->force,
                    "reload a loaded instance: new dispatcher, same wiring and counters, swapped live");
-    load->callback([&ctx, load_opts] { ctx.mutates = true;
-        ctx.action = [&ctx, load_opts] { return run_load(*load_opts, ctx); }; });
+    load->callback([&ctx, load_opts] { ctx.action = [&ctx, load_opts] { return run_load(*load_opts, ctx); }; });
 
     auto unload_force = std::make_shared<bool>(false);
     auto* unload = app.add_subcommand("unload", "detach from every interface, then remove the pins");
     unload->add_flag("--force", *unload_force,
                      "unload a child instance even while parents wire it: unwire it in each parent first");
-    unload->callback([&ctx, unload_force] { ctx.mutates = true;
-        ctx.action = [&ctx, unload_force] { return run_unload(*unload_force, ctx); }; });
+    unload->callback([&ctx, unload_force] { ctx.action = [&ctx, unload_force] { return run_unload(*unload_force, ctx); }; });
 
     auto* status = app.add_subcommand("status", "what is loaded, wired and attached (-v: verifier figures)");
     status->callback([&ctx] { ctx.action = [&ctx] { return run_status(ctx); }; });

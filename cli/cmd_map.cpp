@@ -5,7 +5,6 @@
 #include "core/instance.h"
 #include "core/jumptable.h"
 #include "core/keys.h"
-#include "core/privs.h"
 #include "core/render.h"
 
 namespace tcd::cli {
@@ -22,7 +21,6 @@ Result<> run_map_set(const MapSetOptions& o, Context& ctx) {
     if (!key) return propagate(key);
     auto spec = parse_handler_spec(o.handler);
     if (!spec) return propagate(spec);
-    if (auto p = require_bpf_privileges("map set"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
     auto r = set_handler(*in, *key, *spec);
@@ -39,7 +37,6 @@ Result<> run_map_del(const std::vector<std::string>& texts, Context& ctx) {
         if (!k) return propagate(k);
         keys.push_back(*k);
     }
-    if (auto p = require_bpf_privileges("map del"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
     auto r = del_keys(*in, keys);
@@ -49,7 +46,6 @@ Result<> run_map_del(const std::vector<std::string>& texts, Context& ctx) {
 }
 
 Result<> run_map_list(Context& ctx) {
-    if (auto p = require_bpf_privileges("map list"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
     auto w = list_wiring(*in);
@@ -66,14 +62,12 @@ void setup_map(CLI::App& app, Context& ctx) {
     auto* set = map->add_subcommand("set", "wire KEY to HANDLER (one atomic update)");
     set->add_option("KEY", set_opts->key, "0-255 or a protocol name (tcp, udp, icmp, ...); on a port instance 0-65535 or a service (http, ssh, dns, ...)")->required();
     set->add_option("HANDLER", set_opts->handler, "a name pinned in the pin dir, a bpffs path, or id:N")->required();
-    set->callback([&ctx, set_opts] { ctx.mutates = true;
-        ctx.action = [&ctx, set_opts] { return run_map_set(*set_opts, ctx); }; });
+    set->callback([&ctx, set_opts] { ctx.action = [&ctx, set_opts] { return run_map_set(*set_opts, ctx); }; });
 
     auto del_keys = std::make_shared<std::vector<std::string>>();
     auto* del = map->add_subcommand("del", "unwire keys (their packets get the miss action)");
     del->add_option("KEY", *del_keys, "a key as for map set")->required();
-    del->callback([&ctx, del_keys] { ctx.mutates = true;
-        ctx.action = [&ctx, del_keys] { return run_map_del(*del_keys, ctx); }; });
+    del->callback([&ctx, del_keys] { ctx.action = [&ctx, del_keys] { return run_map_del(*del_keys, ctx); }; });
 
     auto* list = map->add_subcommand("list", "the wired keys");
     list->callback([&ctx] { ctx.action = [&ctx] { return run_map_list(ctx); }; });

@@ -10,7 +10,6 @@
 #include "cli/cli.h"
 #include "core/instance.h"
 #include "core/jumptable.h"
-#include "core/privs.h"
 #include "core/render.h"
 #include "core/stats.h"
 
@@ -62,7 +61,6 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
     if (o.format == "prometheus" && o.watch)
         return usage_error("stats", "--format prometheus is one reading; a scraper or a timer repeats it");
     if (o.format == "json") ctx.g.json = true;
-    if (auto p = require_bpf_privileges("stats"); !p) return p;
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
 
@@ -136,10 +134,7 @@ void setup_stats(CLI::App& app, Context& ctx) {
     stats->add_option("--format", o->format, "plain (default), json (as -j) or prometheus (text exposition)")
         ->check(CLI::IsMember({"plain", "json", "prometheus"}))
         ->type_name("plain|json|prometheus");
-    stats->callback([&ctx, o] {
-        ctx.mutates = o->reset;
-        ctx.action = [&ctx, o] { return run_stats(*o, ctx); };
-    });
+    stats->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_stats(*o, ctx); }; });
 }
 
 }  // namespace tcd::cli

@@ -28,7 +28,7 @@ _tcd_options()
 {
     case $1 in
         '') echo '-d= --pin-dir= -j --json -p --pretty -q --quiet -v --verbose -V --version -h --help' ;;
-        'attach') echo '--mode= --netns= --direction= --force' ;;
+        'attach') echo '--mode= --netns= --direction= --order= --force' ;;
         'detach') echo '--netns= --direction= --all' ;;
         'stats') echo '--watch --interval= --count= --all --reset --format=' ;;
         'load') echo '--key= --hook= --miss-action= --force' ;;
@@ -243,7 +243,11 @@ _tcd()
             return
             ;;
         --miss-action)
-            _tcd_reply 'pass drop'
+            _tcd_reply 'pass drop next'
+            return
+            ;;
+        --order)
+            _tcd_reply 'first last'
             return
             ;;
         --direction)

@@ -27,7 +27,7 @@ end
 
 # The options that take a value (any command).
 function __tcd_value_options
-    echo -d --pin-dir --mode --netns --direction --interval --count --format --key --hook --miss-action \
+    echo -d --pin-dir --mode --netns --direction --order --interval --count --format --key --hook --miss-action \
         --prog --pcap --hex -o --output -f --file
 end
 
@@ -242,11 +242,12 @@ complete -c tcd -n "__tcd_is ''" -a trace -d 'run frames through the dispatcher 
 complete -c tcd -n "__tcd_is ''" -a object -d 'write the embedded dispatcher ELF'
 complete -c tcd -n "__tcd_is ''" -a apply -d 'make an instance what a YAML file describes'
 
-# tcd attach IFACE [--mode auto|native|skb|hw] [--netns NAME|PATH] [--force]
+# tcd attach IFACE [--mode auto|native|skb|hw] [--netns NAME|PATH] [--direction D] [--order first|last] [--force]
 complete -c tcd -n "__tcd_is 'attach'; and __tcd_npos 0" -a '(__tcd_interfaces)'
 complete -c tcd -n "__tcd_is 'attach'" -l mode -x -a 'auto native skb hw' -d 'XDP mode (default auto)'
 complete -c tcd -n "__tcd_is 'attach'" -l netns -x -a '(__tcd_netns)' -d 'network namespace (NAME or a path)'
 complete -c tcd -n "__tcd_is 'attach'" -l direction -x -a 'ingress egress' -d 'tc instances: ingress (default) or egress'
+complete -c tcd -n "__tcd_is 'attach'" -l order -x -a 'first last' -d 'tcx links: first or last (default) in the chain'
 complete -c tcd -n "__tcd_is 'attach'" -l force -d 'replace another program running there'
 
 # tcd detach IFACE [--netns NAME|PATH] | tcd detach --all
@@ -272,10 +273,10 @@ complete -c tcd -n "__tcd_is 'stats'" -l all -d 'all 256 keys'
 complete -c tcd -n "__tcd_is 'stats'" -l reset -d 'print, then zero the counters'
 complete -c tcd -n "__tcd_is 'stats'" -l format -x -a 'plain json prometheus' -d 'output format'
 
-# tcd load [--miss-action pass|drop] [--force]
+# tcd load [--miss-action pass|drop|next] [--force]
 complete -c tcd -n "__tcd_is 'load'" -l key -x -a 'proto port' -d 'IP protocol (default) or destination port'
 complete -c tcd -n "__tcd_is 'load'" -l hook -x -a 'xdp tc' -d 'XDP (default) or tc clsact'
-complete -c tcd -n "__tcd_is 'load'" -l miss-action -x -a 'pass drop' -d 'verdict for a key with no handler'
+complete -c tcd -n "__tcd_is 'load'" -l miss-action -x -a 'pass drop next' -d 'verdict for a key with no handler (next: tc)'
 complete -c tcd -n "__tcd_is 'load'" -l force -d 'reload a loaded instance live'
 
 # tcd handler list

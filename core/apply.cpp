@@ -60,8 +60,14 @@ Result<Desired> read_desired(const std::string& path) {
         }
         if (root["miss_action"]) {
             std::string m = root["miss_action"].as<std::string>();
-            if (m != "pass" && m != "drop") return bad(path, root["miss_action"], "miss_action must be pass or drop");
-            d.miss = m == "drop" ? MissAction::drop : MissAction::pass;
+            auto miss = parse_miss_action(m, d.kind.hook);
+            if (!miss)
+                return bad(path, root["miss_action"],
+                           d.kind.hook == Hook::tc ? "miss_action must be pass, drop or next"
+                                                   : "miss_action must be pass or drop (next is for hook: tc)");
+            d.miss = *miss;
+        } else {
+            d.miss = default_miss_action(d.kind.hook);
         }
         if (const auto& hs = root["handlers"]) {
             if (!hs.IsSequence()) return bad(path, hs, "handlers must be a list");
@@ -117,50 +123,58 @@ Result<Desired> read_desired(const std::string& path) {
     return d;
 }
 
-Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
-    std::vector<Change> steps;
-    const std::string miss = miss_action_name(want.miss);
-    auto open = [dir]() { return Instance::open(dir); };
+namespace {
 
-    // 1. The instance itself.
+// A step's outcome without the value of what it ran.
+template <typename T>
+Result<> outcome(const Result<T>& r) {
+    if (!r) return propagate(r);
+    return {};
+}
+
+// A step on the instance as it is when the step runs (an earlier step may
+// have loaded it or loaded it again).
+template <typename Act>
+Change on_instance(std::string what, const std::string& dir, Act act) {
+    return {std::move(what), [dir, act]() -> Result<> {
+                auto in = Instance::open(dir);
+                if (!in) return propagate(in);
+                return act(*in);
+            }};
+}
+
+// 1. The instance itself: loaded when missing, unloaded and loaded again when
+// of another kind, reloaded for another miss action. The instance that is
+// there and stays (with its handlers, wiring and attachments), or nullopt.
+Result<std::optional<Instance>> plan_instance(const std::string& dir, const Desired& want,
+                                              std::vector<Change>& steps) {
+    const std::string miss = miss_action_name(want.miss);
     auto kind = pinned_kind(dir);
-    bool fresh = !kind;
     if (kind && !(*kind == want.kind)) {
         steps.push_back({fmt::format("unload (a {} instance on {}; {} on {} is wanted)", key_kind_name(kind->key),
                                      hook_name(kind->hook), key_kind_name(want.kind.key), hook_name(want.kind.hook)),
-                         [dir]() -> Result<> {
-                             auto r = unload(dir);
-                             if (!r) return propagate(r);
-                             return {};
-                         }});
-        fresh = true;
+                         [dir]() { return outcome(unload(dir)); }});
+        kind.reset();
     }
-    if (fresh) {
+    if (!kind) {
         steps.push_back({fmt::format("load --key {} --hook {} --miss-action {}", key_kind_name(want.kind.key),
                                      hook_name(want.kind.hook), miss),
-                         [dir, want]() -> Result<> {
-                             auto r = load(dir, {want.miss, false, want.kind});
-                             if (!r) return propagate(r);
-                             return {};
-                         }});
+                         [dir, want]() { return outcome(load(dir, {want.miss, false, want.kind})); }});
+        return std::optional<Instance>();
     }
-    std::optional<Instance> in;
-    if (!fresh) {
-        auto i = open();
-        if (!i) return propagate(i);
-        in.emplace(std::move(*i));
-        if (in->miss_action() != want.miss)
-            steps.push_back({"load --force --miss-action " + miss, [dir, want]() -> Result<> {
-                                 auto r = load(dir, {want.miss, true, want.kind});
-                                 if (!r) return propagate(r);
-                                 return {};
-                             }});
-    }
+    auto in = Instance::open(dir);
+    if (!in) return propagate(in);
+    if (in->miss_action() != want.miss)
+        steps.push_back({"load --force --miss-action " + miss,
+                         [dir, want]() { return outcome(load(dir, {want.miss, true, want.kind})); }});
+    return std::optional<Instance>(std::move(*in));
+}
 
-    // 2. Handler objects: load the programs that are not pinned yet.
+// 2. Handler objects: load the programs that are not pinned yet.
+Result<> plan_handlers(const std::string& dir, const Desired& want, bool kept, std::vector<Change>& steps) {
     std::set<std::string> pinned;
     for (const auto& b : builtin_handlers()) pinned.insert(b);
-    if (in)
+    if (kept)
         for (const auto& p : pinned_programs(dir)) pinned.insert(p.name);
     for (const auto& h : want.handlers) {
         std::vector<std::string> names = h.progs;
@@ -175,20 +189,19 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
         if (missing.empty()) continue;
         std::string what = "handler load " + h.object;
         for (const auto& m : missing) what += " --prog " + m;
-        steps.push_back({what, [open, obj = h.object, missing]() -> Result<> {
-                             auto i = open();
-                             if (!i) return propagate(i);
-                             auto r = load_handlers(*i, obj, missing);
-                             if (!r) return propagate(r);
-                             return {};
-                         }});
+        steps.push_back(on_instance(what, dir, [obj = h.object, missing](const Instance& in) {
+            return outcome(load_handlers(in, obj, missing));
+        }));
         for (const auto& m : missing) pinned.insert(m);
     }
+    return {};
+}
 
-    // 3. Wiring: exactly the keys the file names. A key is as wanted when it
-    // holds the very program the file's handler names (by name, bpffs path
-    // or id:N), compared by program id; a handler that does not exist yet
-    // (loaded by a step above) is compared by name.
+// 3. Wiring: exactly the keys the file names. A key is as wanted when it
+// holds the very program the file's handler names (by name, bpffs path or
+// id:N), compared by program id; a handler that does not exist yet (loaded
+// by a step above) is compared by name.
+Result<> plan_wiring(const std::string& dir, const Desired& want, const Instance* in, std::vector<Change>& steps) {
     std::map<uint32_t, std::string> current, desired;
     std::map<uint32_t, uint32_t> current_id;
     if (in) {
@@ -213,37 +226,32 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
         if (holds(k, h)) continue;
         uint32_t key = k;  // (structured bindings cannot be captured before C++20 in clang 14)
         std::string handler = h;
-        steps.push_back({fmt::format("map set {} {}", key, handler), [open, key, handler]() -> Result<> {
-                             auto i = open();
-                             if (!i) return propagate(i);
-                             auto r = set_handler(*i, key, *parse_handler_spec(handler));
-                             if (!r) return propagate(r);
-                             return {};
-                         }});
+        steps.push_back(on_instance(fmt::format("map set {} {}", key, handler), dir, [key, handler](const Instance& i) {
+            return outcome(set_handler(i, key, *parse_handler_spec(handler)));
+        }));
     }
     for (const auto& [k, handler] : current) {
         if (desired.count(k)) continue;
         uint32_t key = k;
-        steps.push_back({fmt::format("map del {} (wired to {}, not in the file)", key, handler),
-                         [open, key]() -> Result<> {
-                             auto i = open();
-                             if (!i) return propagate(i);
-                             auto r = del_keys(*i, {key});
-                             if (!r) return propagate(r);
-                             return {};
-                         }});
+        steps.push_back(on_instance(fmt::format("map del {} (wired to {}, not in the file)", key, handler), dir,
+                                    [key](const Instance& i) { return outcome(del_keys(i, {key})); }));
     }
+    return {};
+}
 
-    // 4. Interfaces: attached exactly where the file says.
+// 4. Interfaces: attached exactly where the file says. The same place is the
+// same interface, namespace and direction; the same state also the XDP mode,
+// unless the file says auto. Attached in another mode: detached, then
+// attached in the mode asked (and back in the old one when that fails).
+Result<> plan_interfaces(const std::string& dir, const Desired& want, const Instance* in,
+                         std::vector<Change>& steps) {
     std::vector<Attachment> now;
     if (in) now = attachments(*in);
-    // The same place: interface, namespace, direction. The same state: also
-    // the XDP mode, unless the file says auto.
     auto same_place = [](const Attachment& a, const DesiredInterface& d, const std::string& ns) {
-        return a.ifname == d.name && a.netns == ns && a.direction == d.direction;
+        return a.ifname == d.name && a.netns == ns && direction_name(a.direction) == d.direction;
     };
     auto same = [&](const Attachment& a, const DesiredInterface& d, const std::string& ns) {
-        return same_place(a, d, ns) && (!d.direction.empty() || d.mode == "auto" || a.mode == d.mode);
+        return same_place(a, d, ns) && (!d.direction.empty() || d.mode == "auto" || mode_name(a.mode) == d.mode);
     };
     std::vector<std::string> wanted_ns;
     for (const auto& d : want.interfaces) {
@@ -251,45 +259,55 @@ Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
         if (!ns) return propagate(ns);
         wanted_ns.push_back(*ns);
         if (std::any_of(now.begin(), now.end(), [&](const Attachment& a) { return same(a, d, *ns); })) continue;
-        // Attached in another mode: detached, then attached in the mode asked.
         auto other = std::find_if(now.begin(), now.end(), [&](const Attachment& a) { return same_place(a, d, *ns); });
         bool reattach = other != now.end();
         std::string what = "attach " + d.name + (d.netns.empty() ? "" : " --netns " + d.netns) +
                            (d.direction.empty() ? " --mode " + d.mode : " --direction " + d.direction);
-        std::string was = reattach ? other->mode : "";
+        std::string was = reattach ? mode_name(other->mode) : "";
         if (reattach) what = "re-" + what + " (attached in " + was + " mode)";
-        steps.push_back({what, [open, d, reattach, was]() -> Result<> {
-                             auto i = open();
-                             if (!i) return propagate(i);
-                             auto mode = parse_xdp_mode(d.mode);
-                             if (!mode) return propagate(mode);
-                             if (reattach)
-                                 if (auto r = detach(*i, d.name, d.netns, d.direction); !r)
-                                     return propagate(r);
-                             auto r = attach(*i, {d.name, d.netns, *mode, false, d.direction});
-                             if (!r) {
-                                 // Back where it was, in its old mode.
-                                 if (auto old = parse_xdp_mode(was); reattach && old)
-                                     (void)attach(*i, {d.name, d.netns, *old, false, d.direction});
-                                 return propagate(r);
-                             }
-                             return {};
-                         }});
+        steps.push_back(on_instance(what, dir, [d, reattach, was](const Instance& i) -> Result<> {
+            auto mode = parse_xdp_mode(d.mode);
+            if (!mode) return propagate(mode);
+            auto direction = parse_direction(d.direction);
+            if (!direction) return propagate(direction);
+            if (reattach)
+                if (auto r = detach(i, d.name, d.netns, *direction); !r) return propagate(r);
+            auto r = attach(i, {d.name, d.netns, *mode, false, *direction, std::nullopt});
+            if (!r) {
+                // Back where it was, in its old mode.
+                if (auto old = parse_xdp_mode(was); reattach && old)
+                    (void)attach(i, {d.name, d.netns, *old, false, *direction, std::nullopt});
+                return propagate(r);
+            }
+            return {};
+        }));
     }
     for (const auto& a : now) {
         bool keep = false;
         for (size_t k = 0; k < want.interfaces.size(); k++) keep |= same_place(a, want.interfaces[k], wanted_ns[k]);
         if (keep) continue;
-        steps.push_back({"detach " + a.ifname + (a.netns.empty() ? "" : " --netns " + a.netns) +
-                             (a.direction.empty() ? "" : " --direction " + a.direction) + " (not in the file)",
-                         [open, a]() -> Result<> {
-                             auto i = open();
-                             if (!i) return propagate(i);
-                             auto r = detach(*i, a.ifname, a.netns, a.direction);
-                             if (!r) return propagate(r);
-                             return {};
-                         }});
+        steps.push_back(on_instance("detach " + a.ifname + (a.netns.empty() ? "" : " --netns " + a.netns) +
+                                        (a.direction == Direction::none
+                                             ? ""
+                                             : std::string(" --direction ") + direction_name(a.direction)) +
+                                        " (not in the file)",
+                                    dir, [a](const Instance& i) {
+                                        return outcome(detach(i, a.ifname, a.netns, a.direction));
+                                    }));
     }
+    return {};
+}
+
+}  // namespace
+
+Result<std::vector<Change>> plan(const std::string& dir, const Desired& want) {
+    std::vector<Change> steps;
+    auto kept = plan_instance(dir, want, steps);
+    if (!kept) return propagate(kept);
+    const Instance* in = *kept ? &**kept : nullptr;
+    if (auto r = plan_handlers(dir, want, in != nullptr, steps); !r) return propagate(r);
+    if (auto r = plan_wiring(dir, want, in, steps); !r) return propagate(r);
+    if (auto r = plan_interfaces(dir, want, in, steps); !r) return propagate(r);
     return steps;
 }
 

@@ -1,5 +1,7 @@
-// Attaching the dispatcher to interfaces through libxdp, in this or another
-// network namespace, and keeping track of where it runs.
+// Attaching the dispatcher to interfaces, in this or another network
+// namespace, and keeping track of where it runs. Three ways of attaching sit
+// behind one interface (core/attach_impl.h): XDP through libxdp, a tc
+// clsact filter, and a tcx link (kernels that have tcx; clsact where not).
 #pragma once
 
 #include <cstdint>
@@ -10,55 +12,51 @@
 #include "core/error.h"
 #include "core/fd.h"
 #include "core/instance.h"
+#include "core/netns.h"
 
 namespace tcd {
 
-// --netns NAME|PATH -> the namespace file ("" stays "": tcd's own).
-Result<std::string> resolve_netns(const std::string& spec);
+// How the dispatcher runs at a hook. auto_mode only as a request (XDP: let
+// libxdp choose); native, skb and hw are XDP's; tc is a clsact filter, tcx a
+// tcx link. One table of names: mode_name / parse_attach_mode.
+enum class AttachMode { auto_mode, native, skb, hw, tc, tcx };
+const char* mode_name(AttachMode m);
+std::optional<AttachMode> attach_mode_from_name(const std::string& text);  // any of the names
+// --mode: auto, native (drv), skb (generic), hw (offload).
+using XdpMode = AttachMode;
+Result<AttachMode> parse_xdp_mode(const std::string& text);
+bool is_tc_mode(AttachMode m);
 
-// Enters a network namespace for netlink work and returns to the original
-// one when it goes out of scope. Mounts are untouched, so pins stay visible.
-class NetnsGuard {
-public:
-    static Result<NetnsGuard> enter(const std::string& path);  // "" = stay
-    NetnsGuard(NetnsGuard&&) = default;
-    NetnsGuard& operator=(NetnsGuard&&) = delete;
-    ~NetnsGuard();
+// tc's two directions; none for XDP. Names: "ingress", "egress", "".
+enum class Direction { none, ingress, egress };
+const char* direction_name(Direction d);
+Result<Direction> parse_direction(const std::string& text);  // "" -> none
 
-private:
-    NetnsGuard() = default;
-    UniqueFd saved_;
-};
-
-enum class XdpMode { auto_mode, native, skb, hw };
-Result<XdpMode> parse_xdp_mode(const std::string& text);
-
-// What runs at an interface's XDP hook.
-struct XdpState {
-    bool attached = false;  // any program
-    uint32_t prog_id = 0;   // the program at the hook (libxdp's dispatcher in multiprog mode)
-    std::string prog_name;
-    bool ours = false;      // our dispatcher runs there (alone or in libxdp's dispatcher)
-    bool multiprog = false;
-    std::string mode;       // native, skb, hw
-};
+// Where tcd goes in a tcx chain: at the head or at the tail.
+enum class Order { first, last };
+const char* order_name(Order o);
+Result<Order> parse_order(const std::string& text);
 
 struct Attachment {
     std::string ifname;
     uint32_t ifindex = 0;
     std::string netns;  // path, "" = tcd's own namespace
-    std::string mode;   // XDP: native, skb, hw; tc: "tc"
+    AttachMode mode = AttachMode::auto_mode;  // native, skb, hw, tc or tcx
     bool multiprog = false;
-    std::string direction;  // tc: ingress or egress; XDP: ""
-    bool made_qdisc = false;
+    Direction direction = Direction::none;  // tc and tcx
+    bool made_qdisc = false;                // tc: the clsact qdisc is tcd's
+    std::string link_pin;                   // tcx: the pinned link
+    uint32_t position = 0;                  // tcx: 1-based place in the chain
+    uint32_t chain = 0;                     // tcx: programs in the chain
 };
 
 struct AttachOptions {
     std::string ifname;
     std::string netns;  // as given on the command line
-    XdpMode mode = XdpMode::auto_mode;
+    AttachMode mode = AttachMode::auto_mode;
     bool force = false;
-    std::string direction;  // tc instances: ingress (default) or egress
+    Direction direction = Direction::none;  // tc instances: ingress when none
+    std::optional<Order> order;             // tcx; last when not given
 };
 
 struct AttachResult {
@@ -73,9 +71,9 @@ struct DetachResult {
     bool changed = false;
     Attachment where;
 };
-// tc instances: direction "" means both.
+// tc instances: direction none means both.
 Result<std::vector<DetachResult>> detach(const Instance& in, const std::string& ifname, const std::string& netns,
-                                         const std::string& direction = "");
+                                         Direction direction = Direction::none);
 
 // Every interface running this instance's dispatcher: those tcd recorded
 // (checked against the kernel) and any in tcd's own namespace.
@@ -89,7 +87,8 @@ std::vector<std::string> stale_attachments(const Instance& in);
 Result<std::vector<Attachment>> detach_all(const Instance& in);
 
 // Replaces the dispatcher on every interface it runs on with new_fd in one
-// atomic step each (XDP_FLAGS_REPLACE); on failure puts the old one back.
+// atomic step each (XDP_FLAGS_REPLACE, tc's filter replace, BPF_LINK_UPDATE);
+// on failure puts the old one back.
 Result<std::vector<Attachment>> swap_dispatcher(const Instance& in, int new_fd);
 
 // Whether the program prog_id itself (by id, not by name and tag) runs at a
@@ -97,10 +96,16 @@ Result<std::vector<Attachment>> swap_dispatcher(const Instance& in, int new_fd);
 // tcd's own namespace.
 bool runs_where_attached(const Instance& in, uint32_t prog_id);
 
-// The same on a given list of interfaces (XDP in each one's mode, or tc):
-// old_fd is what runs there now. Rolling a swap back is this call with the
-// two fds exchanged, on what the forward call returned.
+// The same on a given list of interfaces (each in its own mode): old_fd is
+// what runs there now. Rolling a swap back is this call with the two fds
+// exchanged, on what the forward call returned.
 Result<std::vector<Attachment>> swap_dispatcher_on(const std::vector<Attachment>& where, Hook hook, int new_fd,
                                                    int old_fd);
+
+// Whether this kernel attaches tc programs through tcx links (probed, not
+// read off the version). TCD_TEST_NO_TCX=1 in the environment makes it say
+// no, so the clsact fallback is tested on kernels that have tcx (a test
+// knob; see the README).
+bool tcx_supported();
 
 }  // namespace tcd

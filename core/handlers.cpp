@@ -79,20 +79,17 @@ private:
     std::vector<int> ids_;
 };
 
-}  // namespace
-
-Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& object,
-                                        const std::vector<std::string>& progs) {
-    if (auto r = require_bpf_privileges("handler load"); !r) return propagate(r);
-    std::string what = "handler load " + object;
+Result<> check_object_file(const std::string& what, const std::string& object) {
     struct stat st {};
     if (stat(object.c_str(), &st) != 0) {
         if (errno == ENOENT) return fail(what, "no such file", "", ENOENT);
         return fail_errno(what, errno);
     }
     if (!S_ISREG(st.st_mode)) return fail(what, "not a regular file");
+    return {};
+}
 
-    NoFragsSections no_frags;
+Result<BpfObjectPtr> open_object(const std::string& what, const std::string& object) {
     LIBBPF_OPTS(bpf_object_open_opts, oo);
     BpfObjectPtr obj(bpf_object__open_file(object.c_str(), &oo));
     if (!obj) {
@@ -101,16 +98,25 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
             return fail(what, "not a BPF ELF object", "build it with clang -target bpf -O2 -g", err);
         return fail_errno(what, err);
     }
+    return obj;
+}
 
-    // Choose the programs, and load them the way the dispatcher is loaded.
-    // An XDP instance takes XDP programs, a tc instance tc (sched_cls) ones.
+// Chooses the programs (all of the hook's type, or those named), and makes
+// them load the way the dispatcher is loaded. An XDP instance takes XDP
+// programs, a tc instance tc (sched_cls) ones. The others do not load.
+Result<std::vector<bpf_program*>> choose_programs(const std::string& what, bpf_object* obj, const Instance& in,
+                                                  const std::vector<std::string>& progs) {
     const bool tc = in.kind().hook == Hook::tc;
     const bpf_prog_type want = tc ? BPF_PROG_TYPE_SCHED_CLS : BPF_PROG_TYPE_XDP;
     const char* want_name = tc ? "tc" : "xdp";
+    // The expected attach type the jump table takes: BPF_XDP, or none when
+    // its owner is a freplace program (kernels with the prog-array check).
+    const auto xdp_attach = static_cast<bpf_attach_type>(
+        tc ? 0u : xdp_table_attach_type(in.dispatcher_fd()).value_or(uint32_t(BPF_XDP)));
     std::vector<bpf_program*> chosen;
     std::vector<std::string> available;
     bpf_program* p;
-    bpf_object__for_each_program(p, obj.get()) {
+    bpf_object__for_each_program(p, obj) {
         std::string name = bpf_program__name(p);
         bool xdp = bpf_program__type(p) == want;
         if (xdp) available.push_back(name);
@@ -135,27 +141,30 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
         if (bpffs::exists(in.paths().handler(name)))
             return fail(what, fmt::format("a handler named {} is pinned already", name),
                         fmt::format("'tcd handler unload {}' first", name));
-        if (!tc) bpf_program__set_expected_attach_type(p, BPF_XDP);
+        if (!tc) bpf_program__set_expected_attach_type(p, xdp_attach);
         bpf_program__set_flags(p, bpf_program__flags(p) & ~BPF_F_XDP_HAS_FRAGS);
         chosen.push_back(p);
     }
-    for (const auto& want : progs)
-        if (std::none_of(chosen.begin(), chosen.end(), [&](bpf_program* c) { return want == bpf_program__name(c); })) {
+    for (const auto& named : progs)
+        if (std::none_of(chosen.begin(), chosen.end(), [&](bpf_program* c) { return named == bpf_program__name(c); })) {
             std::string list;
             for (const auto& a : available) list += (list.empty() ? "" : ", ") + a;
-            return fail(what, fmt::format("no {} program named {}", want_name, want),
+            return fail(what, fmt::format("no {} program named {}", want_name, named),
                         available.empty() ? fmt::format("it has no {} program", want_name) : "it has: " + list);
         }
     if (chosen.empty())
         return fail(what, fmt::format("no {} program in it", want_name),
                     fmt::format("handlers of this instance are SEC(\"{}\") programs", want_name));
+    return chosen;
+}
 
-    // Maps with a tcd map's name are the instance's pinned ones.
-    HandlerLoadResult res;
-    res.object = object;
+// Maps with a tcd map's name are the instance's pinned ones; their names go to
+// `shared`. The pinned maps' fds, held until the object is loaded.
+Result<std::vector<UniqueFd>> share_maps(const std::string& what, bpf_object* obj, const Instance& in,
+                                         const std::string& object, std::vector<std::string>& shared) {
     std::vector<UniqueFd> reused;
     bpf_map* m;
-    bpf_object__for_each_map(m, obj.get()) {
+    bpf_object__for_each_map(m, obj) {
         std::string name = bpf_map__name(m);
         std::string pin;
         if (name == TCD_MAP_JT) pin = in.paths().jt();
@@ -172,23 +181,28 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
         if (!fd) return propagate(fd);
         if (auto r = check_shared_map(m, fd->get(), object, pin); !r) return propagate(r);
         if (int err = bpf_map__reuse_fd(m, fd->get())) return fail_errno("reuse " + pin, -err);
-        res.shared_maps.push_back(name);
+        shared.push_back(name);
         reused.push_back(std::move(*fd));
     }
+    return reused;
+}
 
-    if (int err = bpf_object__load(obj.get())) {
+Result<> load_object(const std::string& what, bpf_object* obj) {
+    if (int err = bpf_object__load(obj)) {
         std::string w = last_library_warning();
         return fail(what, "the kernel refused it: " + errno_words(-err),
                     w.empty() ? "run with -v for the verifier log" : "libbpf: " + w + "; -v shows the full log", -err);
     }
+    return {};
+}
 
-    // Pin them all under temporary names, then rename them into place: a
-    // command killed in the first pass leaves the old set and temporary pins
-    // (which status names and the next handler load or unload removes), one
-    // killed among the renames a set that status shows as half made. A
-    // failure undoes both passes.
-    // An earlier, interrupted command's temporary pins go; a staged
-    // dispatcher is load's to adopt.
+// Pins them all under temporary names, then renames them into place: a
+// command killed in the first pass leaves the old set and temporary pins
+// (which status names and the next handler load or unload removes), one
+// killed among the renames a set that status shows as half made. A failure
+// undoes both passes. An earlier, interrupted command's temporary pins go
+// first; a staged dispatcher is load's to adopt.
+Result<std::vector<LoadedHandler>> pin_handlers(const Instance& in, const std::vector<bpf_program*>& chosen) {
     bpffs::remove_temp_pins(in.paths().dir, true);
     std::vector<std::string> temps, placed;
     auto undo = [&] {
@@ -206,6 +220,7 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
         temps.push_back(tmp);
         crash_point("handler");
     }
+    std::vector<LoadedHandler> loaded;
     for (size_t i = 0; i < chosen.size(); i++) {
         std::string name = bpf_program__name(chosen[i]);
         std::string path = in.paths().handler(name);
@@ -217,8 +232,33 @@ Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& o
         temps[i].clear();
         crash_point("handler");
         auto info = prog_info(bpf_program__fd(chosen[i]));
-        res.loaded.push_back({name, info ? info->id : 0, info ? info->tag : ""});
+        loaded.push_back({name, info ? info->id : 0, info ? info->tag : ""});
     }
+    return loaded;
+}
+
+}  // namespace
+
+Result<HandlerLoadResult> load_handlers(const Instance& in, const std::string& object,
+                                        const std::vector<std::string>& progs) {
+    if (auto r = require_bpf_privileges("handler load"); !r) return propagate(r);
+    std::string what = "handler load " + object;
+    if (auto r = check_object_file(what, object); !r) return propagate(r);
+
+    NoFragsSections no_frags;  // from opening to loading
+    auto obj = open_object(what, object);
+    if (!obj) return propagate(obj);
+    auto chosen = choose_programs(what, obj->get(), in, progs);
+    if (!chosen) return propagate(chosen);
+    HandlerLoadResult res;
+    res.object = object;
+    auto shared = share_maps(what, obj->get(), in, object, res.shared_maps);
+    if (!shared) return propagate(shared);
+    if (auto r = load_object(what, obj->get()); !r) return propagate(r);
+
+    auto loaded = pin_handlers(in, *chosen);
+    if (!loaded) return propagate(loaded);
+    res.loaded = std::move(*loaded);
     return res;
 }
 
@@ -255,6 +295,7 @@ Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string
 
     HandlerUnloadResult res;
     res.name = name;
+    res.kind = in.kind().key;
     auto wiring = list_wiring(in);
     if (!wiring) return propagate(wiring);
     std::vector<uint32_t> keys;

@@ -33,6 +33,7 @@ Result<std::vector<std::string>> object_programs(const std::string& object, Hook
 
 struct HandlerUnloadResult {
     std::string name;
+    KeyKind kind = KeyKind::proto;  // the instance's: what the keys are
     std::vector<uint32_t> unwired;  // keys --force took it off first
 };
 

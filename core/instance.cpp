@@ -1,5 +1,7 @@
 #include "core/instance.h"
 
+#include <linux/pkt_cls.h>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
@@ -38,8 +40,26 @@ const std::vector<std::string>& builtin_handlers() {
     return names;
 }
 
-const char* miss_action_name(MissAction a) { return a == MissAction::drop ? "drop" : "pass"; }
-uint32_t miss_action_verdict(MissAction a, Hook h) { return a == MissAction::drop ? verdict_drop(h) : verdict_pass(h); }
+const char* miss_action_name(MissAction a) {
+    return a == MissAction::drop ? "drop" : a == MissAction::next ? "next" : "pass";
+}
+MissAction default_miss_action(Hook h) { return h == Hook::tc ? MissAction::next : MissAction::pass; }
+Result<MissAction> parse_miss_action(const std::string& text, Hook h) {
+    if (text == "pass") return MissAction::pass;
+    if (text == "drop") return MissAction::drop;
+    if (text == "next" && h == Hook::tc) return MissAction::next;
+    if (text == "next")
+        return usage_error("--miss-action next", "is for tc instances (the next tcx program); XDP has pass and drop");
+    return usage_error("--miss-action " + text, "not pass, drop or next");
+}
+uint32_t miss_action_verdict(MissAction a, Hook h) {
+    if (a == MissAction::drop) return verdict_drop(h);
+    if (a == MissAction::next && h == Hook::tc) return static_cast<uint32_t>(TC_ACT_UNSPEC);
+    return verdict_pass(h);
+}
+uint32_t undispatched_verdict(MissAction a, Hook h) {
+    return a == MissAction::next ? miss_action_verdict(a, h) : verdict_pass(h);
+}
 
 std::string_view embedded_elf(Kind k) {
     size_t sz = 0;
@@ -173,7 +193,9 @@ Result<MissAction> read_miss_action(const ProgInfo& dispatcher, Hook hook) {
         if (bpf_map_lookup_elem(fd.get(), &zero, value.data()) != 0) continue;
         uint32_t verdict = 0;
         std::memcpy(&verdict, value.data() + at, sizeof verdict);
-        return verdict == verdict_drop(hook) ? MissAction::drop : MissAction::pass;
+        if (verdict == verdict_drop(hook)) return MissAction::drop;
+        if (hook == Hook::tc && verdict == static_cast<uint32_t>(TC_ACT_UNSPEC)) return MissAction::next;
+        return MissAction::pass;
     }
     return fail("dispatcher", "cannot read its miss action");
 }

@@ -35,9 +35,19 @@ struct Paths {
     std::string handler(const std::string& name) const { return dir + "/" + name; }
 };
 
-enum class MissAction { pass, drop };
+// What a packet whose key has no handler gets: pass (XDP_PASS, TC_ACT_OK),
+// drop, or next (tc only: TC_ACT_UNSPEC, which is TCX_NEXT: the next program
+// in the tcx chain, or the stack when there is none). tc instances default
+// to next, XDP ones to pass.
+enum class MissAction { pass, drop, next };
 const char* miss_action_name(MissAction a);
+MissAction default_miss_action(Hook h);
+// pass, drop or next; next is refused on XDP.
+Result<MissAction> parse_miss_action(const std::string& text, Hook h);
 uint32_t miss_action_verdict(MissAction a, Hook h = Hook::xdp);
+// The verdict of frames tcd does not dispatch (non-IP, malformed): pass, or
+// next with miss action next (so they too reach what follows).
+uint32_t undispatched_verdict(MissAction a, Hook h);
 
 // The embedded dispatcher ELF of one kind, opened (not yet loaded).
 class DispatcherObject {

@@ -12,6 +12,7 @@
 #include "core/crashpoint.h"
 #include "core/keys.h"
 #include "core/privs.h"
+#include "core/probe.h"
 #include "core/stats.h"
 #include "core/tree.h"
 #include "tcd/shared.h"
@@ -29,7 +30,7 @@ WiredEntry describe(KeyKind kind, uint32_t key, uint32_t id, const std::map<uint
                     const std::string& self) {
     WiredEntry e;
     e.key = key;
-    e.proto = key_name(kind, key);
+    e.key_name = key_name(kind, key);
     e.prog_id = id;
     if (auto it = pins.find(id); it != pins.end()) {
         e.handler = it->second.name;
@@ -99,8 +100,11 @@ Result<std::vector<uint32_t>> read_port_slots(const Instance& in) {
     uint32_t count = TCD_PORT_JT_ENTRIES, out = 0;
     LIBBPF_OPTS(bpf_map_batch_opts, o);
     std::vector<uint32_t> values(TCD_PORT_JT_ENTRIES);
-    int rc = bpf_map_lookup_batch(in.port_slot_fd(), nullptr, &out, keys.data(), values.data(), &count, &o);
-    if (rc == 0 || (errno == ENOENT && count > 0)) {
+    // Batch lookups on arrays: Linux 5.6 (probed); else one key at a time.
+    const bool batch = probe::has(probe::Feature::percpu_array_batch).value_or(true);
+    int rc = batch ? bpf_map_lookup_batch(in.port_slot_fd(), nullptr, &out, keys.data(), values.data(), &count, &o)
+                   : -1;
+    if (batch && (rc == 0 || (errno == ENOENT && count > 0))) {
         for (uint32_t i = 0; i < count; i++)
             if (keys[i] < TCD_PORT_JT_ENTRIES) slots[keys[i]] = values[i];
         return slots;
@@ -166,9 +170,13 @@ bool accepts(int owner, int prog) {
     return bpf_map_update_elem(arr.get(), &k1, &prog, BPF_ANY) == 0;
 }
 
+// Attach type 0 is what a freplace program has (the kernel allows it no
+// other), and what an XDP program loaded without one has.
 std::optional<XdpTraits> traits_of(int prog) {
-    for (uint32_t at : {uint32_t(BPF_XDP), uint32_t(BPF_XDP_DEVMAP), uint32_t(BPF_XDP_CPUMAP)})
+    const bool frags_known = probe::has(probe::Feature::xdp_frags).value_or(true);
+    for (uint32_t at : {uint32_t(BPF_XDP), 0u, uint32_t(BPF_XDP_DEVMAP), uint32_t(BPF_XDP_CPUMAP)})
         for (bool frags : {false, true}) {
+            if (frags && !frags_known) continue;
             XdpTraits t{at, frags};
             UniqueFd probe = probe_prog(t);
             if (probe && accepts(probe.get(), prog)) return t;
@@ -176,7 +184,9 @@ std::optional<XdpTraits> traits_of(int prog) {
     return std::nullopt;
 }
 
+// Of an XDP program (the only ones asked): 0 is "none", not cgroup_inet_ingress.
 const char* attach_name(uint32_t at) {
+    if (at == 0) return "none";
     const char* s = libbpf_bpf_attach_type_str(static_cast<bpf_attach_type>(at));
     return s ? s : "unknown";
 }
@@ -195,36 +205,66 @@ std::vector<std::string> compat_differences(const CompatTraits& h, const CompatT
     if (h.frags && t.frags && *h.frags != *t.frags)
         out.push_back(fmt::format("frags flag differs: handler {}, jump table {}", frags(*h.frags), frags(*t.frags)));
     if (h.attach_type && t.attach_type && *h.attach_type != *t.attach_type)
-        out.push_back(fmt::format("expected attach type differs: handler {}, jump table {}",
-                                  attach_name(*h.attach_type), attach_name(*t.attach_type)));
+        out.push_back(fmt::format("expected attach type differs: handler {}, jump table {}{}",
+                                  attach_name(*h.attach_type), attach_name(*t.attach_type),
+                                  t.freplace ? " (the jump table's owner is a freplace program, as under "
+                                               "libxdp's dispatcher; kernels with the prog-array attach-type "
+                                               "check, Linux 6.17 and its stable backports such as Debian 12's "
+                                               "6.1.1xx, take only programs with the owner's expected attach type)"
+                                             : ""));
     return out;
 }
 
 Result<> check_compatible(const Instance& in, const Handler& h) {
+    const uint32_t table_type = in.kind().hook == Hook::tc ? BPF_PROG_TYPE_SCHED_CLS : BPF_PROG_TYPE_XDP;
+    return check_compatible(in.dispatcher_fd(), in.dispatcher(), table_type, h);
+}
+
+Result<> check_compatible(int owner_fd, const ProgInfo& owner, uint32_t table_type, const Handler& h) {
     std::string what = "handler " + h.display;
-    const ProgInfo& owner = in.dispatcher();
     if (h.info.id == owner.id) return fail(what, "is the dispatcher itself", "wire a handler program");
     CompatTraits mine{h.info.type, h.info.jited, {}, {}}, theirs{owner.type, owner.jited, {}, {}};
-    if (mine.type == theirs.type && mine.jited == theirs.jited && accepts(in.dispatcher_fd(), h.fd.get())) return {};
-    if (mine.type == BPF_PROG_TYPE_XDP && theirs.type == BPF_PROG_TYPE_XDP) {
+    const bool freplace = owner.type == BPF_PROG_TYPE_EXT;
+    if (!freplace && mine.type == theirs.type && mine.jited == theirs.jited && accepts(owner_fd, h.fd.get()))
+        return {};
+    // A freplace owner cannot be put into a prog array, so no scratch array
+    // can judge for it; what it demands is known instead: its table's
+    // program type, its JIT status, and (on kernels with the prog-array
+    // attach-type check) expected attach type none, the only one the kernel
+    // lets a freplace program have.
+    if (freplace) theirs.type = table_type, theirs.freplace = true;
+    const bool xdp_owner = theirs.type == BPF_PROG_TYPE_XDP;
+    if (mine.type == BPF_PROG_TYPE_XDP && xdp_owner) {
         if (auto m = traits_of(h.fd.get())) mine.attach_type = m->attach_type, mine.frags = m->frags;
-        if (auto t = traits_of(in.dispatcher_fd())) theirs.attach_type = t->attach_type, theirs.frags = t->frags;
+        if (!freplace) {
+            if (auto t = traits_of(owner_fd)) theirs.attach_type = t->attach_type, theirs.frags = t->frags;
+        } else if (probe::has(probe::Feature::prog_array_attach_check).value_or(true)) {
+            theirs.attach_type = 0u;
+        }
     }
     // Every field that differs, in one message.
     auto diffs = compat_differences(mine, theirs);
+    if (diffs.empty() && freplace) return {};  // the kernel has the last word at map set
     if (diffs.empty())
         return fail(what, "the kernel would not take it into this jump table",
-                    owner.type == BPF_PROG_TYPE_XDP
-                        ? "program type, expected attach type, frags flag or JIT status differ"
-                        : "JIT status or other load flags differ");
+                    xdp_owner ? "program type, expected attach type, frags flag or JIT status differ"
+                              : "JIT status or other load flags differ");
     std::string why;
     for (const auto& d : diffs) why += (why.empty() ? "" : "; ") + d;
     std::string hint;
     if (mine.type != theirs.type)
-        hint = owner.type == BPF_PROG_TYPE_XDP ? "write it as SEC(\"xdp\")" : "write it as SEC(\"tc\")";
+        hint = xdp_owner ? "write it as SEC(\"xdp\")" : "write it as SEC(\"tc\")";
     else if (diffs.size() > (mine.jited != theirs.jited ? 1u : 0u))
         hint = "'tcd handler load' loads XDP programs the way the jump table needs";
     return fail(what, why, hint);
+}
+
+std::optional<uint32_t> xdp_table_attach_type(int owner_fd) {
+    auto info = prog_info(owner_fd);
+    if (info && info->type == BPF_PROG_TYPE_EXT)
+        return probe::has(probe::Feature::prog_array_attach_check).value_or(true) ? 0u : uint32_t(BPF_XDP);
+    if (auto t = traits_of(owner_fd)) return t->attach_type;
+    return std::nullopt;
 }
 
 Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& spec) {

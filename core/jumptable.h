@@ -14,7 +14,7 @@ namespace tcd {
 
 struct WiredEntry {
     uint32_t key = 0;
-    std::string proto;    // "" when unknown
+    std::string key_name;  // the protocol or service name, "" when unknown
     std::string handler;  // pin name, or "id:N" when not pinned in the instance
     uint32_t prog_id = 0;
     std::string tag;
@@ -54,6 +54,17 @@ Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys
 
 // Checks that a program may be put into the instance's jump table.
 Result<> check_compatible(const Instance& in, const Handler& h);
+// The same against any prog array owner (owner_fd, described by owner): the
+// dispatcher, or a freplace program that stands in for it (libxdp), whose
+// table takes table_type programs (BPF_PROG_TYPE_XDP or _SCHED_CLS).
+Result<> check_compatible(int owner_fd, const ProgInfo& owner, uint32_t table_type, const Handler& h);
+
+// The expected attach type a prog array owned by this XDP (or freplace)
+// program demands of the programs put into it: BPF_XDP, 0 (none: a freplace
+// owner, on kernels with the prog-array attach-type check), BPF_XDP_DEVMAP
+// or BPF_XDP_CPUMAP. nullopt for other programs. Kernels without the check
+// take any, and say BPF_XDP.
+std::optional<uint32_t> xdp_table_attach_type(int owner_fd);
 
 // What decides whether the kernel takes a program into a jump table; the
 // attach type and frags flag are known for XDP programs only (probed).
@@ -62,6 +73,7 @@ struct CompatTraits {
     bool jited = false;
     std::optional<uint32_t> attach_type;  // enum bpf_attach_type
     std::optional<bool> frags;
+    bool freplace = false;  // the table's owner is a freplace (BPF_PROG_TYPE_EXT) program
 };
 // One phrase per field in which the handler differs from the jump table's
 // owner, each naming both values, in a fixed order: program type, JIT status,

@@ -78,7 +78,7 @@ std::optional<uint32_t> number_upto(std::string_view s, uint32_t max) {
 
 const NameTable& system_protocols() {
     static const NameTable t =
-        read_name_table("/etc/protocols", [](const std::string& f) { return number_upto(f, kMaxKey); });
+        read_name_table("/etc/protocols", [](const std::string& f) { return number_upto(f, kMaxProto); });
     return t;
 }
 
@@ -114,7 +114,7 @@ const std::vector<std::pair<uint32_t, std::string>>& builtin_protocols() { retur
 const std::vector<std::pair<uint32_t, std::string>>& builtin_services() { return kServices; }
 
 Result<uint32_t> parse_key(std::string_view text, KeyKind kind) {
-    return kind == KeyKind::port ? parse_port(text) : parse_key(text);
+    return kind == KeyKind::port ? parse_port(text) : parse_proto(text);
 }
 
 std::string service_name(uint32_t port) {
@@ -176,8 +176,8 @@ Result<uint32_t> parse_with(const Grammar& g, std::string_view text) {
 
 }  // namespace
 
-Result<uint32_t> parse_key(std::string_view text) {
-    static const Grammar g{"key", "protocol name", kMaxKey, kBuiltin, kAliases, system_protocols,
+Result<uint32_t> parse_proto(std::string_view text) {
+    static const Grammar g{"key", "protocol name", kMaxProto, kBuiltin, kAliases, system_protocols,
                            "keys are 0-255, the IP protocol number",
                            "a number 0-255 or a protocol name such as tcp, udp, icmp",
                            "a number 0-255 or a name from /etc/protocols"};
@@ -191,11 +191,11 @@ Result<uint32_t> parse_port(std::string_view text) {
     return parse_with(g, text);
 }
 
-std::string proto_name(uint32_t key) {
+std::string proto_name(uint32_t proto) {
     for (const auto& [k, name] : kBuiltin)
-        if (k == key) return name;
+        if (k == proto) return name;
     const auto& sys = system_protocols();
-    if (auto it = sys.by_key.find(key); it != sys.by_key.end()) return it->second;
+    if (auto it = sys.by_key.find(proto); it != sys.by_key.end()) return it->second;
     return {};
 }
 

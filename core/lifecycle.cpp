@@ -78,141 +78,172 @@ void adopt_staged_dispatcher(const std::string& dir) {
     }
 }
 
-}  // namespace
-
-Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
-    if (auto r = require_bpf_privileges("load"); !r) return propagate(r);
-    if (auto r = bpffs::ensure_mounted(dir); !r) return propagate(r);
-
-    Paths paths{dir};
-    LoadResult res;
-    res.pin_dir = dir;
-    res.miss = opt.miss;
-
-    // Temporary pins can only be left by a command that died half-way (the
-    // instance lock keeps live ones out): a staged dispatcher that runs is
-    // adopted, the rest are taken away.
+// Temporary pins can only be left by a command that died half-way (the
+// instance lock keeps live ones out): a staged dispatcher that runs is
+// adopted, the rest are taken away.
+void clear_leftovers(const std::string& dir) {
     adopt_staged_dispatcher(dir);
-    for (const std::string& d : {dir, paths.maps_dir()}) bpffs::remove_temp_pins(d, false);
+    for (const std::string& d : {dir, Paths{dir}.maps_dir()}) bpffs::remove_temp_pins(d, false);
+}
 
-    std::optional<Instance> old;
-    if (Instance::is_loaded(dir)) {
-        auto in = Instance::open(dir);
-        if (!in) return propagate(in);
-        if (!(in->kind() == opt.kind))
-            return fail("load", fmt::format("{} holds a {} dispatcher on {}", dir, key_kind_name(in->kind().key),
-                                            hook_name(in->kind().hook)),
-                        "'tcd unload' it first, or use another --pin-dir");
-        if (!opt.force) {
-            if (in->miss_action() != opt.miss)
-                return fail("load", fmt::format("{} is loaded with miss action {}", dir,
-                                                miss_action_name(in->miss_action())),
-                            "add --force to reload it with the new one (wiring and counters stay)");
-            res.dispatcher = in->dispatcher();
-            res.kind = in->kind();
-            return res;  // the state asked for holds
-        }
-        old = std::move(*in);
-    }
-    res.kind = opt.kind;
+// An instance loaded already is of the kind asked for, and has the miss
+// action asked for unless --force is to change it.
+Result<> check_loaded(const std::string& dir, const Instance& in, const LoadOptions& opt, MissAction miss) {
+    if (!(in.kind() == opt.kind))
+        return fail("load", fmt::format("{} holds a {} dispatcher on {}", dir, key_kind_name(in.kind().key),
+                                        hook_name(in.kind().hook)),
+                    "'tcd unload' it first, or use another --pin-dir");
+    if (!opt.force && in.miss_action() != miss)
+        return fail("load", fmt::format("{} is loaded with miss action {}", dir, miss_action_name(in.miss_action())),
+                    "add --force to reload it with the new one (wiring and counters stay)");
+    return {};
+}
 
-    auto object = DispatcherObject::open(opt.kind);
-    if (!object) return propagate(object);
-    DispatcherObject& d = *object;
-    d.configure(opt.miss, false);
-
-    // Keep what is pinned already: the jump table (its wiring), the counters,
-    // the port slots, and the handlers (the jump table may point at them).
-    struct Reuse {
+// The dispatcher object's maps and built-in handlers. What is pinned already
+// is kept: the jump table (its wiring), the counters, the port slots, and the
+// handlers (the jump table may point at them); the rest is new, to be pinned.
+struct Parts {
+    struct Map {
         bpf_map* map;
         std::string path;
-        UniqueFd fd;
+        UniqueFd pinned;  // set when reused
     };
-    std::vector<Reuse> maps;
-    maps.push_back({d.map(TCD_MAP_JT), paths.jt(), {}});
-    maps.push_back({d.map(TCD_MAP_STATS), paths.stats(), {}});
-    if (opt.kind.key == KeyKind::port) maps.push_back({d.map(TCD_MAP_PORT_SLOT), paths.port_slot(), {}});
-    bool reused_any = false;
-    for (auto& m : maps) {
+    std::vector<Map> maps;
+    std::vector<std::pair<bpf_program*, std::string>> handlers;  // new ones keep autoload
+    bool reused_maps = false;
+};
+
+Result<Parts> reuse_pinned(DispatcherObject& d, const Paths& paths, KeyKind key) {
+    Parts parts;
+    parts.maps.push_back({d.map(TCD_MAP_JT), paths.jt(), {}});
+    parts.maps.push_back({d.map(TCD_MAP_STATS), paths.stats(), {}});
+    if (key == KeyKind::port) parts.maps.push_back({d.map(TCD_MAP_PORT_SLOT), paths.port_slot(), {}});
+    for (auto& m : parts.maps) {
         if (!bpffs::exists(m.path)) continue;
         auto fd = bpffs::get(m.path);
         if (!fd) return propagate(fd);
         if (int err = bpf_map__reuse_fd(m.map, fd->get())) return fail_errno("reuse " + m.path, -err);
-        m.fd = std::move(*fd);
-        reused_any = true;
+        m.pinned = std::move(*fd);
+        parts.reused_maps = true;
     }
-    std::vector<std::pair<bpf_program*, std::string>> handlers;
     for (const auto& name : builtin_handlers()) {
         bpf_program* p = d.program(name);
         if (bpffs::exists(paths.handler(name))) bpf_program__set_autoload(p, false);
-        handlers.emplace_back(p, name);
+        parts.handlers.emplace_back(p, name);
     }
+    return parts;
+}
 
-    if (auto r = d.load(); !r) {
-        int err = r.error().err;
-        if (err == EINVAL && reused_any)
-            return fail("load", "the pinned maps do not match this tcd's dispatcher",
-                        "'tcd unload' first (this drops wiring and counters)", err);
-        return fail("load", "the kernel refused the dispatcher: " + errno_words(err), load_failure_hint(), err);
-    }
+Result<> load_dispatcher(DispatcherObject& d, bool reused_maps) {
+    auto r = d.load();
+    if (r) return {};
+    int err = r.error().err;
+    if (err == EINVAL && reused_maps)
+        return fail("load", "the pinned maps do not match this tcd's dispatcher",
+                    "'tcd unload' first (this drops wiring and counters)", err);
+    return fail("load", "the kernel refused the dispatcher: " + errno_words(err), load_failure_hint(), err);
+}
 
-    crash_point("load");
-    PinTransaction tx;
+// Pins what is new: the directories, the maps (the jump table before anything
+// is written to it), the attach map, the built-in handlers. Their names go to
+// `pinned`.
+Result<> pin_new_parts(PinTransaction& tx, const Parts& parts, const Paths& paths, std::vector<std::string>& pinned) {
     auto made = bpffs::make_dirs(paths.maps_dir());
     if (!made) return propagate(made);
     tx.add_dirs(*made);
     crash_point("load");
-
-    // The jump table is pinned before anything is written to it.
-    for (auto& m : maps) {
-        if (m.fd) continue;
+    for (const auto& m : parts.maps) {
+        if (m.pinned) continue;
         if (auto r = tx.pin(bpf_map__fd(m.map), m.path); !r) return propagate(r);
-        res.pinned.push_back("maps/" + std::string(bpf_map__name(m.map)));
+        pinned.push_back("maps/" + std::string(bpf_map__name(m.map)));
     }
     if (!bpffs::exists(paths.attach())) {
         UniqueFd am = create_attach_map();
         if (!am) return fail_errno("create the attach map", errno);
         if (auto r = tx.pin(am.get(), paths.attach()); !r) return propagate(r);
-        res.pinned.push_back("maps/attach");
+        pinned.push_back("maps/attach");
     }
-    for (auto& [prog, name] : handlers) {
+    for (const auto& [prog, name] : parts.handlers) {
         if (!bpf_program__autoload(prog)) continue;
-        if (auto r = tx.pin(bpf_program__fd(prog), paths.handler(name)); !r)
-            return propagate(r);
-        res.pinned.push_back(name);
+        if (auto r = tx.pin(bpf_program__fd(prog), paths.handler(name)); !r) return propagate(r);
+        pinned.push_back(name);
+    }
+    return {};
+}
+
+// load --force: the new dispatcher is pinned first under a temporary name (so
+// it is never only in this process's hands), then every interface moves to it
+// in one atomic step each, then the pin is renamed over the old one. A failure
+// after the swap swaps back through the same function. The interfaces moved.
+Result<std::vector<Attachment>> replace_dispatcher(const Instance& old, int new_fd, const Paths& paths) {
+    const Hook hook = old.kind().hook;
+    std::string staged = staged_dispatcher(paths, hook);
+    if (auto r = bpffs::pin(new_fd, staged); !r) return propagate(r);
+    crash_point("load");
+    auto swapped = swap_dispatcher(old, new_fd);
+    if (!swapped) {
+        (void)bpffs::remove(staged);
+        return propagate(swapped);
+    }
+    crash_point("load");
+    if (auto r = bpffs::rename(staged, paths.dispatcher(hook)); !r) {
+        (void)swap_dispatcher_on(*swapped, hook, old.dispatcher_fd(), new_fd);
+        (void)bpffs::remove(staged);
+        return propagate(r);
+    }
+    return swapped;
+}
+
+}  // namespace
+
+Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
+    const MissAction miss = opt.miss.value_or(default_miss_action(opt.kind.hook));
+    if (miss == MissAction::next && opt.kind.hook != Hook::tc)
+        return usage_error("load --miss-action next", "is for tc instances; XDP has pass and drop");
+    if (auto r = require_bpf_privileges("load"); !r) return propagate(r);
+    if (auto r = bpffs::ensure_mounted(dir); !r) return propagate(r);
+    clear_leftovers(dir);
+
+    LoadResult res;
+    res.pin_dir = dir;
+    res.miss = miss;
+    res.kind = opt.kind;
+    std::optional<Instance> old;
+    if (Instance::is_loaded(dir)) {
+        auto in = Instance::open(dir);
+        if (!in) return propagate(in);
+        if (auto r = check_loaded(dir, *in, opt, miss); !r) return propagate(r);
+        if (!opt.force) {
+            res.dispatcher = in->dispatcher();
+            return res;  // the state asked for holds
+        }
+        old = std::move(*in);
     }
 
-    int new_fd = bpf_program__fd(d.dispatcher());
-    std::string dispatcher_pin = paths.dispatcher(opt.kind.hook);
+    auto object = DispatcherObject::open(opt.kind);
+    if (!object) return propagate(object);
+    object->configure(miss, false);
+    Paths paths{dir};
+    auto parts = reuse_pinned(*object, paths, opt.kind.key);
+    if (!parts) return propagate(parts);
+    if (auto r = load_dispatcher(*object, parts->reused_maps); !r) return propagate(r);
+    crash_point("load");
+
+    PinTransaction tx;
+    if (auto r = pin_new_parts(tx, *parts, paths, res.pinned); !r) return propagate(r);
+    int new_fd = bpf_program__fd(object->dispatcher());
     if (old) {
-        // The new dispatcher is pinned first under a temporary name (so it is
-        // never only in this process's hands), then every interface moves to
-        // it in one atomic step each, then the pin is renamed over the old
-        // one. A failure after the swap swaps back through the same function.
-        std::string staged = staged_dispatcher(paths, opt.kind.hook);
-        if (auto r = bpffs::pin(new_fd, staged); !r) return propagate(r);
-        crash_point("load");
-        auto swapped = swap_dispatcher(*old, new_fd);
-        if (!swapped) {
-            (void)bpffs::remove(staged);
-            return propagate(swapped);
-        }
-        res.swapped = *swapped;
-        crash_point("load");
-        if (auto r = bpffs::rename(staged, dispatcher_pin); !r) {
-            (void)swap_dispatcher_on(res.swapped, old->kind().hook, old->dispatcher_fd(), new_fd);
-            (void)bpffs::remove(staged);
-            return propagate(r);
-        }
+        auto swapped = replace_dispatcher(*old, new_fd, paths);
+        if (!swapped) return propagate(swapped);
+        res.swapped = std::move(*swapped);
         res.reloaded = true;
-    } else {
-        if (auto r = tx.pin(new_fd, dispatcher_pin); !r) return propagate(r);
+    } else if (auto r = tx.pin(new_fd, paths.dispatcher(opt.kind.hook)); !r) {
+        return propagate(r);
     }
     res.pinned.push_back(dispatcher_name(opt.kind.hook));
     tx.commit();
 
-    auto info = prog_info(new_fd);
-    if (info) res.dispatcher = std::move(*info);
+    if (auto info = prog_info(new_fd)) res.dispatcher = std::move(*info);
     res.changed = true;
     return res;
 }
@@ -291,6 +322,9 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
         res.removed.push_back("maps/" + name);
     }
     (void)bpffs::remove(paths.maps_dir());
+    // tcx link pins (detach_all took them off; defunct ones of a half-made instance).
+    for (const auto& name : bpffs::list_pins(dir + "/links")) (void)bpffs::remove(dir + "/links/" + name);
+    (void)bpffs::remove(dir + "/links");
     if (auto r = bpffs::remove(dir); !r)
         return fail("unload", dir + " still holds entries tcd did not make", "look inside and remove them");
     res.changed = true;  // the directory existed and is gone

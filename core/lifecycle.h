@@ -12,7 +12,7 @@
 namespace tcd {
 
 struct LoadOptions {
-    MissAction miss = MissAction::pass;
+    std::optional<MissAction> miss;  // default_miss_action(kind.hook) when not given
     bool force = false;  // reload a loaded instance (keeps wiring and counters)
     Kind kind{};         // key proto|port, hook xdp|tc
 };

@@ -10,10 +10,12 @@ namespace {
 
 json counters_json(const Counters& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }
 
-json proto_or_null(const std::string& p) { return p.empty() ? json(nullptr) : json(p); }
+// A key's name in JSON (the field is "proto" for either kind), or null.
+json name_or_null(const std::string& name) { return name.empty() ? json(nullptr) : json(name); }
 
-std::string key_label(uint32_t key, const std::string& proto) {
-    return proto.empty() ? std::to_string(key) : fmt::format("{} ({})", key, proto);
+// "6 (tcp)", "80 (http)", or the bare number when the key has no name.
+std::string key_label(uint32_t key, const std::string& name) {
+    return name.empty() ? std::to_string(key) : fmt::format("{} ({})", key, name);
 }
 
 std::string iso_time(int64_t t) {
@@ -52,7 +54,7 @@ json stats_json(const StatsView& v) {
         json& k = keys.emplace_back(json::object());
         k.get_ref<json::object_t&>().reserve(8);
         k["key"] = r.key;
-        k["proto"] = proto_or_null(r.proto);
+        k["proto"] = name_or_null(r.key_name);
         k["handler"] = r.handler ? json(*r.handler) : json(nullptr);
         k["instance"] = r.instance.empty() ? json(nullptr) : json(r.instance);
         k["packets"] = r.c.packets;
@@ -87,13 +89,13 @@ std::string stats_plain(const StatsView& v) {
         out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", "KEY", "PROTO", "HANDLER",
                            "PACKETS", "BYTES", "MISSED");
     for (const auto& r : v.keys) {
-        std::string proto = r.proto.empty() ? "-" : r.proto;
+        std::string name = r.key_name.empty() ? "-" : r.key_name;
         std::string handler = r.handler ? *r.handler : "-";
         if (rates)
-            out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10} {:>10} {:>10}\n", r.key, proto,
+            out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10} {:>10} {:>10}\n", r.key, name,
                                handler, r.c.packets, r.c.bytes, si(r.pps), si(r.bps), r.c.missed);
         else
-            out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", r.key, proto, handler,
+            out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", r.key, name, handler,
                                r.c.packets, r.c.bytes, r.c.missed);
     }
     if (v.keys.empty()) out += "   (no key wired or counted yet)\n";
@@ -132,7 +134,7 @@ std::string stats_prometheus(const StatsView& v, const std::string& pin_dir) {
         out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, help, name);
         for (const auto& r : v.keys)
             out += fmt::format("{}{{{},key=\"{}\",proto=\"{}\",handler=\"{}\"}} {}\n", name, inst, r.key,
-                               prom_escape(r.proto), prom_escape(r.handler.value_or("")), value(r.c));
+                               prom_escape(r.key_name), prom_escape(r.handler.value_or("")), value(r.c));
     };
     family("tcd_packets_total", "Packets counted per dispatch key.", [](const Counters& c) { return c.packets; });
     family("tcd_bytes_total", "Bytes counted per dispatch key.", [](const Counters& c) { return c.bytes; });
@@ -164,7 +166,7 @@ json wiring_json(const std::vector<WiredEntry>& w) {
     json a = json::array();
     for (const auto& e : w) {
         a.push_back({{"key", e.key},
-                     {"proto", proto_or_null(e.proto)},
+                     {"proto", name_or_null(e.key_name)},
                      {"handler", e.handler},
                      {"prog_id", e.prog_id},
                      {"tag", e.tag},
@@ -178,7 +180,7 @@ std::string wiring_plain(const std::vector<WiredEntry>& w) {
     if (w.empty()) return "no key is wired\n";
     std::string out = fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", "KEY", "PROTO", "HANDLER", "PROG ID", "TAG");
     for (const auto& e : w)
-        out += fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", e.key, e.proto.empty() ? "-" : e.proto,
+        out += fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", e.key, e.key_name.empty() ? "-" : e.key_name,
                            e.handler, e.prog_id, e.tag);
     return out;
 }
@@ -213,9 +215,13 @@ json attachment_json(const Attachment& a) {
     json j = {{"ifname", a.ifname},
               {"ifindex", a.ifindex},
               {"netns", a.netns.empty() ? json(nullptr) : json(a.netns)},
-              {"mode", a.mode},
+              {"mode", mode_name(a.mode)},
               {"multiprog", a.multiprog}};
-    if (!a.direction.empty()) j["direction"] = a.direction;
+    if (a.direction != Direction::none) j["direction"] = direction_name(a.direction);
+    if (a.mode == AttachMode::tcx) {
+        j["position"] = a.position;
+        j["chain"] = a.chain;
+    }
     return j;
 }
 
@@ -225,7 +231,7 @@ static json tree_json(const std::vector<TreeLink>& links, const char* next) {
         json& e = a.emplace_back(json::object());
         e["instance"] = l.instance;
         e["key"] = l.key;
-        e["proto"] = proto_or_null(l.key_name);
+        e["proto"] = name_or_null(l.key_name);
         e[next] = tree_json(l.next, next);
     }
     return a;
@@ -283,16 +289,19 @@ std::string status_plain(const Status& s, bool verbose) {
                            iso_time(d.loaded_at), d.verified_insns, d.xlated_bytes, d.jited_bytes);
     if (s.attached.empty()) out += "attached: nowhere\n";
     for (const auto& a : s.attached) {
-        if (!a.direction.empty())
-            out += fmt::format("attached: {} {} (ifindex {}, netns {}, tc clsact)\n", a.ifname, a.direction,
-                               a.ifindex, ns_label(a.netns));
+        if (a.mode == AttachMode::tcx)
+            out += fmt::format("attached: {} {} (ifindex {}, netns {}, tcx link, {} of {} in the chain)\n", a.ifname,
+                               direction_name(a.direction), a.ifindex, ns_label(a.netns), a.position, a.chain);
+        else if (a.direction != Direction::none)
+            out += fmt::format("attached: {} {} (ifindex {}, netns {}, tc clsact)\n", a.ifname,
+                               direction_name(a.direction), a.ifindex, ns_label(a.netns));
         else
             out += fmt::format("attached: {} (ifindex {}, netns {}, {} mode{})\n", a.ifname, a.ifindex,
-                               ns_label(a.netns), a.mode, a.multiprog ? ", libxdp multi-prog" : "");
+                               ns_label(a.netns), mode_name(a.mode), a.multiprog ? ", libxdp multi-prog" : "");
     }
     if (s.wired.empty()) out += "wired: nothing\n";
     for (const auto& w : s.wired)
-        out += fmt::format("wired: {} -> {}\n", key_label(w.key, w.proto), w.handler);
+        out += fmt::format("wired: {} -> {}\n", key_label(w.key, w.key_name), w.handler);
     std::string hs;
     for (const auto& h : s.handlers) hs += (hs.empty() ? "" : ", ") + h.name;
     out += "handlers: " + (hs.empty() ? std::string("none") : hs) + "\n";
@@ -326,7 +335,12 @@ std::string load_plain(const LoadResult& r) {
     std::string out = fmt::format("{}: {} {} dispatcher on {}, prog id {}, miss action {}\n", r.pin_dir,
                                   r.reloaded ? "reloaded" : "loaded", key_kind_name(r.kind.key),
                                   hook_name(r.kind.hook), r.dispatcher.id, miss_action_name(r.miss));
-    for (const auto& s : r.swapped) out += fmt::format("swapped on {} ({} mode)\n", s.ifname, s.mode);
+    for (const auto& s : r.swapped) {
+        if (s.mode == AttachMode::tcx)
+            out += fmt::format("swapped on {} {} (tcx link)\n", s.ifname, direction_name(s.direction));
+        else
+            out += fmt::format("swapped on {} ({} mode)\n", s.ifname, mode_name(s.mode));
+    }
     return out;
 }
 
@@ -351,7 +365,7 @@ std::string unload_plain(const UnloadResult& r) {
 
 json set_json(const SetResult& r) {
     json j = {{"key", r.key},
-              {"proto", proto_or_null(r.now.proto)},
+              {"proto", name_or_null(r.now.key_name)},
               {"handler", r.now.handler},
               {"prog_id", r.now.prog_id},
               {"instance", r.now.instance.empty() ? json(nullptr) : json(r.now.instance)},
@@ -361,7 +375,7 @@ json set_json(const SetResult& r) {
 }
 
 std::string set_plain(const SetResult& r) {
-    std::string key = key_label(r.key, r.now.proto);
+    std::string key = key_label(r.key, r.now.key_name);
     if (!r.changed) return fmt::format("key {}: {} (already wired)\n", key, r.now.handler);
     if (r.old) return fmt::format("key {}: {} -> {}\n", key, r.old->handler, r.now.handler);
     return fmt::format("key {}: {}\n", key, r.now.handler);
@@ -370,13 +384,13 @@ std::string set_plain(const SetResult& r) {
 json del_json(const DelResult& r) {
     json removed = json::array();
     for (const auto& e : r.removed)
-        removed.push_back({{"key", e.key}, {"proto", proto_or_null(e.proto)}, {"handler", e.handler}});
+        removed.push_back({{"key", e.key}, {"proto", name_or_null(e.key_name)}, {"handler", e.handler}});
     return {{"removed", removed}, {"not_wired", r.not_wired}};
 }
 
 std::string del_plain(const DelResult& r) {
     std::string out;
-    for (const auto& e : r.removed) out += fmt::format("key {}: {} unwired\n", key_label(e.key, e.proto), e.handler);
+    for (const auto& e : r.removed) out += fmt::format("key {}: {} unwired\n", key_label(e.key, e.key_name), e.handler);
     for (auto k : r.not_wired) out += fmt::format("key {}: not wired\n", key_label(k, key_name(r.kind, k)));
     return out;
 }
@@ -390,14 +404,17 @@ json attach_json(const AttachResult& r) {
 
 std::string attach_plain(const AttachResult& r) {
     std::string where = r.where.ifname + (r.where.netns.empty() ? "" : " in " + r.where.netns);
-    if (!r.where.direction.empty()) {
-        std::string how = r.where.direction + ", tc clsact" + (r.where.made_qdisc ? " (qdisc made by tcd)" : "");
+    if (r.where.direction != Direction::none) {
+        std::string how = std::string(direction_name(r.where.direction)) +
+                          (r.where.mode == AttachMode::tcx
+                               ? fmt::format(", tcx link, {} of {} in the chain", r.where.position, r.where.chain)
+                               : std::string(", tc clsact") + (r.where.made_qdisc ? " (qdisc made by tcd)" : ""));
         if (!r.changed) return fmt::format("{}: already attached ({})\n", where, how);
         std::string out = fmt::format("attached to {} ({})\n", where, how);
         if (r.replaced) out += fmt::format("replaced {}\n", *r.replaced);
         return out;
     }
-    std::string how = r.where.mode + " mode" +
+    std::string how = std::string(mode_name(r.where.mode)) + " mode" +
                       (r.where.multiprog ? ", libxdp multi-prog dispatcher" : ", single program (no libxdp dispatcher)");
     if (!r.changed) return fmt::format("{}: already attached ({})\n", where, how);
     std::string out = fmt::format("attached to {} ({})\n", where, how);
@@ -419,7 +436,8 @@ std::string detach_plain(const std::vector<DetachResult>& rs) {
     if (rs.empty()) return "attached nowhere, nothing to do\n";
     std::string out;
     for (const auto& r : rs) {
-        std::string where = r.where.ifname + (r.where.direction.empty() ? "" : " " + r.where.direction) +
+        std::string where = r.where.ifname +
+                            (r.where.direction == Direction::none ? "" : std::string(" ") + direction_name(r.where.direction)) +
                             (r.where.netns.empty() ? "" : " in " + r.where.netns);
         out += r.changed ? fmt::format("detached from {}\n", where) : fmt::format("{}: not attached\n", where);
     }
@@ -451,7 +469,7 @@ json handler_unload_json(const HandlerUnloadResult& r) { return {{"name", r.name
 
 std::string handler_unload_plain(const HandlerUnloadResult& r) {
     std::string out;
-    for (auto k : r.unwired) out += fmt::format("key {} unwired\n", key_label(k, proto_name(k)));
+    for (auto k : r.unwired) out += fmt::format("key {} unwired\n", key_label(k, key_name(r.kind, k)));
     return out + fmt::format("unloaded {}\n", r.name);
 }
 
@@ -460,7 +478,7 @@ json trace_frame_json(const TraceFrame& f) {
               {"len", f.len},
               {"class", f.cls},
               {"key", f.key ? json(*f.key) : json(nullptr)},
-              {"proto", f.key ? proto_or_null(f.key_name) : json(nullptr)},
+              {"proto", f.key ? name_or_null(f.key_name) : json(nullptr)},
               {"handler", f.handler ? json(*f.handler) : json(nullptr)},
               {"missed", f.missed},
               {"verdict", f.verdict}};
@@ -470,7 +488,7 @@ json trace_frame_json(const TraceFrame& f) {
         levels.push_back({{"instance", l.instance.empty() ? json(nullptr) : json(l.instance)},
                           {"class", l.cls},
                           {"key", l.key ? json(*l.key) : json(nullptr)},
-                          {"proto", l.key ? proto_or_null(l.key_name) : json(nullptr)},
+                          {"proto", l.key ? name_or_null(l.key_name) : json(nullptr)},
                           {"handler", l.handler ? json(*l.handler) : json(nullptr)},
                           {"missed", l.missed}});
     j["levels"] = std::move(levels);
@@ -509,7 +527,7 @@ json trace_summary_json(const TraceSummary& s) {
                         {"instance", r.instance.empty() ? json(nullptr) : json(r.instance)},
                         {"class", r.cls},
                         {"key", r.key ? json(*r.key) : json(nullptr)},
-                        {"proto", r.key ? proto_or_null(r.key_name) : json(nullptr)},
+                        {"proto", r.key ? name_or_null(r.key_name) : json(nullptr)},
                         {"frames", r.frames},
                         {"bytes", r.bytes},
                         {"missed", r.missed},

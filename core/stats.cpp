@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "core/keys.h"
+#include "core/probe.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -64,12 +65,15 @@ Result<StatsSnapshot> read_stats(int stats_fd, KeyKind kind) {
     std::vector<uint32_t> keys(rows);
     uint32_t count = rows, out_batch = 0;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    int rc = bpf_map_lookup_batch(stats_fd, nullptr, &out_batch, keys.data(), values.data(), &count, &opts);
-    if (rc == 0 || (errno == ENOENT && count > 0)) {
+    // Batch lookups on per-CPU arrays came in Linux 5.6 (probed); without
+    // them, or when the batch fails, one lookup per row.
+    const bool batch = probe::has(probe::Feature::percpu_array_batch).value_or(true);
+    int rc = batch ? bpf_map_lookup_batch(stats_fd, nullptr, &out_batch, keys.data(), values.data(), &count, &opts)
+                   : -1;
+    if (batch && (rc == 0 || (errno == ENOENT && count > 0))) {
         for (uint32_t i = 0; i < count; i++)
             store(s, keys[i], sum_cpus(&values[size_t(i) * ncpus], ncpus));
     } else {
-        // Kernels without batch ops for this map: one lookup per row.
         for (uint32_t slot = 0; slot < rows; slot++) {
             if (bpf_map_lookup_elem(stats_fd, &slot, values.data()) != 0)
                 return fail_errno("read counters", errno);
@@ -89,7 +93,10 @@ Result<> reset_stats(int stats_fd, KeyKind kind) {
     for (uint32_t i = 0; i < rows; i++) keys[i] = i;
     uint32_t count = rows;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    if (bpf_map_update_batch(stats_fd, keys.data(), zero.data(), &count, &opts) == 0) return {};
+    // Batch updates came with batch lookups (Linux 5.6).
+    if (probe::has(probe::Feature::percpu_array_batch).value_or(true) &&
+        bpf_map_update_batch(stats_fd, keys.data(), zero.data(), &count, &opts) == 0)
+        return {};
     for (uint32_t slot = 0; slot < rows; slot++)
         if (bpf_map_update_elem(stats_fd, &slot, zero.data(), BPF_ANY) != 0)
             return fail_errno("reset counters", errno);
@@ -116,7 +123,7 @@ StatsView make_stats_view(const StatsSnapshot& now, const StatsSnapshot* prev,
     auto row = [&](uint32_t key, const std::string& name, std::optional<std::string> handler, size_t idx) {
         StatsRow r;
         r.key = key;
-        r.proto = name;
+        r.key_name = name;
         r.handler = std::move(handler);
         r.c = idx < now.keys.size() ? now.keys[idx] : Counters{};
         if (dt > 0 && idx < prev->keys.size()) {
@@ -130,7 +137,7 @@ StatsView make_stats_view(const StatsSnapshot& now, const StatsSnapshot* prev,
         // A row per wired port, from its counter slot.
         for (const auto& w : wiring)
             if (w.slot) {
-                v.keys.push_back(row(w.key, w.proto, w.handler, w.slot));
+                v.keys.push_back(row(w.key, w.key_name, w.handler, w.slot));
                 v.keys.back().instance = w.instance;
             }
         v.other_ports = now.keys.empty() ? Counters{} : now.keys[0];

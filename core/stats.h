@@ -45,7 +45,7 @@ Result<> reset_row(int stats_fd, uint32_t row);
 
 struct StatsRow {
     uint32_t key = 0;
-    std::string proto;
+    std::string key_name;  // the protocol or service name, "" when unknown
     std::optional<std::string> handler;
     std::string instance;  // the child instance the key hands to; "" otherwise
     Counters c;

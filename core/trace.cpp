@@ -88,7 +88,7 @@ Tracer::~Tracer() = default;
 
 int Tracer::prog_fd() const { return bpf_program__fd(obj_->dispatcher()); }
 
-Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, MissAction miss) {
+Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, std::optional<MissAction> miss) {
     if (auto r = require_bpf_privileges("trace"); !r) return propagate(r);
     std::vector<std::string> path;
     return open_level(pin_dir, kind, miss, path);
@@ -100,7 +100,7 @@ Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, MissAction mi
 // test_run then goes through every level, each recording its class and key
 // in its own tcd_trace map and counting in its own counters, and no live
 // counter of any level is touched.
-Result<Tracer> Tracer::open_level(const std::string& pin_dir, Kind kind, MissAction miss,
+Result<Tracer> Tracer::open_level(const std::string& pin_dir, Kind kind, std::optional<MissAction> miss,
                                   std::vector<std::string>& path) {
     Tracer t;
     std::optional<Instance> in;
@@ -113,6 +113,7 @@ Result<Tracer> Tracer::open_level(const std::string& pin_dir, Kind kind, MissAct
         t.dir_ = InstanceLock::canonical_dir(pin_dir);
     }
     t.kind_ = kind;
+    t.miss_ = miss.value_or(default_miss_action(kind.hook));
     auto obj = DispatcherObject::open(kind);
     if (!obj) return propagate(obj);
     t.obj_.emplace(std::move(*obj));
@@ -148,7 +149,7 @@ Result<Tracer> Tracer::open_level(const std::string& pin_dir, Kind kind, MissAct
         for (auto& p : pinned_programs(pin_dir)) t.names_.emplace(p.info.id, p.name);
         t.loaded_ = true;
     }
-    t.obj_->configure(miss, true);
+    t.obj_->configure(t.miss_, true);
     // Only the dispatcher: the handlers that run are the instance's own.
     for (const auto& name : builtin_handlers()) bpf_program__set_autoload(t.obj_->program(name), false);
     if (auto r = t.obj_->load(); !r)
@@ -161,7 +162,7 @@ Result<Tracer> Tracer::open_level(const std::string& pin_dir, Kind kind, MissAct
             int fd = -1;
             bool loop = std::find(path.begin(), path.end(), e.instance) != path.end();
             if (!e.instance.empty() && !loop && path.size() < 33) {
-                auto child = open_level(e.instance, {}, MissAction::pass, path);
+                auto child = open_level(e.instance, {}, std::nullopt, path);
                 if (!child) return propagate(child, "trace " + e.instance);
                 auto c = std::make_unique<Tracer>(std::move(*child));
                 fd = c->prog_fd();
@@ -214,9 +215,10 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
     f.len = static_cast<uint32_t>(len);
     if (len < kMinFrame) {
         // BPF_PROG_TEST_RUN refuses less than an Ethernet header; no such
-        // frame reaches XDP on a real interface. The contract: malformed, pass.
+        // frame reaches XDP on a real interface. The contract: malformed, pass
+        // (next with miss action next).
         f.cls = class_name(TCD_CLASS_MALFORMED);
-        f.verdict = tcd::verdict_name(kind_.hook, verdict_pass(kind_.hook));
+        f.verdict = tcd::verdict_name(kind_.hook, undispatched_verdict(miss_, kind_.hook));
         f.ran = false;
         return f;
     }
@@ -241,7 +243,7 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
         // is cut short; the contract calls such a frame malformed.
         if (err == EINVAL && kind_.hook == Hook::tc) {
             f.cls = class_name(TCD_CLASS_MALFORMED);
-            f.verdict = tcd::verdict_name(kind_.hook, verdict_pass(kind_.hook));
+            f.verdict = tcd::verdict_name(kind_.hook, undispatched_verdict(miss_, kind_.hook));
             f.ran = false;
             return f;
         }

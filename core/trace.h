@@ -75,7 +75,8 @@ public:
     // With a loaded instance in pin_dir: its kind, jump table (real wiring,
     // real handlers), port slots and miss action. Without one: a dispatcher
     // of `kind` and miss action `miss` with an empty table, every key misses.
-    static Result<Tracer> open(const std::string& pin_dir, Kind kind = {}, MissAction miss = MissAction::pass);
+    static Result<Tracer> open(const std::string& pin_dir, Kind kind = {},
+                                std::optional<MissAction> miss = std::nullopt);
     Tracer(Tracer&&) = default;
     ~Tracer();
 
@@ -92,7 +93,7 @@ public:
 
 private:
     Tracer() = default;
-    static Result<Tracer> open_level(const std::string& pin_dir, Kind kind, MissAction miss,
+    static Result<Tracer> open_level(const std::string& pin_dir, Kind kind, std::optional<MissAction> miss,
                                      std::vector<std::string>& path);
     // This level's record of the last run, if it ran since the one before.
     Result<std::optional<TraceLevel>> read_level(uint64_t number);
@@ -101,6 +102,7 @@ private:
     UniqueFd own_jt_;  // with children: a jump table of its own, the children's trace copies in it
     std::map<uint32_t, std::unique_ptr<Tracer>> children_;  // key -> the child instance's trace copy
     Kind kind_;
+    MissAction miss_ = MissAction::pass;
     std::vector<UniqueFd> shared_;
     bool loaded_ = false;
     std::map<uint32_t, std::string> names_;  // prog id -> pin name

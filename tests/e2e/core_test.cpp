@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/common/kernel.h"
+#include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
 
@@ -153,6 +154,7 @@ TEST(Core, UnloadRefusesWhenTheDispatcherCannotBeOpened) {
 }
 
 TEST(Core, ReloadOfATcInstanceSwapsTheFilterAndLeavesNoStagedPin) {
+    tcdtest::NoTcx clsact;  // the clsact filter (tcx: TcxE2E.LoadForceUnderTrafficLosesNothing)
     PAIR(p);
     ASSERT_EQ(p.tcd("load --hook tc").rc, 0);
     ASSERT_EQ(p.tcd("attach vb --netns " + p.b() + " --direction ingress").rc, 0);

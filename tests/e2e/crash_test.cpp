@@ -240,6 +240,87 @@ TEST_F(Crash, LoadForceKilledAtEveryStep) {
     std::printf("load --force killed at each of its %d steps\n", steps);
 }
 
+// attach --direction on a tc instance killed at every step, through a tcx
+// link and through the clsact fallback (the test knob TCD_TEST_NO_TCX):
+// loaded first (nothing was), the record, the link made but not pinned (it
+// goes with the process), the link pinned. Status tells a stale record from
+// an attachment, the same command completes, unload leaves nothing.
+TEST_F(Crash, TcAttachKilledAtEveryStep) {
+    for (bool tcx : {true, false}) {
+        std::string env = tcx ? "" : "TCD_TEST_NO_TCX=1 ";
+        int steps = 0;
+        for (int n = 1; n < 20; n++) {
+            std::string at = (tcx ? "tcx step " : "clsact step ") + std::to_string(n);
+            auto c = sh(env + crash("attach", n, "attach cb --netns " + ns_ + " --direction ingress"));
+            if (c.rc != kKilled) {
+                EXPECT_EQ(c.rc, 0) << at << ": " << c.err;
+                EXPECT_EQ(sh(tcd("unload")).rc, 0);
+                break;
+            }
+            steps++;
+            json st = status();
+            if (st.value("loaded", false) && st["attached"].empty() && records() > 0)
+                EXPECT_TRUE(says(st, "stale attach record (cb in /run/netns/" + ns_ + " ingress)"))
+                    << at << ": " << st.dump();
+            if (!st["attached"].empty()) EXPECT_TRUE(st["problems"].empty()) << at << ": " << st.dump();
+            auto again = sh(env + tcd("attach cb --netns " + ns_ + " --direction ingress"));
+            EXPECT_EQ(again.rc, 0) << at << ": " << again.err;
+            json done = status();
+            ASSERT_EQ(done["attached"].size(), 1u) << at << ": " << done.dump();
+            EXPECT_EQ(done["attached"][0]["mode"], tcx ? "tcx" : "tc") << at;
+            EXPECT_TRUE(done["problems"].empty()) << at << ": " << done.dump();
+            EXPECT_EQ(sh(tcd("unload")).rc, 0) << at;
+            EXPECT_FALSE(tcd::bpffs::exists(dir_)) << at;
+            EXPECT_EQ(sh("nsenter --net=/run/netns/" + ns_ + " tc filter show dev cb ingress").out, "") << at;
+        }
+        // tcx: load, record, link made, link pinned; clsact: load, record, filter.
+        EXPECT_EQ(steps, tcx ? 4 : 3) << (tcx ? "tcx" : "clsact");
+    }
+}
+
+// load --force on an attached tc instance (tcx link) killed at every step:
+// BPF_LINK_UPDATE swaps the program inside the link; killed between the
+// swap and the rename, the link runs the staged dispatcher and status says
+// so; the same command completes.
+TEST_F(Crash, TcxLoadForceKilledAtEveryStep) {
+    int steps = 0;
+    for (int n = 1; n < 40; n++) {
+        ASSERT_EQ(sh(tcd("-q load --hook tc") + " && " + tcd("-q map set tcp tcp_handler") + " && " +
+                     tcd("-q attach cb --netns " + ns_ + " --direction ingress"))
+                      .rc,
+                  0);
+        auto c = sh(crash("load", n, "load --hook tc --force --miss-action drop"));
+        if (c.rc != kKilled) {
+            EXPECT_EQ(c.rc, 0) << c.err;
+            EXPECT_EQ(sh(tcd("unload")).rc, 0);
+            break;
+        }
+        steps++;
+        std::string at = "step " + std::to_string(n);
+        json st = status();
+        EXPECT_TRUE(st.value("loaded", false)) << at << ": " << st.dump();
+        EXPECT_EQ(st["wired"].size(), 1u) << at << ": " << st.dump();
+        bool staged_runs = tcd::bpffs::exists(dir_ + "/tc_dispatch~tmp-next") && st["attached"].empty();
+        if (staged_runs)
+            EXPECT_TRUE(says(st, "interrupted load --force: cb in /run/netns/" + ns_ +
+                                     " ingress runs the new dispatcher, still pinned as tc_dispatch~tmp-next"))
+                << at << ": " << st.dump();
+        else
+            EXPECT_EQ(st["attached"].size(), 1u) << at << ": " << st.dump();
+        auto again = sh(tcd("load --hook tc --force --miss-action drop"));
+        EXPECT_EQ(again.rc, 0) << at << ": " << again.err;
+        json done = status();
+        EXPECT_EQ(done["dispatcher"].value("miss_action", ""), "drop") << at;
+        ASSERT_EQ(done["attached"].size(), 1u) << at << ": " << done.dump();
+        EXPECT_EQ(done["attached"][0]["mode"], "tcx") << at;
+        EXPECT_TRUE(done["problems"].empty()) << at << ": " << done.dump();
+        EXPECT_EQ(sh(tcd("unload")).rc, 0) << at;
+        EXPECT_FALSE(tcd::bpffs::exists(dir_)) << at;
+    }
+    EXPECT_GE(steps, 3);
+    std::printf("tc load --force killed at each of its %d steps\n", steps);
+}
+
 TEST_F(Crash, HandlerLoadKilledAtEveryStep) {
     std::string obj = std::string(TCD_BPF_OBJ_DIR) + "/ports.bpf.o";
     int steps = 0;

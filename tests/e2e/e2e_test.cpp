@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "tests/common/kernel.h"
+#include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
 #include "tests/common/wait.h"
@@ -357,7 +359,11 @@ TEST(E2E, LiveSwapLosesNothing) {
         }
     });
     EXPECT_EQ(failed, 0);
-    EXPECT_GE(swaps, 200) << "too few swaps while the stream ran";
+    // TCD_TEST_SLOWDOWN=K: a machine K times slower (scripts/vm-test.sh's
+    // emulated guest) manages K times fewer swaps in the same stream.
+    int slowdown = 1;
+    if (const char* s = std::getenv("TCD_TEST_SLOWDOWN")) slowdown = std::max(1, std::atoi(s));
+    EXPECT_GE(swaps, 200 / slowdown) << "too few swaps while the stream ran";
     std::printf("%d swaps during the stream\n", swaps);
     EXPECT_EQ(r.received, 30000);
     EXPECT_EQ(r.missing, 0);
@@ -518,6 +524,7 @@ TEST(E2E, QuietVerboseAndJsonEverywhere) {
 namespace {
 
 TEST(E2E, TcEgressCountsAndDrops) {
+    tcdtest::NoTcx clsact;  // the clsact qdisc's life below (tcx links: tcx_e2e_test)
     TOPOLOGY(t);
     // A tc instance: attach with --direction loads one on a fresh pin dir.
     json a = t.tcd_json("attach vb --netns " + t.b() + " --direction egress");
@@ -550,6 +557,7 @@ TEST(E2E, TcEgressCountsAndDrops) {
 }
 
 TEST(E2E, TcKeepsAForeignQdisc) {
+    tcdtest::NoTcx clsact;
     TOPOLOGY(t);
     ASSERT_EQ(sh(t.in_ns(t.b(), "tc qdisc add dev vb clsact")).rc, 0);
     ASSERT_EQ(t.tcd("load --hook tc").rc, 0);
@@ -581,6 +589,28 @@ TEST(E2E, PortInstanceOnRealTraffic) {
     EXPECT_NE(bad.err.find("port 70000: out of range"), std::string::npos) << bad.err;
     EXPECT_EQ(t.tcd("map set http pass").rc, 0);
     EXPECT_EQ(t.tcd_json("map list").size(), 2u);
+}
+
+// handler unload --force names the keys it unwired the way the instance
+// knows them: on a port instance, by service (22 is ssh, not xns-idp; 6 has
+// no service name, so it is not "tcp").
+TEST(E2E, HandlerUnloadOnAPortInstanceNamesPorts) {
+    TCD_REQUIRE_KERNEL();
+    struct Instance {
+        std::string dir = "/sys/fs/bpf/" + tcdtest::unique_name("tcdhup");
+        std::string tcd(const std::string& args) const { return std::string(TCD_BIN) + " -d " + dir + " " + args; }
+        ~Instance() { sh(tcd("-q unload")); }
+    } inst;
+    ASSERT_EQ(sh(inst.tcd("-q load --key port")).rc, 0);
+    // A handler built for port instances (it shares their port_slot map).
+    std::string obj = std::string(TCD_BPF_OBJ_DIR) + "/bad_maps_port_slot_ok.bpf.o";
+    ASSERT_EQ(sh(inst.tcd("-q handler load " + obj)).rc, 0);
+    for (const char* key : {"6", "ssh", "http"})
+        ASSERT_EQ(sh(inst.tcd(std::string("-q map set ") + key + " bad_map_h")).rc, 0) << key;
+    Cmd u = sh(inst.tcd("handler unload bad_map_h --force"));
+    ASSERT_EQ(u.rc, 0) << u.err;
+    EXPECT_EQ(u.out, "key 6 unwired\nkey 22 (ssh) unwired\nkey 80 (http) unwired\nunloaded bad_map_h\n");
+    EXPECT_EQ(json::parse(sh(inst.tcd("-j map list")).out).size(), 0u);
 }
 
 }  // namespace
@@ -730,6 +760,7 @@ TEST(E2E, WatchEndsWithStatusZeroOnCtrlC) {
 namespace {
 
 TEST(E2E, TcQdiscStaysWhileOthersUseIt) {
+    tcdtest::NoTcx clsact;
     TOPOLOGY(t);
     json a = t.tcd_json("attach vb --netns " + t.b() + " --direction egress");
     ASSERT_EQ(a["loaded"], true);  // tcd made the clsact qdisc

@@ -295,8 +295,9 @@ TEST(Tree, TraceFollowsTheChainForEveryKind) {
             std::string ckey = pkey == "proto" ? "port" : "proto";
             Dirs d;
             std::string parent = d.add("tp" + pkey + hook), child = d.add("tc" + ckey + hook);
-            ASSERT_EQ(tcd(parent, "load --key " + pkey + " --hook " + hook).rc, 0);
-            ASSERT_EQ(tcd(child, "load --key " + ckey + " --hook " + hook).rc, 0);
+            // Miss action pass on both (a tc instance's default is next).
+            ASSERT_EQ(tcd(parent, "load --miss-action pass --key " + pkey + " --hook " + hook).rc, 0);
+            ASSERT_EQ(tcd(child, "load --miss-action pass --key " + ckey + " --hook " + hook).rc, 0);
             int pk = pkey == "proto" ? 6 : 80, ck = ckey == "proto" ? 6 : 80;
             ASSERT_EQ(tcd(child, "map set " + std::to_string(ck) + " drop").rc, 0);
             Cmd set = tcd(parent, "map set " + std::to_string(pk) + " " + child);

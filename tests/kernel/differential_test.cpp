@@ -106,10 +106,10 @@ public:
         int key = got->key ? int(*got->key) : -1;
         if (key != want.key) note(where, data, len, fmt::format("key bpf={} ref={}", key, want.key));
         if (got->missed != want.keyed) note(where, data, len, "missed differs");
-        // non-ip and malformed pass; a keyed frame misses and, like no-port,
-        // gets the miss action.
+        // non-ip and malformed pass (next with miss action next); a keyed
+        // frame misses and, like no-port, gets the miss action.
         bool miss = want.keyed || want.cls == "no-port";
-        uint32_t v = miss ? tcd::miss_action_verdict(miss_, kind_.hook) : tcd::verdict_pass(kind_.hook);
+        uint32_t v = miss ? tcd::miss_action_verdict(miss_, kind_.hook) : tcd::undispatched_verdict(miss_, kind_.hook);
         std::string verdict = tcd::verdict_name(kind_.hook, v);
         if (got->verdict != verdict) note(where, data, len, "verdict " + got->verdict + ", want " + verdict);
     }
@@ -181,10 +181,10 @@ class Differential : public ::testing::TestWithParam<DiffCase> {};
 
 std::string kind_label(const ::testing::TestParamInfo<DiffCase>& i) {
     return std::string(tcd::key_kind_name(i.param.kind.key)) + "_" + tcd::hook_name(i.param.kind.hook) +
-           (i.param.miss == tcd::MissAction::pass ? "" : "_miss_drop");
+           (i.param.miss == tcd::MissAction::pass ? "" : std::string("_miss_") + tcd::miss_action_name(i.param.miss));
 }
 
-// Miss action drop: the port kinds (no-port frames get it too) at a twelfth,
+// Miss actions drop and next (tc): the port kinds (no-port frames get it too) at a twelfth,
 // the proto kinds at a 24th of the generated frames, so the whole
 // differential test takes about a fifth longer than with pass alone.
 INSTANTIATE_TEST_SUITE_P(
@@ -196,7 +196,9 @@ INSTANTIATE_TEST_SUITE_P(
                       DiffCase{{tcd::KeyKind::port, tcd::Hook::xdp}, tcd::MissAction::drop, 12},
                       DiffCase{{tcd::KeyKind::port, tcd::Hook::tc}, tcd::MissAction::drop, 12},
                       DiffCase{{tcd::KeyKind::proto, tcd::Hook::xdp}, tcd::MissAction::drop, 24},
-                      DiffCase{{tcd::KeyKind::proto, tcd::Hook::tc}, tcd::MissAction::drop, 24}),
+                      DiffCase{{tcd::KeyKind::proto, tcd::Hook::tc}, tcd::MissAction::drop, 24},
+                      DiffCase{{tcd::KeyKind::port, tcd::Hook::tc}, tcd::MissAction::next, 12},
+                      DiffCase{{tcd::KeyKind::proto, tcd::Hook::tc}, tcd::MissAction::next, 24}),
     kind_label);
 
 TEST_P(Differential, EveryCaptureFrame) {

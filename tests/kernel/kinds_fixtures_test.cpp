@@ -1,5 +1,5 @@
 // Fixtures for all four dispatcher kinds (key proto|port x hook xdp|tc), with
-// miss action pass and drop: each frame through the live dispatcher with
+// miss action pass and drop (and next on tc): each frame through the live dispatcher with
 // BPF_PROG_TEST_RUN, its verdict, the class and key the trace copy derives,
 // and the exact counter delta (one row: packets +1, bytes +len, missed +0/1;
 // every other row unchanged).
@@ -187,10 +187,13 @@ protected:
         if (!dir_.empty()) (void)tcd::unload(dir_);
     }
 
-    uint32_t verdict(V v) const {
+    uint32_t verdict(const Fx& f) const {
         tcd::Hook h = GetParam().kind.hook;
-        switch (v) {
-        case V::pass: return tcd::verdict_pass(h);
+        switch (f.verdict) {
+        case V::pass:
+            // Frames tcd does not dispatch pass, or go on with miss action next.
+            if (f.cls == "non-ip" || f.cls == "malformed") return tcd::undispatched_verdict(GetParam().miss, h);
+            return tcd::verdict_pass(h);
         case V::drop: return tcd::verdict_drop(h);
         default: return tcd::miss_action_verdict(GetParam().miss, h);
         }
@@ -217,8 +220,8 @@ protected:
             LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.frame.data(),
                         .data_size_in = uint32_t(f.frame.size()), .repeat = 1);
             ASSERT_EQ(bpf_prog_test_run_opts(in_->dispatcher_fd(), &o), 0) << errno;
-            EXPECT_EQ(o.retval, verdict(f.verdict))
-                << tcd::verdict_name(kind.hook, o.retval) << ", want " << tcd::verdict_name(kind.hook, verdict(f.verdict));
+            EXPECT_EQ(o.retval, verdict(f))
+                << tcd::verdict_name(kind.hook, o.retval) << ", want " << tcd::verdict_name(kind.hook, verdict(f));
             auto after = tcd::read_stats(in_->stats_fd(), kind.key);
             ASSERT_TRUE(after);
             check_delta(*before, *after, f);
@@ -348,10 +351,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{{tcd::KeyKind::proto, tcd::Hook::xdp}, tcd::MissAction::drop},
                       Case{{tcd::KeyKind::proto, tcd::Hook::tc}, tcd::MissAction::pass},
                       Case{{tcd::KeyKind::proto, tcd::Hook::tc}, tcd::MissAction::drop},
+                      Case{{tcd::KeyKind::proto, tcd::Hook::tc}, tcd::MissAction::next},
                       Case{{tcd::KeyKind::port, tcd::Hook::xdp}, tcd::MissAction::pass},
                       Case{{tcd::KeyKind::port, tcd::Hook::xdp}, tcd::MissAction::drop},
                       Case{{tcd::KeyKind::port, tcd::Hook::tc}, tcd::MissAction::pass},
-                      Case{{tcd::KeyKind::port, tcd::Hook::tc}, tcd::MissAction::drop}),
+                      Case{{tcd::KeyKind::port, tcd::Hook::tc}, tcd::MissAction::drop},
+                      Case{{tcd::KeyKind::port, tcd::Hook::tc}, tcd::MissAction::next}),
     case_label);
 
 }  // namespace

@@ -61,7 +61,7 @@ TEST(PortInstance, SlotsCountersAndClasses) {
     ASSERT_EQ(k.error(), "");
     auto http = tcd::set_handler(k.in(), *tcd::parse_port("http"), spec("drop"));
     ASSERT_TRUE(http) << http.error().message();
-    EXPECT_EQ(http->now.proto, "http");
+    EXPECT_EQ(http->now.key_name, "http");
     EXPECT_EQ(http->now.slot, 1u);
     auto alt = tcd::set_handler(k.in(), 8080, spec("pass"));
     ASSERT_TRUE(alt);
@@ -133,7 +133,8 @@ TEST(TcInstance, VerdictsHandlersAndMismatch) {
     auto icmp = l4(1, 0);
     EXPECT_EQ(t->run(icmp.data(), icmp.size(), 1)->verdict, "TC_ACT_SHOT");
     auto udp = l4(17, 53, 8);
-    EXPECT_EQ(t->run(udp.data(), udp.size(), 1)->verdict, "TC_ACT_OK");
+    // Unwired: the miss action, next on tc by default (TC_ACT_UNSPEC).
+    EXPECT_EQ(t->run(udp.data(), udp.size(), 1)->verdict, "TC_ACT_UNSPEC");
 
     // The seed 002 chain on tc.
     auto loaded = tcd::load_handlers(k.in(), obj("tc_chain"), {});

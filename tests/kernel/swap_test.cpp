@@ -8,9 +8,11 @@
 #include <string>
 
 #include "core/attach.h"
+#include "core/bpffs.h"
 #include "core/instance.h"
 #include "core/lifecycle.h"
 #include "tests/common/kernel.h"
+#include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
 
@@ -50,11 +52,11 @@ TEST(Swap, XdpForwardAndBackKeepTheMode) {
     ASSERT_TRUE(ns.ok()) << ns.error();
     Loaded a("tcdsw_a", tcd::Hook::xdp), b("tcdsw_b", tcd::Hook::xdp);
     ASSERT_TRUE(a.in && b.in);
-    auto att = tcd::attach(*a.in, {"sw0", ns.ns(), tcd::XdpMode::skb, false, ""});
+    auto att = tcd::attach(*a.in, {"sw0", ns.ns(), tcd::AttachMode::skb, false, tcd::Direction::none, std::nullopt});
     ASSERT_TRUE(att) << att.error().message();
     auto where = tcd::attachments(*a.in);
     ASSERT_EQ(where.size(), 1u);
-    EXPECT_EQ(where[0].mode, "skb");
+    EXPECT_EQ(where[0].mode, tcd::AttachMode::skb);
     ASSERT_EQ(xdp_on(ns), (std::pair<uint32_t, int>{a.in->dispatcher().id, 2}));
 
     auto fwd = tcd::swap_dispatcher_on(where, tcd::Hook::xdp, b.in->dispatcher_fd(), a.in->dispatcher_fd());
@@ -75,11 +77,12 @@ TEST(Swap, XdpForwardAndBackKeepTheMode) {
 
 TEST(Swap, TcForwardAndBackInTheSameSlot) {
     TCD_REQUIRE_KERNEL();
+    tcdtest::NoTcx clsact;  // the clsact filter slot, as on a kernel without tcx
     Topology ns = netns();
     ASSERT_TRUE(ns.ok()) << ns.error();
     Loaded a("tcdsw_tca", tcd::Hook::tc), b("tcdsw_tcb", tcd::Hook::tc);
     ASSERT_TRUE(a.in && b.in);
-    auto att = tcd::attach(*a.in, {"sw0", ns.ns(), tcd::XdpMode::auto_mode, false, "ingress"});
+    auto att = tcd::attach(*a.in, {"sw0", ns.ns(), tcd::AttachMode::auto_mode, false, tcd::Direction::ingress, std::nullopt});
     ASSERT_TRUE(att) << att.error().message();
     auto where = tcd::attachments(*a.in);
     ASSERT_EQ(where.size(), 1u);
@@ -97,6 +100,38 @@ TEST(Swap, TcForwardAndBackInTheSameSlot) {
     EXPECT_TRUE(has(a)) << filters();
     EXPECT_FALSE(has(b)) << filters();
     ASSERT_TRUE(tcd::detach_all(*a.in));
+}
+
+// A tcx link: BPF_LINK_UPDATE swaps the program inside tcd's link, forward
+// and back, and the link is what runs either way.
+TEST(Swap, TcxForwardAndBackInsideTheLink) {
+    TCD_REQUIRE_KERNEL();
+    if (!tcd::tcx_supported()) GTEST_SKIP() << "this kernel has no tcx links";
+    Topology ns = netns();
+    ASSERT_TRUE(ns.ok()) << ns.error();
+    Loaded a("tcdsw_tcxa", tcd::Hook::tc), b("tcdsw_tcxb", tcd::Hook::tc);
+    ASSERT_TRUE(a.in && b.in);
+    auto att = tcd::attach(*a.in, {"sw0", ns.ns(), tcd::AttachMode::auto_mode, false, tcd::Direction::egress,
+                                   tcd::Order::first});
+    ASSERT_TRUE(att) << att.error().message();
+    auto where = tcd::attachments(*a.in);
+    ASSERT_EQ(where.size(), 1u);
+    EXPECT_EQ(where[0].mode, tcd::AttachMode::tcx);
+    EXPECT_EQ(where[0].direction, tcd::Direction::egress);
+    EXPECT_EQ(where[0].position, 1u);
+    EXPECT_TRUE(tcd::runs_where_attached(*a.in, a.in->dispatcher().id));
+    auto fwd = tcd::swap_dispatcher_on(where, tcd::Hook::tc, b.in->dispatcher_fd(), a.in->dispatcher_fd());
+    ASSERT_TRUE(fwd) << fwd.error().message();
+    EXPECT_TRUE(tcd::runs_where_attached(*a.in, b.in->dispatcher().id));
+    EXPECT_FALSE(tcd::runs_where_attached(*a.in, a.in->dispatcher().id));
+    // The old program no longer matches: a second forward swap is refused.
+    EXPECT_FALSE(tcd::swap_dispatcher_on(where, tcd::Hook::tc, b.in->dispatcher_fd(), a.in->dispatcher_fd()));
+    auto back = tcd::swap_dispatcher_on(*fwd, tcd::Hook::tc, a.in->dispatcher_fd(), b.in->dispatcher_fd());
+    ASSERT_TRUE(back) << back.error().message();
+    EXPECT_TRUE(tcd::runs_where_attached(*a.in, a.in->dispatcher().id));
+    ASSERT_TRUE(tcd::detach_all(*a.in));
+    EXPECT_TRUE(tcd::attachments(*a.in).empty());
+    EXPECT_FALSE(tcd::bpffs::exists(a.in->paths().dir + "/links"));
 }
 
 }  // namespace

@@ -57,6 +57,7 @@ constexpr const char* kUsage = R"(usage: tcd_peer COMMAND [--netns NAME|PATH] OP
 
 --netns NAME enters /run/netns/NAME; a value containing '/' is a path.
 ADDR is an IPv4 or IPv6 literal (fe80::1%IFACE accepted).
+TCD_TEST_SLOWDOWN=K in the environment multiplies every --timeout-ms by K.
 )";
 
 constexpr uint64_t kMaxCount = 10'000'000;
@@ -244,12 +245,24 @@ bool wait_for(int fd, short events, Clock::time_point deadline) {
   }
 }
 
+// --timeout-ms, times TCD_TEST_SLOWDOWN (a whole number, default 1): on a
+// machine that runs everything K times slower, such as scripts/vm-test.sh's
+// emulated guest, every wait stretches without the tests' numbers changing.
+uint64_t timeout_option(const Options& opts) {
+  uint64_t ms = opts.number("timeout-ms", 1, kMaxTimeoutMs);
+  if (const char* s = std::getenv("TCD_TEST_SLOWDOWN")) {
+    uint64_t scale = std::strtoull(s, nullptr, 10);
+    if (scale > 1) ms = std::min<uint64_t>(ms * scale, kMaxTimeoutMs);
+  }
+  return ms;
+}
+
 std::string timed_out(uint64_t ms) { return "timed out after " + std::to_string(ms) + " ms"; }
 
 int udp_recv(const Options& opts) {
   auto port = static_cast<uint16_t>(opts.number("port", 1, 65535));
   uint64_t count = opts.number("count", 1, kMaxCount);
-  uint64_t timeout_ms = opts.number("timeout-ms", 1, kMaxTimeoutMs);
+  uint64_t timeout_ms = timeout_option(opts);
   enter_netns(opts);
 
   UniqueFd fd = open_bound_socket(opts, SOCK_DGRAM, port);
@@ -327,7 +340,7 @@ int udp_send(const Options& opts) {
 
 int tcp_listen(const Options& opts) {
   auto port = static_cast<uint16_t>(opts.number("port", 1, 65535));
-  uint64_t timeout_ms = opts.number("timeout-ms", 1, kMaxTimeoutMs);
+  uint64_t timeout_ms = timeout_option(opts);
   std::optional<uint64_t> expected;
   if (opts.get("bytes")) expected = opts.number("bytes", 0, kMaxTcpBytes);
   enter_netns(opts);
@@ -374,7 +387,7 @@ int tcp_send(const Options& opts) {
   std::string to_text = opts.required("to");
   SockAddr to = require_addr(opts, "to", port);
   uint64_t bytes = opts.number("bytes", 0, kMaxTcpBytes);
-  uint64_t timeout_ms = opts.number("timeout-ms", 1, kMaxTimeoutMs);
+  uint64_t timeout_ms = timeout_option(opts);
   enter_netns(opts);
 
   auto timeout = std::chrono::milliseconds(timeout_ms);

@@ -49,3 +49,21 @@ TEST(Compat, UnknownTraitsAreNotGuessed) {
     CompatTraits table{BPF_PROG_TYPE_XDP, true, BPF_XDP, false};
     EXPECT_TRUE(compat_differences(handler, table).empty());
 }
+
+TEST(Compat, FreplaceOwnerNamesTheAttachTypeCheck) {
+    // A jump table owned by a freplace program (libxdp's dispatcher runs
+    // programs as freplace extensions): its expected attach type is none.
+    CompatTraits handler{BPF_PROG_TYPE_XDP, true, BPF_XDP, false};
+    CompatTraits table{BPF_PROG_TYPE_XDP, true, 0u, false, true};
+    auto d = compat_differences(handler, table);
+    ASSERT_EQ(d.size(), 1u);
+    EXPECT_EQ(d[0],
+              "expected attach type differs: handler xdp, jump table none (the jump table's owner is a freplace "
+              "program, as under libxdp's dispatcher; kernels with the prog-array attach-type check, Linux 6.17 "
+              "and its stable backports such as Debian 12's 6.1.1xx, take only programs with the owner's expected "
+              "attach type)");
+    // Not a freplace owner: no such explanation, and 0 is still "none".
+    table.freplace = false;
+    EXPECT_EQ(compat_differences(handler, table),
+              std::vector<std::string>{"expected attach type differs: handler xdp, jump table none"});
+}

@@ -13,28 +13,28 @@
 using tcd::ExitCode;
 
 TEST(Keys, Numbers) {
-    EXPECT_EQ(*tcd::parse_key("0"), 0u);
-    EXPECT_EQ(*tcd::parse_key("6"), 6u);
-    EXPECT_EQ(*tcd::parse_key("255"), 255u);
-    EXPECT_EQ(*tcd::parse_key("0x11"), 17u);
+    EXPECT_EQ(*tcd::parse_proto("0"), 0u);
+    EXPECT_EQ(*tcd::parse_proto("6"), 6u);
+    EXPECT_EQ(*tcd::parse_proto("255"), 255u);
+    EXPECT_EQ(*tcd::parse_proto("0x11"), 17u);
 }
 
 TEST(Keys, Names) {
-    EXPECT_EQ(*tcd::parse_key("tcp"), 6u);
-    EXPECT_EQ(*tcd::parse_key("TCP"), 6u);
-    EXPECT_EQ(*tcd::parse_key("udp"), 17u);
-    EXPECT_EQ(*tcd::parse_key("icmp"), 1u);
-    EXPECT_EQ(*tcd::parse_key("ipv6-icmp"), 58u);
-    EXPECT_EQ(*tcd::parse_key("icmpv6"), 58u);
-    EXPECT_EQ(*tcd::parse_key("gre"), 47u);
-    EXPECT_EQ(*tcd::parse_key("esp"), 50u);
-    EXPECT_EQ(*tcd::parse_key("ah"), 51u);
-    EXPECT_EQ(*tcd::parse_key("sctp"), 132u);
+    EXPECT_EQ(*tcd::parse_proto("tcp"), 6u);
+    EXPECT_EQ(*tcd::parse_proto("TCP"), 6u);
+    EXPECT_EQ(*tcd::parse_proto("udp"), 17u);
+    EXPECT_EQ(*tcd::parse_proto("icmp"), 1u);
+    EXPECT_EQ(*tcd::parse_proto("ipv6-icmp"), 58u);
+    EXPECT_EQ(*tcd::parse_proto("icmpv6"), 58u);
+    EXPECT_EQ(*tcd::parse_proto("gre"), 47u);
+    EXPECT_EQ(*tcd::parse_proto("esp"), 50u);
+    EXPECT_EQ(*tcd::parse_proto("ah"), 51u);
+    EXPECT_EQ(*tcd::parse_proto("sctp"), 132u);
 }
 
 TEST(Keys, BadKeysAreUsageErrors) {
     for (const char* bad : {"256", "-1", "1000000000000000000000", "", "tcpx", "6a", "0x100", " 6"}) {
-        auto k = tcd::parse_key(bad);
+        auto k = tcd::parse_proto(bad);
         ASSERT_FALSE(k) << bad;
         EXPECT_EQ(k.error().code, ExitCode::usage) << bad;
         EXPECT_FALSE(k.error().why.empty());
@@ -48,7 +48,7 @@ TEST(Keys, ProtoNames) {
     EXPECT_EQ(tcd::proto_name(51), "ah");
     EXPECT_EQ(tcd::proto_name(250), "");
     // Every built-in name parses back to its key.
-    for (const auto& [key, name] : tcd::builtin_protocols()) EXPECT_EQ(*tcd::parse_key(name), key) << name;
+    for (const auto& [key, name] : tcd::builtin_protocols()) EXPECT_EQ(*tcd::parse_proto(name), key) << name;
 }
 
 TEST(HandlerSpec, Forms) {
@@ -160,6 +160,6 @@ TEST(PortKeys, DISABLED_WithoutSystemFiles) {
     EXPECT_EQ(tcd::service_name(80), "http");
     // A name only /etc/services knows is unknown now.
     EXPECT_FALSE(tcd::parse_port("gopher"));
-    EXPECT_EQ(*tcd::parse_key("tcp"), 6u);
-    EXPECT_EQ(*tcd::parse_key("udp"), 17u);
+    EXPECT_EQ(*tcd::parse_proto("tcp"), 6u);
+    EXPECT_EQ(*tcd::parse_proto("udp"), 17u);
 }

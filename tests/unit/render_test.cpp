@@ -95,7 +95,11 @@ TEST(RenderStatus, Shape) {
     s.loaded = true;
     s.dispatcher = tcd::DispatcherStatus{7, "tag", "pass", 0, 100, 800, 600};
     s.wired = wiring();
-    s.attached = {{"eth0", 2, "", "native", false}};
+    tcd::Attachment eth0;
+    eth0.ifname = "eth0";
+    eth0.ifindex = 2;
+    eth0.mode = tcd::AttachMode::native;
+    s.attached = {eth0};
     auto j = tcd::render::status_json(s);
     EXPECT_EQ(j["pin_dir"], "/sys/fs/bpf/tcd");
     EXPECT_EQ(j["loaded"], true);
@@ -110,6 +114,62 @@ TEST(RenderStatus, Shape) {
     tcd::Status off;
     off.pin_dir = "/x";
     EXPECT_TRUE(tcd::render::status_json(off)["dispatcher"].is_null());
+}
+
+// A tcx link: mode tcx, its direction and place in the chain (plain and
+// JSON); a clsact filter stays mode tc, without a place.
+TEST(RenderStatus, TcxAndClsactAttachments) {
+    tcd::Status s;
+    s.pin_dir = "/sys/fs/bpf/tcd";
+    s.loaded = true;
+    s.kind.hook = tcd::Hook::tc;
+    s.dispatcher = tcd::DispatcherStatus{7, "tag", "next", 0, 100, 800, 600};
+    tcd::Attachment link;
+    link.ifname = "eth0";
+    link.ifindex = 2;
+    link.mode = tcd::AttachMode::tcx;
+    link.direction = tcd::Direction::ingress;
+    link.position = 2;
+    link.chain = 3;
+    tcd::Attachment filter = link;
+    filter.mode = tcd::AttachMode::tc;
+    filter.direction = tcd::Direction::egress;
+    s.attached = {link, filter};
+    auto j = tcd::render::status_json(s);
+    EXPECT_EQ(j["dispatcher"]["miss_action"], "next");
+    EXPECT_EQ(j["attached"][0]["mode"], "tcx");
+    EXPECT_EQ(j["attached"][0]["direction"], "ingress");
+    EXPECT_EQ(j["attached"][0]["position"], 2);
+    EXPECT_EQ(j["attached"][0]["chain"], 3);
+    EXPECT_EQ(j["attached"][1]["mode"], "tc");
+    EXPECT_EQ(j["attached"][1]["direction"], "egress");
+    EXPECT_FALSE(j["attached"][1].contains("position"));
+    std::string plain = tcd::render::status_plain(s, false);
+    EXPECT_NE(plain.find("attached: eth0 ingress (ifindex 2, netns -, tcx link, 2 of 3 in the chain)"),
+              std::string::npos)
+        << plain;
+    EXPECT_NE(plain.find("attached: eth0 egress (ifindex 2, netns -, tc clsact)"), std::string::npos) << plain;
+}
+
+// One table of names each for modes, directions and orders; next is tc's.
+TEST(AttachNames, RoundTrip) {
+    for (auto m : {tcd::AttachMode::auto_mode, tcd::AttachMode::native, tcd::AttachMode::skb, tcd::AttachMode::hw,
+                   tcd::AttachMode::tc, tcd::AttachMode::tcx})
+        EXPECT_EQ(tcd::attach_mode_from_name(tcd::mode_name(m)), m) << tcd::mode_name(m);
+    EXPECT_EQ(*tcd::parse_xdp_mode("drv"), tcd::AttachMode::native);
+    EXPECT_FALSE(tcd::parse_xdp_mode("tcx"));
+    EXPECT_EQ(*tcd::parse_direction(""), tcd::Direction::none);
+    EXPECT_EQ(*tcd::parse_direction("egress"), tcd::Direction::egress);
+    EXPECT_FALSE(tcd::parse_direction("both"));
+    EXPECT_EQ(*tcd::parse_order("first"), tcd::Order::first);
+    EXPECT_STREQ(tcd::order_name(tcd::Order::last), "last");
+    EXPECT_FALSE(tcd::parse_order("middle"));
+    EXPECT_EQ(*tcd::parse_miss_action("next", tcd::Hook::tc), tcd::MissAction::next);
+    EXPECT_FALSE(tcd::parse_miss_action("next", tcd::Hook::xdp));
+    EXPECT_EQ(tcd::default_miss_action(tcd::Hook::tc), tcd::MissAction::next);
+    EXPECT_EQ(tcd::default_miss_action(tcd::Hook::xdp), tcd::MissAction::pass);
+    EXPECT_EQ(tcd::miss_action_verdict(tcd::MissAction::next, tcd::Hook::tc), uint32_t(-1));  // TC_ACT_UNSPEC
+    EXPECT_EQ(tcd::undispatched_verdict(tcd::MissAction::drop, tcd::Hook::tc), 0u);          // TC_ACT_OK
 }
 
 TEST(RenderTrace, FrameShape) {

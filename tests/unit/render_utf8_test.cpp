@@ -9,7 +9,7 @@ TEST(RenderUtf8, InvalidInterfaceNameIsReplacedNotThrown) {
     r.changed = true;
     r.where.ifname = std::string("ve\xff\xfe", 4);
     r.where.ifindex = 7;
-    r.where.mode = "skb";
+    r.where.mode = tcd::AttachMode::skb;
     auto j = tcd::render::attach_json(r);
     EXPECT_THROW((void)j.dump(), nlohmann::json::type_error);  // the case is real
     std::string out;

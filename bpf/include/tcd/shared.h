@@ -77,7 +77,7 @@ struct tcd_attach_key {
 struct tcd_attach_val {
 	char ifname[16];
 	char netns[TCD_NETNS_PATH_MAX];	/* path used to enter it, "" = tcd's own */
-	__u32 mode;			/* enum xdp_attach_mode */
+	__u32 mode;			/* enum xdp_attach_mode; tc: 0 clsact, 16 tcx link */
 	__u32 multiprog;		/* 1 = libxdp multi-program dispatcher */
 	__u32 made_qdisc;		/* tc: tcd created the clsact qdisc */
 	__u32 pad;

@@ -1,0 +1,197 @@
+// tc through a tcx link (kernel 6.6+): tcd's program joins the interface's
+// chain of tcx programs at its head or tail, beside other agents' programs
+// and other tcd instances. The link is pinned in the instance's links/
+// directory so that it outlives tcd; unpinning it detaches. libbpf 1.1 and
+// Debian 12's headers know nothing of tcx, so the few commands and
+// constants used are spelled out here (from the kernel's uapi linux/bpf.h).
+#include <bpf/bpf.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fmt/format.h>
+
+#include "core/attach_impl.h"
+#include "core/attach_records.h"
+#include "core/bpffs.h"
+#include "core/crashpoint.h"
+
+namespace tcd {
+namespace {
+
+constexpr uint32_t kBpfTcxIngress = 46;  // enum bpf_attach_type
+constexpr uint32_t kBpfTcxEgress = 47;
+constexpr uint32_t kBpfLinkTypeTcx = 11;  // enum bpf_link_type
+constexpr uint32_t kBpfFBefore = 1u << 3;
+constexpr uint32_t kBpfFAfter = 1u << 4;
+constexpr int kCmdProgQuery = 16;   // BPF_PROG_QUERY
+constexpr int kCmdLinkCreate = 28;  // BPF_LINK_CREATE
+
+uint32_t attach_type(Direction d) { return d == Direction::egress ? kBpfTcxEgress : kBpfTcxIngress; }
+
+// union bpf_attr, the link_create part with its tcx member.
+struct LinkCreateAttr {
+    uint32_t prog_fd;
+    uint32_t target_ifindex;
+    uint32_t attach_type;
+    uint32_t flags;
+    uint32_t relative_fd;
+    uint32_t pad;
+    uint64_t expected_revision;
+};
+
+// union bpf_attr, the query part as tcx fills it.
+struct QueryAttr {
+    uint32_t target_ifindex;
+    uint32_t attach_type;
+    uint32_t query_flags;
+    uint32_t attach_flags;
+    uint64_t prog_ids;
+    uint32_t count;
+    uint32_t pad;
+    uint64_t prog_attach_flags;
+    uint64_t link_ids;
+    uint64_t link_attach_flags;
+    uint64_t revision;
+};
+
+// struct bpf_link_info with its tcx member.
+struct LinkInfo {
+    uint32_t type;
+    uint32_t id;
+    uint32_t prog_id;
+    uint32_t pad;
+    uint32_t ifindex;
+    uint32_t attach_type;
+    uint64_t rest[6];
+};
+
+long sys_bpf(int cmd, void* attr, unsigned size) { return ::syscall(__NR_bpf, cmd, attr, size); }
+
+// The program ids of the chain at ifindex/direction, head first.
+Result<std::vector<uint32_t>> chain(uint32_t ifindex, Direction d) {
+    std::vector<uint32_t> ids(64);
+    QueryAttr q{};
+    q.target_ifindex = ifindex;
+    q.attach_type = attach_type(d);
+    q.prog_ids = reinterpret_cast<uint64_t>(ids.data());
+    q.count = static_cast<uint32_t>(ids.size());
+    if (sys_bpf(kCmdProgQuery, &q, sizeof q) != 0) return fail_errno("query the tcx chain", errno);
+    ids.resize(std::min<size_t>(q.count, ids.size()));
+    return ids;
+}
+
+std::optional<LinkInfo> link_info(int fd) {
+    LinkInfo info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return std::nullopt;
+    return info;
+}
+
+class TcxAttacher final : public HookAttacher {
+public:
+    std::optional<Attachment> find(const Instance& in, const Place& at, uint32_t prog_id) const override {
+        std::string pin = tcx_link_pin(in, at.netns_ino, at.ifindex, at.direction);
+        UniqueFd fd(bpf_obj_get(pin.c_str()));
+        if (!fd) return std::nullopt;
+        auto info = link_info(fd.get());
+        // A link whose interface went away stays pinned but defunct (ifindex 0).
+        if (!info || info->type != kBpfLinkTypeTcx || info->ifindex != at.ifindex ||
+            info->attach_type != attach_type(at.direction) || info->prog_id != prog_id)
+            return std::nullopt;
+        Attachment a = attachment_at(at, AttachMode::tcx);
+        a.link_pin = pin;
+        if (auto ids = chain(at.ifindex, at.direction)) {
+            a.chain = static_cast<uint32_t>(ids->size());
+            for (size_t i = 0; i < ids->size(); i++)
+                if ((*ids)[i] == prog_id) a.position = static_cast<uint32_t>(i + 1);
+        }
+        return a;
+    }
+
+    Result<AttachResult> attach(const Instance& in, const Place& at, const AttachOptions& opt) const override {
+        AttachResult res;
+        res.where = attachment_at(at, AttachMode::tcx);
+        std::string dir = tcx_links_dir(in);
+        std::string pin = tcx_link_pin(in, at.netns_ino, at.ifindex, at.direction);
+        res.where.link_pin = pin;
+        auto made = bpffs::make_dirs(dir);
+        if (!made) return propagate(made);
+        // Recorded first: a kill before the link is pinned leaves a record
+        // (status calls it stale), and the link goes with the process.
+        if (auto r = record(in, res.where, at.netns_ino); !r) return propagate(r);
+        crash_point("attach");
+        LinkCreateAttr a{};
+        a.prog_fd = static_cast<uint32_t>(in.dispatcher_fd());
+        a.target_ifindex = at.ifindex;
+        a.attach_type = attach_type(at.direction);
+        a.flags = opt.order.value_or(Order::last) == Order::first ? kBpfFBefore : kBpfFAfter;
+        UniqueFd link(static_cast<int>(sys_bpf(kCmdLinkCreate, &a, sizeof a)));
+        if (!link) {
+            int err = errno;
+            forget(in, at.netns_ino, at.ifindex, at.direction);
+            return fail_errno("attach " + at.ifname + " " + direction_name(at.direction) + " (tcx link)", err);
+        }
+        crash_point("attach");  // the link made, not pinned yet
+        ::unlink(pin.c_str());  // a defunct link of an interface that went away
+        if (bpf_obj_pin(link.get(), pin.c_str()) != 0) {
+            int err = errno;
+            forget(in, at.netns_ino, at.ifindex, at.direction);
+            return fail_errno("pin the tcx link at " + pin, err);
+        }
+        crash_point("attach");
+        res.changed = true;
+        if (auto found = find(in, at, in.dispatcher().id)) res.where = *found;
+        return res;
+    }
+
+    Result<> detach(const Instance&, const Attachment& a) const override {
+        UniqueFd fd(bpf_obj_get(a.link_pin.c_str()));
+        if (fd && bpf_link_detach(fd.get()) != 0 && errno != ENOLINK)
+            return fail_errno("detach " + a.ifname + " " + direction_name(a.direction) + " (tcx link)", errno);
+        if (::unlink(a.link_pin.c_str()) != 0 && errno != ENOENT)
+            return fail_errno("remove the link pin " + a.link_pin, errno);
+        std::string dir = a.link_pin.substr(0, a.link_pin.rfind('/'));
+        if (bpffs::list_pins(dir).empty()) ::rmdir(dir.c_str());
+        return {};
+    }
+
+    Result<> swap(const Attachment& a, int new_fd, int old_fd) const override {
+        UniqueFd fd(bpf_obj_get(a.link_pin.c_str()));
+        if (!fd) return fail_errno("open the tcx link " + a.link_pin, errno);
+        LIBBPF_OPTS(bpf_link_update_opts, o, .flags = BPF_F_REPLACE, .old_prog_fd = static_cast<__u32>(old_fd));
+        if (bpf_link_update(fd.get(), new_fd, &o) != 0)
+            return fail_errno("replace the dispatcher on " + a.ifname + " " + direction_name(a.direction), errno);
+        return {};
+    }
+};
+
+}  // namespace
+
+const HookAttacher& tcx_attacher() {
+    static const TcxAttacher a;
+    return a;
+}
+
+std::string tcx_links_dir(const Instance& in) { return in.paths().dir + "/links"; }
+
+std::string tcx_link_pin(const Instance& in, uint64_t netns_ino, uint32_t ifindex, Direction d) {
+    return fmt::format("{}/tcx-{}-{}-{}", tcx_links_dir(in), netns_ino, ifindex, direction_name(d));
+}
+
+bool tcx_supported() {
+    if (const char* knob = std::getenv("TCD_TEST_NO_TCX"); knob && std::strcmp(knob, "1") == 0) return false;
+    // A kernel without tcx refuses the attach type in BPF_PROG_QUERY (EINVAL);
+    // one with it lists the (maybe empty) chain of the loopback device.
+    static const bool has = [] {
+        QueryAttr q{};
+        q.target_ifindex = 1;
+        q.attach_type = kBpfTcxIngress;
+        return sys_bpf(kCmdProgQuery, &q, sizeof q) == 0;
+    }();
+    return has;
+}
+
+}  // namespace tcd

@@ -1,0 +1,52 @@
+// Kernel feature probes. tcd asks the kernel whether it has a feature (a
+// two-instruction program, a one-entry map, a link to no interface) instead of
+// comparing version numbers: distributions backport features, and a version
+// says nothing about lockdown or config. Each answer is remembered for the
+// process.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/error.h"
+
+namespace tcd::probe {
+
+enum class Feature {
+    xdp_frags,           // BPF_F_XDP_HAS_FRAGS at program load
+    percpu_array_batch,  // BPF_MAP_LOOKUP_BATCH on (per-CPU) arrays
+    tcx,                 // BPF_TCX_INGRESS / BPF_TCX_EGRESS links
+    // Not a feature but a rule: a prog array takes only programs with its
+    // owner's expected attach type (6.17; stable backports, among them
+    // Debian 12's 6.1.1xx). It matters where the owner is a freplace program.
+    prog_array_attach_check,
+};
+
+struct FeatureInfo {
+    const char* name;   // "tcx links", as errors name it
+    const char* since;  // the mainline release that brings it: "6.6"
+    const char* hint;   // what to do without it, or what tcd does instead
+};
+const FeatureInfo& info(Feature f);
+
+// Whether this kernel has the feature. An error when it cannot be asked
+// (no privileges to load a program or make a map).
+Result<bool> has(Feature f);
+
+// `WHAT: this kernel lacks NAME (Linux SINCE brings it) (HINT)`; the hint is
+// the feature's own unless one is given.
+Error missing(Feature f, const std::string& what, const std::string& hint = {});
+
+// Succeeds when the kernel has the feature; otherwise missing(), or the
+// error that kept the probe from running.
+Result<> require(Feature f, const std::string& what, const std::string& hint = {});
+
+// Tests only: make has() answer `v` for `f` (nullopt: probe again).
+void override_for_test(Feature f, std::optional<bool> v);
+
+// The attach types tcx links use (linux/bpf.h from 6.6 on; Debian 12's
+// headers are older).
+inline constexpr unsigned kTcxIngress = 46;
+inline constexpr unsigned kTcxEgress = 47;
+
+}  // namespace tcd::probe

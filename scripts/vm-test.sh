@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# Runs tcd's kernel and end-to-end tests on a second kernel: Debian 12's own
+# 6.1 kernel, booted in qemu (TCG: no KVM needed). The guest mounts this
+# machine's root read-only over 9p and chroots into it, so it runs the very
+# binaries built here (BUILD_DIR, default build), as root, with lockdown none.
+#
+#   scripts/vm-test.sh                 the guest suite (see GUEST SUITE below)
+#   scripts/vm-test.sh --run 'CMD'     run CMD (bash -c) in the guest, from the
+#                                      checkout's root; exit with its status
+#   scripts/vm-test.sh --help
+#
+# It prints the guest's `uname -r` and a summary, and exits 0 (all passed),
+# 1 (a failure), or 77 (skipped: no qemu, no kernel package, no boot; with
+# CI=true each of these is a failure instead). A hard timeout bounds the run
+# and no qemu process outlives the script.
+#
+# Environment:
+#   BUILD_DIR          the build to test (default build)
+#   TCD_VM_TIMEOUT     hard limit for the whole guest run, seconds (default 1800)
+#   TCD_VM_MEM         guest memory (default 2G); TCD_VM_SMP vCPUs (default 2)
+#   TCD_VM_CACHE       kernel cache (default /var/cache/tcd-vm), one directory
+#                      per package and version
+#   TCD_VM_KERNEL_PKG  the kernel package (default: the -unsigned twin of what
+#                      linux-image-amd64 depends on, i.e. Debian 12's current 6.1)
+#   TCD_VM_MODULES     extra kernel modules to load in the guest (names)
+#   TCD_VM_KEEP=1      keep the results directory (its path is printed)
+# Guest runs are serialised with a lock (/run/lock/tcd-vm.lock): TCG is
+# CPU-heavy, one guest at a time.
+#
+# GUEST SUITE (what runs in the guest, and what is smaller there; the README's
+# "Kernels" section says the same):
+#   tcd_kernel_tests      all; the differential test with TCD_DIFF_FRAMES=100000
+#                         (1000000 on the host): TCG runs BPF many times slower
+#   tcd_e2e_tests         all; Concurrency with TCD_CONCURRENCY_SECONDS=10 (60)
+#   tcd_apply_tests       all
+#   tcd_completion_tests  all
+#   demo                  scripts/demo.sh, checked as ctest's e2e.Demo checks it
+# with TCD_TEST_SLOWDOWN=10: tcd_peer's timeouts are 10x longer, and
+# E2E.LiveSwapLosesNothing asks for 20 swaps during its stream, not 200, and
+# E2E.WatchEndsWithStatusZeroOnCtrlC waits 5 s, not 0.5, before its Ctrl-C.
+# Nothing is left out. Unit, sync, sanitizer, fuzz and package tests do not
+# touch the kernel and run on the host only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BUILD_DIR=${BUILD_DIR:-build}
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+# ---------------------------------------------------------------- in the guest
+# The suite, run inside the guest (chrooted into the host's root) by the job
+# the host writes. Each binary gets its own timeout; results go to $OUT.
+guest_suite() {
+  local OUT=/tmp/vm fail=0
+  : > "$OUT/summary"
+  run_one() {  # name timeout cmd...
+    local name=$1 t=$2; shift 2
+    local log="$OUT/$name.log" start end rc
+    echo "=== guest: $name"
+    start=$(date +%s)
+    set +e
+    timeout -k 10 "$t" "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    end=$(date +%s)
+    local passed failed skipped
+    passed=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+    failed=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+    skipped=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+    local what="rc $rc"
+    [ "$rc" = 124 ] || [ "$rc" = 137 ] && what="TIMEOUT after ${t}s"
+    if [ -n "$passed$failed" ]; then
+      what="$what, passed ${passed:-0}, failed ${failed:-0}, skipped ${skipped:-0}"
+    fi
+    printf '%-22s %s, %ss\n' "$name" "$what" "$((end - start))" >> "$OUT/summary"
+    [ "$rc" = 0 ] || fail=1
+  }
+  local B=$BUILD_DIR/tests
+  # TCG runs everything about ten times slower: tcd_peer's waits and the
+  # rate floors of the e2e tests stretch by this factor (tests/tools/tcd_peer.cpp).
+  export TCD_TEST_SLOWDOWN=${TCD_TEST_SLOWDOWN:-10}
+  TCD_DIFF_FRAMES=${TCD_DIFF_FRAMES:-100000} run_one kernel 1200 "$B/tcd_kernel_tests"
+  TCD_CONCURRENCY_SECONDS=${TCD_CONCURRENCY_SECONDS:-10} run_one e2e 1200 "$B/tcd_e2e_tests"
+  run_one apply 600 "$B/tcd_apply_tests"
+  run_one completion 600 "$B/tcd_completion_tests"
+  run_one demo 600 bash -c '
+    log=$(mktemp); trap "rm -f $log" EXIT
+    TCD_DEMO_NO_SETUP=1 BUILD_DIR="$1" scripts/demo.sh >"$log" 2>&1 || { cat "$log"; exit 1; }
+    cat "$log"
+    grep -q "^udp received 500$" "$log" && grep -q "udp with '"'drop'"' wired: received 0 of 100" "$log"' demo "$BUILD_DIR"
+  return $fail
+}
+
+if [ "${1:-}" = --guest-suite ]; then
+  guest_suite
+  exit $?
+fi
+
+# ---------------------------------------------------------------- on the host
+RUN_CMD=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --run) [ $# -ge 2 ] || { echo "vm-test: --run needs a command" >&2; exit 2; }; RUN_CMD=$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "vm-test: unknown argument $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+TIMEOUT=${TCD_VM_TIMEOUT:-1800}
+MEM=${TCD_VM_MEM:-2G}
+SMP=${TCD_VM_SMP:-2}
+CACHE=${TCD_VM_CACHE:-/var/cache/tcd-vm}
+
+# A missing prerequisite: a skip, except in CI.
+unavailable() {
+  if [ "${CI:-}" = true ]; then
+    echo "vm-test: FAIL: $* (CI=true: the guest run is required)" >&2
+    exit 1
+  fi
+  echo "vm-test: SKIP: $*" >&2
+  exit 77
+}
+
+[ "$(id -u)" = 0 ] || unavailable "needs root (qemu exports / over 9p; the guest runs as root)"
+QEMU=$(command -v qemu-system-x86_64 || true)
+[ -n "$QEMU" ] || unavailable "qemu-system-x86_64 not found: install qemu-system-x86 (scripts/packages.txt)"
+BUSYBOX=/bin/busybox
+file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' \
+  || unavailable "$BUSYBOX is not a static busybox: install busybox-static (scripts/packages.txt)"
+command -v cpio >/dev/null || unavailable "cpio not found: install cpio (scripts/packages.txt)"
+if [ -z "$RUN_CMD" ]; then
+  for t in tcd tests/tcd_kernel_tests tests/tcd_e2e_tests tests/tcd_apply_tests tests/tcd_completion_tests tests/tcd_peer; do
+    [ -x "$BUILD_DIR/$t" ] || { echo "vm-test: FAIL: $BUILD_DIR/$t not built (cmake --build $BUILD_DIR)" >&2; exit 1; }
+  done
+fi
+
+# --- the kernel: Debian 12's current 6.1, cached by package and version
+# One apt-cache call (each takes seconds): linux-image-amd64's Depends names
+# the signed image and its version, which the -unsigned twin shares.
+PKG=${TCD_VM_KERNEL_PKG:-} VER=
+if [ -z "$PKG" ]; then
+  read -r PKG VER < <(apt-cache show --no-all-versions linux-image-amd64 2>/dev/null |
+    sed -n 's/^Depends: .*\(linux-image-6\.1\.0-[0-9]*-amd64\) (= \([^)]*\)).*/\1-unsigned \2/p' | head -1) || true
+fi
+if [ -z "$PKG" ]; then  # no apt answer: the newest kernel already cached
+  cached=$(ls -d "$CACHE"/linux-image-*_*/.complete 2>/dev/null | sort -V | tail -1)
+  [ -n "$cached" ] && { cached=$(basename "$(dirname "$cached")"); PKG=${cached%%_*} VER=${cached#*_}; }
+fi
+[ -n "$PKG" ] || unavailable "apt knows no Debian 12 kernel (linux-image-amd64 -> linux-image-6.1.0-N-amd64; apt-get update?)"
+if [ -z "$VER" ]; then
+  VER=$(apt-cache show --no-all-versions "$PKG" 2>/dev/null | sed -n 's/^Version: //p' | head -1)
+fi
+[ -n "$VER" ] || unavailable "apt knows no version of $PKG"
+KDIR="$CACHE/${PKG}_$VER"
+mkdir -p "$CACHE"
+(
+  flock 9
+  if [ ! -e "$KDIR/.complete" ]; then
+    echo "vm-test: fetching $PKG $VER into $KDIR"
+    rm -rf "$KDIR" "$KDIR.tmp"
+    mkdir -p "$KDIR.tmp"
+    (cd "$KDIR.tmp" && apt-get download -q "$PKG=$VER" >/dev/null 2>&1) || { rm -rf "$KDIR.tmp"; exit 3; }
+    dpkg-deb -x "$KDIR.tmp"/*.deb "$KDIR.tmp/root"
+    mv "$KDIR.tmp/root" "$KDIR" && rm -rf "$KDIR.tmp"
+    touch "$KDIR/.complete"
+  fi
+) 9>"$CACHE/.lock" || unavailable "could not download $PKG=$VER (apt-get download; network?)"
+KVER=$(basename "$(ls -d "$KDIR"/lib/modules/*/ | head -1)")
+VMLINUZ="$KDIR/boot/vmlinuz-$KVER"
+[ -f "$VMLINUZ" ] || unavailable "no kernel image in $KDIR"
+
+# --- the results directory (the guest's writable share) and the initramfs
+RES=$(mktemp -d /tmp/tcd-vm.XXXXXX)
+QEMU_PIDFILE="$RES/qemu.pid"
+TIMEOUT_PID=
+cleanup() {
+  local rc=$?
+  if [ -s "$QEMU_PIDFILE" ]; then
+    local p
+    p=$(cat "$QEMU_PIDFILE" 2>/dev/null || true)
+    if [ -n "$p" ] && [ "$(cat /proc/"$p"/comm 2>/dev/null)" = qemu-system-x86 ]; then
+      kill "$p" 2>/dev/null || true
+      sleep 1
+      kill -9 "$p" 2>/dev/null || true
+    fi
+  fi
+  [ -n "$TIMEOUT_PID" ] && kill "$TIMEOUT_PID" 2>/dev/null || true
+  if [ "${TCD_VM_KEEP:-}" = 1 ]; then echo "vm-test: results kept in $RES" >&2; else rm -rf "$RES"; fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+INITRD="$RES/initrd.cpio.gz"
+mkdir -p "$RES/initrd/bin" "$RES/initrd/modules" "$RES/initrd/proc" "$RES/initrd/sys" "$RES/initrd/dev" "$RES/share"
+cp "$BUSYBOX" "$RES/initrd/bin/busybox"
+
+# Modules in dependency order: the depends= of each .ko (read from its
+# .modinfo section), found through modules.order; built-ins are skipped.
+MODDIR="$KDIR/lib/modules/$KVER"
+declare -A MOD_DONE=()
+MOD_LIST=()
+mod_path() { grep -E "/$1\.ko$|/${1//_/-}\.ko$" "$MODDIR/modules.order" | head -1; }
+add_mod() {
+  local name=${1//-/_} path dep
+  [ -n "${MOD_DONE[$name]:-}" ] && return 0
+  MOD_DONE[$name]=1
+  path=$(mod_path "$name")
+  if [ -z "$path" ]; then
+    grep -qE "/($name|${name//_/-})\.ko$" "$MODDIR/modules.builtin" && return 0
+    echo "vm-test: FAIL: kernel module $name not in $PKG" >&2
+    exit 1
+  fi
+  for dep in $(tr '\0' '\n' < "$MODDIR/$path" | sed -n 's/^depends=//p' | tr ',' ' '); do add_mod "$dep"; done
+  cp "$MODDIR/$path" "$RES/initrd/modules/"
+  MOD_LIST+=("$(basename "$path")")
+}
+for m in virtio_pci 9pnet_virtio 9p veth sch_ingress cls_bpf ${TCD_VM_MODULES:-}; do add_mod "$m"; done
+printf '%s\n' "${MOD_LIST[@]}" > "$RES/initrd/modules/order"
+
+cat > "$RES/initrd/init" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+stty -onlcr 2>/dev/null
+for m in $(cat /modules/order); do
+  insmod /modules/$m || echo "init: insmod $m failed"
+done
+R=/newroot
+mkdir -p $R
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 tcdroot $R || { echo "init: 9p root mount failed"; poweroff -f; }
+mount -t proc proc $R/proc
+mount -t sysfs sysfs $R/sys
+mount -t devtmpfs devtmpfs $R/dev
+mkdir -p $R/dev/pts $R/dev/shm
+mount -t devpts devpts $R/dev/pts
+mount -t tmpfs tmpfs $R/dev/shm
+mount -t tmpfs tmpfs $R/tmp
+mount -t tmpfs tmpfs $R/run
+mount -t bpf bpf $R/sys/fs/bpf
+mount -t securityfs securityfs $R/sys/kernel/security 2>/dev/null
+mount -t tracefs tracefs $R/sys/kernel/tracing 2>/dev/null
+mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
+mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
+mkdir -p $R/tmp/vm $R/run/lock
+mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=262144 tcdres $R/tmp/vm || { echo "init: 9p results mount failed"; poweroff -f; }
+ip link set lo up
+hostname tcd-vm
+touch $R/tmp/vm/booted
+chroot $R /bin/bash /tmp/vm/job.sh
+echo $? > $R/tmp/vm/rc
+sync
+umount $R/tmp/vm
+poweroff -f
+EOF
+chmod +x "$RES/initrd/init"
+(cd "$RES/initrd" && find . | cpio -o -H newc --quiet | gzip -1) > "$INITRD"
+
+# The job: environment, then the suite or the caller's command.
+{
+  echo "cd $(printf %q "$ROOT")"
+  echo "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/home TERM=dumb"
+  echo "export BUILD_DIR=$(printf %q "$BUILD_DIR") CI=$(printf %q "${CI:-}")"
+  for v in TCD_DIFF_FRAMES TCD_DIFF_SEED TCD_CONCURRENCY_SECONDS TCD_TEST_SLOWDOWN GTEST_FILTER; do
+    [ -n "${!v:-}" ] && echo "export $v=$(printf %q "${!v}")"
+  done
+  echo "mkdir -p \$HOME"
+  echo "echo \"guest: kernel \$(uname -r), lockdown: \$(cat /sys/kernel/security/lockdown 2>/dev/null || echo n/a)\""
+  if [ -n "$RUN_CMD" ]; then
+    echo "bash -c $(printf %q "$RUN_CMD")"
+  else
+    echo "exec bash scripts/vm-test.sh --guest-suite"
+  fi
+} > "$RES/share/job.sh"
+
+# --- boot, one guest at a time, under a hard timeout
+exec 8>/run/lock/tcd-vm.lock
+if ! flock -n 8; then
+  echo "vm-test: waiting for another guest run to finish (lock /run/lock/tcd-vm.lock)"
+  flock -w "$TIMEOUT" 8 || { echo "vm-test: FAIL: lock wait timed out" >&2; exit 1; }
+fi
+echo "vm-test: booting $PKG $VER ($KVER) in qemu (TCG, $SMP vCPUs, $MEM), timeout ${TIMEOUT}s"
+start=$(date +%s)
+set +e
+timeout -k 10 "$TIMEOUT" "$QEMU" \
+  -nodefaults -no-reboot -display none -monitor none \
+  -accel tcg,thread=multi -cpu max -smp "$SMP" -m "$MEM" \
+  -serial stdio -pidfile "$QEMU_PIDFILE" \
+  -kernel "$VMLINUZ" -initrd "$INITRD" \
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off rdinit=/init" \
+  -virtfs local,path=/,mount_tag=tcdroot,readonly=on,security_model=none,multidevs=remap \
+  -virtfs "local,path=$RES/share,mount_tag=tcdres,security_model=none" \
+  </dev/null &
+TIMEOUT_PID=$!
+wait "$TIMEOUT_PID"
+qrc=$?
+TIMEOUT_PID=
+set -e
+secs=$(( $(date +%s) - start ))
+
+echo
+if [ ! -e "$RES/share/booted" ]; then
+  [ "$qrc" = 124 ] && unavailable "the guest did not boot within ${TIMEOUT}s"
+  unavailable "the guest did not boot (qemu exit $qrc)"
+fi
+if [ ! -e "$RES/share/rc" ]; then
+  [ "$qrc" = 124 ] && echo "vm-test: FAIL: hard timeout (${TIMEOUT}s) hit; the guest was killed" >&2 \
+    || echo "vm-test: FAIL: the guest stopped before the job finished (qemu exit $qrc)" >&2
+  [ -s "$RES/share/summary" ] && cat "$RES/share/summary"
+  exit 1
+fi
+rc=$(cat "$RES/share/rc")
+if [ -z "$RUN_CMD" ]; then
+  echo "vm-test: guest kernel $KVER ($PKG $VER), ${secs}s in all"
+  cat "$RES/share/summary"
+  [ "$rc" = 0 ] && echo "vm-test: PASS" || echo "vm-test: FAIL (guest suite exit $rc)"
+fi
+exit "$rc"

@@ -1,0 +1,161 @@
+// Two network namespaces joined by a veth pair (tcdtest::Topology), and two
+// pin dirs, for the end-to-end tests of tc instances (kinds_e2e_test,
+// tcx_e2e_test). They are the test's own and go away in the destructor, also
+// when an assertion fails.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "tests/common/kernel.h"
+#include "tests/common/no_tcx.h"
+#include "tests/common/shell.h"
+#include "tests/common/topology.h"
+#include "tests/common/wait.h"
+
+namespace tcdtest {
+
+using nlohmann::json;
+
+// Namespaces A and B joined by va (in A) and vb (in B), and two pin dirs.
+// Addressed: 10.202.0.1/2 and fd00:202::1/2. Quiet: no addresses, IPv6 off,
+// MTU 9000, so nothing but the frames a test injects crosses the link.
+inline tcdtest::TopologySpec kinds_topology(bool quiet) {
+    tcdtest::TopologySpec spec{.prefix = "tcdk",
+                               .namespaces = {"a", "b"},
+                               .veths = {{.a = {"a", "va"}, .b = {"b", "vb"}}},
+                               .lo_up = true,
+                               .ipv6 = !quiet,
+                               .vlan_offload = false};
+    if (quiet) {
+        spec.veths[0].mtu = 9000;
+    } else {
+        spec.veths[0].a.addrs = {"10.202.0.1/24", "fd00:202::1/64"};
+        spec.veths[0].b.addrs = {"10.202.0.2/24", "fd00:202::2/64"};
+    }
+    return spec;
+}
+
+class Pair {
+public:
+    explicit Pair(bool quiet = false) : net_(kinds_topology(quiet)) {
+        std::string id = std::to_string(getpid());
+        dir1_ = "/sys/fs/bpf/tcdk" + id + "_1";
+        dir2_ = "/sys/fs/bpf/tcdk" + id + "_2";
+        unload();
+        // Neighbours resolved before a test counts or times anything (the
+        // first IPv6 neighbour solicitation after link-up can take a second).
+        if (net_.ok() && !quiet) {
+            auto resolved = tcdtest::wait_until(
+                [&] {
+                    return sh(in_ns(a(), "ping -q -c 1 -W 1 10.202.0.2")).rc == 0 &&
+                           sh(in_ns(a(), "ping -q -6 -c 1 -W 1 fd00:202::2")).rc == 0;
+                },
+                std::chrono::seconds(10), "va to reach vb by ping, over IPv4 and IPv6");
+            if (!resolved) error_ = resolved.message();
+        }
+    }
+    ~Pair() { unload(); }
+    void unload() {
+        std::string bin = TCD_BIN;
+        sh(bin + " -q -d " + dir1_ + " unload; " + bin + " -q -d " + dir2_ + " unload");
+    }
+    bool ok() const { return net_.ok() && error_.empty(); }
+    const std::string& error() const { return net_.ok() ? error_ : net_.error(); }
+    const std::string& a() const { return net_.ns("a"); }
+    const std::string& b() const { return net_.ns("b"); }
+    const std::string& dir1() const { return dir1_; }
+    const std::string& dir2() const { return dir2_; }
+
+    Cmd tcd(const std::string& dir, const std::string& args) const {
+        return sh(std::string(TCD_BIN) + " -d " + dir + " " + args);
+    }
+    json tcd_json(const std::string& dir, const std::string& args) const {
+        Cmd c = tcd(dir, "-j " + args);
+        EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
+        return json::parse(c.out.empty() ? "null" : c.out);
+    }
+    std::string in_ns(const std::string& ns, const std::string& cmd) const { return tcdtest::in_netns(ns, cmd); }
+    bool clsact_on_vb() const { return sh(in_ns(b(), "tc qdisc show dev vb")).out.find("clsact") != std::string::npos; }
+
+    // UDP datagrams from A to B (to an address of B, port); how many B got.
+    int udp(const std::string& to, int port, int count) const {
+        std::string peer = TCD_PEER;
+        std::string recv = peer + " udp-recv --netns " + b() + " --port " + std::to_string(port) + " --count " +
+                           std::to_string(count) + " --timeout-ms 700";
+        FILE* r = popen(recv.c_str(), "r");
+        if (!r) return -1;
+        char line[128] = {};
+        if (!fgets(line, sizeof line, r)) {  // "ready"
+            pclose(r);
+            return -1;
+        }
+        sh(peer + " udp-send --netns " + a() + " --to " + to + " --port " + std::to_string(port) + " --count " +
+           std::to_string(count) + " --interval-us 200");
+        int received = -1;
+        while (fgets(line, sizeof line, r))
+            if (std::sscanf(line, "received %d", &received) == 1) break;
+        pclose(r);
+        return received;
+    }
+    // A TCP connection from A to B carrying `bytes`.
+    bool tcp(const std::string& to, int port, int bytes) const {
+        std::string peer = TCD_PEER;
+        std::string listen = peer + " tcp-listen --netns " + b() + " --port " + std::to_string(port) +
+                             " --timeout-ms 3000 --bytes " + std::to_string(bytes);
+        FILE* l = popen(listen.c_str(), "r");
+        if (!l) return false;
+        char line[128] = {};
+        if (!fgets(line, sizeof line, l)) {
+            pclose(l);
+            return false;
+        }
+        Cmd s = sh(peer + " tcp-send --netns " + a() + " --to " + to + " --port " + std::to_string(port) +
+                   " --bytes " + std::to_string(bytes) + " --timeout-ms 3000");
+        int rc = pclose(l);
+        return s.rc == 0 && rc == 0;
+    }
+
+private:
+    tcdtest::Topology net_;
+    std::string dir1_, dir2_;
+    std::string error_;
+};
+
+#define PAIR(p, ...)                         \
+    TCD_REQUIRE_KERNEL();                    \
+    Pair p{__VA_ARGS__};                     \
+    ASSERT_TRUE(p.ok()) << "could not build the veth pair: " << p.error()
+
+inline const json* key_row(const json& stats, int key) {
+    for (const auto& k : stats["keys"])
+        if (k["key"] == key) return &k;
+    return nullptr;
+}
+
+inline uint64_t packets(const json& stats, int key) {
+    const json* r = key_row(stats, key);
+    return r ? (*r)["packets"].get<uint64_t>() : 0;
+}
+
+// Waits until the instance's total reaches `want` packets (veth's NAPI may
+// lag a moment); returns the last stats (the caller's assertions say what
+// they hold).
+inline json stats_when(const Pair& p, const std::string& dir, uint64_t want) {
+    json s;
+    (void)tcdtest::wait_until(
+        [&] {
+            s = p.tcd_json(dir, "stats --all");
+            return s.is_object() && s["total"]["packets"].get<uint64_t>() >= want;
+        },
+        std::chrono::seconds(10), "the counters to reach " + std::to_string(want) + " packets");
+    return s;
+}
+
+}  // namespace tcdtest

@@ -1,0 +1,298 @@
+// End to end for tc instances beside other programs (issue 12): on tcx links
+// next to another agent's tcx program and clsact filter, in the order asked,
+// two tcd instances on one interface and direction, detach and unload that
+// take out only tcd, a load --force under traffic, and the clsact fallback
+// (forced with the test knob TCD_TEST_NO_TCX, so it runs on this kernel).
+// The other agent is tests/bpf/neighbour.bpf.c, attached by the test itself
+// (bpf_link_create, bpf_tc_attach); namespaces, links and pins are the
+// test's own and go away also when an assertion fails.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+#include <net/if.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "core/attach.h"
+#include "core/fd.h"
+#include "tests/common/kernel.h"
+#include "tests/common/shell.h"
+#include "tests/e2e/pair.h"
+
+namespace {
+
+using nlohmann::json;
+using tcdtest::Cmd;
+using tcdtest::packets;
+using tcdtest::Pair;
+using tcdtest::sh;
+
+constexpr uint32_t kTcxIngress = 46;  // BPF_TCX_INGRESS (Debian 12's headers lack it)
+
+// Another agent's programs (neighbour.bpf.c), loaded by the test: nb_count
+// counts IPv4 UDP and lets it go on, nb_drop_udp drops it. Attached to vb
+// ingress in B, as a tcx link (at the chain's tail, as an agent that came
+// first would be) or as a clsact filter of its own (handle 1, priority 1).
+class Neighbour {
+public:
+    explicit Neighbour(const Pair& p) : ns_("/run/netns/" + p.b()) {
+        obj_.reset(bpf_object__open_file((std::string(TCD_BPF_OBJ_DIR) + "/neighbour.bpf.o").c_str(), nullptr));
+        if (!obj_ || bpf_object__load(obj_.get()) != 0) return;
+        counts_ = bpf_object__find_map_by_name(obj_.get(), "nb_udp");
+        auto guard = tcd::NetnsGuard::enter(ns_);
+        if (guard) ifindex_ = if_nametoindex("vb");
+    }
+    ~Neighbour() {
+        links_.clear();
+        if (clsact_) {
+            auto guard = tcd::NetnsGuard::enter(ns_);
+            LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex_), .attach_point = BPF_TC_INGRESS);
+            LIBBPF_OPTS(bpf_tc_opts, o, .handle = 1, .priority = 1);
+            if (guard) bpf_tc_detach(&hook, &o);
+        }
+    }
+    bool ok() const { return counts_ && ifindex_; }
+    int fd(const char* prog) const {
+        return bpf_program__fd(bpf_object__find_program_by_name(obj_.get(), prog));
+    }
+    // The program as a tcx link on vb ingress (its fd held here).
+    bool tcx(const char* prog) {
+        auto guard = tcd::NetnsGuard::enter(ns_);
+        if (!guard) return false;
+        tcd::UniqueFd link(bpf_link_create(fd(prog), ifindex_, static_cast<bpf_attach_type>(kTcxIngress), nullptr));
+        if (!link) return false;
+        links_.push_back(std::move(link));
+        return true;
+    }
+    // The program as a direct-action clsact filter on vb ingress.
+    bool clsact(const char* prog) {
+        auto guard = tcd::NetnsGuard::enter(ns_);
+        if (!guard) return false;
+        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex_), .attach_point = BPF_TC_INGRESS);
+        int err = bpf_tc_hook_create(&hook);
+        if (err && err != -EEXIST) return false;
+        LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = fd(prog), .handle = 1, .priority = 1);
+        clsact_ = bpf_tc_attach(&hook, &o) == 0;
+        return clsact_;
+    }
+    // IPv4 UDP frames nb_count (slot 0) or nb_drop_udp (slot 1) saw.
+    uint64_t seen(uint32_t slot) const {
+        uint64_t v = 0;
+        bpf_map_lookup_elem(bpf_map__fd(counts_), &slot, &v);
+        return v;
+    }
+
+private:
+    std::string ns_;
+    tcd::BpfObjectPtr obj_;
+    bpf_map* counts_ = nullptr;
+    uint32_t ifindex_ = 0;
+    std::vector<tcd::UniqueFd> links_;
+    bool clsact_ = false;
+};
+
+#define NEIGHBOUR(n, p)  \
+    Neighbour n{p};      \
+    ASSERT_TRUE(n.ok()) << "could not load tests/bpf/neighbour.bpf.o"
+
+const std::string kTo = "10.202.0.2";
+
+json attached(const Pair& p, const std::string& dir) {
+    json st = p.tcd_json(dir, "status");
+    return st.is_object() ? st["attached"] : json::array();
+}
+
+// A foreign tcx program before tcd (it came first), then tcd first: both
+// count every datagram, whichever runs first (tcd's misses go on: next).
+// detach and unload take out tcd's link only.
+TEST(TcxE2E, ForeignTcxProgramBesideTcd) {
+    PAIR(p);
+    NEIGHBOUR(nb, p);
+    ASSERT_TRUE(nb.tcx("nb_count"));
+    ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc").rc, 0);
+    Cmd a = p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress");
+    ASSERT_EQ(a.rc, 0) << a.err;
+    json at = attached(p, p.dir1());
+    ASSERT_EQ(at.size(), 1u);
+    EXPECT_EQ(at[0]["mode"], "tcx");
+    EXPECT_EQ(at[0]["position"], 2);  // --order last, the default: after the agent
+    EXPECT_EQ(at[0]["chain"], 2);
+    EXPECT_EQ(p.udp(kTo, 7301, 20), 20);
+    EXPECT_EQ(nb.seen(0), 20u);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 20u);
+
+    ASSERT_EQ(p.tcd(p.dir1(), "detach vb --netns " + p.b()).rc, 0);
+    EXPECT_TRUE(attached(p, p.dir1()).empty());
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress --order first").rc, 0);
+    at = attached(p, p.dir1());
+    ASSERT_EQ(at.size(), 1u);
+    EXPECT_EQ(at[0]["position"], 1);
+    EXPECT_EQ(p.udp(kTo, 7301, 20), 20);
+    EXPECT_EQ(nb.seen(0), 40u);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 40u);
+    // Asked for another place than it holds: refused, nothing changes.
+    Cmd moved = p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress --order last");
+    EXPECT_EQ(moved.rc, 1);
+    EXPECT_NE(moved.err.find("already attached at place 1 of 2"), std::string::npos) << moved.err;
+
+    ASSERT_EQ(p.tcd(p.dir1(), "detach vb --netns " + p.b()).rc, 0);
+    EXPECT_EQ(p.udp(kTo, 7301, 10), 10);
+    EXPECT_EQ(nb.seen(0), 50u) << "detach left the agent's program in place";
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "unload").rc, 0);
+    EXPECT_EQ(p.udp(kTo, 7301, 10), 10);
+    EXPECT_EQ(nb.seen(0), 60u) << "unload left the agent's program in place";
+}
+
+// A foreign clsact filter: tcd's tcx link runs before tc's classic filters,
+// and its misses reach them (miss action next, the default on tc).
+TEST(TcxE2E, ForeignClsactFilterBesideTcd) {
+    PAIR(p);
+    NEIGHBOUR(nb, p);
+    ASSERT_TRUE(nb.clsact("nb_count"));
+    ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    EXPECT_EQ(p.udp(kTo, 7302, 20), 20);
+    EXPECT_EQ(nb.seen(0), 20u);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 20u);
+    // A wired handler that passes (TC_ACT_OK) ends the chain: the filter no longer sees UDP.
+    ASSERT_EQ(p.tcd(p.dir1(), "map set udp pass").rc, 0);
+    EXPECT_EQ(p.udp(kTo, 7302, 10), 10);
+    EXPECT_EQ(nb.seen(0), 20u);
+    ASSERT_EQ(p.tcd(p.dir1(), "map del udp").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "detach vb --netns " + p.b()).rc, 0);
+    EXPECT_EQ(p.udp(kTo, 7302, 10), 10);
+    EXPECT_EQ(nb.seen(0), 30u);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "unload").rc, 0);
+    EXPECT_TRUE(p.clsact_on_vb()) << "the agent's qdisc is not tcd's to remove";
+    EXPECT_EQ(p.udp(kTo, 7302, 10), 10);
+    EXPECT_EQ(nb.seen(0), 40u);
+}
+
+// --order decides who sees a datagram first: with an agent that drops UDP,
+// tcd first counts the UDP (and hands it on: next), tcd last never sees it.
+TEST(TcxE2E, OrderDecidesWhoSeesFirst) {
+    PAIR(p);
+    NEIGHBOUR(nb, p);
+    ASSERT_TRUE(nb.tcx("nb_drop_udp"));
+    ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress --order last").rc, 0);
+    EXPECT_EQ(p.udp(kTo, 7303, 20), 0);
+    EXPECT_EQ(nb.seen(1), 20u);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 0u);
+    ASSERT_EQ(p.tcd(p.dir1(), "detach vb --netns " + p.b()).rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress --order first").rc, 0);
+    EXPECT_EQ(p.udp(kTo, 7303, 20), 0);
+    EXPECT_EQ(nb.seen(1), 40u);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 20u);
+}
+
+// Two tcd instances on one interface and direction (tcx only): the first
+// one's misses reach the second; what it drops does not.
+TEST(TcxE2E, TwoInstancesOnOneDirection) {
+    PAIR(p);
+    ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir2(), "load --key port --hook tc").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    Cmd second = p.tcd(p.dir2(), "attach vb --netns " + p.b() + " --direction ingress");
+    ASSERT_EQ(second.rc, 0) << second.err;
+    json a1 = attached(p, p.dir1()), a2 = attached(p, p.dir2());
+    ASSERT_EQ(a1.size(), 1u);
+    ASSERT_EQ(a2.size(), 1u);
+    EXPECT_EQ(a1[0]["position"], 1);
+    EXPECT_EQ(a2[0]["position"], 2);
+    EXPECT_EQ(p.udp(kTo, 7304, 20), 20);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 20u);
+    EXPECT_EQ(packets(p.tcd_json(p.dir2(), "stats --all"), 7304), 0u);  // no slot: counted among other ports
+    EXPECT_GE(p.tcd_json(p.dir2(), "stats")["other_ports"]["packets"].get<uint64_t>(), 20u);
+    // The first drops UDP now: the second sees none of it.
+    ASSERT_EQ(p.tcd(p.dir1(), "map set udp drop").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir2(), "map set 7304 pass").rc, 0);
+    EXPECT_EQ(p.udp(kTo, 7304, 10), 0);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 30u);
+    EXPECT_EQ(packets(p.tcd_json(p.dir2(), "stats"), 7304), 0u);
+    // Unloading the first leaves the second attached and counting.
+    ASSERT_EQ(p.tcd(p.dir1(), "unload").rc, 0);
+    EXPECT_EQ(p.udp(kTo, 7304, 10), 10);
+    EXPECT_EQ(packets(p.tcd_json(p.dir2(), "stats"), 7304), 10u);
+    a2 = attached(p, p.dir2());
+    ASSERT_EQ(a2.size(), 1u);
+    EXPECT_EQ(a2[0]["position"], 1);
+}
+
+// load --force swaps the program inside tcd's link (BPF_LINK_UPDATE) while a
+// UDP stream crosses it: not one datagram is lost, and the link stays.
+TEST(TcxE2E, LoadForceUnderTrafficLosesNothing) {
+    PAIR(p);
+    ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir1(), "map set udp udp_handler").rc, 0);
+    // The stream (about 3 s) in one thread, the reloads in this one.
+    constexpr int kCount = 15000;
+    int got = -1;
+    std::thread stream([&] { got = p.udp(kTo, 7305, kCount); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the stream under way (not a time assertion)
+    int reloads = 0;
+    for (const char* miss : {"drop", "next", "pass", "next"})
+        reloads += sh(std::string(TCD_BIN) + " -q -d " + p.dir1() + " load --hook tc --force --miss-action " + miss)
+                       .rc == 0;
+    stream.join();
+    EXPECT_EQ(reloads, 4);
+    EXPECT_EQ(got, kCount);
+    json st = p.tcd_json(p.dir1(), "status");
+    ASSERT_EQ(st["attached"].size(), 1u);
+    EXPECT_EQ(st["attached"][0]["mode"], "tcx");
+    EXPECT_TRUE(st["problems"].empty()) << st.dump();
+    EXPECT_EQ(st["wired"].size(), 1u);
+    EXPECT_GE(packets(p.tcd_json(p.dir1(), "stats"), 17), uint64_t(kCount));  // counters kept across the swaps
+}
+
+// The clsact fallback, forced with the test knob: mode tc, one tcd filter
+// slot per interface and direction (a second instance is refused), --order
+// refused; the agent's clsact filter beside it keeps counting.
+TEST(TcxE2E, ClsactFallbackWithoutTcx) {
+    tcdtest::NoTcx knob;
+    PAIR(p);
+    NEIGHBOUR(nb, p);
+    ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc").rc, 0);
+    ASSERT_EQ(p.tcd(p.dir2(), "load --hook tc").rc, 0);
+    Cmd ordered = p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress --order first");
+    EXPECT_EQ(ordered.rc, 1);
+    EXPECT_NE(ordered.err.find("no tcx links"), std::string::npos) << ordered.err;
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    json at = attached(p, p.dir1());
+    ASSERT_EQ(at.size(), 1u);
+    EXPECT_EQ(at[0]["mode"], "tc");
+    EXPECT_FALSE(at[0].contains("position"));
+    Cmd twice = p.tcd(p.dir2(), "attach vb --netns " + p.b() + " --direction ingress");
+    EXPECT_EQ(twice.rc, 1);
+    EXPECT_NE(twice.err.find("another program holds tcd's tc filter slot"), std::string::npos) << twice.err;
+    // The agent's filter (priority 1) runs before tcd's (0x7cd); tcd counts after it.
+    ASSERT_TRUE(nb.clsact("nb_count"));
+    EXPECT_EQ(p.udp(kTo, 7306, 20), 20);
+    EXPECT_EQ(nb.seen(0), 20u);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 20u);
+    ASSERT_EQ(p.tcd(p.dir1(), "unload").rc, 0);
+    EXPECT_EQ(p.udp(kTo, 7306, 10), 10);
+    EXPECT_EQ(nb.seen(0), 30u);
+}
+
+// XDP keeps pass as its default and refuses next.
+TEST(TcxE2E, MissActionNextIsForTc) {
+    PAIR(p);
+    Cmd x = p.tcd(p.dir1(), "load --miss-action next");
+    EXPECT_EQ(x.rc, 2) << x.err;
+    EXPECT_NE(x.err.find("is for tc instances"), std::string::npos) << x.err;
+    EXPECT_FALSE(tcd::bpffs::exists(p.dir1()));
+    ASSERT_EQ(p.tcd(p.dir1(), "load").rc, 0);
+    EXPECT_EQ(p.tcd_json(p.dir1(), "status")["dispatcher"]["miss_action"], "pass");
+    ASSERT_EQ(p.tcd(p.dir2(), "load --hook tc").rc, 0);
+    EXPECT_EQ(p.tcd_json(p.dir2(), "status")["dispatcher"]["miss_action"], "next");
+}
+
+}  // namespace

@@ -1,0 +1,226 @@
+// Kernel feature probes against the running kernel (this host, and Debian
+// 12's 6.1 in scripts/vm-test.sh's guest); the per-key fallback when batch
+// lookups are missing; and a jump table owned by a freplace program, which
+// only the guest can load (lockdown refuses freplace on the host).
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <sys/utsname.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/jumptable.h"
+#include "core/probe.h"
+#include "core/stats.h"
+#include "tcd/shared.h"
+#include "tests/common/instance.h"
+#include "tests/common/kernel.h"
+
+namespace {
+
+using namespace tcdtest;
+using tcd::probe::Feature;
+
+std::string obj(const char* name) { return std::string(TCD_BPF_OBJ_DIR) + "/" + name + ".bpf.o"; }
+
+// The running kernel's release as major*1000+minor. The test's oracle only:
+// tcd itself never compares versions. Mainline and Debian kernels carry none
+// of these three features as a backport.
+int release() {
+    utsname u{};
+    uname(&u);
+    int major = 0, minor = 0;
+    std::sscanf(u.release, "%d.%d", &major, &minor);
+    return major * 1000 + minor;
+}
+
+std::string lockdown() {
+    std::ifstream f("/sys/kernel/security/lockdown");
+    std::string s;
+    std::getline(f, s);
+    return s;
+}
+
+struct Restore {
+    Feature f;
+    ~Restore() { tcd::probe::override_for_test(f, std::nullopt); }
+};
+
+TEST(Probe, AnswersMatchThisKernel) {
+    TCD_REQUIRE_KERNEL();
+    const int rel = release();
+    auto frags = tcd::probe::has(Feature::xdp_frags);
+    auto batch = tcd::probe::has(Feature::percpu_array_batch);
+    auto tcx = tcd::probe::has(Feature::tcx);
+    ASSERT_TRUE(frags) << frags.error().message();
+    ASSERT_TRUE(batch) << batch.error().message();
+    ASSERT_TRUE(tcx) << tcx.error().message();
+    EXPECT_EQ(*frags, rel >= 5018) << "kernel " << rel;
+    EXPECT_EQ(*batch, rel >= 5006) << "kernel " << rel;
+    EXPECT_EQ(*tcx, rel >= 6006) << "kernel " << rel;
+    // The prog-array attach-type check: 6.17, and backported to stable
+    // series (Debian 12's 6.1.1xx has it), so only newer kernels are sure.
+    auto check = tcd::probe::has(Feature::prog_array_attach_check);
+    ASSERT_TRUE(check) << check.error().message();
+    if (rel >= 6017) EXPECT_TRUE(*check);
+    std::printf("kernel %d.%d: frags %d, batch %d, tcx %d, prog-array attach-type check %d\n", rel / 1000,
+                rel % 1000, *frags, *batch, *tcx, *check);
+    // require() agrees, and a missing feature's error names it and its release.
+    auto r = tcd::probe::require(Feature::tcx, "attach lo");
+    EXPECT_EQ(bool(r), *tcx);
+    if (!r) EXPECT_NE(r.error().message().find("tcx links"), std::string::npos) << r.error().message();
+}
+
+// Without batch lookups (as before 5.6), counters are read and reset one row
+// at a time, and port slots one port at a time: the same numbers.
+TEST(Probe, StatsWithoutBatchLookupsAgree) {
+    TCD_REQUIRE_KERNEL();
+    TestInstance inst("tcdpr_nobatch", tcd::MissAction::pass);
+    ASSERT_EQ(inst.error(), "");
+    int ncpus = libbpf_num_possible_cpus();
+    ASSERT_GT(ncpus, 0);
+    for (uint32_t row : {0u, 6u, 17u, 200u, uint32_t(TCD_SLOT_NON_IP), uint32_t(TCD_SLOT_MALFORMED)}) {
+        std::vector<tcd_counters> v(ncpus);
+        for (int c = 0; c < ncpus; c++) v[c] = {row * 10 + c + 1, (row * 10 + c + 1) * 60, uint64_t(c)};
+        ASSERT_EQ(bpf_map_update_elem(inst.in().stats_fd(), &row, v.data(), BPF_ANY), 0) << row;
+    }
+    auto batched = tcd::read_stats(inst.in().stats_fd());
+    ASSERT_TRUE(batched) << batched.error().message();
+    Restore restore{Feature::percpu_array_batch};
+    tcd::probe::override_for_test(Feature::percpu_array_batch, false);
+    auto single = tcd::read_stats(inst.in().stats_fd());
+    ASSERT_TRUE(single) << single.error().message();
+    ASSERT_EQ(single->keys.size(), batched->keys.size());
+    for (size_t k = 0; k < single->keys.size(); k++) {
+        EXPECT_EQ(single->keys[k].packets, batched->keys[k].packets) << k;
+        EXPECT_EQ(single->keys[k].bytes, batched->keys[k].bytes) << k;
+        EXPECT_EQ(single->keys[k].missed, batched->keys[k].missed) << k;
+    }
+    EXPECT_EQ(single->non_ip.packets, batched->non_ip.packets);
+    EXPECT_EQ(single->malformed.packets, batched->malformed.packets);
+    EXPECT_GT(single->total().packets, 0u);
+    ASSERT_TRUE(tcd::reset_stats(inst.in().stats_fd()));
+    auto zero = tcd::read_stats(inst.in().stats_fd());
+    ASSERT_TRUE(zero);
+    EXPECT_EQ(zero->total().packets, 0u);
+    EXPECT_EQ(zero->total().bytes, 0u);
+}
+
+TEST(Probe, PortSlotsWithoutBatchLookupsAgree) {
+    TCD_REQUIRE_KERNEL();
+    std::string dir = "/sys/fs/bpf/" + unique_name("tcdpr_ports");
+    (void)tcd::unload(dir);
+    auto l = tcd::load(dir, {tcd::MissAction::pass, false, tcd::Kind{tcd::KeyKind::port, tcd::Hook::xdp}});
+    ASSERT_TRUE(l) << l.error().message();
+    struct Unload {
+        std::string d;
+        ~Unload() { (void)tcd::unload(d); }
+    } unload{dir};
+    auto in = tcd::Instance::open(dir);
+    ASSERT_TRUE(in) << in.error().message();
+    for (uint32_t port : {22u, 443u, 8080u})
+        ASSERT_TRUE(tcd::set_handler(*in, port, *tcd::parse_handler_spec("pass")));
+    auto batched = tcd::read_port_slots(*in);
+    ASSERT_TRUE(batched) << batched.error().message();
+    Restore restore{Feature::percpu_array_batch};
+    tcd::probe::override_for_test(Feature::percpu_array_batch, false);
+    auto single = tcd::read_port_slots(*in);
+    ASSERT_TRUE(single) << single.error().message();
+    EXPECT_EQ(*single, *batched);
+    EXPECT_NE((*single)[22], 0u);
+    EXPECT_NE((*single)[8080], (*single)[443]);
+    EXPECT_EQ((*single)[80], 0u);
+}
+
+// libxdp runs a program as a freplace (BPF_PROG_TYPE_EXT) extension of its
+// dispatcher; a freplace program's expected attach type is none. Kernels with
+// the prog-array attach-type check (6.17, and Debian 12's 6.1.1xx through the
+// stable backport) then refuse SEC("xdp") (BPF_XDP) programs in a prog array
+// it owns; tcd's check must say so, and take a program with none.
+TEST(Compat, FreplaceOwnedTableNamesTheCause) {
+    TCD_REQUIRE_KERNEL();
+    bpf_object* target = bpf_object__open_file(obj("freplace_target").c_str(), nullptr);
+    ASSERT_TRUE(target);
+    ASSERT_EQ(bpf_object__load(target), 0);
+    int target_fd = bpf_program__fd(bpf_object__find_program_by_name(target, "fr_target"));
+    bpf_object* owner = bpf_object__open_file(obj("freplace_owner").c_str(), nullptr);
+    ASSERT_TRUE(owner);
+    bpf_program* op = bpf_object__find_program_by_name(owner, "fr_owner");
+    ASSERT_EQ(bpf_program__set_attach_target(op, target_fd, "fr_slot"), 0);
+    int lr = bpf_object__load(owner);
+    // Lockdown (integrity) refuses freplace with EPERM. Where lockdown is
+    // known to be off, a failure is a failure.
+    const std::string ld = lockdown();
+    if (lr == -EPERM && ld.find("[none]") == std::string::npos) {
+        bpf_object__close(owner);
+        bpf_object__close(target);
+        GTEST_SKIP() << "freplace refused (EPERM) under lockdown ("
+                     << (ld.empty() ? "securityfs not mounted; see dmesg" : ld)
+                     << "); scripts/vm-test.sh runs this in a guest without lockdown";
+    }
+    ASSERT_EQ(lr, 0) << "freplace load failed without lockdown";
+    int owner_fd = bpf_program__fd(op);
+    auto owner_info = tcd::prog_info(owner_fd);
+    ASSERT_TRUE(owner_info);
+    EXPECT_EQ(owner_info->type, uint32_t(BPF_PROG_TYPE_EXT));
+    int jt = bpf_map__fd(bpf_object__find_map_by_name(owner, "fr_jt"));
+
+    // Two handlers: SEC("xdp") as libbpf loads it (BPF_XDP), and the same
+    // program loaded with no expected attach type.
+    auto load_handler = [&](bool none) {
+        bpf_object* o = bpf_object__open_file(obj("freplace_target").c_str(), nullptr);
+        if (none) bpf_program__set_expected_attach_type(bpf_object__find_program_by_name(o, "fr_target"),
+                                                       static_cast<bpf_attach_type>(0));
+        EXPECT_EQ(bpf_object__load(o), 0);
+        return o;
+    };
+    bpf_object* xdp_obj = load_handler(false);
+    bpf_object* none_obj = load_handler(true);
+    auto handler = [](bpf_object* o, const char* display) {
+        int fd = bpf_program__fd(bpf_object__find_program_by_name(o, "fr_target"));
+        tcd::Handler h{tcd::UniqueFd(dup(fd)), *tcd::prog_info(fd), display};
+        return h;
+    };
+    tcd::Handler xdp_h = handler(xdp_obj, "xdp_h"), none_h = handler(none_obj, "none_h");
+
+    uint32_t k0 = 0, k1 = 1;
+    int xdp_fd = xdp_h.fd.get(), none_fd = none_h.fd.get();
+    bool kernel_checks = bpf_map_update_elem(jt, &k0, &xdp_fd, BPF_ANY) != 0;
+    EXPECT_EQ(tcd::probe::has(Feature::prog_array_attach_check).value_or(!kernel_checks), kernel_checks);
+    auto table_at = tcd::xdp_table_attach_type(owner_fd);
+    ASSERT_TRUE(table_at);
+    // A freplace program goes into no prog array at all (6.1 refuses it with
+    // EINVAL; the host cannot load one), so tcd cannot ask a scratch array.
+    int probe_arr = bpf_map_create(BPF_MAP_TYPE_PROG_ARRAY, "tcd_t", 4, 4, 1, nullptr);
+    ASSERT_GE(probe_arr, 0);
+    EXPECT_NE(bpf_map_update_elem(probe_arr, &k0, &owner_fd, BPF_ANY), 0);
+    close(probe_arr);
+    auto r = tcd::check_compatible(owner_fd, *owner_info, BPF_PROG_TYPE_XDP, xdp_h);
+    if (kernel_checks) {
+        EXPECT_EQ(*table_at, 0u);
+        ASSERT_FALSE(r);
+        EXPECT_NE(r.error().message().find("expected attach type differs: handler xdp, jump table none (the jump "
+                                           "table's owner is a freplace program"),
+                  std::string::npos)
+            << r.error().message();
+        EXPECT_EQ(r.error().message().find("program type"), std::string::npos) << r.error().message();
+    } else {
+        EXPECT_TRUE(r) << r.error().message();
+    }
+    // A program with no expected attach type goes in, on every kernel.
+    EXPECT_TRUE(tcd::check_compatible(owner_fd, *owner_info, BPF_PROG_TYPE_XDP, none_h));
+    EXPECT_EQ(bpf_map_update_elem(jt, &k1, &none_fd, BPF_ANY), 0);
+    std::printf("freplace-owned prog array: the kernel %s BPF_XDP programs; tcd's table attach type: %u\n",
+                kernel_checks ? "refuses" : "takes", *table_at);
+    bpf_object__close(none_obj);
+    bpf_object__close(xdp_obj);
+    bpf_object__close(owner);
+    bpf_object__close(target);
+}
+
+}  // namespace
