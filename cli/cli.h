@@ -89,7 +89,7 @@ struct LoadOptions {
     std::string hook = "xdp";
 };
 Result<> run_load(const LoadOptions& o, Context& ctx);
-Result<> run_unload(Context& ctx);
+Result<> run_unload(bool force, Context& ctx);
 Result<> run_status(Context& ctx);
 
 struct MapSetOptions {

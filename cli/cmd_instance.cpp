@@ -27,8 +27,8 @@ Result<> run_load(const LoadOptions& o, Context& ctx) {
     return {};
 }
 
-Result<> run_unload(Context& ctx) {
-    auto r = tcd::unload(ctx.g.pin_dir);
+Result<> run_unload(bool force, Context& ctx) {
+    auto r = tcd::unload(ctx.g.pin_dir, force);
     if (!r) return propagate(r);
     ctx.print(render::unload_json(*r), render::unload_plain(*r));
     return {};
@@ -56,8 +56,11 @@ void setup_instance(CLI::App& app, Context& ctx) {
                    "reload a loaded instance: new dispatcher, same wiring and counters, swapped live");
     load->callback([&ctx, load_opts] { ctx.action = [&ctx, load_opts] { return run_load(*load_opts, ctx); }; });
 
+    auto unload_force = std::make_shared<bool>(false);
     auto* unload = app.add_subcommand("unload", "detach from every interface, then remove the pins");
-    unload->callback([&ctx] { ctx.action = [&ctx] { return run_unload(ctx); }; });
+    unload->add_flag("--force", *unload_force,
+                     "unload a child instance even while parents wire it: unwire it in each parent first");
+    unload->callback([&ctx, unload_force] { ctx.action = [&ctx, unload_force] { return run_unload(*unload_force, ctx); }; });
 
     auto* status = app.add_subcommand("status", "what is loaded, wired and attached (-v: verifier figures)");
     status->callback([&ctx] { ctx.action = [&ctx] { return run_status(ctx); }; });

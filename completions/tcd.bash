@@ -34,6 +34,7 @@ _tcd_options()
         'load') echo '--key= --hook= --miss-action= --force' ;;
         'handler load') echo '--prog=' ;;
         'handler unload') echo '--force' ;;
+        'unload') echo '--force' ;;
         'trace') echo '--pcap= --hex= --key= --hook=' ;;
         'object') echo '-o= --output= --key= --hook=' ;;
         'apply') echo '-f= --file= --dry-run' ;;

@@ -9,9 +9,11 @@
 #include <fmt/format.h>
 #include <map>
 
+#include "core/crashpoint.h"
 #include "core/keys.h"
 #include "core/probe.h"
 #include "core/stats.h"
+#include "core/tree.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -23,7 +25,8 @@ std::map<uint32_t, PinnedProg> pins_by_id(const Instance& in) {
     return out;
 }
 
-WiredEntry describe(KeyKind kind, uint32_t key, uint32_t id, const std::map<uint32_t, PinnedProg>& pins) {
+WiredEntry describe(KeyKind kind, uint32_t key, uint32_t id, const std::map<uint32_t, PinnedProg>& pins,
+                    const std::string& self) {
     WiredEntry e;
     e.key = key;
     e.key_name = key_name(kind, key);
@@ -34,7 +37,20 @@ WiredEntry describe(KeyKind kind, uint32_t key, uint32_t id, const std::map<uint
     } else {
         e.handler = fmt::format("id:{}", id);
         if (auto fd = prog_fd_by_id(id))
-            if (auto info = prog_info(fd->get())) e.tag = info->tag;
+            if (auto info = prog_info(fd->get())) {
+                e.tag = info->tag;
+                // Another instance's dispatcher (a child) goes by its pin
+                // dir; another instance's handler by its full pin path.
+                if (auto child = tree::instance_used_by(*info, self)) {
+                    if (info->name == TCD_PROG_DISPATCH || info->name == TCD_PROG_TC_DISPATCH) {
+                        e.handler = *child;
+                        e.instance = *child;
+                    } else {
+                        for (const auto& p : pinned_programs(*child))
+                            if (p.info.id == id) e.handler = *child + "/" + p.name;
+                    }
+                }
+            }
     }
     return e;
 }
@@ -117,7 +133,7 @@ Result<std::vector<WiredEntry>> list_wiring(const Instance& in, bool slotted_onl
     if (ids.empty()) return out;
     auto pins = pins_by_id(in);
     for (auto [key, id] : ids) {
-        out.push_back(describe(in.kind().key, key, id, pins));
+        out.push_back(describe(in.kind().key, key, id, pins, in.paths().dir));
         if (!slots.empty()) out.back().slot = slots[key];
     }
     return out;
@@ -253,6 +269,8 @@ std::optional<uint32_t> xdp_table_attach_type(int owner_fd) {
 Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& spec) {
     auto h = open_handler(spec, in.paths().dir);
     if (!h) return propagate(h);
+    // A child instance: same hook, no loop, within the kernel's tail calls.
+    if (auto r = tree::check_wiring(in, key, *h); !r) return propagate(r);
     if (auto r = check_compatible(in, *h); !r) return propagate(r);
 
     auto cur = wired_prog_id(in, key);
@@ -261,8 +279,8 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
     SetResult res;
     res.key = key;
     KeyKind kind = in.kind().key;
-    if (*cur) res.old = describe(kind, key, **cur, pins);
-    res.now = describe(kind, key, h->info.id, pins);
+    if (*cur) res.old = describe(kind, key, **cur, pins, in.paths().dir);
+    res.now = describe(kind, key, h->info.id, pins, in.paths().dir);
     if (*cur && **cur == h->info.id) return res;  // wired already
 
     // A port gets a counter slot of its own before its handler is wired.
@@ -274,6 +292,7 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
         res.now.slot = slot->first;
     }
     int fd = h->fd.get();
+    crash_point("map");
     if (bpf_map_update_elem(in.jt_fd(), &key, &fd, BPF_ANY) != 0) {
         int err = errno;
         if (new_slot) release_slot(in, key);
@@ -284,6 +303,7 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
                         "see 'tcd handler list' for programs that fit", err);
         return fail_errno("map set", err);
     }
+    crash_point("map");
     res.changed = true;
     return res;
 }
@@ -320,7 +340,7 @@ Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys
             undo();
             return fail_errno(fmt::format("map del {}", key), err);
         }
-        res.removed.push_back(describe(in.kind().key, key, **cur, pins));
+        res.removed.push_back(describe(in.kind().key, key, **cur, pins, in.paths().dir));
         taken.emplace_back(key, std::move(*fd));
     }
     // Ports give their counter slot back (their packets count as other ports).

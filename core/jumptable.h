@@ -19,6 +19,7 @@ struct WiredEntry {
     uint32_t prog_id = 0;
     std::string tag;
     uint32_t slot = 0;  // port instances: the key's counter slot (0: none)
+    std::string instance;  // the child instance (pin dir) whose dispatcher this is; "" otherwise
 };
 
 // Every wired key, in key order. On a port instance `slotted_only` looks only

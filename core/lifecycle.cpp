@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <map>
 #include <fmt/format.h>
 
 #include "core/bpffs.h"
@@ -13,6 +15,10 @@
 #include "core/log.h"
 #include "core/specialise.h"
 #include "core/upgrade.h"
+#include "core/jumptable.h"
+#include "core/keys.h"
+#include "core/lock.h"
+#include "core/tree.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -291,13 +297,45 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     return res;
 }
 
-Result<UnloadResult> unload(const std::string& dir) {
+Result<UnloadResult> unload(const std::string& dir, bool force) {
     UnloadResult res;
     res.pin_dir = dir;
     Paths paths{dir};
     if (!bpffs::exists(dir)) return res;  // nothing there: done already
     if (!bpffs::is_bpffs(dir))
         return fail("unload", dir + " is not on a bpffs", "is this the right --pin-dir?");
+
+    // A child that a parent wires stays until the parent unwires it (its jump
+    // table would empty under the parent's packets); --force unwires it in
+    // each parent first, under that parent's lock.
+    if (Instance::is_loaded(dir)) {
+        auto parents = tree::parents(dir);
+        if (!parents) return propagate(parents);
+        if (!parents->empty() && !force) {
+            const auto& p = parents->front();
+            auto pk = pinned_kind(p.parent);
+            std::string key = key_name(pk ? pk->key : KeyKind::proto, p.key);
+            if (key.empty()) key = std::to_string(p.key);
+            std::string more = parents->size() > 1 ? fmt::format(" (and {} more)", parents->size() - 1) : "";
+            return fail("unload", fmt::format("{} is wired in {} at key {}{}", dir, p.parent, key, more),
+                        fmt::format("'tcd -d {} map del {}' first, or 'tcd unload --force' to unwire it there",
+                                    p.parent, key));
+        }
+        std::map<std::string, std::vector<uint32_t>> by_parent;
+        for (const auto& p : *parents) by_parent[p.parent].push_back(p.key);
+        for (const auto& [parent, keys] : by_parent) {
+            double timeout = 10;
+            if (const char* t = std::getenv("TCD_LOCK_TIMEOUT")) timeout = std::strtod(t, nullptr);
+            auto lock = InstanceLock::acquire(parent, timeout);
+            if (!lock) return propagate(lock, "unload --force");
+            auto pin = Instance::open(parent);
+            if (!pin) return propagate(pin, "unload --force");
+            auto del = del_keys(*pin, keys);
+            if (!del) return propagate(del, "unload --force");
+            for (const auto& e : del->removed) res.unwired.push_back({parent, e.key});
+            crash_point("unload");
+        }
+    }
 
     // Detach first, while the dispatcher is still pinned and known (a staged
     // one that runs, left by a killed load --force, adopted first).

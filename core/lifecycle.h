@@ -48,8 +48,15 @@ struct UnloadResult {
     std::string pin_dir;
     std::vector<Attachment> detached;
     std::vector<std::string> removed;
+    struct Unwired {
+        std::string parent;
+        uint32_t key = 0;
+    };
+    std::vector<Unwired> unwired;  // --force: keys of parents that wired this instance
 };
 
-Result<UnloadResult> unload(const std::string& dir);
+// Refused while another instance wires this one (a child: docs/datapath.md,
+// "Instance trees"), unless force, which first unwires it in every parent.
+Result<UnloadResult> unload(const std::string& dir, bool force = false);
 
 }  // namespace tcd

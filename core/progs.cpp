@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +12,8 @@
 #include <fmt/format.h>
 
 #include "core/bpffs.h"
+#include "core/instance.h"
+#include "core/lock.h"
 
 namespace tcd {
 
@@ -109,6 +112,19 @@ Result<Handler> open_handler(const HandlerSpec& spec, const std::string& pin_dir
         h.fd = std::move(*fd);
     } else {
         std::string path = spec.kind == HandlerSpec::Kind::path ? spec.text : pin_dir + "/" + spec.text;
+        struct stat st {};
+        if (spec.kind == HandlerSpec::Kind::path && stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+            // Another instance's pin dir: its dispatcher (a child instance).
+            // (bpf_obj_get on a directory fails with EACCES, which used to
+            // read as missing privileges.)
+            if (!pinned_kind(path))
+                return fail("handler " + spec.text, "is a directory, not a program, and no instance is loaded in it",
+                            "name a program pinned in it, or load an instance there first");
+            auto child = Instance::open(path);
+            if (!child) return propagate(child, "handler " + spec.text);
+            h.instance = InstanceLock::canonical_dir(path);
+            path = child->dispatcher_path();
+        }
         auto fd = bpffs::get(path);
         if (!fd) {
             if (fd.error().err == ENOENT)

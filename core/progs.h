@@ -50,9 +50,11 @@ struct Handler {
     UniqueFd fd;
     ProgInfo info;
     std::string display;  // what to call it in messages
+    std::string instance;  // HANDLER named an instance dir: it (canonical), and fd is its dispatcher
 };
 
-// Opens the program a spec names, in the instance directory pin_dir.
+// Opens the program a spec names, in the instance directory pin_dir. A path
+// that is another instance's pin dir opens that instance's dispatcher.
 Result<Handler> open_handler(const HandlerSpec& spec, const std::string& pin_dir);
 
 }  // namespace tcd

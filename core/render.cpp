@@ -56,6 +56,7 @@ json stats_json(const StatsView& v) {
         k["key"] = r.key;
         k["proto"] = name_or_null(r.key_name);
         k["handler"] = r.handler ? json(*r.handler) : json(nullptr);
+        k["instance"] = r.instance.empty() ? json(nullptr) : json(r.instance);
         k["packets"] = r.c.packets;
         k["bytes"] = r.c.bytes;
         k["missed"] = r.c.missed;
@@ -168,7 +169,8 @@ json wiring_json(const std::vector<WiredEntry>& w) {
                      {"proto", name_or_null(e.key_name)},
                      {"handler", e.handler},
                      {"prog_id", e.prog_id},
-                     {"tag", e.tag}});
+                     {"tag", e.tag},
+                     {"instance", e.instance.empty() ? json(nullptr) : json(e.instance)}});
         if (e.slot) a.back()["slot"] = e.slot;  // port instances: the counter slot
     }
     return a;
@@ -223,6 +225,27 @@ json attachment_json(const Attachment& a) {
     return j;
 }
 
+static json tree_json(const std::vector<TreeLink>& links, const char* next) {
+    json a = json::array();
+    for (const auto& l : links) {
+        json& e = a.emplace_back(json::object());
+        e["instance"] = l.instance;
+        e["key"] = l.key;
+        e["proto"] = name_or_null(l.key_name);
+        e[next] = tree_json(l.next, next);
+    }
+    return a;
+}
+
+static void tree_plain(std::string& out, const std::vector<TreeLink>& links, bool up, int depth) {
+    for (const auto& l : links) {
+        std::string pad(2 * depth, ' ');
+        if (up) out += fmt::format("{}parent: {} (key {})\n", pad, l.instance, key_label(l.key, l.key_name));
+        else out += fmt::format("{}child: {} -> {}\n", pad, key_label(l.key, l.key_name), l.instance);
+        tree_plain(out, l.next, up, depth + 1);
+    }
+}
+
 json status_json(const Status& s) {
     json j = {{"pin_dir", s.pin_dir}, {"loaded", s.loaded}};
     if (s.dispatcher) {
@@ -247,6 +270,8 @@ json status_json(const Status& s) {
     for (const auto& a : s.attached) att.push_back(attachment_json(a));
     j["attached"] = std::move(att);
     j["problems"] = s.problems;
+    j["parents"] = tree_json(s.parents, "parents");
+    j["children"] = tree_json(s.children, "children");
     return j;
 }
 
@@ -286,6 +311,8 @@ std::string status_plain(const Status& s, bool verbose) {
     std::string hs;
     for (const auto& h : s.handlers) hs += (hs.empty() ? "" : ", ") + h.name;
     out += "handlers: " + (hs.empty() ? std::string("none") : hs) + "\n";
+    tree_plain(out, s.parents, true, 0);
+    tree_plain(out, s.children, false, 0);
     for (const auto& p : s.problems) out += "problem: " + p + "\n";
     return out;
 }
@@ -333,12 +360,16 @@ std::string load_plain(const LoadResult& r) {
 json unload_json(const UnloadResult& r) {
     json det = json::array();
     for (const auto& a : r.detached) det.push_back(attachment_json(a));
-    return {{"pin_dir", r.pin_dir}, {"changed", r.changed}, {"detached", det}, {"removed", r.removed}};
+    json unwired = json::array();
+    for (const auto& u : r.unwired) unwired.push_back({{"instance", u.parent}, {"key", u.key}});
+    return {{"pin_dir", r.pin_dir}, {"changed", r.changed}, {"detached", det}, {"removed", r.removed},
+            {"unwired", unwired}};
 }
 
 std::string unload_plain(const UnloadResult& r) {
     if (!r.changed) return fmt::format("{}: not loaded, nothing to do\n", r.pin_dir);
     std::string out;
+    for (const auto& u : r.unwired) out += fmt::format("unwired from {} at key {}\n", u.parent, u.key);
     for (const auto& a : r.detached)
         out += fmt::format("detached from {}{}\n", a.ifname, a.netns.empty() ? "" : " in " + a.netns);
     out += fmt::format("{}: unloaded\n", r.pin_dir);
@@ -350,6 +381,7 @@ json set_json(const SetResult& r) {
               {"proto", name_or_null(r.now.key_name)},
               {"handler", r.now.handler},
               {"prog_id", r.now.prog_id},
+              {"instance", r.now.instance.empty() ? json(nullptr) : json(r.now.instance)},
               {"changed", r.changed},
               {"direct", r.direct},
               {"respecialised", r.respecialised}};
@@ -466,6 +498,15 @@ json trace_frame_json(const TraceFrame& f) {
               {"missed", f.missed},
               {"verdict", f.verdict}};
     if (!f.ran) j["ran"] = false;
+    json levels = json::array();
+    for (const auto& l : f.levels)
+        levels.push_back({{"instance", l.instance.empty() ? json(nullptr) : json(l.instance)},
+                          {"class", l.cls},
+                          {"key", l.key ? json(*l.key) : json(nullptr)},
+                          {"proto", l.key ? name_or_null(l.key_name) : json(nullptr)},
+                          {"handler", l.handler ? json(*l.handler) : json(nullptr)},
+                          {"missed", l.missed}});
+    j["levels"] = std::move(levels);
     return j;
 }
 
@@ -482,14 +523,24 @@ std::string trace_frame_plain(const TraceFrame& f) {
     const char* why = f.len < 14 ? "  (not run: shorter than an Ethernet header; no interface delivers it)"
                                  : "  (not run: tc's test_run refuses a cut IP header; on an interface tc sees "
                                    "it, malformed)";
-    return fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}{}\n", f.frame, f.len, f.cls, key, handler, f.verdict,
-                       f.ran ? "" : why);
+    std::string out = fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}{}\n", f.frame, f.len, f.cls, key, handler,
+                                  f.verdict, f.ran ? "" : why);
+    // The child levels, one line each under the frame: instance, class, key, handler.
+    for (size_t i = 1; i < f.levels.size(); i++) {
+        const auto& l = f.levels[i];
+        out += fmt::format("{:>15}{} {}: {:<9} {:<16} {}\n", "", std::string(2 * i, ' ') + "->", l.instance, l.cls,
+                           l.key ? key_label(*l.key, l.key_name) : "-",
+                           l.handler ? *l.handler : (l.missed ? "(miss)" : "-"));
+    }
+    return out;
 }
 
 json trace_summary_json(const TraceSummary& s) {
     json rows = json::array();
     for (const auto& r : s.rows())
-        rows.push_back({{"class", r.cls},
+        rows.push_back({{"level", r.level},
+                        {"instance", r.instance.empty() ? json(nullptr) : json(r.instance)},
+                        {"class", r.cls},
                         {"key", r.key ? json(*r.key) : json(nullptr)},
                         {"proto", r.key ? name_or_null(r.key_name) : json(nullptr)},
                         {"frames", r.frames},
@@ -502,9 +553,14 @@ json trace_summary_json(const TraceSummary& s) {
 std::string trace_summary_plain(const TraceSummary& s) {
     std::string out = fmt::format("\n{} frames\n{:<9} {:<16} {:>8} {:>10} {:>8}  {}\n", s.frames(), "CLASS", "KEY",
                                   "FRAMES", "BYTES", "MISSED", "VERDICTS");
+    int level = 0;
     for (const auto& r : s.rows()) {
+        // Rows of a child level come after a line naming it.
+        if (r.level > 0 && r.level != level) out += fmt::format("level {} (child instances):\n", r.level);
+        level = r.level;
         std::string verdicts;
         for (const auto& [v, n] : r.verdicts) verdicts += (verdicts.empty() ? "" : ", ") + fmt::format("{} {}", v, n);
+        if (r.level > 0) verdicts += "  (" + r.instance + ")";
         out += fmt::format("{:<9} {:<16} {:>8} {:>10} {:>8}  {}\n", r.cls,
                            r.key ? key_label(*r.key, r.key_name) : "-", r.frames, r.bytes, r.missed,
                            verdicts);

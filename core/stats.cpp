@@ -136,7 +136,10 @@ StatsView make_stats_view(const StatsSnapshot& now, const StatsSnapshot* prev,
     if (now.kind == KeyKind::port) {
         // A row per wired port, from its counter slot.
         for (const auto& w : wiring)
-            if (w.slot) v.keys.push_back(row(w.key, w.key_name, w.handler, w.slot));
+            if (w.slot) {
+                v.keys.push_back(row(w.key, w.key_name, w.handler, w.slot));
+                v.keys.back().instance = w.instance;
+            }
         v.other_ports = now.keys.empty() ? Counters{} : now.keys[0];
         v.no_port = now.no_port;
     } else {
@@ -148,6 +151,7 @@ StatsView make_stats_view(const StatsSnapshot& now, const StatsSnapshot* prev,
             if (!all && !wired[key] && !c.packets && !c.bytes && !c.missed) continue;
             v.keys.push_back(row(key, key_name(KeyKind::proto, key),
                                  wired[key] ? std::optional<std::string>(wired[key]->handler) : std::nullopt, key));
+            if (wired[key]) v.keys.back().instance = wired[key]->instance;
         }
     }
     v.non_ip = now.non_ip;

@@ -47,6 +47,7 @@ struct StatsRow {
     uint32_t key = 0;
     std::string key_name;  // the protocol or service name, "" when unknown
     std::optional<std::string> handler;
+    std::string instance;  // the child instance the key hands to; "" otherwise
     Counters c;
     double pps = 0, bps = 0;  // with a previous reading
 };

@@ -1,9 +1,13 @@
 #include "core/status.h"
 
 #include <algorithm>
+#include <fmt/format.h>
 
 #include "core/bpffs.h"
 #include "core/specialise.h"
+#include "core/keys.h"
+#include "core/lock.h"
+#include "core/tree.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -26,6 +30,27 @@ std::vector<HandlerInfo> list_handlers(const Instance& in, const std::vector<Wir
     }
     return out;
 }
+
+namespace {
+
+std::vector<TreeLink> links(const tree::Graph& g, const std::string& dir, bool up, std::vector<std::string>& path) {
+    std::vector<TreeLink> out;
+    if (std::find(path.begin(), path.end(), dir) != path.end()) return out;  // a loop: shown once
+    path.push_back(dir);
+    for (const auto& e : up ? g.parents_of(dir) : g.children_of(dir)) {
+        const tree::Node* keyed = g.find(e.parent);
+        TreeLink l;
+        l.instance = up ? e.parent : e.child;
+        l.key = e.key;
+        l.key_name = keyed ? key_name(keyed->kind.key, e.key) : "";
+        l.next = links(g, l.instance, up, path);
+        out.push_back(std::move(l));
+    }
+    path.pop_back();
+    return out;
+}
+
+}  // namespace
 
 Result<Status> gather_status(const std::string& dir) {
     Status st;
@@ -86,6 +111,21 @@ Result<Status> gather_status(const std::string& dir) {
     }
     st.handlers = list_handlers(*in, st.wired);
     st.attached = attachments(*in);
+    if (auto g = tree::scan({dir})) {
+        std::string me = InstanceLock::canonical_dir(dir);
+        std::vector<std::string> path;
+        st.parents = links(*g, me, true, path);
+        st.children = links(*g, me, false, path);
+        auto a = tree::analyse(*g);
+        if (!a.cycle.empty() && std::find(a.cycle.begin(), a.cycle.end(), me) != a.cycle.end()) {
+            std::string loop;
+            for (const auto& c : a.cycle) loop += (loop.empty() ? "" : " -> ") + c;
+            st.problems.push_back("instances wire each other in a loop: " + loop);
+        }
+        if (auto d = a.depth.find(me); d != a.depth.end() && d->second > tree::kMaxTailCalls)
+            st.problems.push_back(fmt::format("a packet can take {} tail calls from here, the kernel allows {}",
+                                              d->second, tree::kMaxTailCalls));
+    }
     for (auto& p : stale_attachments(*in)) st.problems.push_back(std::move(p));
     if (in->attach_fd() < 0) st.problems.push_back("maps/attach is missing; attachments in other network namespaces are not tracked");
     for (const auto& name : bpffs::list_pins(dir))

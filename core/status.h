@@ -35,6 +35,16 @@ struct DispatcherStatus {
     std::vector<uint32_t> direct_keys;  // reached by direct jumps (.rodata), sorted
 };
 
+// One link of an instance tree (docs/datapath.md, "Instance trees"): the
+// instance at the other end, the key that wires it, and its own links on in
+// the same direction (a child's children, a parent's parents).
+struct TreeLink {
+    std::string instance;
+    uint32_t key = 0;
+    std::string key_name;
+    std::vector<TreeLink> next;
+};
+
 struct Status {
     std::string pin_dir;
     bool loaded = false;
@@ -44,6 +54,8 @@ struct Status {
     std::vector<WiredEntry> wired;
     std::vector<Attachment> attached;
     std::vector<std::string> problems;  // stale or half-made state
+    std::vector<TreeLink> parents;   // instances that wire this one (and theirs)
+    std::vector<TreeLink> children;  // instances this one wires (and theirs)
 };
 
 std::vector<HandlerInfo> list_handlers(const Instance& in, const std::vector<WiredEntry>& wiring);

@@ -4,13 +4,16 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <fmt/format.h>
 
 #include "core/bpffs.h"
 #include "core/log.h"
+#include "core/jumptable.h"
 #include "core/keys.h"
+#include "core/lock.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -57,14 +60,21 @@ std::string verdict_name(uint32_t action) { return tcd::verdict_name(Hook::xdp, 
 
 void TraceSummary::add(const TraceFrame& f) {
     frames_++;
-    auto& row = rows_[{f.cls, f.key ? int(*f.key) : -1}];
-    row.cls = f.cls;
-    row.key = f.key;
-    row.key_name = f.key_name;
-    row.frames++;
-    row.bytes += f.len;
-    row.missed += f.missed ? 1 : 0;
-    row.verdicts[f.verdict]++;
+    std::vector<TraceLevel> levels = f.levels;
+    if (levels.empty()) levels.push_back({"", f.cls, f.key, f.key_name, f.handler, f.missed});
+    for (size_t i = 0; i < levels.size(); i++) {
+        const TraceLevel& l = levels[i];
+        auto& row = rows_[{int(i), l.instance, l.cls, l.key ? int(*l.key) : -1}];
+        row.level = int(i);
+        row.instance = l.instance;
+        row.cls = l.cls;
+        row.key = l.key;
+        row.key_name = l.key_name;
+        row.frames++;
+        row.bytes += f.len;
+        row.missed += l.missed ? 1 : 0;
+        row.verdicts[f.verdict]++;  // the frame's final verdict
+    }
 }
 
 std::vector<TraceSummaryRow> TraceSummary::rows() const {
@@ -78,6 +88,18 @@ Tracer::~Tracer() = default;
 int Tracer::prog_fd() const { return bpf_program__fd(obj_->dispatcher()); }
 
 Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, std::optional<MissAction> miss) {
+    std::vector<std::string> path;
+    return open_level(pin_dir, kind, miss, path);
+}
+
+// A trace copy of one level. An instance whose jump table wires child
+// instances gets a jump table of its own holding the same handlers, but each
+// child's dispatcher replaced by the child's trace copy (recursively): one
+// test_run then goes through every level, each recording its class and key
+// in its own tcd_trace map and counting in its own counters, and no live
+// counter of any level is touched.
+Result<Tracer> Tracer::open_level(const std::string& pin_dir, Kind kind, std::optional<MissAction> miss,
+                                  std::vector<std::string>& path) {
     Tracer t;
     std::optional<Instance> in;
     if (bpffs::is_bpffs(pin_dir) && Instance::is_loaded(pin_dir)) {
@@ -86,15 +108,34 @@ Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, std::optional
         in.emplace(std::move(*i));
         kind = in->kind();
         miss = in->miss_action();
+        t.dir_ = InstanceLock::canonical_dir(pin_dir);
     }
     t.kind_ = kind;
     t.miss_ = miss.value_or(default_miss_action(kind.hook));
     auto obj = DispatcherObject::open(kind);
     if (!obj) return propagate(obj);
     t.obj_.emplace(std::move(*obj));
+    std::vector<WiredEntry> wiring;
+    bool children = false;
+    if (in) {
+        auto w = list_wiring(*in);
+        if (!w) return propagate(w);
+        wiring = std::move(*w);
+        for (const auto& e : wiring) {
+            children = children || !e.instance.empty();
+            t.names_.emplace(e.prog_id, e.handler);
+        }
+    }
+    if (in && children) {
+        t.own_jt_ = UniqueFd(bpf_map_create(BPF_MAP_TYPE_PROG_ARRAY, TCD_MAP_JT, 4, 4, max_key(kind.key) + 1, nullptr));
+        if (!t.own_jt_) return fail_errno("trace: create a jump table", errno);
+        if (int err = bpf_map__reuse_fd(t.obj_->map(TCD_MAP_JT), t.own_jt_.get()))
+            return fail_errno("trace: reuse its jump table", -err);
+    }
     if (in) {
         // The instance's jump table and port slots; counters stay our own.
-        std::vector<std::pair<const char*, std::string>> shared = {{TCD_MAP_JT, in->paths().jt()}};
+        std::vector<std::pair<const char*, std::string>> shared;
+        if (!t.own_jt_) shared.emplace_back(TCD_MAP_JT, in->paths().jt());
         if (kind.key == KeyKind::port) shared.emplace_back(TCD_MAP_PORT_SLOT, in->paths().port_slot());
         for (const auto& [name, path] : shared) {
             auto fd = bpffs::get(path);
@@ -115,7 +156,58 @@ Result<Tracer> Tracer::open(const std::string& pin_dir, Kind kind, std::optional
     if (auto r = t.obj_->load(); !r)
         return fail("trace", "the kernel refused the trace dispatcher: " + errno_words(r.error().err),
                     errno_hint(r.error().err, "run with -v for libbpf's log"), r.error().err);
+    if (t.own_jt_) {
+        path.push_back(t.dir_);
+        for (const auto& e : wiring) {
+            UniqueFd prog;
+            int fd = -1;
+            bool loop = std::find(path.begin(), path.end(), e.instance) != path.end();
+            if (!e.instance.empty() && !loop && path.size() < 33) {
+                auto child = open_level(e.instance, {}, std::nullopt, path);
+                if (!child) return propagate(child, "trace " + e.instance);
+                auto c = std::make_unique<Tracer>(std::move(*child));
+                fd = c->prog_fd();
+                if (auto info = prog_info(fd)) t.names_[info->id] = e.instance;
+                t.children_.emplace(e.key, std::move(c));
+            } else {
+                auto p = prog_fd_by_id(e.prog_id);
+                if (!p) continue;  // gone since it was listed: the key misses
+                prog = std::move(*p);
+                fd = prog.get();
+                t.names_.emplace(e.prog_id, e.handler);
+            }
+            uint32_t key = e.key;
+            if (bpf_map_update_elem(t.own_jt_.get(), &key, &fd, BPF_ANY) != 0)
+                return fail_errno(fmt::format("trace: wire key {} in the trace copy", e.key), errno);
+        }
+        path.pop_back();
+    }
     return t;
+}
+
+Result<std::optional<TraceLevel>> Tracer::read_level(uint64_t number) {
+    tcd_trace_rec rec{};
+    uint32_t zero = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(obj_->map(TCD_MAP_TRACE)), &zero, &rec) != 0)
+        return fail_errno(fmt::format("trace frame {}: read the record", number), errno);
+    if (rec.runs == last_runs_) return std::optional<TraceLevel>();
+    last_runs_ = rec.runs;
+    TraceLevel l;
+    l.instance = dir_;
+    l.cls = class_name(rec.cls);
+    if (rec.cls == TCD_CLASS_IPV4 || rec.cls == TCD_CLASS_IPV6) {
+        l.key = rec.key;
+        l.key_name = key_name(kind_.key, rec.key);
+        l.missed = rec.missed != 0;
+        if (!l.missed) {
+            uint32_t key = rec.key, id = 0;
+            if (bpf_map_lookup_elem(bpf_map__fd(obj_->map(TCD_MAP_JT)), &key, &id) == 0 && id) {
+                auto it = names_.find(id);
+                l.handler = it != names_.end() ? it->second : fmt::format("id:{}", id);
+            }
+        }
+    }
+    return std::optional<TraceLevel>(std::move(l));
 }
 
 Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number) {
@@ -159,27 +251,26 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
         return fail_errno(fmt::format("trace frame {}", number), err);
     }
 
-    tcd_trace_rec rec{};
-    uint32_t zero = 0;
-    if (bpf_map_lookup_elem(bpf_map__fd(obj_->map(TCD_MAP_TRACE)), &zero, &rec) != 0)
-        return fail_errno("trace: read the record", errno);
-    if (rec.runs == last_runs_)
-        return fail(fmt::format("trace frame {}", number), "the dispatcher did not record this run");
-    last_runs_ = rec.runs;
-
-    f.cls = class_name(rec.cls);
+    auto top = read_level(number);
+    if (!top) return propagate(top);
+    if (!*top) return fail(fmt::format("trace frame {}", number), "the dispatcher did not record this run");
+    f.cls = (*top)->cls;
+    f.key = (*top)->key;
+    f.key_name = (*top)->key_name;
+    f.handler = (*top)->handler;
+    f.missed = (*top)->missed;
     f.verdict = tcd::verdict_name(kind_.hook, opts.retval);
-    if (rec.cls == TCD_CLASS_IPV4 || rec.cls == TCD_CLASS_IPV6) {
-        f.key = rec.key;
-        f.key_name = key_name(kind_.key, rec.key);
-        f.missed = rec.missed != 0;
-        if (!f.missed) {
-            uint32_t key = rec.key, id = 0;
-            if (bpf_map_lookup_elem(bpf_map__fd(obj_->map(TCD_MAP_JT)), &key, &id) == 0 && id) {
-                auto it = names_.find(id);
-                f.handler = it != names_.end() ? it->second : fmt::format("id:{}", id);
-            }
-        }
+    f.levels.push_back(std::move(**top));
+    // Down the tree: each child whose trace copy ran since the last frame.
+    Tracer* level = this;
+    while (!f.levels.back().missed && f.levels.back().key) {
+        auto it = level->children_.find(*f.levels.back().key);
+        if (it == level->children_.end()) break;
+        level = it->second.get();
+        auto l = level->read_level(number);
+        if (!l) return propagate(l);
+        if (!*l) break;  // it did not run (the tail-call limit)
+        f.levels.push_back(std::move(**l));
     }
     return f;
 }

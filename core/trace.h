@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
@@ -24,6 +25,17 @@ Result<std::vector<uint8_t>> parse_hex(std::string_view text);
 const char* class_name(uint32_t cls);     // "ipv4", "ipv6", "non-ip", "malformed", "no-port"
 std::string verdict_name(uint32_t action);  // "XDP_PASS", ... (XDP)
 
+// One instance a frame went through: the root, then each child instance a
+// key handed it to (docs/datapath.md, "Instance trees").
+struct TraceLevel {
+    std::string instance;  // pin dir; "" when no instance is loaded
+    std::string cls;
+    std::optional<uint32_t> key;
+    std::string key_name;
+    std::optional<std::string> handler;
+    bool missed = false;
+};
+
 struct TraceFrame {
     uint64_t frame = 0;  // from 1, in file order
     uint32_t len = 0;    // bytes given to the dispatcher
@@ -34,9 +46,12 @@ struct TraceFrame {
     bool missed = false;
     std::string verdict;
     bool ran = true;  // false: too short for test_run (not an Ethernet frame)
+    std::vector<TraceLevel> levels;  // every level, the first being the fields above; empty when not run
 };
 
 struct TraceSummaryRow {
+    int level = 0;         // 0: the instance traced, 1: its child, ...
+    std::string instance;  // the level's pin dir ("" when no instance is loaded)
     std::string cls;
     std::optional<uint32_t> key;
     std::string key_name;
@@ -51,7 +66,7 @@ public:
     uint64_t frames() const { return frames_; }
 
 private:
-    std::map<std::pair<std::string, int>, TraceSummaryRow> rows_;
+    std::map<std::tuple<int, std::string, std::string, int>, TraceSummaryRow> rows_;
     uint64_t frames_ = 0;
 };
 
@@ -78,7 +93,14 @@ public:
 
 private:
     Tracer() = default;
+    static Result<Tracer> open_level(const std::string& pin_dir, Kind kind, std::optional<MissAction> miss,
+                                     std::vector<std::string>& path);
+    // This level's record of the last run, if it ran since the one before.
+    Result<std::optional<TraceLevel>> read_level(uint64_t number);
     std::optional<DispatcherObject> obj_;
+    std::string dir_;
+    UniqueFd own_jt_;  // with children: a jump table of its own, the children's trace copies in it
+    std::map<uint32_t, std::unique_ptr<Tracer>> children_;  // key -> the child instance's trace copy
     Kind kind_;
     MissAction miss_ = MissAction::pass;
     std::vector<UniqueFd> shared_;

@@ -1,0 +1,91 @@
+// Hierarchical dispatch: instances whose jump tables wire other instances'
+// dispatchers (a proto dispatcher handing tcp to a port dispatcher, on one
+// hook). docs/datapath.md, "Instance trees".
+//
+// The source of truth is the pins alone: a program wired in an instance's
+// jump table that uses another instance's jump table (its map ids, as
+// `bpftool prog show` lists them) makes that instance a child. That is the
+// child's dispatcher, or a handler of the child that chains with tcd_next().
+// A program that uses its own instance's jump table is a chaining handler.
+// No record is kept beside the pins, so nothing can go stale or be half
+// written: a jump-table update is one atomic step.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/instance.h"
+#include "core/kind.h"
+#include "core/progs.h"
+
+namespace tcd::tree {
+
+// The kernel's MAX_TAIL_CALL_CNT: tail calls one packet may make.
+inline constexpr int kMaxTailCalls = 33;
+
+struct Wire {
+    uint32_t key = 0;
+    uint32_t prog_id = 0;
+    std::vector<std::string> uses;  // instances (dirs) whose jump table the program uses
+};
+
+struct Node {
+    std::string dir;  // canonical
+    Kind kind{};
+    uint32_t dispatcher_id = 0;
+    uint32_t jt_id = 0;
+    std::vector<Wire> wires;  // every wired key
+};
+
+struct Edge {
+    std::string parent;
+    uint32_t key = 0;
+    std::string child;
+    uint32_t prog_id = 0;
+};
+
+struct Graph {
+    std::vector<Node> nodes;
+    const Node* find(const std::string& dir) const;
+    Node* find(const std::string& dir);
+    std::vector<Edge> edges() const;  // parent -> child, one per wired key
+    std::vector<Edge> parents_of(const std::string& dir) const;
+    std::vector<Edge> children_of(const std::string& dir) const;
+};
+
+// Tail calls a packet entering an instance's dispatcher can make at most:
+// 0 with nothing wired; else 1 (into the handler) + one per distinct chaining
+// handler wired in it (each tcd_next() is one more) + the deepest child's.
+struct Analysis {
+    std::vector<std::string> cycle;  // a loop of instances (first repeated last), empty if none
+    std::map<std::string, int> depth;
+    int max_depth = 0;
+    std::vector<std::string> deepest;  // the instances along the deepest chain
+};
+Analysis analyse(const Graph& g);  // pure: no kernel
+
+// Every loaded instance on bpffs: a walk of /sys/fs/bpf (four levels deep)
+// and of the directories holding `also` (other bpffs mounts), with their
+// jump tables read.
+Result<Graph> scan(const std::vector<std::string>& also = {});
+
+// Instance directories only (no jump table read): dir -> jt map id.
+std::map<std::string, uint32_t> instance_jts(const std::vector<std::string>& also = {});
+
+// The instance whose jump table a program uses, if it is another's
+// (`self`: the asking instance's dir, canonical or not).
+std::optional<std::string> instance_used_by(const ProgInfo& prog, const std::string& self);
+
+// map set's check before it writes key -> h into parent's jump table: a
+// program that enters another instance must be on the same hook, and the
+// wiring must make no loop and no chain longer than kMaxTailCalls.
+Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h);
+
+// Who wires this instance (edges from other instances into it).
+Result<std::vector<Edge>> parents(const std::string& dir);
+
+}  // namespace tcd::tree
