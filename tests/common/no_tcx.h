@@ -3,7 +3,11 @@
 // the clsact qdisc, as on a kernel without tcx links.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
+
+#include "core/attach.h"
 
 namespace tcdtest {
 
@@ -16,3 +20,15 @@ public:
 };
 
 }  // namespace tcdtest
+
+// A test of tcx links themselves skips on a kernel without them (Debian 12's
+// 6.1 in scripts/vm-test.sh): there is nothing to test, and the same run
+// tests them on the host's kernel. The fallback tc takes there is clsact,
+// tested on every kernel by TcxE2E.ClsactFallbackWithoutTcx and the NoTcx
+// tests.
+#define REQUIRE_TCX()                                                                        \
+    do {                                                                                     \
+        if (!::tcd::tcx_supported())                                                         \
+            GTEST_SKIP() << "this kernel has no tcx links (Linux 6.6 brings them): tested on " \
+                            "kernels that have them";                                          \
+    } while (0)

@@ -19,6 +19,7 @@
 
 #include "core/attach.h"
 #include "core/fd.h"
+#include "tests/common/no_tcx.h"
 #include "tests/common/kernel.h"
 #include "tests/common/shell.h"
 #include "tests/e2e/pair.h"
@@ -110,6 +111,7 @@ json attached(const Pair& p, const std::string& dir) {
 // count every datagram, whichever runs first (tcd's misses go on: next).
 // detach and unload take out tcd's link only.
 TEST(TcxE2E, ForeignTcxProgramBesideTcd) {
+    REQUIRE_TCX();
     PAIR(p);
     NEIGHBOUR(nb, p);
     ASSERT_TRUE(nb.tcx("nb_count"));
@@ -151,6 +153,7 @@ TEST(TcxE2E, ForeignTcxProgramBesideTcd) {
 // A foreign clsact filter: tcd's tcx link runs before tc's classic filters,
 // and its misses reach them (miss action next, the default on tc).
 TEST(TcxE2E, ForeignClsactFilterBesideTcd) {
+    REQUIRE_TCX();
     PAIR(p);
     NEIGHBOUR(nb, p);
     ASSERT_TRUE(nb.clsact("nb_count"));
@@ -177,6 +180,7 @@ TEST(TcxE2E, ForeignClsactFilterBesideTcd) {
 // --order decides who sees a datagram first: with an agent that drops UDP,
 // tcd first counts the UDP (and hands it on: next), tcd last never sees it.
 TEST(TcxE2E, OrderDecidesWhoSeesFirst) {
+    REQUIRE_TCX();
     PAIR(p);
     NEIGHBOUR(nb, p);
     ASSERT_TRUE(nb.tcx("nb_drop_udp"));
@@ -195,6 +199,7 @@ TEST(TcxE2E, OrderDecidesWhoSeesFirst) {
 // Two tcd instances on one interface and direction (tcx only): the first
 // one's misses reach the second; what it drops does not.
 TEST(TcxE2E, TwoInstancesOnOneDirection) {
+    REQUIRE_TCX();
     PAIR(p);
     ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc").rc, 0);
     ASSERT_EQ(p.tcd(p.dir2(), "load --key port --hook tc").rc, 0);
@@ -228,6 +233,7 @@ TEST(TcxE2E, TwoInstancesOnOneDirection) {
 // load --force swaps the program inside tcd's link (BPF_LINK_UPDATE) while a
 // UDP stream crosses it: not one datagram is lost, and the link stays.
 TEST(TcxE2E, LoadForceUnderTrafficLosesNothing) {
+    REQUIRE_TCX();
     PAIR(p);
     ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc").rc, 0);
     ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
