@@ -252,6 +252,12 @@ mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
 mkdir -p $R/tmp/vm $R/run/lock
 mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=262144 tcdres $R/tmp/vm || { echo "init: 9p results mount failed"; poweroff -f; }
+# The checkout (and a build directory outside it) over their own shares, at
+# their own paths: under /tmp or /run the guest's tmpfs would hide them.
+while read -r tag dir; do
+  mkdir -p "$R$dir" && mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 "$tag" "$R$dir" ||
+    { echo "init: 9p mount of $dir failed"; poweroff -f; }
+done < /shares
 ip link set lo up
 hostname tcd-vm
 touch $R/tmp/vm/booted
@@ -262,6 +268,13 @@ umount $R/tmp/vm
 poweroff -f
 EOF
 chmod +x "$RES/initrd/init"
+SHARE_ARGS=(-virtfs "local,path=$ROOT,mount_tag=tcdsrc,readonly=on,security_model=none,multidevs=remap")
+echo "tcdsrc $ROOT" > "$RES/initrd/shares"
+case "$BUILD_DIR/" in
+  "$ROOT"/*) ;;
+  *) SHARE_ARGS+=(-virtfs "local,path=$BUILD_DIR,mount_tag=tcdbuild,readonly=on,security_model=none,multidevs=remap")
+     echo "tcdbuild $BUILD_DIR" >> "$RES/initrd/shares" ;;
+esac
 (cd "$RES/initrd" && find . | cpio -o -H newc --quiet | gzip -1) > "$INITRD"
 
 # The job: environment, then the suite or the caller's command.
@@ -298,6 +311,7 @@ timeout -k 10 "$TIMEOUT" "$QEMU" \
   -append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off rdinit=/init" \
   -virtfs local,path=/,mount_tag=tcdroot,readonly=on,security_model=none,multidevs=remap \
   -virtfs "local,path=$RES/share,mount_tag=tcdres,security_model=none" \
+  "${SHARE_ARGS[@]}" \
   </dev/null &
 TIMEOUT_PID=$!
 wait "$TIMEOUT_PID"
