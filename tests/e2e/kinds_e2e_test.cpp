@@ -218,7 +218,12 @@ TEST(KindsE2E, TwoKindsSideBySide) {
     EXPECT_GE(s2["other_ports"]["packets"].get<uint64_t>(), 15u);
     // Resetting one leaves the other alone.
     ASSERT_EQ(p.tcd(p.dir2(), "stats --reset").rc, 0);
-    EXPECT_EQ(p.tcd_json(p.dir2(), "stats")["total"]["packets"].get<uint64_t>(), 0u);
+    // The UDP rows are zero; the link is live, so a stray frame of another
+    // class (an IPv6 neighbour solicitation on egress: no-port) may be
+    // counted after the reset (seen in the 6.1 guest).
+    json reset = p.tcd_json(p.dir2(), "stats");
+    EXPECT_EQ(packets(reset, 7101), 0u) << reset.dump();
+    EXPECT_EQ(reset["other_ports"]["packets"].get<uint64_t>(), 0u) << reset.dump();
     EXPECT_GE(packets(p.tcd_json(p.dir1(), "stats"), 17), 40u);
     // Unloading one leaves the other attached and counting.
     ASSERT_EQ(p.tcd(p.dir1(), "unload").rc, 0);
