@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "core/attach_impl.h"
+#include "core/probe.h"
 #include "core/attach_records.h"
 #include "core/bpffs.h"
 #include "core/crashpoint.h"
@@ -183,15 +184,10 @@ std::string tcx_link_pin(const Instance& in, uint64_t netns_ino, uint32_t ifinde
 
 bool tcx_supported() {
     if (const char* knob = std::getenv("TCD_TEST_NO_TCX"); knob && std::strcmp(knob, "1") == 0) return false;
-    // A kernel without tcx refuses the attach type in BPF_PROG_QUERY (EINVAL);
-    // one with it lists the (maybe empty) chain of the loopback device.
-    static const bool has = [] {
-        QueryAttr q{};
-        q.target_ifindex = 1;
-        q.attach_type = kBpfTcxIngress;
-        return sys_bpf(kCmdProgQuery, &q, sizeof q) == 0;
-    }();
-    return has;
+    // The kernel's answer, asked once (core/probe.h); a probe that could not
+    // run counts as no tcx, and tc falls back to clsact.
+    auto has = probe::has(probe::Feature::tcx);
+    return has && *has;
 }
 
 }  // namespace tcd
