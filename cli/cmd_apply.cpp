@@ -1,6 +1,10 @@
 // tcd apply -f FILE [--dry-run]
 #include <CLI/CLI.hpp>
 
+#include <fmt/format.h>
+
+#include <algorithm>
+
 #include "cli/cli.h"
 #include "core/apply.h"
 #include "core/bpffs.h"
@@ -11,36 +15,65 @@ namespace tcd::cli {
 Result<> run_apply(const ApplyOptions& o, Context& ctx) {
     auto want = read_desired(o.file);
     if (!want) return propagate(want);
-    // The file's pin_dir may be relative or spelled with extra slashes: one
-    // spelling, the one the lock goes by.
-    std::string dir = InstanceLock::canonical_dir(want->pin_dir.value_or(ctx.g.pin_dir));
-    if (auto r = bpffs::ensure_mounted(dir); !r) return r;
-    // The file may name its own pin dir: the lock is taken here, on it.
+    // The file's pin dirs may be relative or spelled with extra slashes: one
+    // spelling each, the one the lock goes by.
+    auto dirs = desired_dirs(*want, ctx.g.pin_dir);
+    if (!dirs) return propagate(dirs);
+    for (const auto& dir : *dirs)
+        if (auto r = bpffs::ensure_mounted(dir); !r) return r;
+    // The file names its own pin dirs: the locks are taken here, on every one
+    // of them, in one order (so two applies of overlapping files cannot each
+    // hold what the other waits for).
     double timeout = 10;
     if (const char* t = std::getenv("TCD_LOCK_TIMEOUT")) timeout = std::strtod(t, nullptr);
-    auto lock = InstanceLock::acquire(dir, timeout);
-    if (!lock) return propagate(lock);
-
-    auto steps = plan(dir, *want);
-    if (!steps) return propagate(steps);
-    nlohmann::ordered_json changes = nlohmann::ordered_json::array();
-    std::string plain;
-    size_t done = 0;
-    for (auto& s : *steps) {
-        changes.push_back(s.what);
-        if (!o.dry_run) {
-            if (auto r = s.run(); !r) {
-                Error e = r.error();
-                e.what = "apply: " + s.what + (e.what.empty() ? "" : ": " + e.what);
-                if (done) e.hint = std::to_string(done) + " earlier change(s) were made; run apply again to converge";
-                return tl::unexpected(e);
-            }
-            done++;
-        }
-        plain += (o.dry_run ? "would " : "") + s.what + "\n";
+    std::vector<std::string> sorted = *dirs;
+    std::sort(sorted.begin(), sorted.end());
+    std::vector<InstanceLock> locks;
+    for (const auto& dir : sorted) {
+        auto lock = InstanceLock::acquire(dir, timeout);
+        if (!lock) return propagate(lock);
+        locks.push_back(std::move(*lock));
     }
-    if (steps->empty()) plain = dir + ": as " + o.file + " says, nothing to do\n";
-    nlohmann::ordered_json j = {{"pin_dir", dir}, {"dry_run", o.dry_run}, {"changes", changes}, {"applied", done}};
+
+    auto p = plan(*want, ctx.g.pin_dir);
+    if (!p) return propagate(p);
+    std::vector<const Change*> listed;
+    if (o.dry_run) {
+        for (const auto& s : p->steps)
+            if (!s.conditional) listed.push_back(&s);
+    } else {
+        auto made = execute(*p);
+        if (!made) return propagate(made);
+        listed = *made;
+    }
+
+    // Plain: one line per change (PINDIR: first with several instances).
+    // JSON: the shape of one instance, or instances[] with each one's changes.
+    const bool several = want->several;
+    std::string plain;
+    nlohmann::ordered_json changes = nlohmann::ordered_json::array();
+    for (const auto* c : listed) {
+        std::string line = (several ? c->dir + ": " : "") + c->what;
+        changes.push_back(line);
+        plain += (o.dry_run ? "would " : "") + line + "\n";
+    }
+    const size_t applied = o.dry_run ? 0 : listed.size();
+    nlohmann::ordered_json j;
+    if (!several) {
+        if (listed.empty()) plain = p->dirs[0] + ": as " + o.file + " says, nothing to do\n";
+        j = {{"pin_dir", p->dirs[0]}, {"dry_run", o.dry_run}, {"changes", changes}, {"applied", applied}};
+    } else {
+        nlohmann::ordered_json instances = nlohmann::ordered_json::array();
+        for (size_t i = 0; i < p->dirs.size(); i++) {
+            nlohmann::ordered_json mine = nlohmann::ordered_json::array();
+            for (const auto* c : listed)
+                if (c->dir == p->dirs[i]) mine.push_back(c->what);
+            instances.push_back({{"name", p->names[i]}, {"pin_dir", p->dirs[i]}, {"changes", mine}});
+        }
+        if (listed.empty())
+            plain = fmt::format("{} instance(s) as {} says, nothing to do\n", p->dirs.size(), o.file);
+        j = {{"dry_run", o.dry_run}, {"instances", instances}, {"changes", changes}, {"applied", applied}};
+    }
     ctx.print(j, plain);
     return {};
 }
@@ -48,8 +81,12 @@ Result<> run_apply(const ApplyOptions& o, Context& ctx) {
 void setup_apply(CLI::App& app, Context& ctx) {
     auto o = std::make_shared<ApplyOptions>();
     auto* apply = app.add_subcommand(
-        "apply", "make an instance what a YAML file describes (key, hook, handlers, wiring, interfaces); idempotent");
-    apply->add_option("-f,--file", o->file, "the description (see deploy/tcd.yaml)")->required()->type_name("FILE");
+        "apply",
+        "make instances what a YAML file describes (key, hook, handlers, wiring, interfaces; several instances "
+        "and the wiring between them); idempotent");
+    apply->add_option("-f,--file", o->file, "the description (see deploy/tcd.yaml, examples/tree.yaml)")
+        ->required()
+        ->type_name("FILE");
     apply->add_flag("--dry-run", o->dry_run, "print the changes, make none");
     apply->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_apply(*o, ctx); }; });
 }
