@@ -30,7 +30,7 @@ namespace {
 
 tl::unexpected<Error> bad(const std::string& path, const YAML::Node& n, const std::string& why) {
     std::string where = n.Mark().is_null() ? path : fmt::format("{} line {}", path, n.Mark().line + 1);
-    return usage_error("apply " + where, why, "see the example in deploy/tcd.yaml");
+    return usage_error("apply " + where, why, "see the examples deploy/tcd.yaml and, for several instances, examples/tree.yaml");
 }
 
 Result<std::string> scalar(const std::string& path, const YAML::Node& n, const char* field) {
@@ -234,6 +234,14 @@ Change on_instance(std::string what, const std::string& dir, Act act) {
             }};
 }
 
+LoadOptions load_options(MissAction miss, bool force, Kind kind) {
+    LoadOptions o;
+    o.miss = miss;
+    o.force = force;
+    o.kind = kind;
+    return o;
+}
+
 // What a key holds now: the program, kept open so that an undo can put it
 // back (null: the key is not wired), and on a port instance its counter slot.
 struct Held {
@@ -337,7 +345,7 @@ Result<std::optional<Instance>> plan_instance(const std::string& dir, const Desi
                          fmt::format("load --key {} --hook {} --miss-action {}", key_kind_name(want.kind.key),
                                      hook_name(want.kind.hook), miss),
                          [dir, want]() -> Result<Done> {
-                             return done(load(dir, {want.miss, false, want.kind}),
+                             return done(load(dir, load_options(want.miss, false, want.kind)),
                                          [dir]() { return outcome_of(unload(dir, true)); });
                          }});
         return std::optional<Instance>();
@@ -347,8 +355,8 @@ Result<std::optional<Instance>> plan_instance(const std::string& dir, const Desi
     if (in->miss_action() != want.miss)
         steps.push_back({dir, "load --force --miss-action " + miss,
                          [dir, want, old = in->miss_action()]() -> Result<Done> {
-                             return done(load(dir, {want.miss, true, want.kind}), [dir, old, want]() {
-                                 return outcome_of(load(dir, {old, true, want.kind}));
+                             return done(load(dir, load_options(want.miss, true, want.kind)), [dir, old, want]() {
+                                 return outcome_of(load(dir, load_options(old, true, want.kind)));
                              });
                          }});
     return std::optional<Instance>(std::move(*in));

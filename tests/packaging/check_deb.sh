@@ -27,6 +27,7 @@ for f in usr/sbin/tcd usr/share/man/man8/tcd.8 usr/share/bash-completion/complet
          usr/include/tcd/handler.h usr/include/tcd/shared.h \
          usr/share/doc/tcd/examples/ports.bpf.c usr/share/doc/tcd/examples/ports.bpf.o \
          usr/share/doc/tcd/examples/chain.bpf.o usr/share/doc/tcd/examples/tc_chain.bpf.o \
+         usr/share/doc/tcd/examples/tree.yaml \
          usr/lib/systemd/system/tcd-apply.service usr/share/doc/tcd/deploy/tcd.yaml \
          usr/share/doc/tcd/deploy/daemonset.yaml; do
   if [ ! -e "$root/$f" ]; then echo "missing in the scratch root: /$f"; fail=1; fi
