@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "core/apply.h"
 #include "core/bpffs.h"
+#include "core/lifecycle.h"
 #include "core/lock.h"
 
 namespace tcd::cli {
@@ -34,6 +35,12 @@ Result<> run_apply(const ApplyOptions& o, Context& ctx) {
         if (!lock) return propagate(lock);
         locks.push_back(std::move(*lock));
     }
+
+    // What a command killed half-way left (apply's own steps are commands'
+    // steps): finished or removed first, as every command that loads or
+    // rewires does.
+    if (!o.dry_run)
+        for (const auto& dir : *dirs) recover_interrupted(dir);
 
     auto p = plan(*want, ctx.g.pin_dir);
     if (!p) return propagate(p);

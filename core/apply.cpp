@@ -18,6 +18,7 @@
 #include "core/specialise.h"
 #include "core/status.h"
 #include "core/tree.h"
+#include "core/crashpoint.h"
 #include "core/lock.h"
 
 #include <bpf/bpf.h>
@@ -463,6 +464,21 @@ Result<> plan_wiring(const std::string& dir, const std::map<uint32_t, Target>& t
                                         return done(del_keys(i, {key}, false), put_back(i.paths().dir, key, old));
                                     }));
     }
+    if (batch.empty() && in) {
+        // The wiring is as wanted, but the dispatcher's direct jumps are not
+        // the wired keys' (a command killed before its respecialise): one
+        // respecialise, undone by swapping the old dispatcher back.
+        auto wanted = wanted_direct(*in);
+        auto live = read_direct_keys(in->dispatcher());
+        if (wanted && live && *wanted != *live) {
+            std::vector<std::string> keys;
+            for (const auto& k : *wanted) keys.push_back(std::to_string(k.key));
+            batch.push_back(on_instance(
+                fmt::format("respecialise (direct jumps to {}: a command was cut short before it)",
+                            keys.empty() ? std::string("none") : fmt::format("{}", fmt::join(keys, " "))),
+                dir, [](const Instance&) -> Result<Done> { return Done{true, {}}; }));
+        }
+    }
     if (batch.empty()) return {};
     // The wiring changes batched: the last of them also loads one new
     // dispatcher for all of them, if they change the keys it reaches by
@@ -647,6 +663,7 @@ Result<Plan> plan(const DesiredFile& want, const std::string& default_dir) {
         world.dispatcher_now[node.dir] = node.dispatcher_id;
         jt_of[node.jt_id] = node.dir;
     }
+    const tree::Analysis before = tree::analyse(*g);
     uint32_t unknown = 0xf0000000u;  // ids for programs not loaded yet: distinct, never real
     for (size_t i = 0; i < n; i++) {
         tree::Node* node = g->find(p.dirs[i]);
@@ -670,15 +687,41 @@ Result<Plan> plan(const DesiredFile& want, const std::string& default_dir) {
             node->wires.push_back(std::move(w));
         }
     }
-    tree::Analysis a = tree::analyse(*g);
+    // Judged: the file's instances and every instance that wires one of them
+    // (an ancestor's depth grows with its children's); other instances on
+    // bpffs are not the file's business.
+    const tree::Analysis a = tree::analyse(*g);
     const std::string whole = "apply " + want.path;
-    if (!a.cycle.empty())
+    std::set<std::string> mine(p.dirs.begin(), p.dirs.end()), judged = mine;
+    for (std::vector<std::string> todo(p.dirs.begin(), p.dirs.end()); !todo.empty();) {
+        std::string d = todo.back();
+        todo.pop_back();
+        for (const auto& e : g->parents_of(d))
+            if (judged.insert(e.parent).second) todo.push_back(e.parent);
+    }
+    if (!a.cycle.empty() && std::any_of(a.cycle.begin(), a.cycle.end(), [&](const std::string& d) { return judged.count(d); }))
         return fail(whole, "the wiring makes a loop: " + chain_text(a.cycle), "an instance cannot wire one of its parents");
-    if (a.max_depth > tree::kMaxTailCalls)
+    auto depth = [](const tree::Analysis& x, const std::string& d) {
+        auto it = x.depth.find(d);
+        return it == x.depth.end() ? 0 : it->second;
+    };
+    for (const auto& d : judged) {
+        const int after = depth(a, d);
+        if (after <= tree::kMaxTailCalls || (!mine.count(d) && after <= depth(before, d))) continue;
+        // The chain down from it, each time into the deepest child.
+        std::vector<std::string> chain = {d};
+        for (std::set<std::string> seen = {d};;) {
+            std::string next;
+            for (const auto& e : g->children_of(chain.back()))
+                if (next.empty() || depth(a, e.child) > depth(a, next)) next = e.child;
+            if (next.empty() || !seen.insert(next).second) break;
+            chain.push_back(next);
+        }
         return fail(whole,
-                    fmt::format("a packet could then take {} tail calls ({}), the kernel allows {}", a.max_depth,
-                                chain_text(a.deepest), tree::kMaxTailCalls),
+                    fmt::format("a packet could then take {} tail calls ({}), the kernel allows {}", after,
+                                chain_text(chain), tree::kMaxTailCalls),
                     "flatten the tree, or chain fewer handlers");
+    }
 
     // Children before parents (no loop, so this ends).
     std::vector<size_t> order;
@@ -716,6 +759,7 @@ Result<std::vector<const Change*>> execute(const Plan& p) {
         if (r) {
             if (r->changed) changed.push_back(&s);
             made.emplace_back(&s, std::move(*r));
+            crash_point("apply");  // killed between two steps: the next apply converges
             continue;
         }
         Error e = r.error();

@@ -424,4 +424,61 @@ TEST_F(Apply, TreeOutputPlainAndJson) {
     EXPECT_FALSE(oj.contains("instances"));
 }
 
+// SIGKILL between any two steps of a tree's first apply (TCD_CRASHPOINT=
+// apply:N), and inside the steps at each load, respecialise and attach
+// point: the
+// next apply converges to what an apply that was not killed makes (the same
+// wiring, children, direct keys, handlers and attachments; program ids
+// aside), and the one after finds nothing to do.
+TEST_F(Apply, TreeKilledAtEveryStepConverges) {
+    // The child a proto instance here (a port dispatcher takes ten times as
+    // long to load, and this test loads a few hundred): gre and esp are not
+    // among the four direct keys it starts with, so wiring them respecialises.
+    std::string y = tree("      gre: pass\n      esp: drop\n");
+    replace_all(y, "    key: port\n", "");
+    auto view = [&]() {
+        json v = json::object();
+        for (const auto& d : {root_, web_}) {
+            json one = json::object();
+            for (const auto& e : map_list(d))
+                one["wired"][std::to_string(e.value("key", 0))] =
+                    e["instance"].is_string() ? e["instance"].get<std::string>() : e.value("handler", "");
+            auto st = sh(std::string(TCD_BIN) + " -j -d " + d + " status");
+            EXPECT_EQ(st.rc, 0) << st.err;
+            json j = json::parse(st.out.empty() ? "{}" : st.out);
+            one["direct"] = j["dispatcher"]["direct_keys"];
+            one["miss"] = j["dispatcher"]["miss_action"];
+            for (const auto& h : j["handlers"]) one["handlers"].push_back(h.value("name", ""));
+            for (const auto& a : j["attached"]) one["attached"].push_back(a.value("ifname", "") + " " + a.value("mode", ""));
+            v[d] = one;
+        }
+        return v;
+    };
+    ASSERT_EQ(run(y, "").rc, 0);
+    const json want = view();
+    ASSERT_EQ(want[root_]["wired"]["6"], web_) << want.dump();
+    unload();
+    int kills = 0;
+    for (const std::string op : {"apply", "load", "map", "attach"}) {
+        for (int n = 1; n < 40; n++) {
+            unload();
+            std::ofstream(file_) << y;
+            auto c = sh("TCD_CRASHPOINT=" + op + ":" + std::to_string(n) + " " + TCD_BIN + " apply -f " + file_);
+            if (c.rc == 0) break;  // fewer than n points: ran through
+            ASSERT_EQ(c.rc, 137) << op << ":" << n << " " << c.err;
+            kills++;
+            auto again = run(y, "-j");
+            ASSERT_EQ(again.rc, 0) << op << ":" << n << " " << again.err;
+            EXPECT_EQ(view(), want) << op << ":" << n;
+            auto third = run(y, "-j");
+            ASSERT_EQ(third.rc, 0) << third.err;
+            EXPECT_TRUE(json::parse(third.out)["changes"].empty()) << op << ":" << n << " " << third.out;
+        }
+        unload();
+        ASSERT_FALSE(tcd::bpffs::exists(root_));
+        ASSERT_FALSE(tcd::bpffs::exists(web_));
+    }
+    EXPECT_GE(kills, 12) << kills;  // after each of apply's 7 steps, and inside its loads and respecialises
+}
+
 }  // namespace
