@@ -723,6 +723,21 @@ Result<Plan> plan(const DesiredFile& want, const std::string& default_dir) {
                     "flatten the tree, or chain fewer handlers");
     }
 
+    // An instance of another kind is unloaded and loaded again, which
+    // unwires it in its parents: only in parents the file describes (and so
+    // wires again).
+    for (size_t i = 0; i < n; i++) {
+        auto kind = pinned_kind(p.dirs[i]);
+        if (!kind || *kind == want.instances[i].kind) continue;
+        for (const auto& e : g->parents_of(p.dirs[i]))
+            if (!mine.count(e.parent))
+                return fail(where(i),
+                            fmt::format("{} is wired by {} (key {}), which the file does not describe; a {} "
+                                        "instance there means unloading it, which unwires it there",
+                                        p.dirs[i], e.parent, e.key, key_kind_name(want.instances[i].kind.key)),
+                            "unwire it in " + e.parent + " first, or describe " + e.parent + " in the file too");
+    }
+
     // Children before parents (no loop, so this ends).
     std::vector<size_t> order;
     std::vector<int> state(n, 0);

@@ -284,6 +284,16 @@ TEST_F(Apply, TreeConvergesAndEditsOneWiring) {
     ASSERT_EQ(ws.rc, 0) << ws.err;
     EXPECT_EQ(map_list(root_)[0].value("prog_id", 0u), json::parse(ws.out)["dispatcher"].value("prog_id", 1u));
     EXPECT_TRUE(apply(tree(more))["changes"].empty());
+
+    // web alone, as a proto instance: that means unloading it, which would
+    // unwire it in root, which this file does not describe: refused.
+    const std::string kept = snapshot();
+    auto other_kind = run("instances:\n  - name: web\n    pin_dir: " + web_ + "\n    key: proto\n", "");
+    EXPECT_EQ(other_kind.rc, 1) << other_kind.out << other_kind.err;
+    EXPECT_NE(other_kind.err.find(web_ + " is wired by " + root_ + " (key 6), which the file does not describe"),
+              std::string::npos)
+        << other_kind.err;
+    EXPECT_EQ(snapshot(), kept);
 }
 
 // Refused before anything is made: a loop, a chain past the kernel's 33
