@@ -5,7 +5,8 @@
 // changes nothing. Instance trees (several instances in one file): children
 // before parents, a second run changes nothing, one edit changes one thing, a
 // loop or a chain past 33 tail calls is refused before anything is made, and
-// a step that fails half-way leaves every instance as it was.
+// a step that fails half-way leaves every instance as it was, and an apply
+// killed at any step is finished by the next.
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
