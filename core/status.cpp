@@ -111,7 +111,7 @@ Result<Status> gather_status(const std::string& dir) {
     }
     st.handlers = list_handlers(*in, st.wired);
     st.attached = attachments(*in);
-    if (auto g = tree::scan({dir})) {
+    if (auto g = tree::scan({dir}, {in->kind().hook, {}})) {  // its tree is on its hook
         std::string me = InstanceLock::canonical_dir(dir);
         std::vector<std::string> path;
         st.parents = links(*g, me, true, path);

@@ -165,7 +165,8 @@ std::optional<std::string> instance_used_by(const ProgInfo& prog, const std::str
     return std::nullopt;
 }
 
-Result<Graph> scan(const std::vector<std::string>& also) {
+Result<Graph> scan(const std::vector<std::string>& also, const ScanScope& scope) {
+    const std::string unread = scope.unread.empty() ? std::string() : canon(scope.unread);
     Graph g;
     std::map<uint32_t, std::string> by_jt;
     struct Open {
@@ -175,6 +176,7 @@ Result<Graph> scan(const std::vector<std::string>& also) {
     for (const auto& dir : instance_dirs(also)) {
         auto kind = pinned_kind(dir);
         if (!kind) continue;
+        if (scope.hook && kind->hook != *scope.hook) continue;
         Paths p{dir};
         auto jt = bpffs::get(p.jt());
         auto disp = bpffs::get(p.dispatcher(kind->hook));
@@ -201,6 +203,7 @@ Result<Graph> scan(const std::vector<std::string>& also) {
     };
     for (size_t i = 0; i < g.nodes.size(); i++) {
         Node& n = g.nodes[i];
+        if (n.dir == unread) continue;
         const uint32_t last = max_key(n.kind.key);
         for (uint32_t key = 0; key <= last; key++) {
             uint32_t id = 0;
@@ -213,6 +216,22 @@ Result<Graph> scan(const std::vector<std::string>& also) {
     }
     return g;
 }
+
+namespace {
+
+// Whether anything is wired in the instance's jump table: `key` first (a
+// rewiring), then from key 0 up to the first hit.
+Result<bool> has_wiring(const Instance& in, uint32_t key) {
+    uint32_t id = 0;
+    if (bpf_map_lookup_elem(in.jt_fd(), &key, &id) == 0 && id) return true;
+    for (uint32_t k = 0; k <= max_key(in.kind().key); k++) {
+        if (bpf_map_lookup_elem(in.jt_fd(), &k, &id) == 0 && id) return true;
+        if (errno != ENOENT) return fail_errno(fmt::format("read {} key {}", in.paths().jt(), k), errno);
+    }
+    return false;
+}
+
+}  // namespace
 
 Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h) {
     const std::string me = canon(parent.paths().dir);
@@ -236,8 +255,16 @@ Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h) {
                         "a child instance must be on the same hook as its parent");
         if (auto in = Instance::open(dir); !in) return propagate(in, what);
     }
+    // A plain handler (no other instance entered, no chaining): no loop can
+    // come of it, and the depth of this instance (so of its parents) stays
+    // or falls when it had something wired already.
+    if (enters.empty() && !self_chain) {
+        auto wired = has_wiring(parent, key);
+        if (!wired) return propagate(wired, what);
+        if (*wired) return {};
+    }
 
-    auto g = scan({parent.paths().dir});
+    auto g = scan({parent.paths().dir}, {parent.kind().hook, {}});
     if (!g) return propagate(g);
     Analysis before = analyse(*g);
     Node* node = g->find(me);
@@ -260,7 +287,8 @@ Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h) {
 }
 
 Result<std::vector<Edge>> parents(const std::string& dir) {
-    auto g = scan({dir});
+    auto kind = pinned_kind(dir);
+    auto g = scan({dir}, {kind ? std::optional<Hook>(kind->hook) : std::nullopt, dir});
     if (!g) return propagate(g);
     return g->parents_of(canon(dir));
 }
