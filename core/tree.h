@@ -77,10 +77,12 @@ Analysis analyse(const Graph& g);  // pure: no kernel
 // instances on that hook (a jump table takes programs of its owner's type
 // only, and a child must be on its parent's hook, so no edge joins two
 // hooks); `unread` is an instance listed without its wiring (its wires
-// empty): who wires it does not depend on what it wires.
+// empty): who wires it does not depend on what it wires, or given as
+// `unread_wires` (key, program id) when the caller has just read them.
 struct ScanScope {
     std::optional<Hook> hook;
     std::string unread;
+    std::optional<std::vector<std::pair<uint32_t, uint32_t>>> unread_wires;
 };
 Result<Graph> scan(const std::vector<std::string>& also = {}, const ScanScope& scope = {});
 
