@@ -233,3 +233,47 @@ int port8080_prog(struct xdp_md *ctx)
 {
 	return XDP_PASS;
 }
+
+/*
+ * A handler's hop (tcd_next): a plain tail call into jt[1], against
+ * handler.h's tcd_next, which first tests whether the frame carries tcd
+ * trace's hop record (a live frame does not). With a constant key (a direct
+ * jump) and with a key known at run time (the indirect call).
+ */
+#include "tcd/handler.h"
+
+volatile __u32 hop_key = 1;
+
+SEC("xdp")
+int hop_static_raw(struct xdp_md *ctx)
+{
+	bpf_tail_call_static(ctx, &jt, 1);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int hop_static_tcd(struct xdp_md *ctx)
+{
+	tcd_next_static(ctx, 1);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int hop_dyn_raw(struct xdp_md *ctx)
+{
+	bpf_tail_call(ctx, &jt, hop_key);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int hop_dyn_tcd(struct xdp_md *ctx)
+{
+	tcd_next(ctx, hop_key);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int hop_target(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}

@@ -3,6 +3,7 @@
 // what `map set` costs when it has to load a new dispatcher.
 //
 //   tcd_bench [--rounds N] [--repeat R] [--copies N] [--set-runs N] [--stats-runs N] [--json]
+//   tcd_bench --scan RUNS [--json]   (only the instance-tree walk: see scan_bench)
 //
 // Dispatch: BPF_PROG_TEST_RUN's own duration with `repeat`, every program
 // loaded in several copies, all programs interleaved round by round. Per
@@ -47,6 +48,8 @@
 #include "core/jumptable.h"
 #include "core/lifecycle.h"
 #include "core/specialise.h"
+#include "core/status.h"
+#include "core/tree.h"
 #include "tcd/shared.h"
 
 namespace {
@@ -90,8 +93,12 @@ double median(std::vector<double> v) {
     return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
+// Instances the --scan run made, unloaded by die() too.
+std::vector<std::string> scan_dirs;
+
 [[noreturn]] void die(const std::string& what) {
     std::fprintf(stderr, "tcd_bench: %s\n", what.c_str());
+    for (const auto& d : scan_dirs) (void)tcd::unload(d, true);
     std::exit(1);
 }
 
@@ -163,8 +170,77 @@ std::string load_avg() {
 
 }  // namespace
 
+// --scan: what walking bpffs for instance trees costs the commands that do it
+// (map set, status, unload's check for parents), with 1, 10 and 50
+// instances of one kind loaded side by side (not wired to each other), as a
+// ratio to the same command on one instance with no others of ours present
+// (other tools' instances on this machine's bpffs count in both). Median and
+// minimum of `runs`, in-process.
+nlohmann::ordered_json scan_bench(int runs, bool json_out) {
+    nlohmann::ordered_json out;
+    const std::string base = "/sys/fs/bpf/tcd-bench-scan-" + std::to_string(getpid()) + "-";
+    auto spec = [](const char* n) { return *tcd::parse_handler_spec(n); };
+    if (!json_out)
+        std::printf("\ninstance-tree walk, in-process, median / min of %d (ms), ratio of medians to 1 instance:\n", runs);
+    for (tcd::KeyKind kind : {tcd::KeyKind::proto, tcd::KeyKind::port}) {
+        std::vector<std::string>& dirs = scan_dirs;
+        auto cleanup = [&] {
+            for (const auto& d : dirs) (void)tcd::unload(d, true);
+            dirs.clear();
+        };
+        std::map<std::string, double> base_med;
+        for (int n : {1, 10, 50}) {
+            while (int(dirs.size()) < n) {
+                std::string d = base + std::to_string(dirs.size());
+                tcd::LoadOptions lo;
+                lo.kind = {kind, tcd::Hook::xdp};
+                if (auto l = tcd::load(d, lo); !l) {
+                    cleanup();
+                    die("load: " + l.error().message());
+                }
+                dirs.push_back(d);
+                auto in = tcd::Instance::open(d);
+                if (!in) die(in.error().message());
+                // Each wires its key, as instances in use do.
+                (void)tcd::set_wired(*in, kind == tcd::KeyKind::proto ? 6 : 8080, spec("pass"));
+            }
+            const std::string& me = dirs.front();
+            const uint32_t key = kind == tcd::KeyKind::proto ? 6 : 8080;
+            std::map<std::string, std::vector<double>> t;
+            for (int r = 0; r < runs; r++) {
+                auto in = tcd::Instance::open(me);
+                if (!in) die(in.error().message());
+                // A key direct already, rewired: no new dispatcher.
+                t["map set"].push_back(ms_of([&] {
+                    if (!tcd::set_wired(*in, key, spec(r % 2 ? "pass" : "drop"))) die("map set");
+                }));
+                t["status"].push_back(ms_of([&] {
+                    if (!tcd::gather_status(me)) die("status");
+                }));
+                t["unload's parents check"].push_back(ms_of([&] {
+                    if (!tcd::tree::parents(me)) die("parents");
+                }));
+                t["tree::scan"].push_back(ms_of([&] {
+                    if (!tcd::tree::scan({me})) die("scan");
+                }));
+            }
+            for (auto& [what, v] : t) {
+                double med = median(v), mn = *std::min_element(v.begin(), v.end());
+                if (n == 1) base_med[what] = med;
+                out[key_kind_name(kind)][what][std::to_string(n)] = {
+                    {"median_ms", med}, {"min_ms", mn}, {"ratio", med / base_med[what]}};
+                if (!json_out)
+                    std::printf("  %-6s %-24s %2d instances %9.2f %9.2f  x%.1f\n", key_kind_name(kind), what.c_str(), n,
+                                med, mn, med / base_med[what]);
+            }
+        }
+        cleanup();
+    }
+    return out;
+}
+
 int main(int argc, char** argv) {
-    int rounds = 31, repeat = 100000, stats_runs = 30, copies = 3, set_runs = 15;
+    int rounds = 31, repeat = 100000, stats_runs = 30, copies = 3, set_runs = 15, scan_runs = 0;
     bool json_out = false;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
@@ -180,12 +256,24 @@ int main(int argc, char** argv) {
         else if (a == "--stats-runs") num(stats_runs);
         else if (a == "--copies") num(copies);
         else if (a == "--set-runs") num(set_runs);
+        else if (a == "--scan") num(scan_runs);
         else if (a == "--json") json_out = true;
         else {
             std::fprintf(stderr, "usage: tcd_bench [--rounds N] [--repeat R] [--copies N] [--set-runs N] "
-                                 "[--stats-runs N] [--json]\n");
+                                 "[--stats-runs N] [--scan RUNS] [--json]\n");
             return 2;
         }
+    }
+    if (scan_runs > 0) {  // only the tree walk
+        libbpf_set_print([](enum libbpf_print_level, const char*, va_list) { return 0; });
+        nlohmann::ordered_json j;
+        j["load_before"] = load_avg();
+        j["scan_ms"] = scan_bench(scan_runs, json_out);
+        j["load_after"] = load_avg();
+        if (json_out) std::printf("%s\n", j.dump(2).c_str());
+        else std::printf("load average %s before, %s after\n", j["load_before"].get<std::string>().c_str(),
+                         j["load_after"].get<std::string>().c_str());
+        return 0;
     }
     nlohmann::ordered_json j;
     j["rounds"] = rounds;
@@ -235,6 +323,10 @@ int main(int argc, char** argv) {
     add("bound: parse + direct tail call", {"ipv4-tcp"});
     add("bound: + per-CPU key counter", {"ipv4-tcp"});
     add("bound: + counter, one-row layout", {"ipv4-tcp"});
+    add("hop: bpf_tail_call_static", {"ipv4-tcp"});
+    add("hop: tcd_next_static", {"ipv4-tcp"});
+    add("hop: bpf_tail_call (indirect)", {"ipv4-tcp"});
+    add("hop: tcd_next (indirect)", {"ipv4-tcp"});
     auto fds_of = [&](const std::string& prog) -> std::vector<Case*> {
         std::vector<Case*> out;
         for (auto& c : cases)
@@ -255,6 +347,9 @@ int main(int argc, char** argv) {
         key = 0;
         fd = bpf_program__fd(b->progs.port8080_prog);
         bpf_map_update_elem(bpf_map__fd(b->maps.prog_array), &key, &fd, BPF_ANY);
+        key = 1;
+        fd = bpf_program__fd(b->progs.hop_target);
+        bpf_map_update_elem(bpf_map__fd(b->maps.jt), &key, &fd, BPF_ANY);
         base.push_back(b);
         auto put = [&](const std::string& prog, int f) {
             for (Case* k : fds_of(prog)) k->fds.push_back(f);
@@ -265,6 +360,10 @@ int main(int argc, char** argv) {
         put("bound: parse + direct tail call", bpf_program__fd(b->progs.bound_tail));
         put("bound: + per-CPU key counter", bpf_program__fd(b->progs.bound_count));
         put("bound: + counter, one-row layout", bpf_program__fd(b->progs.bound_count1));
+        put("hop: bpf_tail_call_static", bpf_program__fd(b->progs.hop_static_raw));
+        put("hop: tcd_next_static", bpf_program__fd(b->progs.hop_static_tcd));
+        put("hop: bpf_tail_call (indirect)", bpf_program__fd(b->progs.hop_dyn_raw));
+        put("hop: tcd_next (indirect)", bpf_program__fd(b->progs.hop_dyn_tcd));
         auto tcd_put = [&](const std::string& prog, tcd::KeyKind k, const std::vector<uint32_t>& w, bool sp) {
             tcds.push_back(load_tcd(k, w, sp));
             put(prog, tcds.back().fd);

@@ -501,12 +501,15 @@ json trace_frame_json(const TraceFrame& f) {
     json levels = json::array();
     for (const auto& l : f.levels)
         levels.push_back({{"instance", l.instance.empty() ? json(nullptr) : json(l.instance)},
+                          {"via", l.via},
+                          {"from", l.from ? json(*l.from) : json(nullptr)},
                           {"class", l.cls},
                           {"key", l.key ? json(*l.key) : json(nullptr)},
                           {"proto", l.key ? name_or_null(l.key_name) : json(nullptr)},
                           {"handler", l.handler ? json(*l.handler) : json(nullptr)},
                           {"missed", l.missed}});
     j["levels"] = std::move(levels);
+    if (f.unrecorded_hops) j["unrecorded_hops"] = f.unrecorded_hops;
     return j;
 }
 
@@ -525,13 +528,24 @@ std::string trace_frame_plain(const TraceFrame& f) {
                                    "it, malformed)";
     std::string out = fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}{}\n", f.frame, f.len, f.cls, key, handler,
                                   f.verdict, f.ran ? "" : why);
-    // The child levels, one line each under the frame: instance, class, key, handler.
+    // The child levels, one line each under the frame: instance, class, key,
+    // handler; a tcd_next() hop: the handler that took it, the key, the
+    // handler it reached.
     for (size_t i = 1; i < f.levels.size(); i++) {
         const auto& l = f.levels[i];
-        out += fmt::format("{:>15}{} {}: {:<9} {:<16} {}\n", "", std::string(2 * i, ' ') + "->", l.instance, l.cls,
-                           l.key ? key_label(*l.key, l.key_name) : "-",
-                           l.handler ? *l.handler : (l.missed ? "(miss)" : "-"));
+        std::string handler = l.handler ? *l.handler : (l.missed ? "(miss)" : "-");
+        std::string key = l.key ? key_label(*l.key, l.key_name) : "-";
+        if (l.via == "tcd_next")
+            out += fmt::format("{:>15}{} tcd_next from {}: {:<16} {}\n", "", std::string(2 * i, ' ') + "->",
+                               l.from.value_or("-"), key, handler);
+        else
+            out += fmt::format("{:>15}{} {}: {:<9} {:<16} {}\n", "", std::string(2 * i, ' ') + "->", l.instance,
+                               l.cls, key, handler);
     }
+    if (f.unrecorded_hops)
+        out += fmt::format("{:>15}{} {} more tcd_next hop{} not shown\n", "",
+                           std::string(2 * f.levels.size(), ' ') + "..", f.unrecorded_hops,
+                           f.unrecorded_hops == 1 ? "" : "s");
     return out;
 }
 
@@ -540,6 +554,8 @@ json trace_summary_json(const TraceSummary& s) {
     for (const auto& r : s.rows())
         rows.push_back({{"level", r.level},
                         {"instance", r.instance.empty() ? json(nullptr) : json(r.instance)},
+                        {"via", r.via},
+                        {"from", r.from ? json(*r.from) : json(nullptr)},
                         {"class", r.cls},
                         {"key", r.key ? json(*r.key) : json(nullptr)},
                         {"proto", r.key ? name_or_null(r.key_name) : json(nullptr)},
@@ -556,11 +572,14 @@ std::string trace_summary_plain(const TraceSummary& s) {
     int level = 0;
     for (const auto& r : s.rows()) {
         // Rows of a child level come after a line naming it.
-        if (r.level > 0 && r.level != level) out += fmt::format("level {} (child instances):\n", r.level);
+        if (r.level > 0 && r.level != level) out += fmt::format("level {}:\n", r.level);
         level = r.level;
         std::string verdicts;
         for (const auto& [v, n] : r.verdicts) verdicts += (verdicts.empty() ? "" : ", ") + fmt::format("{} {}", v, n);
-        if (r.level > 0) verdicts += "  (" + r.instance + ")";
+        if (r.via == "tcd_next")
+            verdicts += "  (tcd_next from " + r.from.value_or("-") + (r.instance.empty() ? "" : ", " + r.instance) + ")";
+        else if (r.level > 0)
+            verdicts += "  (" + r.instance + ")";
         out += fmt::format("{:<9} {:<16} {:>8} {:>10} {:>8}  {}\n", r.cls,
                            r.key ? key_label(*r.key, r.key_name) : "-", r.frames, r.bytes, r.missed,
                            verdicts);

@@ -111,7 +111,10 @@ Result<Status> gather_status(const std::string& dir) {
     }
     st.handlers = list_handlers(*in, st.wired);
     st.attached = attachments(*in);
-    if (auto g = tree::scan({dir})) {
+    // Its tree is on its hook; its own wiring is the one just read.
+    std::vector<std::pair<uint32_t, uint32_t>> own;
+    for (const auto& w : st.wired) own.emplace_back(w.key, w.prog_id);
+    if (auto g = tree::scan({dir}, {in->kind().hook, dir, own})) {
         std::string me = InstanceLock::canonical_dir(dir);
         std::vector<std::string> path;
         st.parents = links(*g, me, true, path);

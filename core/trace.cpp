@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstring>
 #include <fmt/format.h>
 
 #include "core/bpffs.h"
@@ -14,6 +15,7 @@
 #include "core/jumptable.h"
 #include "core/keys.h"
 #include "core/lock.h"
+#include "core/progs.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -61,12 +63,18 @@ std::string verdict_name(uint32_t action) { return tcd::verdict_name(Hook::xdp, 
 void TraceSummary::add(const TraceFrame& f) {
     frames_++;
     std::vector<TraceLevel> levels = f.levels;
-    if (levels.empty()) levels.push_back({"", f.cls, f.key, f.key_name, f.handler, f.missed});
+    if (levels.empty()) {
+        TraceLevel l;
+        l.cls = f.cls, l.key = f.key, l.key_name = f.key_name, l.handler = f.handler, l.missed = f.missed;
+        levels.push_back(std::move(l));
+    }
     for (size_t i = 0; i < levels.size(); i++) {
         const TraceLevel& l = levels[i];
-        auto& row = rows_[{int(i), l.instance, l.cls, l.key ? int(*l.key) : -1}];
+        auto& row = rows_[{int(i), l.instance, l.via, l.from.value_or(""), l.cls, l.key ? int(*l.key) : -1}];
         row.level = int(i);
         row.instance = l.instance;
+        row.via = l.via;
+        row.from = l.from;
         row.cls = l.cls;
         row.key = l.key;
         row.key_name = l.key_name;
@@ -145,6 +153,13 @@ Result<Tracer> Tracer::open_level(const std::string& pin_dir, Kind kind, std::op
             t.shared_.push_back(std::move(*fd));
         }
         for (auto& p : pinned_programs(pin_dir)) t.names_.emplace(p.info.id, p.name);
+        // The live jump table's id: a handler's tcd_next() goes through it
+        // (the trace copy's own table, when it has one, is another map).
+        if (auto jt = bpffs::get(in->paths().jt())) {
+            bpf_map_info info{};
+            uint32_t len = sizeof(info);
+            if (bpf_obj_get_info_by_fd(jt->get(), &info, &len) == 0) t.live_jt_id_ = info.id;
+        }
         t.loaded_ = true;
     }
     t.obj_->configure(t.miss_, true);
@@ -202,6 +217,7 @@ Result<std::optional<TraceLevel>> Tracer::read_level(uint64_t number) {
         if (!l.missed) {
             uint32_t key = rec.key, id = 0;
             if (bpf_map_lookup_elem(bpf_map__fd(obj_->map(TCD_MAP_JT)), &key, &id) == 0 && id) {
+                l.prog_id = id;
                 auto it = names_.find(id);
                 l.handler = it != names_.end() ? it->second : fmt::format("id:{}", id);
             }
@@ -226,6 +242,33 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
     // tc programs run on an skb that test_run builds from the frame.
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data, .data_size_in = static_cast<uint32_t>(len),
                 .repeat = 1);
+    // The hop record (tcd/shared.h) the handlers' tcd_next() fills in: on
+    // XDP 32 bytes of metadata in front of the frame, on tc the skb's cb[].
+    xdp_md xin{}, xout{};
+    __sk_buff sin{}, sout{};
+    if (kind_.hook == Hook::xdp) {
+        tcd_hop_meta m{};
+        m.magic = TCD_HOP_MAGIC;
+        in_.assign(reinterpret_cast<const uint8_t*>(&m), reinterpret_cast<const uint8_t*>(&m) + sizeof(m));
+        in_.insert(in_.end(), data, data + len);
+        out_.resize(in_.size() + 4096);  // room for a handler that grows the frame
+        xin.data = sizeof(m);
+        xin.data_end = static_cast<uint32_t>(in_.size());
+        opts.data_in = in_.data();
+        opts.data_size_in = static_cast<uint32_t>(in_.size());
+        opts.data_out = out_.data();
+        opts.data_size_out = static_cast<uint32_t>(out_.size());
+        opts.ctx_in = &xin;
+        opts.ctx_size_in = sizeof(xin);
+        opts.ctx_out = &xout;
+        opts.ctx_size_out = sizeof(xout);
+    } else {
+        sin.cb[0] = TCD_HOP_MAGIC;
+        opts.ctx_in = &sin;
+        opts.ctx_size_in = sizeof(sin);
+        opts.ctx_out = &sout;
+        opts.ctx_size_out = sizeof(sout);
+    }
     int rc = bpf_prog_test_run_opts(prog_fd(), &opts);
     if (rc != 0 && errno == EINVAL && kind_.hook == Hook::tc && len > 2048) {
         // tc's test_run builds a linear skb of at most a page (3,712 bytes on
@@ -263,6 +306,7 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
     f.levels.push_back(std::move(**top));
     // Down the tree: each child whose trace copy ran since the last frame.
     Tracer* level = this;
+    std::vector<Tracer*> path{this};
     while (!f.levels.back().missed && f.levels.back().key) {
         auto it = level->children_.find(*f.levels.back().key);
         if (it == level->children_.end()) break;
@@ -271,8 +315,107 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
         if (!l) return propagate(l);
         if (!*l) break;  // it did not run (the tail-call limit)
         f.levels.push_back(std::move(**l));
+        path.push_back(level);
     }
+    // Then the hops the last level's handler took with tcd_next().
+    std::vector<uint32_t> hops;
+    uint32_t n = 0;
+    if (kind_.hook == Hook::xdp) {
+        // The record is at data_meta, where data_out starts, if the
+        // handlers left the metadata as it was.
+        tcd_hop_meta m{};
+        if (xout.data == sizeof(m) && opts.data_size_out >= sizeof(m)) {
+            std::memcpy(&m, out_.data(), sizeof(m));
+            if (m.magic == TCD_HOP_MAGIC) {
+                n = m.n;
+                for (uint32_t i = 0; i < std::min<uint32_t>(n, TCD_HOP_XDP_KEYS); i++) hops.push_back(m.key[i]);
+            }
+        }
+    } else if (sout.cb[0] == TCD_HOP_MAGIC) {
+        n = sout.cb[1];
+        for (uint32_t i = 0; i < std::min<uint32_t>(n, TCD_HOP_TC_KEYS); i++)
+            hops.push_back(i % 2 ? sout.cb[2 + i / 2] >> 16 : sout.cb[2 + i / 2] & 0xffff);
+    }
+    if (n > 0) follow_hops(f, path, n, hops);
     return f;
+}
+
+const Tracer::HopTable* Tracer::hop_table(uint32_t prog_id) {
+    auto [it, fresh] = hop_tables_.try_emplace(prog_id);
+    if (!fresh) return it->second ? &*it->second : nullptr;
+    auto prog = prog_fd_by_id(prog_id);
+    if (!prog) return nullptr;
+    auto info = prog_info(prog->get());
+    if (!info) return nullptr;
+    HopTable t;
+    t.dispatcher = info->name == TCD_PROG_DISPATCH || info->name == TCD_PROG_TC_DISPATCH;
+    // Its prog array: the one named jt (handler.h's), else the only one.
+    for (uint32_t id : info->map_ids) {
+        UniqueFd fd(bpf_map_get_fd_by_id(id));
+        if (!fd) continue;
+        bpf_map_info mi{};
+        uint32_t len = sizeof(mi);
+        if (bpf_obj_get_info_by_fd(fd.get(), &mi, &len) != 0 || mi.type != BPF_MAP_TYPE_PROG_ARRAY) continue;
+        bool named = std::string(mi.name) == TCD_MAP_JT;
+        if (t.fd && !named) continue;
+        t.fd = std::move(fd);
+        t.id = mi.id;
+        t.max_entries = mi.max_entries;
+        if (named) break;
+    }
+    if (!t.fd) return nullptr;
+    it->second.emplace(std::move(t));
+    return &*it->second;
+}
+
+// Each recorded key is a tcd_next() of the handler running at that point: a
+// key with a program in that handler's jump table was a tail call into it
+// (unless the chain had used up the kernel's 33 tail calls: then it returned,
+// as on an empty key), an empty key returned to the same handler.
+void Tracer::follow_hops(TraceFrame& f, const std::vector<Tracer*>& path, uint32_t n,
+                         const std::vector<uint32_t>& keys) {
+    constexpr int kMaxTailCalls = 33;
+    const TraceLevel& last = f.levels.back();
+    if (last.missed || !last.prog_id || !last.handler) {
+        f.unrecorded_hops = n;
+        return;
+    }
+    int calls = 0;  // tail calls so far: one per level that reached a handler
+    for (const auto& l : f.levels) calls += l.handler ? 1 : 0;
+    uint32_t cur = last.prog_id;
+    std::string cur_name = *last.handler, cls = last.cls;
+    auto name_of = [&](uint32_t id) -> std::string {
+        for (auto it = path.rbegin(); it != path.rend(); ++it)
+            if (auto n = (*it)->names_.find(id); n != (*it)->names_.end()) return n->second;
+        return fmt::format("id:{}", id);
+    };
+    size_t i = 0;
+    for (; i < keys.size(); i++) {
+        const HopTable* t = hop_table(cur);
+        if (!t || t->dispatcher) break;
+        TraceLevel h;
+        h.via = "tcd_next";
+        h.from = cur_name;
+        h.cls = cls;
+        h.key = keys[i];
+        for (const Tracer* p : path)
+            if (p->live_jt_id_ == t->id) h.instance = p->dir_;
+        h.key_name = key_name(t->max_entries > TCD_JT_ENTRIES ? KeyKind::port : KeyKind::proto, keys[i]);
+        uint32_t key = keys[i], id = 0;
+        bool wired = bpf_map_lookup_elem(t->fd.get(), &key, &id) == 0 && id;
+        if (!wired || calls >= kMaxTailCalls) {
+            h.missed = true;
+            f.levels.push_back(std::move(h));
+            continue;
+        }
+        calls++;
+        h.prog_id = id;
+        h.handler = name_of(id);
+        cur = id;
+        cur_name = *h.handler;
+        f.levels.push_back(std::move(h));
+    }
+    f.unrecorded_hops = n - static_cast<uint32_t>(i);
 }
 
 Result<StatsSnapshot> Tracer::counters() const {

@@ -25,15 +25,19 @@ Result<std::vector<uint8_t>> parse_hex(std::string_view text);
 const char* class_name(uint32_t cls);     // "ipv4", "ipv6", "non-ip", "malformed", "no-port"
 std::string verdict_name(uint32_t action);  // "XDP_PASS", ... (XDP)
 
-// One instance a frame went through: the root, then each child instance a
-// key handed it to (docs/datapath.md, "Instance trees").
+// One level a frame went through: the root, then each child instance a key
+// handed it to (docs/datapath.md, "Instance trees"), then each hop a handler
+// took with tcd_next() (via "tcd_next", from the handler that took it).
 struct TraceLevel {
-    std::string instance;  // pin dir; "" when no instance is loaded
+    std::string instance;  // pin dir; "" when no instance is loaded (or the hop's jump table is no instance's)
     std::string cls;
     std::optional<uint32_t> key;
     std::string key_name;
     std::optional<std::string> handler;
     bool missed = false;
+    std::string via = "dispatcher";   // "dispatcher" or "tcd_next"
+    std::optional<std::string> from;  // tcd_next: the handler that took the hop
+    uint32_t prog_id = 0;             // the handler's program id (0 on a miss)
 };
 
 struct TraceFrame {
@@ -47,11 +51,14 @@ struct TraceFrame {
     std::string verdict;
     bool ran = true;  // false: too short for test_run (not an Ethernet frame)
     std::vector<TraceLevel> levels;  // every level, the first being the fields above; empty when not run
+    uint32_t unrecorded_hops = 0;    // tcd_next() hops taken but not shown (past the record's room, or a live child's)
 };
 
 struct TraceSummaryRow {
-    int level = 0;         // 0: the instance traced, 1: its child, ...
+    int level = 0;         // 0: the instance traced, 1: its child or the first hop, ...
     std::string instance;  // the level's pin dir ("" when no instance is loaded)
+    std::string via = "dispatcher";
+    std::optional<std::string> from;
     std::string cls;
     std::optional<uint32_t> key;
     std::string key_name;
@@ -66,7 +73,7 @@ public:
     uint64_t frames() const { return frames_; }
 
 private:
-    std::map<std::tuple<int, std::string, std::string, int>, TraceSummaryRow> rows_;
+    std::map<std::tuple<int, std::string, std::string, std::string, std::string, int>, TraceSummaryRow> rows_;
     uint64_t frames_ = 0;
 };
 
@@ -97,6 +104,19 @@ private:
                                      std::vector<std::string>& path);
     // This level's record of the last run, if it ran since the one before.
     Result<std::optional<TraceLevel>> read_level(uint64_t number);
+    // A handler's jump table, from its program's maps (what its tcd_next() uses).
+    struct HopTable {
+        UniqueFd fd;
+        uint32_t id = 0, max_entries = 0;
+        bool dispatcher = false;  // the program is a dispatcher (a live child's): not followed
+    };
+    const HopTable* hop_table(uint32_t prog_id);
+    // The hops recorded in a run (keys in order, n all of them), after the
+    // dispatcher levels in f.levels: one level each.
+    void follow_hops(TraceFrame& f, const std::vector<Tracer*>& path, uint32_t n, const std::vector<uint32_t>& keys);
+    std::map<uint32_t, std::optional<HopTable>> hop_tables_;  // prog id -> its jump table (none: it has none)
+    uint32_t live_jt_id_ = 0;  // the instance's own jump table (not the trace copy's)
+    std::vector<uint8_t> in_, out_;  // XDP: the hop record, then the frame
     std::optional<DispatcherObject> obj_;
     std::string dir_;
     UniqueFd own_jt_;  // with children: a jump table of its own, the children's trace copies in it

@@ -53,6 +53,22 @@ std::vector<std::string> instance_dirs(const std::vector<std::string>& also) {
     return {out.begin(), out.end()};
 }
 
+// Every wired key of a jump table, in key order: (key, program id), one
+// lookup per key (a prog array has no batch lookup). (Threads sharing out
+// the keys were measured slower on a busy 2-CPU machine, and dropped.)
+Result<std::vector<std::pair<uint32_t, uint32_t>>> read_wires(int fd, uint32_t last, const std::string& what) {
+    std::vector<std::pair<uint32_t, uint32_t>> out;
+    for (uint32_t key = 0; key <= last; key++) {
+        uint32_t id = 0;
+        if (bpf_map_lookup_elem(fd, &key, &id) != 0) {
+            if (errno == ENOENT) continue;
+            return fail_errno(fmt::format("read {} key {}", what, key), errno);
+        }
+        if (id) out.emplace_back(key, id);
+    }
+    return out;
+}
+
 std::string chain_text(const std::vector<std::string>& dirs) {
     std::string s;
     for (const auto& d : dirs) s += (s.empty() ? "" : " -> ") + d;
@@ -165,7 +181,8 @@ std::optional<std::string> instance_used_by(const ProgInfo& prog, const std::str
     return std::nullopt;
 }
 
-Result<Graph> scan(const std::vector<std::string>& also) {
+Result<Graph> scan(const std::vector<std::string>& also, const ScanScope& scope) {
+    const std::string unread = scope.unread.empty() ? std::string() : canon(scope.unread);
     Graph g;
     std::map<uint32_t, std::string> by_jt;
     struct Open {
@@ -175,6 +192,7 @@ Result<Graph> scan(const std::vector<std::string>& also) {
     for (const auto& dir : instance_dirs(also)) {
         auto kind = pinned_kind(dir);
         if (!kind) continue;
+        if (scope.hook && kind->hook != *scope.hook) continue;
         Paths p{dir};
         auto jt = bpffs::get(p.jt());
         auto disp = bpffs::get(p.dispatcher(kind->hook));
@@ -201,24 +219,54 @@ Result<Graph> scan(const std::vector<std::string>& also) {
     };
     for (size_t i = 0; i < g.nodes.size(); i++) {
         Node& n = g.nodes[i];
-        const uint32_t last = max_key(n.kind.key);
-        for (uint32_t key = 0; key <= last; key++) {
-            uint32_t id = 0;
-            if (bpf_map_lookup_elem(open[i].jt.get(), &key, &id) != 0) {
-                if (errno == ENOENT) continue;
-                return fail_errno(fmt::format("read {} key {}", Paths{n.dir}.jt(), key), errno);
-            }
-            if (id) n.wires.push_back({key, id, uses(id)});
+        if (n.dir == unread) {
+            // Its wiring as the caller read it, if it did.
+            if (scope.unread_wires)
+                for (auto [key, id] : *scope.unread_wires) n.wires.push_back({key, id, uses(id)});
+            continue;
         }
+        auto wires = read_wires(open[i].jt.get(), max_key(n.kind.key), Paths{n.dir}.jt());
+        if (!wires) return propagate(wires);
+        for (auto [key, id] : *wires) n.wires.push_back({key, id, uses(id)});
     }
     return g;
 }
+
+namespace {
+
+// Whether anything is wired in the instance's jump table: `key` first (a
+// rewiring), then from key 0 up to the first hit.
+Result<bool> has_wiring(const Instance& in, uint32_t key) {
+    uint32_t id = 0;
+    if (bpf_map_lookup_elem(in.jt_fd(), &key, &id) == 0 && id) return true;
+    for (uint32_t k = 0; k <= max_key(in.kind().key); k++) {
+        if (bpf_map_lookup_elem(in.jt_fd(), &k, &id) == 0 && id) return true;
+        if (errno != ENOENT) return fail_errno(fmt::format("read {} key {}", in.paths().jt(), k), errno);
+    }
+    return false;
+}
+
+}  // namespace
 
 Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h) {
     const std::string me = canon(parent.paths().dir);
     const std::string what = fmt::format("map set {}", key);
     // A cheap first look: does the program enter another instance at all?
-    auto jts = instance_jts({parent.paths().dir, h.instance.empty() ? me : h.instance});
+    // Only a program that uses a prog array can; the instances are walked
+    // for the others only.
+    bool prog_array = false;
+    for (uint32_t id : h.info.map_ids) {
+        UniqueFd fd(bpf_map_get_fd_by_id(id));
+        bpf_map_info info{};
+        uint32_t len = sizeof info;
+        if (!fd || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || info.type == BPF_MAP_TYPE_PROG_ARRAY) {
+            prog_array = true;  // or unknown: walk
+            break;
+        }
+    }
+    std::map<std::string, uint32_t> jts;
+    if (prog_array || !h.instance.empty())
+        jts = instance_jts({parent.paths().dir, h.instance.empty() ? me : h.instance});
     std::vector<std::string> enters;
     bool self_chain = false;
     for (const auto& [dir, jt] : jts)
@@ -236,8 +284,16 @@ Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h) {
                         "a child instance must be on the same hook as its parent");
         if (auto in = Instance::open(dir); !in) return propagate(in, what);
     }
+    // A plain handler (no other instance entered, no chaining): no loop can
+    // come of it, and the depth of this instance (so of its parents) stays
+    // or falls when it had something wired already.
+    if (enters.empty() && !self_chain) {
+        auto wired = has_wiring(parent, key);
+        if (!wired) return propagate(wired, what);
+        if (*wired) return {};
+    }
 
-    auto g = scan({parent.paths().dir});
+    auto g = scan({parent.paths().dir}, {parent.kind().hook, {}, std::nullopt});
     if (!g) return propagate(g);
     Analysis before = analyse(*g);
     Node* node = g->find(me);
@@ -260,7 +316,8 @@ Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h) {
 }
 
 Result<std::vector<Edge>> parents(const std::string& dir) {
-    auto g = scan({dir});
+    auto kind = pinned_kind(dir);
+    auto g = scan({dir}, {kind ? std::optional<Hook>(kind->hook) : std::nullopt, dir, std::nullopt});
     if (!g) return propagate(g);
     return g->parents_of(canon(dir));
 }

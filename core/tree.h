@@ -70,8 +70,21 @@ Analysis analyse(const Graph& g);  // pure: no kernel
 
 // Every loaded instance on bpffs: a walk of /sys/fs/bpf (four levels deep)
 // and of the directories holding `also` (other bpffs mounts), with their
-// jump tables read.
-Result<Graph> scan(const std::vector<std::string>& also = {});
+// jump tables read (one lookup per key: the kernel has no batch lookup on a
+// prog array, so a port instance's table is 65,536 system calls).
+//
+// What to read, for a question about one instance: `hook` keeps only the
+// instances on that hook (a jump table takes programs of its owner's type
+// only, and a child must be on its parent's hook, so no edge joins two
+// hooks); `unread` is an instance listed without its wiring (its wires
+// empty): who wires it does not depend on what it wires, or given as
+// `unread_wires` (key, program id) when the caller has just read them.
+struct ScanScope {
+    std::optional<Hook> hook;
+    std::string unread;
+    std::optional<std::vector<std::pair<uint32_t, uint32_t>>> unread_wires;
+};
+Result<Graph> scan(const std::vector<std::string>& also = {}, const ScanScope& scope = {});
 
 // Instance directories only (no jump table read): dir -> jt map id.
 std::map<std::string, uint32_t> instance_jts(const std::vector<std::string>& also = {});
@@ -82,10 +95,14 @@ std::optional<std::string> instance_used_by(const ProgInfo& prog, const std::str
 
 // map set's check before it writes key -> h into parent's jump table: a
 // program that enters another instance must be on the same hook, and the
-// wiring must make no loop and no chain longer than kMaxTailCalls.
+// wiring must make no loop and no chain longer than kMaxTailCalls. A
+// handler that enters no instance and does not chain cannot make either
+// unless the parent had nothing wired (its depth 0 -> 1): only then, or for
+// a child or a chaining handler, are the other instances read.
 Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h);
 
-// Who wires this instance (edges from other instances into it).
+// Who wires this instance (edges from other instances into it): the
+// instances on its hook are read, not its own table.
 Result<std::vector<Edge>> parents(const std::string& dir);
 
 }  // namespace tcd::tree

@@ -260,4 +260,159 @@ TEST_F(TraceCli, MemoryDoesNotGrowWithTheFile) {
                                                     << big.second << " KiB for 400,000";
 }
 
+
+// Handlers that chain with tcd_next() (tests/bpf/hops.bpf.c, one object per
+// kind): trace shows each hop as a level of its own (via tcd_next, from the
+// handler that took it, the key, the handler it reached), a hop to an empty
+// key as a miss after which the same handler goes on, and a summary row per
+// level; a chain that runs into the kernel's tail-call limit shows the hops
+// its record has room for and counts the rest.
+TEST_F(TraceCli, FollowsTcdNextHopsForEveryKind) {
+    TCD_REQUIRE_KERNEL();
+    const std::string frame = hex(ipv4_tcp());  // TCP to port 80
+    for (std::string hook : {"xdp", "tc"})
+        for (std::string key : {"proto", "port"}) {
+            SCOPED_TRACE(key + " on " + hook);
+            sh(tcd_ + " -q unload");
+            ASSERT_EQ(sh(tcd_ + " load --miss-action pass --key " + key + " --hook " + hook).rc, 0);
+            Cmd hl = sh(tcd_ + " handler load " + std::string(TCD_BPF_OBJ_DIR) + "/hops_" + hook + "_" + key +
+                        ".bpf.o");
+            ASSERT_EQ(hl.rc, 0) << hl.err;
+            bool port = key == "port";
+            int first = port ? 80 : 6, unwired = port ? 5000 : 250, second = port ? 5001 : 251,
+                third = port ? 5002 : 252, loop = port ? 5003 : 249;
+            for (auto [k, h] : {std::pair{first, "hop_first"}, {second, "hop_second"}, {third, "hop_last"}}) {
+                Cmd set = sh(tcd_ + " map set " + std::to_string(k) + " " + h);
+                ASSERT_EQ(set.rc, 0) << set.err;
+            }
+            const std::string drop = hook == "xdp" ? "XDP_DROP" : "TC_ACT_SHOT";
+            const std::string pass = hook == "xdp" ? "XDP_PASS" : "TC_ACT_OK";
+
+            Cmd c = sh(tcd_ + " -j trace --hex " + frame);
+            ASSERT_EQ(c.rc, 0) << c.err;
+            json t = json::parse(c.out);
+            const json& f = t["frames"][0];
+            EXPECT_EQ(f["verdict"], drop);
+            EXPECT_EQ(f["handler"], "hop_first");
+            ASSERT_EQ(f["levels"].size(), 4u) << f.dump();
+            const json& l = f["levels"];
+            EXPECT_EQ(l[0]["via"], "dispatcher");
+            EXPECT_EQ(l[0]["from"], nullptr);
+            EXPECT_EQ(l[0]["key"], first);
+            EXPECT_EQ(l[0]["handler"], "hop_first");
+            struct Hop {
+                int key;
+                const char* from;
+                const char* handler;  // nullptr: nothing wired there
+            };
+            std::vector<Hop> hops = {{unwired, "hop_first", nullptr}, {second, "hop_first", "hop_second"},
+                                     {third, "hop_second", "hop_last"}};
+            for (size_t i = 0; i < hops.size(); i++) {
+                SCOPED_TRACE("hop " + std::to_string(i + 1));
+                const json& h = l[i + 1];
+                EXPECT_EQ(h["via"], "tcd_next");
+                EXPECT_EQ(h["from"], hops[i].from);
+                EXPECT_EQ(h["instance"], dir_);
+                EXPECT_EQ(h["class"], "ipv4");
+                EXPECT_EQ(h["key"], hops[i].key);
+                EXPECT_EQ(h["handler"], hops[i].handler ? json(hops[i].handler) : json(nullptr));
+                EXPECT_EQ(h["missed"], hops[i].handler == nullptr);
+            }
+            EXPECT_FALSE(f.contains("unrecorded_hops"));
+            // One summary row per level, each with via and from.
+            ASSERT_EQ(t["summary"].size(), 4u) << t["summary"].dump();
+            for (int i = 0; i < 4; i++) {
+                EXPECT_EQ(t["summary"][i]["level"], i);
+                EXPECT_EQ(t["summary"][i]["via"], i == 0 ? "dispatcher" : "tcd_next");
+                EXPECT_EQ(t["summary"][i]["frames"], 1);
+                EXPECT_EQ(t["summary"][i]["verdicts"][drop], 1);
+            }
+            EXPECT_EQ(t["summary"][2]["from"], "hop_first");
+            EXPECT_EQ(t["summary"][3]["key"], third);
+
+            Cmd plain = sh(tcd_ + " trace --hex " + frame);
+            ASSERT_EQ(plain.rc, 0) << plain.err;
+            EXPECT_NE(plain.out.find("tcd_next from hop_first: " + std::to_string(unwired)), std::string::npos)
+                << plain.out;
+            EXPECT_NE(plain.out.find("(miss)"), std::string::npos) << plain.out;
+            EXPECT_NE(plain.out.find("tcd_next from hop_second: " + std::to_string(third)), std::string::npos)
+                << plain.out;
+            EXPECT_NE(plain.out.find("(tcd_next from hop_second, " + dir_ + ")"), std::string::npos) << plain.out;
+
+            // The last stage unwired: hop_second's hop misses and it passes.
+            ASSERT_EQ(sh(tcd_ + " map del " + std::to_string(third)).rc, 0);
+            json m = json::parse(sh(tcd_ + " -j trace --hex " + frame).out);
+            ASSERT_EQ(m["frames"][0]["levels"].size(), 4u);
+            EXPECT_EQ(m["frames"][0]["levels"][3]["missed"], true);
+            EXPECT_EQ(m["frames"][0]["levels"][3]["handler"], nullptr);
+            EXPECT_EQ(m["frames"][0]["verdict"], pass);
+
+            // A handler that hands the frame to itself until the kernel's 33
+            // tail calls are used up: the dispatcher's, 32 hops, and one that
+            // returns. The record holds the first 13 keys (XDP) or 6 (tc).
+            ASSERT_EQ(sh(tcd_ + " map set " + std::to_string(loop) + " hop_loop").rc, 0);
+            ASSERT_EQ(sh(tcd_ + " map set " + std::to_string(first) + " hop_loop").rc, 0);
+            json r = json::parse(sh(tcd_ + " -j trace --hex " + frame).out);
+            const json& rf = r["frames"][0];
+            size_t room = hook == "xdp" ? 13 : 6;
+            ASSERT_EQ(rf["levels"].size(), 1 + room) << rf.dump();
+            for (size_t i = 1; i <= room; i++) {
+                EXPECT_EQ(rf["levels"][i]["from"], "hop_loop");
+                EXPECT_EQ(rf["levels"][i]["key"], loop);
+                EXPECT_EQ(rf["levels"][i]["handler"], "hop_loop");
+            }
+            EXPECT_EQ(rf["unrecorded_hops"], 33 - room);
+            EXPECT_EQ(rf["verdict"], drop);
+            EXPECT_NE(sh(tcd_ + " trace --hex " + frame).out.find(std::to_string(33 - room) +
+                                                                  " more tcd_next hops not shown"),
+                      std::string::npos);
+            // Live counters untouched.
+            EXPECT_EQ(json::parse(sh(tcd_ + " -j stats").out)["total"]["packets"], 0);
+            sh(tcd_ + " -q unload --force");
+        }
+}
+
+// The examples as shipped: the seed 002 chain on XDP (mark -> inspect at 252)
+// and on tc, and seed 004's port stages.
+TEST_F(TraceCli, FollowsTheExampleChains) {
+    TCD_REQUIRE_KERNEL();
+    // IPv4 UDP to port 9, which mark marks and inspect drops.
+    Bytes udp = {2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 17, 0, 0,
+                 10, 0, 0, 1, 10, 0, 0, 2, 0x30, 0x39, 0, 9, 0, 8, 0, 0};
+    struct Case {
+        std::string hook, object, first, second;
+    };
+    for (const Case& k : {Case{"xdp", "chain", "mark", "inspect"}, Case{"tc", "tc_chain", "tc_mark", "tc_inspect"}}) {
+        SCOPED_TRACE(k.object);
+        sh(tcd_ + " -q unload");
+        ASSERT_EQ(sh(tcd_ + " load --miss-action pass --hook " + k.hook).rc, 0);
+        ASSERT_EQ(sh(tcd_ + " handler load " + std::string(TCD_BPF_OBJ_DIR) + "/" + k.object + ".bpf.o").rc, 0);
+        ASSERT_EQ(sh(tcd_ + " map set udp " + k.first).rc, 0);
+        ASSERT_EQ(sh(tcd_ + " map set 252 " + k.second).rc, 0);
+        json f = json::parse(sh(tcd_ + " -j trace --hex " + hex(udp)).out)["frames"][0];
+        EXPECT_EQ(f["verdict"], k.hook == "xdp" ? "XDP_DROP" : "TC_ACT_SHOT");
+        ASSERT_EQ(f["levels"].size(), 2u) << f.dump();
+        EXPECT_EQ(f["levels"][1]["via"], "tcd_next");
+        EXPECT_EQ(f["levels"][1]["from"], k.first);
+        EXPECT_EQ(f["levels"][1]["key"], 252);
+        EXPECT_EQ(f["levels"][1]["handler"], k.second);
+        sh(tcd_ + " -q unload --force");
+    }
+    ASSERT_EQ(sh(tcd_ + " load --miss-action pass").rc, 0);
+    ASSERT_EQ(sh(tcd_ + " handler load " + std::string(TCD_BPF_OBJ_DIR) + "/ports.bpf.o").rc, 0);
+    for (auto [key, name] : {std::pair{"tcp", "tcp_ports"}, {"253", "port8080"}, {"254", "port22"}})
+        ASSERT_EQ(sh(tcd_ + " map set " + key + " " + name).rc, 0);
+    Bytes ssh = ipv4_tcp();
+    ssh[34 + 2] = 0, ssh[34 + 3] = 22;
+    json f = json::parse(sh(tcd_ + " -j trace --hex " + hex(ssh)).out)["frames"][0];
+    EXPECT_EQ(f["verdict"], "XDP_DROP");
+    ASSERT_EQ(f["levels"].size(), 2u) << f.dump();
+    EXPECT_EQ(f["levels"][1]["from"], "tcp_ports");
+    EXPECT_EQ(f["levels"][1]["key"], 254);
+    EXPECT_EQ(f["levels"][1]["handler"], "port22");
+    // Port 80 takes no hop.
+    json p = json::parse(sh(tcd_ + " -j trace --hex " + hex(ipv4_tcp())).out)["frames"][0];
+    EXPECT_EQ(p["levels"].size(), 1u) << p.dump();
+}
+
 }  // namespace

@@ -74,9 +74,26 @@ TEST_F(Handlers, PortsExampleSharesTheJumpTable) {
     EXPECT_EQ(verdict(*t, l4(6, 80)), "XDP_PASS");
     auto f = t->run(l4(6, 22).data(), l4(6, 22).size(), 1);
     EXPECT_EQ(f->handler.value_or(""), "tcp_ports");
+    // The trace shows tcp_ports' tcd_next_static() hop to 254 as a level.
+    ASSERT_EQ(f->levels.size(), 2u);
+    EXPECT_EQ(f->levels[1].via, "tcd_next");
+    EXPECT_EQ(f->levels[1].from.value_or(""), "tcp_ports");
+    EXPECT_EQ(f->levels[1].key.value_or(0), 254u);
+    EXPECT_EQ(f->levels[1].handler.value_or(""), "port22");
+    EXPECT_FALSE(f->levels[1].missed);
+    EXPECT_EQ(f->unrecorded_hops, 0u);
+    // Port 80 takes no hop: one level.
+    auto p80 = t->run(l4(6, 80).data(), l4(6, 80).size(), 1);
+    ASSERT_TRUE(p80);
+    EXPECT_EQ(p80->levels.size(), 1u);
     // Unwire the stage: port 22 falls through tcp_ports and passes.
     ASSERT_TRUE(tcd::del_keys(inst().in(), {254}));
     EXPECT_EQ(verdict(*t, l4(6, 22)), "XDP_PASS");
+    auto m = t->run(l4(6, 22).data(), l4(6, 22).size(), 1);
+    ASSERT_TRUE(m);
+    ASSERT_EQ(m->levels.size(), 2u);
+    EXPECT_TRUE(m->levels[1].missed);
+    EXPECT_FALSE(m->levels[1].handler);
 }
 
 TEST_F(Handlers, ChainExampleMarksThenInspects) {
@@ -85,8 +102,18 @@ TEST_F(Handlers, ChainExampleMarksThenInspects) {
     auto t = tcd::Tracer::open(inst().dir());
     ASSERT_TRUE(t);
     EXPECT_EQ(verdict(*t, l4(17, 9)), "XDP_PASS");  // no second stage yet
+    auto miss = t->run(l4(17, 9).data(), l4(17, 9).size(), 1);
+    ASSERT_TRUE(miss);
+    ASSERT_EQ(miss->levels.size(), 2u);  // mark's hop to the empty 252
+    EXPECT_EQ(miss->levels[1].key.value_or(0), 252u);
+    EXPECT_TRUE(miss->levels[1].missed);
     ASSERT_TRUE(tcd::set_handler(inst().in(), 252, spec("inspect")));
     EXPECT_EQ(verdict(*t, l4(17, 9)), "XDP_DROP");  // marked, then dropped
+    auto hop = t->run(l4(17, 9).data(), l4(17, 9).size(), 1);
+    ASSERT_TRUE(hop);
+    ASSERT_EQ(hop->levels.size(), 2u);
+    EXPECT_EQ(hop->levels[1].from.value_or(""), "mark");
+    EXPECT_EQ(hop->levels[1].handler.value_or(""), "inspect");
     EXPECT_EQ(verdict(*t, l4(17, 53)), "XDP_PASS");
 }
 

@@ -68,14 +68,77 @@ static __always_inline void tcd_count(__u32 slot, __u64 bytes)
 	}
 }
 
-/* Hands the packet to the handler wired at `key`. Returns only when none is
- * wired there (or the chain has reached its limit). */
-static __always_inline void tcd_next(void *ctx, __u32 key)
+/* tcd trace follows the hops a handler takes (struct tcd_hop_meta in
+ * tcd/shared.h): the frames it runs carry a record, on XDP in the metadata
+ * before the frame, on tc in the skb's cb[]. Live frames carry none; the
+ * test below is all a live hop pays (two loads and a comparison on XDP,
+ * one load and a comparison on tc). */
+static __always_inline void tcd__hop_xdp(struct xdp_md *ctx, __u32 key)
 {
-	bpf_tail_call(ctx, &jt, key);
+	struct tcd_hop_meta *m = (void *)(long)ctx->data_meta;
+	void *data = (void *)(long)ctx->data;
+	__u16 n, *slot;
+
+	if ((void *)(m + 1) > data || m->magic != TCD_HOP_MAGIC)
+		return;
+	n = m->n;
+	m->n = n + 1;
+	if (n >= TCD_HOP_XDP_KEYS)
+		return;
+	slot = &m->key[n];
+	if ((void *)(slot + 1) <= data)	/* checked again: the index is variable */
+		*slot = key;
 }
 
+#define TCD__HOP_TC_PUT(skb, n, i, key)                                         \
+	if ((n) == (i))                                                         \
+		(skb)->cb[2 + (i) / 2] = (i) % 2 ? ((skb)->cb[2 + (i) / 2] & 0xffff) | (key) << 16 \
+						 : ((skb)->cb[2 + (i) / 2] & 0xffff0000) | (key)
+
+static __always_inline void tcd__hop_tc(struct __sk_buff *skb, __u32 key)
+{
+	__u32 n;
+
+	if (skb->cb[0] != TCD_HOP_MAGIC)
+		return;
+	n = skb->cb[1];
+	key &= 0xffff;
+	TCD__HOP_TC_PUT(skb, n, 0, key);
+	else TCD__HOP_TC_PUT(skb, n, 1, key);
+	else TCD__HOP_TC_PUT(skb, n, 2, key);
+	else TCD__HOP_TC_PUT(skb, n, 3, key);
+	else TCD__HOP_TC_PUT(skb, n, 4, key);
+	else TCD__HOP_TC_PUT(skb, n, 5, key);
+	skb->cb[1] = n + 1;
+}
+
+static __always_inline void tcd__hop_none(void *ctx, __u32 key) {}
+
+/* Keys past the jump table cannot be wired: the tail call fails, nothing is
+ * recorded. */
+#define tcd__hop(ctx, key)                                                      \
+	do {                                                                    \
+		if ((__u32)(key) < TCD__JT_ENTRIES)                             \
+			_Generic((ctx), struct xdp_md *: tcd__hop_xdp,          \
+				 struct __sk_buff *: tcd__hop_tc,               \
+				 default: tcd__hop_none)((void *)(ctx), (key)); \
+	} while (0)
+
+/* Hands the packet to the handler wired at `key`. Returns only when none is
+ * wired there (or the chain has reached its limit). tcd trace shows the hop
+ * when ctx is the program's own struct xdp_md * or struct __sk_buff *. */
+#define tcd_next(ctx, key)                                                      \
+	do {                                                                    \
+		__u32 tcd__key = (key);                                         \
+		tcd__hop(ctx, tcd__key);                                        \
+		bpf_tail_call((ctx), &jt, tcd__key);                            \
+	} while (0)
+
 /* The same for a key known at compile time: a direct jump, no retpoline. */
-#define tcd_next_static(ctx, key) bpf_tail_call_static(ctx, &jt, key)
+#define tcd_next_static(ctx, key)                                               \
+	do {                                                                    \
+		tcd__hop(ctx, (key));                                           \
+		bpf_tail_call_static((ctx), &jt, (key));                        \
+	} while (0)
 
 #endif /* TCD_HANDLER_H */

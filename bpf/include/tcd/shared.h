@@ -75,6 +75,25 @@ struct tcd_trace_rec {
 	__u32 missed;	/* 1 when the tail call fell through */
 };
 
+/* Hops a handler takes with tcd_next() (tcd trace): the frame carries the
+ * record, so a live frame carries none and a handler pays one comparison per
+ * hop. On XDP trace hands the frame 32 bytes of metadata (data_meta) holding
+ * struct tcd_hop_meta; on tc it sets the skb's cb[]: cb[0] the magic, cb[1]
+ * the number of hops, cb[2..4] the first TCD_HOP_TC_KEYS keys, two 16-bit
+ * keys a word (the even one in the low half). A handler records a hop only
+ * when the magic is there, before the tail call (so a key with nothing
+ * wired is recorded too: trace then sees the slot empty). n counts every
+ * hop, also those past the room for their keys. */
+#define TCD_HOP_MAGIC       0x7463644eu	/* "tcdN" */
+#define TCD_HOP_XDP_KEYS    13
+#define TCD_HOP_TC_KEYS     6
+
+struct tcd_hop_meta {
+	__u32 magic;
+	__u16 n;
+	__u16 key[TCD_HOP_XDP_KEYS];
+};
+
 /* Where tcd attached an instance: user space only (maps/attach). */
 struct tcd_attach_key {
 	__u64 netns_ino;	/* inode of the network namespace */
