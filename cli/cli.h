@@ -3,6 +3,7 @@
 // does it, callable from tests without argv.
 #pragma once
 
+#include <optional>
 #include <functional>
 #include <iosfwd>
 #include <memory>
@@ -106,6 +107,8 @@ struct AttachOptions {
     bool force = false;
     std::string direction;
     std::string order;  // tcx: first or last ("" = last)
+    std::optional<uint32_t> priority;  // XDP multiprog: libxdp run priority
+    bool alone = false;                // XDP: not through libxdp's dispatcher
 };
 Result<> run_attach(const AttachOptions& o, Context& ctx);
 

@@ -55,12 +55,22 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
         undo_load();
         return usage_error("attach", "--mode is for XDP instances; this one is on tc", "use --direction");
     }
+    if (in->kind().hook == Hook::tc && (o.priority || o.alone)) {
+        undo_load();
+        return usage_error("attach", std::string(o.priority ? "--priority" : "--alone") + " is for XDP instances; this one is on tc",
+                           "use --order");
+    }
+    if (o.priority && o.alone) {
+        undo_load();
+        return usage_error("attach", "--priority is libxdp's run priority; --alone attaches without libxdp's dispatcher",
+                           "give one of them");
+    }
     if (in->kind().hook == Hook::xdp && (!o.direction.empty() || order)) {
         undo_load();
         return usage_error("attach", std::string(order ? "--order" : "--direction") + " is for tc instances; this one is on XDP",
                            "load a tc instance with 'tcd load --hook tc' (another --pin-dir)");
     }
-    tcd::AttachOptions ao{o.ifname, o.netns, *mode, o.force, *direction, order};
+    tcd::AttachOptions ao{o.ifname, o.netns, *mode, o.force, *direction, order, o.priority, o.alone};
     auto r = tcd::attach(*in, ao);
     if (!r) {
         undo_load();
@@ -132,6 +142,11 @@ void setup_attach(CLI::App& app, Context& ctx) {
                        "tc instances on tcx links: first or last (default) in the interface's chain of programs")
         ->check(CLI::IsMember({"first", "last"}))
         ->type_name("first|last");
+    attach->add_option("--priority", a->priority,
+                       "XDP: libxdp run priority in its multi-program dispatcher, lower runs first (default 50)")
+        ->check(CLI::Range(0, 1000000))
+        ->type_name("N");
+    attach->add_flag("--alone", a->alone, "XDP: attach alone, not through libxdp's multi-program dispatcher");
     attach->add_flag("--force", a->force, "replace another program running there");
     attach->callback([&ctx, a] { ctx.action = [&ctx, a] { return run_attach(*a, ctx); }; });
 

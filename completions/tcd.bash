@@ -28,7 +28,7 @@ _tcd_options()
 {
     case $1 in
         '') echo '-d= --pin-dir= -j --json -p --pretty -q --quiet -v --verbose -V --version -h --help' ;;
-        'attach') echo '--mode= --netns= --direction= --order= --force' ;;
+        'attach') echo '--mode= --netns= --priority= --alone --direction= --order= --force' ;;
         'detach') echo '--netns= --direction= --all' ;;
         'stats') echo '--watch --interval= --count= --all --reset --format=' ;;
         'load') echo '--key= --hook= --miss-action= --force' ;;

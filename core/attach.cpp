@@ -180,6 +180,12 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
         if (!tc && opt.mode != AttachMode::auto_mode && now->mode != opt.mode)
             return fail("interface " + opt.ifname, fmt::format("already attached in {} mode", mode_name(now->mode)),
                         "detach first");
+        if (!tc && opt.priority && now->entry_id && now->priority != *opt.priority)
+            return fail("interface " + opt.ifname,
+                        fmt::format("already attached at libxdp run priority {}", now->priority),
+                        "detach first to change it");
+        if (!tc && opt.alone && now->multiprog)
+            return fail("interface " + opt.ifname, "already attached inside libxdp's dispatcher", "detach first");
         if (opt.order && now->mode == AttachMode::tcx) {
             bool holds = *opt.order == Order::first ? now->position == 1 : now->position == now->chain;
             if (!holds)

@@ -37,6 +37,14 @@ enum class Order { first, last };
 const char* order_name(Order o);
 Result<Order> parse_order(const std::string& text);
 
+// Another program in libxdp's multi-program dispatcher on the same interface.
+struct XdpNeighbour {
+    std::string name;
+    uint32_t id = 0;
+    uint32_t priority = 0;
+    std::vector<std::string> chain_call;  // verdicts that go on to the next program: "pass", ...
+};
+
 struct Attachment {
     std::string ifname;
     uint32_t ifindex = 0;
@@ -46,8 +54,16 @@ struct Attachment {
     Direction direction = Direction::none;  // tc and tcx
     bool made_qdisc = false;                // tc: the clsact qdisc is tcd's
     std::string link_pin;                   // tcx: the pinned link
-    uint32_t position = 0;                  // tcx: 1-based place in the chain
-    uint32_t chain = 0;                     // tcx: programs in the chain
+    uint32_t position = 0;                  // tcx, XDP multiprog: 1-based place in the chain
+    uint32_t chain = 0;                     // tcx, XDP multiprog: programs in the chain
+    // XDP multiprog (inside libxdp's dispatcher, through tcd's entry shim):
+    uint32_t priority = 0;                  // libxdp run priority of tcd's entry
+    uint32_t entry_id = 0;                  // the entry shim's program id
+    std::vector<std::string> chain_call;    // tcd's verdicts that go on to the next program
+    std::vector<XdpNeighbour> others;       // the other programs there, in run order
+    std::string entry_pin;                  // PINDIR/maps/mp_entry (its slot 0 is the dispatcher)
+    // XDP alone: why not inside libxdp's dispatcher, when tcd knows ("" else).
+    std::string alone_reason;
 };
 
 struct AttachOptions {
@@ -57,7 +73,12 @@ struct AttachOptions {
     bool force = false;
     Direction direction = Direction::none;  // tc instances: ingress when none
     std::optional<Order> order;             // tcx; last when not given
+    std::optional<uint32_t> priority;       // XDP multiprog: libxdp run priority (its default 50)
+    bool alone = false;                     // XDP: attach alone, not through libxdp's dispatcher
 };
+
+// libxdp's run priority when none is given (its XDP_DEFAULT_RUN_PRIO).
+inline constexpr uint32_t kXdpDefaultPriority = 50;
 
 struct AttachResult {
     bool changed = false;

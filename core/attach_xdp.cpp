@@ -8,9 +8,17 @@
 #include <cerrno>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdlib>
+
 #include "core/attach_impl.h"
 #include "core/attach_records.h"
+#include "core/bpffs.h"
 #include "core/crashpoint.h"
+#include "core/jumptable.h"
+#include "core/probe.h"
+#include "tcd/shared.h"
+#include "tcd_entry.skel.h"
 
 namespace tcd {
 namespace {
@@ -23,7 +31,43 @@ struct XdpState {
     bool ours = false;  // the program asked about runs there (alone or in libxdp's dispatcher)
     bool multiprog = false;
     AttachMode mode = AttachMode::auto_mode;  // native, skb, hw
+    // multiprog: tcd's entry shim there (found by its mp_entry map), and the rest.
+    uint32_t entry_id = 0;
+    uint32_t priority = 0;
+    uint32_t position = 0, chain = 0;
+    std::vector<std::string> chain_call;
+    std::vector<XdpNeighbour> others;
 };
+
+// libxdp's chain-call actions of a program, by verdict name.
+std::vector<std::string> chain_call_of(const xdp_program* p) {
+    static const std::pair<xdp_action, const char*> kActions[] = {
+        {XDP_ABORTED, "aborted"}, {XDP_DROP, "drop"}, {XDP_PASS, "pass"}, {XDP_TX, "tx"}, {XDP_REDIRECT, "redirect"}};
+    std::vector<std::string> out;
+    for (auto [a, name] : kActions)
+        if (xdp_program__chain_call_enabled(p, a)) out.push_back(name);
+    return out;
+}
+
+uint32_t map_id_of(int fd) {
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
+// The instance's mp_entry map id (0: none pinned).
+uint32_t entry_map_id(const Instance& in) {
+    auto fd = bpffs::get(in.paths().mp_entry());
+    return fd ? map_id_of(fd->get()) : 0;
+}
+
+// The program id in slot 0 of the instance's mp_entry (0: empty or none).
+uint32_t entry_target(const std::string& pin) {
+    auto fd = bpffs::get(pin);
+    if (!fd) return 0;
+    uint32_t k = 0, id = 0;
+    return bpf_map_lookup_elem(fd->get(), &k, &id) == 0 ? id : 0;
+}
 
 AttachMode mode_of(uint8_t attach_mode) {
     switch (attach_mode) {
@@ -56,8 +100,11 @@ bool same_prog(uint32_t id, const std::string& name, const std::string& tag, con
     return id == ours.id || (name == ours.name && tag == ours.tag);
 }
 
-// ours: the program asked about; in multiprog mode matched by name and tag too.
-XdpState query(uint32_t ifindex, const ProgInfo& ours) {
+// ours: the program asked about (alone at the hook); in a libxdp dispatcher
+// tcd's entry shim is the component that uses the map entry_map (the
+// instance's mp_entry), and a dispatcher itself linked there by an older tcd
+// or by hand is matched by name and tag.
+XdpState query(uint32_t ifindex, const ProgInfo& ours, uint32_t entry_map = 0) {
     XdpState st;
     LIBBPF_OPTS(bpf_xdp_query_opts, q);
     if (bpf_xdp_query(static_cast<int>(ifindex), 0, &q) != 0) return st;
@@ -84,13 +131,31 @@ XdpState query(uint32_t ifindex, const ProgInfo& ours) {
         XdpMultiprogPtr mp(xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex)));
         if (mp && !libxdp_get_error(mp.get()) && !xdp_multiprog__is_legacy(mp.get())) {
             st.multiprog = true;
+            uint32_t pos = 0;
             for (auto* p = xdp_multiprog__next_prog(nullptr, mp.get()); p;
                  p = xdp_multiprog__next_prog(p, mp.get())) {
+                pos++;
                 std::string tag;
                 const unsigned char* t = xdp_program__tag(p);
                 for (int i = 0; t && i < 8; i++) tag += fmt::format("{:02x}", t[i]);
-                if (same_prog(xdp_program__id(p), xdp_program__name(p), tag, ours)) st.ours = true;
+                uint32_t pid = xdp_program__id(p);
+                bool entry = false;
+                if (entry_map && !st.entry_id)
+                    if (auto fd = prog_fd_by_id(pid))
+                        if (auto info = prog_info(fd->get()))
+                            entry = std::find(info->map_ids.begin(), info->map_ids.end(), entry_map) !=
+                                    info->map_ids.end();
+                if (entry || (!st.ours && same_prog(pid, xdp_program__name(p), tag, ours))) {
+                    st.ours = true;
+                    if (entry) st.entry_id = pid;
+                    st.priority = xdp_program__run_prio(p);
+                    st.position = pos;
+                    st.chain_call = chain_call_of(p);
+                } else {
+                    st.others.push_back({xdp_program__name(p), pid, xdp_program__run_prio(p), chain_call_of(p)});
+                }
             }
+            st.chain = pos;
         } else if (mp && libxdp_get_error(mp.get())) {
             mp.release();
         }
@@ -113,6 +178,8 @@ tl::unexpected<Error> explain_attach(int err, const std::string& ifname, AttachM
     return fail_errno(what, err);
 }
 
+std::string alone_reason();
+
 Attachment where_of(const Place& at) { return attachment_at(at, AttachMode::auto_mode); }
 
 class XdpAttacher final : public HookAttacher {
@@ -123,18 +190,49 @@ public:
             who = ProgInfo{};
             who.id = prog_id;
         }
-        XdpState st = query(at.ifindex, who);
-        // By id only for another program than the dispatcher (a staged one).
-        if (!st.ours || (prog_id != in.dispatcher().id && st.prog_id != prog_id)) return std::nullopt;
+        XdpState st = query(at.ifindex, who, entry_map_id(in));
+        if (!st.ours) return std::nullopt;
+        // By id only for another program than the dispatcher (a staged one):
+        // at the hook, or in the entry shim's slot.
+        if (prog_id != in.dispatcher().id) {
+            bool runs = st.entry_id ? entry_target(in.paths().mp_entry()) == prog_id : st.prog_id == prog_id;
+            if (!runs) return std::nullopt;
+        }
         Attachment a = where_of(at);
         a.mode = st.mode;
         a.multiprog = st.multiprog;
+        if (st.multiprog) {
+            a.priority = st.priority;
+            a.position = st.position;
+            a.chain = st.chain;
+            a.chain_call = st.chain_call;
+            a.others = st.others;
+            a.entry_id = st.entry_id;
+            if (st.entry_id) a.entry_pin = in.paths().mp_entry();
+        } else {
+            a.alone_reason = alone_reason();
+        }
         return a;
     }
 
     Result<AttachResult> attach(const Instance& in, const Place& at, const AttachOptions& opt) const override;
 
     Result<> detach(const Instance& in, const Attachment& a) const override {
+        if (a.entry_id) {
+            // Only tcd's entry: libxdp builds its dispatcher again without it
+            // (and takes the dispatcher away when it was the last program).
+            XdpProgramPtr entry(xdp_program__from_id(a.entry_id));
+            if (long err = libxdp_get_error(entry.get())) {
+                entry.release();
+                return fail_errno("detach " + a.ifname, static_cast<int>(-err));
+            }
+            crash_point("detach");
+            // In the dispatcher's own mode: libxdp re-attaches its new
+            // dispatcher with the mode given (unspec would mean native).
+            if (int err = xdp_program__detach(entry.get(), static_cast<int>(a.ifindex), to_libxdp(a.mode), 0))
+                return fail_errno("detach " + a.ifname + " from libxdp's dispatcher", -err);
+            return {};
+        }
         XdpProgramPtr prog(xdp_program__from_fd(in.dispatcher_fd()));
         if (long err = libxdp_get_error(prog.get())) {
             prog.release();
@@ -152,6 +250,15 @@ public:
     }
 
     Result<> swap(const Attachment& a, int new_fd, int old_fd) const override {
+        if (a.entry_id) {
+            // The entry shim tail-calls slot 0: one atomic update, no gap.
+            auto fd = bpffs::get(a.entry_pin);
+            if (!fd) return propagate(fd);
+            uint32_t k = 0;
+            if (bpf_map_update_elem(fd->get(), &k, &new_fd, BPF_ANY) != 0)
+                return fail_errno("replace the dispatcher in " + a.entry_pin, errno);
+            return {};
+        }
         if (a.multiprog)
             return fail("replace the dispatcher on " + a.ifname, "it runs inside libxdp's multi-program dispatcher",
                         "detach it, reload, attach again");
@@ -162,17 +269,106 @@ public:
     }
 };
 
+// Why tcd would attach alone ("" when libxdp's dispatcher can take it): the
+// kernel refuses freplace (lockdown), or the probe could not run.
+std::string alone_reason() {
+    auto fr = probe::has(probe::Feature::freplace);
+    if (!fr) return "the freplace probe could not run: " + fr.error().message();
+    if (*fr) return "";
+    std::string why = probe::freplace_refusal();
+    return why.empty() ? "this kernel refuses freplace programs, which libxdp's dispatcher needs" : why;
+}
+
+// The reason to attach alone for this request ("" = join or make libxdp's dispatcher).
+std::string alone_reason(const AttachOptions& opt) {
+    if (opt.alone) return "--alone asked for it";
+    if (opt.mode == AttachMode::hw) return "libxdp has no multi-program dispatcher in hw mode";
+    if (const char* e = secure_getenv("LIBXDP_SKIP_DISPATCHER"); e && std::string(e) == "1")
+        return "LIBXDP_SKIP_DISPATCHER=1 is set";
+    return alone_reason();
+}
+
+// The instance's mp_entry, pinned (made, and pinned before anything is
+// written to it, if it is not there yet), with slot 0 = the dispatcher.
+Result<UniqueFd> entry_array(const Instance& in, const std::string& ifname) {
+    const std::string pin = in.paths().mp_entry();
+    UniqueFd arr;
+    if (bpffs::exists(pin)) {
+        auto fd = bpffs::get(pin);
+        if (!fd) return propagate(fd);
+        arr = std::move(*fd);
+    } else {
+        arr = UniqueFd(bpf_map_create(BPF_MAP_TYPE_PROG_ARRAY, TCD_MAP_MP_ENTRY, 4, 4, 1, nullptr));
+        if (!arr) return fail_errno("create " + pin, errno);
+        if (auto r = bpffs::pin(arr.get(), pin); !r) return propagate(r);
+        crash_point("attach");
+    }
+    uint32_t k = 0;
+    int dfd = in.dispatcher_fd();
+    if (bpf_map_update_elem(arr.get(), &k, &dfd, BPF_ANY) != 0) {
+        int err = errno;
+        if (err == EINVAL)
+            return fail("attach " + ifname,
+                        "the entry shim's prog array (maps/mp_entry) refuses the dispatcher: its program type, "
+                        "expected attach type, frags flag or JIT status differ from the array's owner",
+                        "'tcd unload' and 'tcd load' again, or attach with --alone", err);
+        return fail_errno("attach " + ifname + ": write " + pin, err);
+    }
+    return arr;
+}
+
+// Hands libxdp tcd's entry shim, unloaded, to load as a freplace program
+// into a dispatcher of its own (kept programs there, or a new one). The
+// entry's program id, once it runs.
+Result<uint32_t> attach_entry(int entry_map, const Place& at, const AttachOptions& opt, AttachMode mode) {
+    size_t sz = 0;
+    const void* elf = tcd_entry__elf_bytes(&sz);
+    LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "tcd_entry");
+    BpfObjectPtr obj(bpf_object__open_mem(elf, sz, &oo));  // outlives prog: libxdp does not own it
+    if (!obj) return fail_errno("open the embedded entry shim", errno);
+    bpf_map* m = bpf_object__find_map_by_name(obj.get(), TCD_MAP_MP_ENTRY);
+    if (!m) return fail("open the embedded entry shim", "it has no map " TCD_MAP_MP_ENTRY);
+    if (int err = bpf_map__reuse_fd(m, entry_map)) return fail_errno("reuse maps/" TCD_MAP_MP_ENTRY, -err);
+    DECLARE_LIBXDP_OPTS(xdp_program_opts, xo, .obj = obj.get(), .prog_name = TCD_PROG_ENTRY);
+    XdpProgramPtr prog(xdp_program__create(&xo));
+    if (long err = libxdp_get_error(prog.get())) {
+        prog.release();
+        return fail_errno("open the entry shim for libxdp", static_cast<int>(-err));
+    }
+    if (int err = xdp_program__set_run_prio(prog.get(), opt.priority.value_or(kXdpDefaultPriority)))
+        return fail_errno("set the run priority", -err);
+    if (int err = xdp_program__attach(prog.get(), static_cast<int>(at.ifindex), to_libxdp(mode), 0))
+        return explain_attach(err, opt.ifname, mode);
+    return xdp_program__id(prog.get());
+}
+
 Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, const AttachOptions& opt) const {
     AttachResult res;
     res.where = where_of(at);
-    XdpState st = query(at.ifindex, in.dispatcher());
+    XdpState st = query(at.ifindex, in.dispatcher(), entry_map_id(in));
+    std::string why_alone = alone_reason(opt);
+    bool multi = why_alone.empty();
+    if (multi && probe::has(probe::Feature::prog_array_attach_check).value_or(true)) {
+        // The entry shim is a freplace program (expected attach type none);
+        // its prog array takes only a dispatcher loaded the same way.
+        auto at_type = xdp_table_attach_type(in.dispatcher_fd());
+        if (at_type && *at_type != 0)
+            return fail("attach " + opt.ifname,
+                        "this instance's dispatcher has expected attach type BPF_XDP (loaded by an older tcd), and "
+                        "the prog array of tcd's entry into libxdp's dispatcher takes only none",
+                        "'tcd unload' and 'tcd load' again, or attach with --alone");
+    }
+    // A libxdp dispatcher is joined; anything else there is another tool's
+    // program: refused, or replaced with --force.
+    const bool join = multi && st.attached && st.multiprog;
     XdpProgramPtr foreign;
     enum xdp_attach_mode foreign_mode = XDP_MODE_UNSPEC;
-    if (st.attached) {
+    if (st.attached && !join) {
         std::string who = fmt::format("{} (id {})", st.prog_name, st.prog_id);
         if (!opt.force)
             return fail("interface " + opt.ifname, "another XDP program runs there: " + who,
-                        "use --force to replace it");
+                        st.multiprog ? "use --force to replace it (tcd attaches alone: " + why_alone + ")"
+                                     : "use --force to replace it");
         XdpMultiprogPtr mp(xdp_multiprog__get_from_ifindex(static_cast<int>(at.ifindex)));
         if (long err = libxdp_get_error(mp.get())) {
             mp.release();
@@ -191,12 +387,6 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
         if (foreign) xdp_program__attach(foreign.get(), static_cast<int>(at.ifindex), foreign_mode, 0);
     };
 
-    XdpProgramPtr prog(xdp_program__from_fd(in.dispatcher_fd()));
-    if (long err = libxdp_get_error(prog.get())) {
-        prog.release();
-        restore_foreign();
-        return fail_errno("attach " + opt.ifname, static_cast<int>(-err));
-    }
     // Recorded first (the mode is filled in after): a kill between the two
     // leaves a record that status checks against the kernel.
     if (auto r = record(in, res.where, at.netns_ino); !r) {
@@ -204,18 +394,63 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
         return propagate(r);
     }
     crash_point("attach");
-    if (int err = xdp_program__attach(prog.get(), static_cast<int>(at.ifindex), to_libxdp(opt.mode), 0)) {
-        forget(in, at.netns_ino, at.ifindex, Direction::none);
-        restore_foreign();
-        return explain_attach(err, opt.ifname, opt.mode);
+    XdpProgramPtr prog;
+    if (multi) {
+        auto arr = entry_array(in, opt.ifname);
+        if (!arr) {
+            forget(in, at.netns_ino, at.ifindex, Direction::none);
+            restore_foreign();
+            return propagate(arr);
+        }
+        // Joining: in the dispatcher's mode unless one is asked for (libxdp
+        // replaces its dispatcher with the mode given; unspec means native).
+        AttachMode mode = join && opt.mode == AttachMode::auto_mode ? st.mode : opt.mode;
+        auto id = attach_entry(arr->get(), at, opt, mode);
+        if (!id) {
+            forget(in, at.netns_ino, at.ifindex, Direction::none);
+            restore_foreign();
+            return propagate(id);
+        }
+    } else {
+        prog.reset(xdp_program__from_fd(in.dispatcher_fd()));
+        if (long err = libxdp_get_error(prog.get())) {
+            prog.release();
+            forget(in, at.netns_ino, at.ifindex, Direction::none);
+            restore_foreign();
+            return fail_errno("attach " + opt.ifname, static_cast<int>(-err));
+        }
+        // libxdp would try (and fail) to link the loaded dispatcher into its own.
+        if (int err = xdp_program__attach(prog.get(), static_cast<int>(at.ifindex), to_libxdp(opt.mode), 0)) {
+            forget(in, at.netns_ino, at.ifindex, Direction::none);
+            restore_foreign();
+            return explain_attach(err, opt.ifname, opt.mode);
+        }
     }
     crash_point("attach");
-    XdpState after = query(at.ifindex, in.dispatcher());
+    XdpState after = query(at.ifindex, in.dispatcher(), entry_map_id(in));
+    if (auto a = find(in, at, in.dispatcher().id)) res.where = *a;
     res.where.mode = after.mode;
     res.where.multiprog = after.multiprog;
+    if (!multi) res.where.alone_reason = why_alone;
     res.changed = true;
+    auto undo = [&] {
+        if (prog) xdp_program__detach(prog.get(), static_cast<int>(at.ifindex), XDP_MODE_UNSPEC, 0);
+        else if (res.where.entry_id) (void)detach(in, res.where);
+    };
+    if (multi && !after.entry_id) {
+        // libxdp fell back to running the entry alone (its own compatibility
+        // check failed): take it off, say so.
+        if (XdpProgramPtr e{xdp_program__from_id(after.prog_id)}; e && !libxdp_get_error(e.get()))
+            xdp_program__detach(e.get(), static_cast<int>(at.ifindex), XDP_MODE_UNSPEC, 0);
+        else
+            e.release();
+        forget(in, at.netns_ino, at.ifindex, Direction::none);
+        restore_foreign();
+        return fail("attach " + opt.ifname, "libxdp did not link tcd's entry into its dispatcher",
+                    "run with -v for libxdp's log, or attach with --alone");
+    }
     if (auto r = record(in, res.where, at.netns_ino); !r) {
-        xdp_program__detach(prog.get(), static_cast<int>(at.ifindex), XDP_MODE_UNSPEC, 0);
+        undo();
         restore_foreign();
         return propagate(r);
     }

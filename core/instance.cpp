@@ -79,6 +79,7 @@ Result<DispatcherObject> DispatcherObject::open(Kind kind) {
     LIBBPF_OPTS(bpf_object_open_opts, o, .object_name = object_name(kind));
     d.obj_.reset(bpf_object__open_mem(elf.data(), elf.size(), &o));
     if (!d.obj_) return fail_errno("open the embedded dispatcher", errno);
+    d.set_xdp_attach_type(0);
     return d;
 }
 
@@ -121,6 +122,15 @@ void DispatcherObject::specialise(std::vector<DirectKey> keys) {
             std::memcpy(ro + offsetof(Rodata, tcd_direct_key) + i * sizeof k, &k, sizeof k);
             std::memcpy(ro + offsetof(Rodata, tcd_direct_slot) + i * sizeof s, &s, sizeof s);
         }
+    }
+}
+
+void DispatcherObject::set_xdp_attach_type(uint32_t attach_type) {
+    if (kind_.hook != Hook::xdp) return;
+    bpf_program* p;
+    bpf_object__for_each_program(p, obj_.get()) {
+        if (bpf_program__type(p) == BPF_PROG_TYPE_XDP)
+            bpf_program__set_expected_attach_type(p, static_cast<bpf_attach_type>(attach_type));
     }
 }
 

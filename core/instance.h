@@ -32,6 +32,8 @@ struct Paths {
     std::string stats() const { return maps_dir() + "/proto_stats"; }
     std::string attach() const { return maps_dir() + "/attach"; }
     std::string port_slot() const { return maps_dir() + "/port_slot"; }
+    // XDP multiprog mode: the entry shim's one-slot prog array (slot 0 = the dispatcher).
+    std::string mp_entry() const { return maps_dir() + "/mp_entry"; }
     std::string handler(const std::string& name) const { return dir + "/" + name; }
 };
 
@@ -72,6 +74,12 @@ public:
     // The keys to reach by direct jumps (at most TCD_DIRECT_MAX; written
     // sorted by key, the rest of the slots empty).
     void specialise(std::vector<DirectKey> keys);
+    // XDP: the expected attach type every program of the object is loaded
+    // with. open() makes it 0 (none), what a prog array owned by libxdp's
+    // freplace entry shim takes, so one layout serves both ways of attaching;
+    // a reload against a pinned jump table sets its owner's (an instance
+    // loaded by an older tcd has BPF_XDP).
+    void set_xdp_attach_type(uint32_t attach_type);
     Result<> load();
 
 private:

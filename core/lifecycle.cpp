@@ -256,6 +256,10 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     auto object = DispatcherObject::open(opt.kind);
     if (!object) return propagate(object);
     object->configure(miss, false);
+    // A reload keeps the pinned jump table, so its programs keep its owner's
+    // expected attach type (BPF_XDP on an instance an older tcd loaded).
+    if (old && opt.kind.hook == Hook::xdp)
+        if (auto at = xdp_table_attach_type(old->dispatcher_fd())) object->set_xdp_attach_type(*at);
     auto direct = direct_keys_for(old, opt);
     if (!direct) return propagate(direct);
     object->specialise(*direct);

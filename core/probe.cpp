@@ -5,24 +5,29 @@
 #include <linux/bpf.h>
 
 #include <array>
+#include <cstring>
+#include <memory>
 #include <cerrno>
 #include <fmt/format.h>
 #include <mutex>
 
 #include "core/fd.h"
+#include "tcd_frprobe.skel.h"
 
 namespace tcd::probe {
 namespace {
 
 constexpr int kENOTSUPP = 524;  // the kernel's internal "not supported", seen by user space
 
-const std::array<FeatureInfo, 4> kInfo = {{
+const std::array<FeatureInfo, 5> kInfo = {{
     {"the XDP frags flag (BPF_F_XDP_HAS_FRAGS)", "5.18", "load the program as SEC(\"xdp\"), not SEC(\"xdp.frags\")"},
     {"batch lookups on per-CPU arrays (BPF_MAP_LOOKUP_BATCH)", "5.6",
      "tcd reads such maps one key at a time instead"},
     {"tcx links (BPF_TCX_INGRESS/BPF_TCX_EGRESS)", "6.6", "attach with tc clsact (cls_bpf) instead"},
     {"the prog-array expected-attach-type check", "6.17",
      "without it a prog array takes programs of any expected attach type"},
+    {"freplace programs (BPF_PROG_TYPE_EXT), which libxdp's multi-program dispatcher needs", "5.10",
+     "tcd attaches its dispatcher alone on the interface"},
 }};
 
 size_t index(Feature f) { return static_cast<size_t>(f); }
@@ -95,9 +100,53 @@ Result<bool> probe_attach_check() {
     return fail_errno(what, errno);
 }
 
+std::string& refusal() {
+    static std::string r;
+    return r;
+}
+
+// A target with a global function, and an extension of it linked to it
+// (libxdp_check_kern_compat's test). The target failing is the probe failing
+// (privileges); the extension failing is the answer no.
+Result<bool> probe_freplace() {
+    const std::string what = probe_what(Feature::freplace);
+    size_t sz = 0;
+    const void* elf = tcd_frprobe__elf_bytes(&sz);
+    struct ObjClose {
+        void operator()(bpf_object* o) const { bpf_object__close(o); }
+    };
+    using Obj = std::unique_ptr<bpf_object, ObjClose>;
+    LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "tcd_frprobe");
+    Obj tgt(bpf_object__open_mem(elf, sz, &oo)), ext(bpf_object__open_mem(elf, sz, &oo));
+    if (!tgt || !ext) return fail_errno(what, errno);
+    bpf_program* tp = bpf_object__find_program_by_name(tgt.get(), "tcd_fr_tgt");
+    bpf_program* ep = bpf_object__find_program_by_name(ext.get(), "tcd_fr_ext");
+    if (!tp || !ep) return fail(what, "the embedded probe object lacks its programs");
+    bpf_program__set_autoload(bpf_object__find_program_by_name(tgt.get(), "tcd_fr_ext"), false);
+    bpf_program__set_autoload(bpf_object__find_program_by_name(ext.get(), "tcd_fr_tgt"), false);
+    if (int err = bpf_object__load(tgt.get())) return fail_errno(what, -err);
+    if (int err = bpf_program__set_attach_target(ep, bpf_program__fd(tp), "tcd_fr_slot"))
+        return fail_errno(what, -err);
+    if (int err = bpf_object__load(ext.get())) {
+        refusal() = fmt::format("the kernel refused a freplace program: {}{}", std::strerror(-err),
+                                -err == EPERM ? " (kernel lockdown?)" : "");
+        return false;
+    }
+    bpf_link* link = bpf_program__attach_freplace(ep, bpf_program__fd(tp), "tcd_fr_slot");
+    if (!link) {
+        int err = errno;
+        refusal() = fmt::format("the kernel refused to link a freplace program: {}{}", std::strerror(err),
+                                err == EPERM ? " (kernel lockdown?)" : "");
+        return false;
+    }
+    bpf_link__destroy(link);
+    refusal().clear();
+    return true;
+}
+
 struct Cache {
     std::mutex mu;
-    std::array<std::optional<bool>, 4> known;
+    std::array<std::optional<bool>, 5> known;
 };
 Cache& cache() {
     static Cache c;
@@ -115,6 +164,7 @@ Result<bool> has(Feature f) {
     Result<bool> r = f == Feature::xdp_frags            ? probe_frags()
                      : f == Feature::percpu_array_batch ? probe_batch()
                      : f == Feature::tcx                ? probe_tcx()
+                     : f == Feature::freplace           ? probe_freplace()
                                                         : probe_attach_check();
     if (r) c.known[index(f)] = *r;
     return r;
@@ -131,6 +181,12 @@ Result<> require(Feature f, const std::string& what, const std::string& hint) {
     if (!r) return propagate(r);
     if (!*r) return tl::unexpected(missing(f, what, hint));
     return {};
+}
+
+std::string freplace_refusal() {
+    Cache& c = cache();
+    std::lock_guard lock(c.mu);
+    return refusal();
 }
 
 void override_for_test(Feature f, std::optional<bool> v) {

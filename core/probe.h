@@ -20,6 +20,9 @@ enum class Feature {
     // owner's expected attach type (6.17; stable backports, among them
     // Debian 12's 6.1.1xx). It matters where the owner is a freplace program.
     prog_array_attach_check,
+    // freplace (BPF_PROG_TYPE_EXT) programs load and link: what libxdp's
+    // multi-program dispatcher needs. Lockdown refuses them (EPERM).
+    freplace,
 };
 
 struct FeatureInfo {
@@ -40,6 +43,10 @@ Error missing(Feature f, const std::string& what, const std::string& hint = {});
 // Succeeds when the kernel has the feature; otherwise missing(), or the
 // error that kept the probe from running.
 Result<> require(Feature f, const std::string& what, const std::string& hint = {});
+
+// Why the freplace probe said no: the kernel's answer ("Operation not
+// permitted (lockdown?)"), empty when it said yes or did not run.
+std::string freplace_refusal();
 
 // Tests only: make has() answer `v` for `f` (nullopt: probe again).
 void override_for_test(Feature f, std::optional<bool> v);

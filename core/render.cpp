@@ -222,7 +222,39 @@ json attachment_json(const Attachment& a) {
         j["position"] = a.position;
         j["chain"] = a.chain;
     }
+    if (a.direction == Direction::none && a.entry_id) {
+        j["priority"] = a.priority;
+        j["position"] = a.position;
+        j["chain"] = a.chain;
+        j["chain_call"] = a.chain_call;
+        j["entry_id"] = a.entry_id;
+        json others = json::array();
+        for (const auto& o : a.others)
+            others.push_back({{"name", o.name}, {"id", o.id}, {"priority", o.priority}, {"chain_call", o.chain_call}});
+        j["others"] = std::move(others);
+    }
+    if (a.direction == Direction::none && !a.multiprog)
+        j["alone_reason"] = a.alone_reason.empty() ? json(nullptr) : json(a.alone_reason);
     return j;
+}
+
+// ", priority 50, 2 of 3 in libxdp's dispatcher, chain-call pass" (XDP multiprog).
+static std::string multiprog_words(const Attachment& a) {
+    std::string cc;
+    for (const auto& c : a.chain_call) cc += (cc.empty() ? "" : ",") + c;
+    return fmt::format(", priority {}, {} of {} in the dispatcher, chain-call {}", a.priority, a.position, a.chain,
+                       cc.empty() ? "none" : cc);
+}
+
+static std::string neighbour_lines(const Attachment& a) {
+    std::string out;
+    for (const auto& o : a.others) {
+        std::string cc;
+        for (const auto& c : o.chain_call) cc += (cc.empty() ? "" : ",") + c;
+        out += fmt::format("  beside: {} (id {}, priority {}, chain-call {})\n", o.name, o.id, o.priority,
+                           cc.empty() ? "none" : cc);
+    }
+    return out;
 }
 
 static json tree_json(const std::vector<TreeLink>& links, const char* next) {
@@ -301,9 +333,15 @@ std::string status_plain(const Status& s, bool verbose) {
         else if (a.direction != Direction::none)
             out += fmt::format("attached: {} {} (ifindex {}, netns {}, tc clsact)\n", a.ifname,
                                direction_name(a.direction), a.ifindex, ns_label(a.netns));
-        else
+        else {
+            std::string how = a.entry_id     ? ", libxdp multi-prog" + multiprog_words(a)
+                              : a.multiprog  ? ", libxdp multi-prog"
+                              : a.alone_reason.empty() ? ""
+                                                       : ", alone: " + a.alone_reason;
             out += fmt::format("attached: {} (ifindex {}, netns {}, {} mode{})\n", a.ifname, a.ifindex,
-                               ns_label(a.netns), mode_name(a.mode), a.multiprog ? ", libxdp multi-prog" : "");
+                               ns_label(a.netns), mode_name(a.mode), how);
+            out += neighbour_lines(a);
+        }
     }
     if (s.wired.empty()) out += "wired: nothing\n";
     for (const auto& w : s.wired)
@@ -430,9 +468,13 @@ std::string attach_plain(const AttachResult& r) {
         return out;
     }
     std::string how = std::string(mode_name(r.where.mode)) + " mode" +
-                      (r.where.multiprog ? ", libxdp multi-prog dispatcher" : ", single program (no libxdp dispatcher)");
-    if (!r.changed) return fmt::format("{}: already attached ({})\n", where, how);
-    std::string out = fmt::format("attached to {} ({})\n", where, how);
+                      (r.where.entry_id    ? ", libxdp multi-prog dispatcher" + multiprog_words(r.where)
+                       : r.where.multiprog ? ", libxdp multi-prog dispatcher"
+                                           : ", single program (no libxdp dispatcher)" +
+                                                 (r.where.alone_reason.empty() ? std::string()
+                                                                               : ": " + r.where.alone_reason));
+    if (!r.changed) return fmt::format("{}: already attached ({})\n", where, how) + neighbour_lines(r.where);
+    std::string out = fmt::format("attached to {} ({})\n", where, how) + neighbour_lines(r.where);
     if (r.replaced) out += fmt::format("replaced {}\n", *r.replaced);
     return out;
 }

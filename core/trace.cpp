@@ -163,6 +163,9 @@ Result<Tracer> Tracer::open_level(const std::string& pin_dir, Kind kind, std::op
         t.loaded_ = true;
     }
     t.obj_->configure(t.miss_, true);
+    // Into the instance's jump table: its owner's expected attach type.
+    if (in && !t.own_jt_ && kind.hook == Hook::xdp)
+        if (auto at = xdp_table_attach_type(in->dispatcher_fd())) t.obj_->set_xdp_attach_type(*at);
     // The same keys by direct jumps as the live dispatcher.
     if (in)
         if (auto direct = read_direct_keys(in->dispatcher())) t.obj_->specialise(*direct);

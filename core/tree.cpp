@@ -307,10 +307,11 @@ Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h) {
     if (!after.cycle.empty() && before.cycle.empty())
         return fail(what, fmt::format("wiring {} here makes a loop: {}", h.display, chain_text(after.cycle)),
                     "an instance cannot wire one of its parents");
-    if (after.max_depth > kMaxTailCalls && after.max_depth > before.max_depth)
+    if (after.max_depth > kMaxTailCalls - kEntryTailCalls && after.max_depth > before.max_depth)
         return fail(what,
-                    fmt::format("a packet could then take {} tail calls ({}), the kernel allows {}", after.max_depth,
-                                chain_text(after.deepest), kMaxTailCalls),
+                    fmt::format("a packet could then take {} tail calls ({}), the kernel allows {} ({} kept for "
+                                "tcd's entry into libxdp's dispatcher)",
+                                after.max_depth, chain_text(after.deepest), kMaxTailCalls, kEntryTailCalls),
                     "flatten the tree, or chain fewer handlers");
     return {};
 }

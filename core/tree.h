@@ -26,6 +26,10 @@ namespace tcd::tree {
 
 // The kernel's MAX_TAIL_CALL_CNT: tail calls one packet may make.
 inline constexpr int kMaxTailCalls = 33;
+// Tail calls kept back for tcd's entry shim, which tail-calls the dispatcher
+// when it runs inside libxdp's multi-program dispatcher (always kept, so a
+// tree that fits alone still fits there).
+inline constexpr int kEntryTailCalls = 1;
 
 struct Wire {
     uint32_t key = 0;

@@ -86,6 +86,17 @@ protected:
             for (const auto& a : x["attached"]) return a["prog"].value("id", 0);
         return 0;
     }
+    // The dispatcher that runs on cb: the program at the hook, or, in XDP
+    // multiprog mode (inside libxdp's dispatcher), slot 0 of maps/mp_entry.
+    uint64_t running_on_cb(const json& st) const {
+        bool multi = !st["attached"].empty() && st["attached"][0].value("multiprog", false);
+        if (!multi) return xdp_id_on_cb();
+        int fd = bpf_obj_get((dir_ + "/maps/mp_entry").c_str());
+        UniqueFdHolder h(fd);
+        uint32_t k = 0, id = 0;
+        if (fd < 0 || bpf_map_lookup_elem(fd, &k, &id) != 0) return 0;
+        return id;
+    }
     bool xdp_on_cb() const {
         return sh("nsenter --net=/run/netns/" + ns_ + " ip link show cb").out.find("prog/xdp") != std::string::npos;
     }
@@ -245,7 +256,7 @@ TEST_F(Crash, LoadForceKilledAtEveryStep) {
             if (done["wired"].size() == 1u) EXPECT_EQ(done["wired"][0]["handler"], "tcp_handler") << at;
             EXPECT_EQ(done["attached"].size(), 1u) << at << ": " << done.dump();
             EXPECT_TRUE(done["problems"].empty()) << at << ": " << done.dump();
-            EXPECT_EQ(xdp_id_on_cb(), done["dispatcher"].value("prog_id", 0u)) << at;
+            EXPECT_EQ(running_on_cb(done), done["dispatcher"].value("prog_id", 0u)) << at;
             EXPECT_EQ(sh(tcd("unload")).rc, 0) << at;
             EXPECT_FALSE(xdp_on_cb()) << at;
             EXPECT_FALSE(tcd::bpffs::exists(dir_)) << at;
@@ -254,6 +265,28 @@ TEST_F(Crash, LoadForceKilledAtEveryStep) {
     }
     EXPECT_GE(steps, 5);
     std::printf("load --force killed at each of its %d steps\n", steps);
+}
+
+// XDP multiprog mode (where freplace works: the guest): detach killed at its
+// step, before libxdp rebuilds its dispatcher without tcd's entry: status
+// still shows the attachment, the detach run again completes, and nothing
+// of tcd stays at the hook.
+TEST_F(Crash, MultiprogDetachKilled) {
+    ASSERT_EQ(sh(tcd("-q attach cb --netns " + ns_)).rc, 0);
+    json st = status();
+    ASSERT_EQ(st["attached"].size(), 1u);
+    if (!st["attached"][0].value("multiprog", false))
+        GTEST_SKIP() << "tcd attached alone here: " << st["attached"][0].value("alone_reason", "(no reason)");
+    auto c = sh(crash("detach", 1, "detach cb --netns " + ns_));
+    ASSERT_EQ(c.rc, kKilled) << c.err;
+    st = status();
+    EXPECT_EQ(st["attached"].size(), 1u) << st.dump();
+    EXPECT_TRUE(st["problems"].empty()) << st.dump();
+    ASSERT_EQ(sh(tcd("detach cb --netns " + ns_)).rc, 0);
+    EXPECT_TRUE(status()["attached"].empty());
+    EXPECT_FALSE(xdp_on_cb()) << "libxdp's dispatcher stayed after tcd's entry, the last program, left";
+    EXPECT_EQ(sh(tcd("unload")).rc, 0);
+    EXPECT_FALSE(tcd::bpffs::exists(dir_));
 }
 
 // attach --direction on a tc instance killed at every step, through a tcx
@@ -401,7 +434,7 @@ TEST_F(Crash, RespecialiseKilledAtEveryStep) {
             json done = status();
             EXPECT_TRUE(done["problems"].empty()) << at << ": " << done.dump();
             EXPECT_EQ(done["attached"].size(), 1u) << at << ": " << done.dump();
-            EXPECT_EQ(xdp_id_on_cb(), done["dispatcher"].value("prog_id", 0u)) << at;
+            EXPECT_EQ(running_on_cb(done), done["dispatcher"].value("prog_id", 0u)) << at;
             std::vector<uint32_t> direct = done["dispatcher"].value("direct_keys", std::vector<uint32_t>{});
             bool gre_direct = std::find(direct.begin(), direct.end(), 47u) != direct.end();
             EXPECT_EQ(gre_direct, step.gre) << at << ": " << done.dump();

@@ -15,6 +15,8 @@
 #define TCD_MAP_STATS       "proto_stats"
 #define TCD_MAP_TRACE       "tcd_trace"
 #define TCD_MAP_ATTACH      "tcd_attach"
+#define TCD_MAP_MP_ENTRY    "mp_entry"   /* multiprog: the entry shim's one-slot prog array */
+#define TCD_PROG_ENTRY      "tcd_entry"  /* multiprog: the entry shim libxdp links into its dispatcher */
 
 /* Jump table: key = dispatch key (IP protocol / IPv6 next header). */
 #define TCD_JT_ENTRIES      256
