@@ -222,7 +222,7 @@ TEST(TreeSafety, ChildReloadedUnderTrafficMovesItsParent) {
         for (int i = 0; sending(); i++) {
             switch (i % 3) {
             case 0:
-                if (tcd(web, "-q load --force").rc == 0) reloads++;
+                if (tcd(web, "-q load --force --key port").rc == 0) reloads++;
                 else failed++;
                 break;
             case 1:
