@@ -182,9 +182,11 @@ TEST(TreeSafety, TwoInstancesWiringEachOtherAtOnce) {
         EXPECT_EQ(loser.err.find("held its lock"), std::string::npos) << loser.err;
         bool at_a = wired_id(a, 6) != 0, at_b = wired_id(b, 6) != 0;
         EXPECT_NE(at_a, at_b) << "a cycle (or nothing) was made";
-        for (const auto& x : {a, b})
-            for (const auto& p : tcd_json(x, "status")["problems"])
+        for (const auto& x : {a, b}) {
+            json st = tcd_json(x, "status");
+            for (const auto& p : st["problems"])
                 EXPECT_EQ(p.get<std::string>().find("loop"), std::string::npos) << p;
+        }
         (at_a ? a_won : b_won)++;
         ASSERT_EQ(tcd(at_a ? a : b, "map del tcp").rc, 0);
     }
@@ -367,7 +369,6 @@ TEST(TreeSafety, ChainingHandlersCountAsLevels) {
     EXPECT_TRUE(tcd_json(top, "map list").empty());
     // A chaining handler at the leaf: one level more there, 34 from the first.
     const std::string& leaf = n[levels - 1];
-    ASSERT_EQ(tcd(leaf, "handler load " + chain).rc, 0);
     ASSERT_EQ(tcd(leaf, "map set 252 drop").rc, 0);  // not chaining: no level
     Cmd chained = tcd(leaf, "map set udp mark");
     EXPECT_EQ(chained.rc, 1);
@@ -395,7 +396,8 @@ TEST(TreeSafety, ChainingHandlersCountAsLevels) {
     Cmd bypass = sh("bpftool map update pinned " + leaf + "/maps/jt key 17 0 0 0 value pinned " + leaf + "/mark");
     ASSERT_EQ(bypass.rc, 0) << bypass.err;
     bool named = false;
-    for (const auto& p : tcd_json(n[0], "status")["problems"])
+    json st = tcd_json(n[0], "status");
+    for (const auto& p : st["problems"])
         named |= p.get<std::string>().find("34 tail calls") != std::string::npos;
     EXPECT_TRUE(named) << tcd(n[0], "status").out;
     auto through = udp_stream_during(net, "10.207.0.2", 7005, count, 500, [](const std::function<bool()>&) {});
