@@ -113,6 +113,7 @@ void LockSet::add(LockSet&& other) {
 }
 
 Result<LockSet> LockSet::acquire(const std::vector<std::string>& dirs, bool relock, bool* relocked) {
+    if (relocked) *relocked = false;
     std::set<std::string> need;
     for (const auto& d : dirs)
         if (std::string c = InstanceLock::canonical_dir(d); !held_locks.count(c)) need.insert(c);
@@ -167,6 +168,7 @@ Result<LockSet> LockSet::acquire(const std::vector<std::string>& dirs, bool relo
 
 Result<LockSet> LockSet::acquire_stable(const std::function<Result<std::vector<std::string>>()>& need, bool relock,
                                         bool* relocked) {
+    if (relocked) *relocked = false;
     LockSet out;
     for (int round = 0;; round++) {
         auto dirs = need();

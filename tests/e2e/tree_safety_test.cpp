@@ -217,6 +217,13 @@ TEST(TreeSafety, ChildReloadedUnderTrafficMovesItsParent) {
     ASSERT_EQ(tcd(root, "map set udp " + web).rc, 0);
     ASSERT_EQ(wired_id(root, 17), dispatcher_id(web));
     const uint64_t first = dispatcher_id(web);
+    // load --force says which parents' keys it moved.
+    json lf = tcd_json(web, "load --force --key port");
+    ASSERT_EQ(lf["repointed"].size(), 1u) << lf.dump();
+    EXPECT_EQ(lf["repointed"][0]["instance"], root);
+    EXPECT_EQ(lf["repointed"][0]["key"], 17);
+    EXPECT_NE(tcd(web, "load --force --key port").out.find("repointed " + root + " key 17"), std::string::npos);
+    EXPECT_EQ(wired_id(root, 17), dispatcher_id(web));
 
     const int count = 12000;
     int reloads = 0, respecialised = 0, failed = 0, behind = 0;
