@@ -305,9 +305,10 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     if (auto r = bpffs::ensure_mounted(dir); !r) return propagate(r);
     // A reload moves the parents' keys too: their locks first, before
     // anything changes.
+    // (Where it may not relock, the caller holds them already: see below.)
     LockSet parent_locks;
-    if (opt.force && Instance::is_loaded(dir)) {
-        auto l = lock_parents(dir, opt.relock);
+    if (opt.force && opt.relock && Instance::is_loaded(dir)) {
+        auto l = lock_parents(dir, true);
         if (!l) return propagate(l, "load --force");
         parent_locks = std::move(*l);
     }
@@ -359,6 +360,19 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     int new_fd = bpf_program__fd(object->dispatcher());
     if (old) {
         auto parents = parent_keys(dir, old->dispatcher().id, true);
+        if (parents && !opt.relock) {
+            // Normally held by the caller (set_wired, del_wired); else
+            // tried for, and the keys read again under them.
+            std::vector<std::string> dirs;
+            for (const auto& p : *parents) dirs.push_back(p.parent);
+            auto l = LockSet::acquire(dirs, false);
+            if (!l) {
+                upgrade.undo();
+                return propagate(l, "load --force");
+            }
+            if (!l->empty()) parents = parent_keys(dir, old->dispatcher().id, true);
+            parent_locks.add(std::move(*l));
+        }
         if (!parents) {
             upgrade.undo();
             return propagate(parents);

@@ -62,6 +62,7 @@ public:
     // Whether this thread holds the lock of dir.
     static bool held(const std::string& dir);
     void add(LockSet&& other);
+    bool empty() const { return locks_.empty(); }  // took nothing (all held already)
 
 private:
     std::vector<InstanceLock> locks_;
