@@ -11,6 +11,7 @@
 
 #include "core/crashpoint.h"
 #include "core/keys.h"
+#include "core/lock.h"
 #include "core/probe.h"
 #include "core/stats.h"
 #include "core/tree.h"
@@ -269,6 +270,11 @@ std::optional<uint32_t> xdp_table_attach_type(int owner_fd) {
 Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& spec) {
     auto h = open_handler(spec, in.paths().dir);
     if (!h) return propagate(h);
+    // A child's lock: its unload checks for parents under it. set_wired has
+    // taken it already, in order; other callers get it here, without
+    // letting go of what they hold.
+    auto child_locks = LockSet::acquire(tree::instances_used_by(h->info, in.paths().dir), false);
+    if (!child_locks) return propagate(child_locks, "map set");
     // A child instance: same hook, no loop, within the kernel's tail calls.
     if (auto r = tree::check_wiring(in, key, *h); !r) return propagate(r);
     if (auto r = check_compatible(in, *h); !r) return propagate(r);

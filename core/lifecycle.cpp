@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <unistd.h>
 #include <map>
 #include <fmt/format.h>
 
@@ -60,12 +61,56 @@ std::string load_failure_hint() {
 // The name load --force pins its new dispatcher under until it is swapped in.
 std::string staged_dispatcher(const Paths& paths, Hook h) { return bpffs::staged_path(paths.dispatcher(h)); }
 
+// A parent's key that wires this instance's dispatcher: load --force moves
+// it to the new one (docs/datapath.md, "Instance trees").
+struct ParentKey {
+    std::string parent;
+    uint32_t key = 0;
+    UniqueFd jt;
+};
+
+// The keys of parents that wire program `id`, or with `earlier` any
+// dispatcher of this instance (one an interrupted or an older tcd's reload
+// left there: it still runs on this instance's maps).
+Result<std::vector<ParentKey>> parent_keys(const std::string& dir, uint32_t id, bool earlier = false) {
+    auto ps = tree::parents(dir);
+    if (!ps) return propagate(ps);
+    std::vector<ParentKey> out;
+    for (const auto& e : *ps) {
+        if (e.prog_id != id && !(earlier && tree::is_dispatcher(e.prog_id))) continue;
+        auto jt = bpffs::get(Paths{e.parent}.jt());
+        if (!jt) return propagate(jt);
+        out.push_back({e.parent, e.key, std::move(*jt)});
+    }
+    return out;
+}
+
+// prog at each of keys, one atomic jump-table update each (a packet of the
+// parent runs the old dispatcher or the new one, both on the same maps).
+// The first failure's errno; *done counts the keys moved.
+int repoint_parents(std::vector<ParentKey>& keys, int prog, size_t* done, bool crash) {
+    for (auto& k : keys) {
+        uint32_t key = k.key;
+        if (bpf_map_update_elem(k.jt.get(), &key, &prog, BPF_ANY) != 0) return errno;
+        if (done) ++*done;
+        if (crash) crash_point("load");
+    }
+    return 0;
+}
+
+// The locks of the instances that wire this one.
+Result<LockSet> lock_parents(const std::string& dir, bool relock) {
+    return LockSet::acquire_stable([&] { return tree::parent_dirs(dir); }, relock);
+}
+
 // A load --force killed between its swap and its rename leaves the new
 // dispatcher running under its staged pin while the pin proper is the old
-// one. When the staged program itself runs where the instance is attached, it
-// is the live dispatcher: finish the rename. Otherwise it goes with the other
-// temporary pins.
-void adopt_staged_dispatcher(const std::string& dir) {
+// one. When the staged program itself runs where the instance is attached, or
+// a parent wires it, it is the live dispatcher: the parents' keys still at the
+// old one are moved to it (under their locks), then the pin is renamed. In
+// that order, so that a kill in between leaves the staged pin to say so.
+// Otherwise it goes with the other temporary pins.
+void adopt_staged_dispatcher(const std::string& dir, bool relock) {
     Paths paths{dir};
     for (Hook h : {Hook::xdp, Hook::tc}) {
         std::string staged = staged_dispatcher(paths, h);
@@ -75,7 +120,18 @@ void adopt_staged_dispatcher(const std::string& dir) {
         auto info = prog_info(fd->get());
         auto in = Instance::open_for_teardown(dir);
         if (!info || !in || in->kind().hook != h) continue;
-        if (runs_where_attached(*in, info->id)) (void)bpffs::rename(staged, paths.dispatcher(h));
+        auto locks = lock_parents(dir, relock);
+        std::vector<ParentKey> at_old;
+        bool wired = false;
+        if (locks) {
+            if (auto old = bpffs::get(paths.dispatcher(h)))
+                if (auto oi = prog_info(old->get()))
+                    if (auto k = parent_keys(dir, oi->id, true)) at_old = std::move(*k);
+            if (auto k = parent_keys(dir, info->id)) wired = !k->empty();
+        }
+        if (!wired && !runs_where_attached(*in, info->id)) continue;
+        (void)repoint_parents(at_old, fd->get(), nullptr, false);
+        (void)bpffs::rename(staged, paths.dispatcher(h));
     }
 }
 
@@ -192,11 +248,12 @@ Result<std::vector<DirectKey>> direct_keys_for(const std::optional<Instance>& ol
 
 // load --force: the new dispatcher is pinned first under a temporary name (so
 // it is never only in this process's hands), then every interface moves to it
-// in one atomic step each, then the pin is renamed over the old one. A failure
-// after the swap swaps back through the same function, and every failure
-// undoes the built-in upgrade. The interfaces moved.
+// in one atomic step each, then every parent's key that wired the old one (one
+// jump-table update each), then the pin is renamed over the old one. A
+// failure after the swap swaps back through the same function, and every
+// failure undoes the built-in upgrade. The interfaces moved.
 Result<std::vector<Attachment>> replace_dispatcher(const Instance& old, int new_fd, const Paths& paths,
-                                                   BuiltinUpgrade& upgrade) {
+                                                   BuiltinUpgrade& upgrade, std::vector<ParentKey>& parents) {
     const Hook hook = old.kind().hook;
     std::string staged = staged_dispatcher(paths, hook);
     if (auto r = bpffs::pin(new_fd, staged); !r) {
@@ -211,11 +268,22 @@ Result<std::vector<Attachment>> replace_dispatcher(const Instance& old, int new_
         return propagate(swapped);
     }
     crash_point("load");
-    if (auto r = bpffs::rename(staged, paths.dispatcher(hook)); !r) {
+    size_t moved = 0;
+    int err = repoint_parents(parents, new_fd, &moved, true);
+    Result<> renamed;
+    if (!err) renamed = bpffs::rename(staged, paths.dispatcher(hook));
+    if (err || !renamed) {
+        std::vector<ParentKey> back;
+        for (size_t i = 0; i < moved; i++) back.push_back({parents[i].parent, parents[i].key, UniqueFd(dup(parents[i].jt.get()))});
+        (void)repoint_parents(back, old.dispatcher_fd(), nullptr, false);
         (void)swap_dispatcher_on(*swapped, hook, old.dispatcher_fd(), new_fd);
         (void)bpffs::remove(staged);
         upgrade.undo();
-        return propagate(r);
+        if (err)
+            return fail_errno(fmt::format("repoint {} key {} to the new dispatcher", parents[moved].parent,
+                                          parents[moved].key),
+                              err);
+        return propagate(renamed);
     }
     return swapped;
 }
@@ -224,8 +292,8 @@ Result<std::vector<Attachment>> replace_dispatcher(const Instance& old, int new_
 
 // Temporary pins can only be left by a command that died half-way (the
 // instance lock keeps live ones out).
-void recover_interrupted(const std::string& dir) {
-    adopt_staged_dispatcher(dir);
+void recover_interrupted(const std::string& dir, bool relock) {
+    adopt_staged_dispatcher(dir, relock);
     complete_builtin_upgrade(dir);
     for (const std::string& d : {dir, Paths{dir}.maps_dir()}) bpffs::remove_temp_pins(d, false);
 }
@@ -235,7 +303,16 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     if (miss == MissAction::next && opt.kind.hook != Hook::tc)
         return usage_error("load --miss-action next", "is for tc instances; XDP has pass and drop");
     if (auto r = bpffs::ensure_mounted(dir); !r) return propagate(r);
-    recover_interrupted(dir);
+    // A reload moves the parents' keys too: their locks first, before
+    // anything changes.
+    // (Where it may not relock, the caller holds them already: see below.)
+    LockSet parent_locks;
+    if (opt.force && opt.relock && Instance::is_loaded(dir)) {
+        auto l = lock_parents(dir, true);
+        if (!l) return propagate(l, "load --force");
+        parent_locks = std::move(*l);
+    }
+    recover_interrupted(dir, opt.relock);
 
     LoadResult res;
     res.pin_dir = dir;
@@ -286,8 +363,27 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     }
     int new_fd = bpf_program__fd(object->dispatcher());
     if (old) {
-        auto swapped = replace_dispatcher(*old, new_fd, paths, upgrade);
+        auto parents = parent_keys(dir, old->dispatcher().id, true);
+        if (parents && !opt.relock) {
+            // Normally held by the caller (set_wired, del_wired); else
+            // tried for, and the keys read again under them.
+            std::vector<std::string> dirs;
+            for (const auto& p : *parents) dirs.push_back(p.parent);
+            auto l = LockSet::acquire(dirs, false);
+            if (!l) {
+                upgrade.undo();
+                return propagate(l, "load --force");
+            }
+            if (!l->empty()) parents = parent_keys(dir, old->dispatcher().id, true);
+            parent_locks.add(std::move(*l));
+        }
+        if (!parents) {
+            upgrade.undo();
+            return propagate(parents);
+        }
+        auto swapped = replace_dispatcher(*old, new_fd, paths, upgrade, *parents);
         if (!swapped) return propagate(swapped);
+        for (const auto& p : *parents) res.repointed.push_back({p.parent, p.key});
         res.swapped = std::move(*swapped);
         res.reloaded = true;
     } else if (auto r = tx.pin(new_fd, paths.dispatcher(opt.kind.hook)); !r) {
@@ -310,8 +406,11 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
         return fail("unload", dir + " is not on a bpffs", "is this the right --pin-dir?");
 
     // A child that a parent wires stays until the parent unwires it (its jump
-    // table would empty under the parent's packets); --force unwires it in
-    // each parent first, under that parent's lock.
+    // table would empty under the parent's packets). The check and the
+    // removal happen under this instance's lock, which a map set wiring it
+    // takes too. --force unwires it in each parent first, under the parents'
+    // locks (taken in order with this one's, and who wires it read again
+    // under them).
     if (Instance::is_loaded(dir)) {
         auto parents = tree::parents(dir);
         if (!parents) return propagate(parents);
@@ -325,13 +424,17 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
                         fmt::format("'tcd -d {} map del {}' first, or 'tcd unload --force' to unwire it there",
                                     p.parent, key));
         }
+        LockSet parent_locks;
+        if (!parents->empty()) {
+            auto locks = lock_parents(dir, true);
+            if (!locks) return propagate(locks, "unload --force");
+            parent_locks = std::move(*locks);
+            parents = tree::parents(dir);
+            if (!parents) return propagate(parents);
+        }
         std::map<std::string, std::vector<uint32_t>> by_parent;
         for (const auto& p : *parents) by_parent[p.parent].push_back(p.key);
         for (const auto& [parent, keys] : by_parent) {
-            double timeout = 10;
-            if (const char* t = std::getenv("TCD_LOCK_TIMEOUT")) timeout = std::strtod(t, nullptr);
-            auto lock = InstanceLock::acquire(parent, timeout);
-            if (!lock) return propagate(lock, "unload --force");
             auto pin = Instance::open(parent);
             if (!pin) return propagate(pin, "unload --force");
             auto del = del_keys(*pin, keys);
@@ -343,7 +446,7 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
 
     // Detach first, while the dispatcher is still pinned and known (a staged
     // one that runs, left by a killed load --force, adopted first).
-    adopt_staged_dispatcher(dir);
+    adopt_staged_dispatcher(dir, false);
     // A half-removed instance (a map pin gone) is still detached through what
     // is left: the dispatcher pin (its program id) and the attach records. If
     // even the dispatcher cannot be opened, nothing is removed: pins gone

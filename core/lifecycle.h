@@ -20,6 +20,10 @@ struct LoadOptions {
     // force: the keys to reach by direct jumps, when the caller has worked
     // them out already (respecialise); else from the wiring there is.
     std::optional<std::vector<DirectKey>> direct;
+    // force: whether taking the parents' locks may let go of this instance's
+    // and retake it (LockSet): not when the caller has changed something
+    // under it already (respecialise).
+    bool relock = true;
 };
 
 struct LoadResult {
@@ -33,6 +37,11 @@ struct LoadResult {
     std::vector<Attachment> swapped;       // interfaces moved to the new dispatcher
     std::vector<std::string> upgraded;     // built-in handlers replaced by --force
     std::vector<uint32_t> direct;          // keys the dispatcher reaches by direct jumps
+    struct Repointed {
+        std::string parent;
+        uint32_t key = 0;
+    };
+    std::vector<Repointed> repointed;      // parents' keys moved to the new dispatcher
 };
 
 Result<LoadResult> load(const std::string& dir, const LoadOptions& opt);
@@ -40,8 +49,9 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt);
 // What a command killed half-way left: a staged dispatcher that runs is
 // adopted, a built-in upgrade that had begun is completed, and the other
 // temporary pins are removed. Every command that loads or rewires calls it
-// under the instance lock first.
-void recover_interrupted(const std::string& dir);
+// under the instance lock first. A staged dispatcher that parents wire (or
+// should) is adopted under their locks too; `relock` as in LoadOptions.
+void recover_interrupted(const std::string& dir, bool relock = true);
 
 struct UnloadResult {
     bool changed = false;

@@ -7,15 +7,18 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fmt/format.h>
+#include <map>
+#include <set>
 #include <thread>
 
 namespace tcd {
 
 namespace {
 constexpr const char* kLockDir = "/run/tcd";
-}
+}  // namespace
 
 std::string InstanceLock::canonical_dir(const std::string& pin_dir) {
     namespace fs = std::filesystem;
@@ -46,20 +49,21 @@ std::string InstanceLock::path_for(const std::string& pin_dir) {
     return std::string(kLockDir) + "/" + name + ".lock";
 }
 
-Result<InstanceLock> InstanceLock::acquire(const std::string& pin_dir, double timeout_s) {
-    if (::mkdir(kLockDir, 0755) != 0 && errno != EEXIST) return fail_errno(std::string("create ") + kLockDir, errno);
-    std::string path = path_for(pin_dir);
-    InstanceLock l;
-    l.fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-    if (!l.fd_) return fail_errno("lock " + path, errno);
+namespace {
+
+// The locks this thread holds: canonical dir -> the lock file's fd.
+thread_local std::map<std::string, int> held_locks;
+
+// Waits for the flock on fd until timeout_s; writes this pid into the file.
+Result<double> lock_fd(int fd, const std::string& pin_dir, const std::string& path, double timeout_s) {
     auto start = std::chrono::steady_clock::now();
     auto delay = std::chrono::milliseconds(1);
-    while (flock(l.fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno != EWOULDBLOCK && errno != EINTR) return fail_errno("lock " + path, errno);
         double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (waited >= timeout_s) {
             char buf[32] = {};
-            ssize_t n = pread(l.fd_.get(), buf, sizeof buf - 1, 0);
+            ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
             std::string holder = n > 0 ? std::string(buf, size_t(n)) : "?";
             while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
             return fail("instance " + pin_dir,
@@ -69,14 +73,113 @@ Result<InstanceLock> InstanceLock::acquire(const std::string& pin_dir, double ti
         std::this_thread::sleep_for(delay);
         delay = std::min(delay * 2, std::chrono::milliseconds(50));
     }
-    l.waited_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::string pid = std::to_string(getpid()) + "\n";
-    if (ftruncate(l.fd_.get(), 0) == 0) (void)!pwrite(l.fd_.get(), pid.data(), pid.size(), 0);
+    if (ftruncate(fd, 0) == 0) (void)!pwrite(fd, pid.data(), pid.size(), 0);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+double lock_timeout() {
+    if (const char* t = std::getenv("TCD_LOCK_TIMEOUT")) return std::strtod(t, nullptr);
+    return 10;
+}
+
+Result<InstanceLock> InstanceLock::acquire(const std::string& pin_dir, double timeout_s) {
+    if (::mkdir(kLockDir, 0755) != 0 && errno != EEXIST) return fail_errno(std::string("create ") + kLockDir, errno);
+    std::string path = path_for(pin_dir);
+    InstanceLock l;
+    l.fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!l.fd_) return fail_errno("lock " + path, errno);
+    auto waited = lock_fd(l.fd_.get(), pin_dir, path, timeout_s);
+    if (!waited) return propagate(waited);
+    l.waited_ = *waited;
+    l.dir_ = canonical_dir(pin_dir);
+    held_locks[l.dir_] = l.fd_.get();
     return l;
 }
 
 InstanceLock::~InstanceLock() {
-    if (fd_) flock(fd_.get(), LOCK_UN);
+    if (!fd_) return;
+    flock(fd_.get(), LOCK_UN);
+    if (auto it = held_locks.find(dir_); it != held_locks.end() && it->second == fd_.get()) held_locks.erase(it);
+}
+
+bool LockSet::held(const std::string& dir) { return held_locks.count(InstanceLock::canonical_dir(dir)) > 0; }
+
+void LockSet::add(LockSet&& other) {
+    for (auto& l : other.locks_) locks_.push_back(std::move(l));
+    other.locks_.clear();
+}
+
+Result<LockSet> LockSet::acquire(const std::vector<std::string>& dirs, bool relock, bool* relocked) {
+    if (relocked) *relocked = false;
+    std::set<std::string> need;
+    for (const auto& d : dirs)
+        if (std::string c = InstanceLock::canonical_dir(d); !held_locks.count(c)) need.insert(c);
+    LockSet out;
+    if (need.empty()) return out;
+    const double timeout = lock_timeout();
+    auto last_held = [] { return held_locks.empty() ? std::string() : held_locks.rbegin()->first; };
+    // In order: wait for what sorts after every lock held, try the rest.
+    auto it = need.begin();
+    for (; it != need.end(); ++it) {
+        const bool after = *it > last_held();
+        auto l = InstanceLock::acquire(*it, after ? timeout : 0);
+        if (!l && after) return propagate(l);
+        if (!l) break;  // busy (or failing: the slow path says which)
+        out.locks_.push_back(std::move(*l));
+    }
+    if (it == need.end()) return out;
+    if (!relock) {
+        // The command has changed something: no letting go. Keep trying.
+        auto start = std::chrono::steady_clock::now();
+        for (; it != need.end(); ++it)
+            for (;;) {
+                double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                auto l = InstanceLock::acquire(*it, 0);
+                if (l) {
+                    out.locks_.push_back(std::move(*l));
+                    break;
+                }
+                if (waited >= timeout) return propagate(l);
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+        return out;
+    }
+    // Let go of everything, then take it all again in order.
+    if (relocked) *relocked = true;
+    out.locks_.clear();
+    std::map<std::string, int> own = held_locks;
+    for (const auto& [dir, fd] : own) flock(fd, LOCK_UN);
+    std::set<std::string> all = need;
+    for (const auto& [dir, fd] : own) all.insert(dir);
+    for (const auto& dir : all) {
+        if (auto o = own.find(dir); o != own.end()) {
+            if (auto r = lock_fd(o->second, dir, InstanceLock::path_for(dir), timeout); !r) return propagate(r);
+            continue;
+        }
+        auto l = InstanceLock::acquire(dir, timeout);
+        if (!l) return propagate(l);
+        out.locks_.push_back(std::move(*l));
+    }
+    return out;
+}
+
+Result<LockSet> LockSet::acquire_stable(const std::function<Result<std::vector<std::string>>()>& need, bool relock,
+                                        bool* relocked) {
+    if (relocked) *relocked = false;
+    LockSet out;
+    for (int round = 0;; round++) {
+        auto dirs = need();
+        if (!dirs) return propagate(dirs);
+        bool again = false;
+        auto got = acquire(*dirs, relock && round < 100, &again);
+        if (!got) return propagate(got);
+        out.add(std::move(*got));
+        if (!again) return out;
+        if (relocked) *relocked = true;
+    }
 }
 
 }  // namespace tcd

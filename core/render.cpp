@@ -367,6 +367,11 @@ json load_json(const LoadResult& r) {
             {"pinned", r.pinned},
             {"direct_keys", r.direct},
             {"upgraded", r.upgraded},
+            {"repointed", [&] {
+                 json a = json::array();
+                 for (const auto& p : r.repointed) a.push_back({{"instance", p.parent}, {"key", p.key}});
+                 return a;
+             }()},
             {"swapped", [&] {
                  json a = json::array();
                  for (const auto& s : r.swapped) a.push_back(attachment_json(s));
@@ -392,6 +397,7 @@ std::string load_plain(const LoadResult& r) {
         for (const auto& n : r.upgraded) names += (names.empty() ? "" : ", ") + n;
         out += "built-in handlers replaced: " + names + "\n";
     }
+    for (const auto& p : r.repointed) out += fmt::format("repointed {} key {} to it\n", p.parent, p.key);
     return out;
 }
 

@@ -8,6 +8,8 @@
 
 #include "core/crashpoint.h"
 #include "core/lifecycle.h"
+#include "core/lock.h"
+#include "core/tree.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -28,6 +30,37 @@ void release_unwired_slots(const Instance& in) {
         uint32_t zero = 0;
         bpf_map_update_elem(in.port_slot_fd(), &port, &zero, BPF_ANY);
     }
+}
+
+// The locks a map set or del takes besides its own, before it changes
+// anything: the instances the new handler enters (a child, whose unload
+// checks for parents under its own lock) and this instance's parents (a
+// respecialise repoints their keys). Lost and retaken in order, this
+// instance's lock let others in: then it is opened again (`fresh`).
+Result<LockSet> lock_related(const Instance& in, const HandlerSpec* spec, std::optional<Instance>& fresh) {
+    const std::string dir = in.paths().dir;
+    bool relocked = false;
+    auto locks = LockSet::acquire_stable(
+        [&]() -> Result<std::vector<std::string>> {
+            auto out = tree::parent_dirs(dir);
+            if (!out) return propagate(out);
+            if (spec)
+                if (auto h = open_handler(*spec, dir); h) {  // a bad handler: set_handler says why
+                    for (auto& c : tree::instances_used_by(h->info, dir)) out->push_back(c);
+                    if (!h->instance.empty() && h->instance != InstanceLock::canonical_dir(dir))
+                        out->push_back(h->instance);
+                }
+            return out;
+        },
+        true, &relocked);
+    if (!locks) return propagate(locks, spec ? "map set" : "map del");
+    if (relocked) {
+        recover_interrupted(dir);
+        auto f = Instance::open(dir);
+        if (!f) return propagate(f);
+        fresh = std::move(*f);
+    }
+    return locks;
 }
 
 }  // namespace
@@ -75,6 +108,7 @@ Result<Respecialised> respecialise(const Instance& in, bool release_slots) {
         o.kind = in.kind();
         o.upgrade_builtins = false;
         o.direct = *want;
+        o.relock = false;  // the wiring has changed: the parents' locks are held (set_wired, del_wired)
         auto r = load(in.paths().dir, o);
         if (!r) return propagate(r);
         res.swapped = true;
@@ -84,7 +118,11 @@ Result<Respecialised> respecialise(const Instance& in, bool release_slots) {
     return res;
 }
 
-Result<SetResult> set_wired(const Instance& in, uint32_t key, const HandlerSpec& spec) {
+Result<SetResult> set_wired(const Instance& in0, uint32_t key, const HandlerSpec& spec) {
+    std::optional<Instance> fresh;
+    auto locks = lock_related(in0, &spec, fresh);
+    if (!locks) return propagate(locks);
+    const Instance& in = fresh ? *fresh : in0;
     auto r = set_handler(in, key, spec);
     if (!r) return r;
     crash_point("map");
@@ -111,7 +149,11 @@ Result<SetResult> set_wired(const Instance& in, uint32_t key, const HandlerSpec&
     return r;
 }
 
-Result<DelResult> del_wired(const Instance& in, const std::vector<uint32_t>& keys) {
+Result<DelResult> del_wired(const Instance& in0, const std::vector<uint32_t>& keys) {
+    std::optional<Instance> fresh;
+    auto locks = lock_related(in0, nullptr, fresh);
+    if (!locks) return propagate(locks);
+    const Instance& in = fresh ? *fresh : in0;
     auto r = del_keys(in, keys, false);
     if (!r) return r;
     crash_point("map");

@@ -119,6 +119,17 @@ Result<Status> gather_status(const std::string& dir) {
         std::vector<std::string> path;
         st.parents = links(*g, me, true, path);
         st.children = links(*g, me, false, path);
+        // A parent still at an earlier dispatcher of this instance (a
+        // load --force killed, or one by a tcd that did not move parents).
+        for (const auto& e : g->parents_of(me))
+            if (e.prog_id != d.id && tree::is_dispatcher(e.prog_id)) {
+                const tree::Node* pn = g->find(e.parent);
+                std::string key = pn ? key_name(pn->kind.key, e.key) : "";
+                st.problems.push_back(fmt::format(
+                    "{} key {} still wires an earlier dispatcher of this instance (prog id {}; an interrupted "
+                    "load --force?); 'tcd load --force' moves it to this one",
+                    e.parent, key.empty() ? std::to_string(e.key) : key, e.prog_id));
+            }
         auto a = tree::analyse(*g);
         if (!a.cycle.empty() && std::find(a.cycle.begin(), a.cycle.end(), me) != a.cycle.end()) {
             std::string loop;

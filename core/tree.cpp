@@ -13,6 +13,7 @@
 #include "core/bpffs.h"
 #include "core/keys.h"
 #include "core/lock.h"
+#include "tcd/shared.h"
 
 namespace tcd::tree {
 namespace {
@@ -181,6 +182,15 @@ std::optional<std::string> instance_used_by(const ProgInfo& prog, const std::str
     return std::nullopt;
 }
 
+std::vector<std::string> instances_used_by(const ProgInfo& prog, const std::string& self) {
+    std::string me = canon(self);
+    std::vector<std::string> out;
+    for (const auto& [dir, jt] : instance_jts({self}))
+        if (dir != me && std::find(prog.map_ids.begin(), prog.map_ids.end(), jt) != prog.map_ids.end())
+            out.push_back(dir);
+    return out;
+}
+
 Result<Graph> scan(const std::vector<std::string>& also, const ScanScope& scope) {
     const std::string unread = scope.unread.empty() ? std::string() : canon(scope.unread);
     Graph g;
@@ -247,6 +257,13 @@ Result<bool> has_wiring(const Instance& in, uint32_t key) {
 }
 
 }  // namespace
+
+bool is_dispatcher(uint32_t prog_id) {
+    auto fd = prog_fd_by_id(prog_id);
+    if (!fd) return false;
+    auto info = prog_info(fd->get());
+    return info && (info->name == TCD_PROG_DISPATCH || info->name == TCD_PROG_TC_DISPATCH);
+}
 
 Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h) {
     const std::string me = canon(parent.paths().dir);
@@ -321,6 +338,14 @@ Result<std::vector<Edge>> parents(const std::string& dir) {
     auto g = scan({dir}, {kind ? std::optional<Hook>(kind->hook) : std::nullopt, dir, std::nullopt});
     if (!g) return propagate(g);
     return g->parents_of(canon(dir));
+}
+
+Result<std::vector<std::string>> parent_dirs(const std::string& dir) {
+    auto ps = parents(dir);
+    if (!ps) return propagate(ps);
+    std::set<std::string> out;
+    for (const auto& e : *ps) out.insert(e.parent);
+    return std::vector<std::string>(out.begin(), out.end());
 }
 
 }  // namespace tcd::tree

@@ -96,6 +96,11 @@ std::map<std::string, uint32_t> instance_jts(const std::vector<std::string>& als
 // The instance whose jump table a program uses, if it is another's
 // (`self`: the asking instance's dir, canonical or not).
 std::optional<std::string> instance_used_by(const ProgInfo& prog, const std::string& self);
+// Every such instance (the locks a map set wiring prog takes besides its own).
+std::vector<std::string> instances_used_by(const ProgInfo& prog, const std::string& self);
+
+// Whether program id is a tcd dispatcher (by its name), of whatever instance.
+bool is_dispatcher(uint32_t prog_id);
 
 // map set's check before it writes key -> h into parent's jump table: a
 // program that enters another instance must be on the same hook, and the
@@ -108,5 +113,7 @@ Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h);
 // Who wires this instance (edges from other instances into it): the
 // instances on its hook are read, not its own table.
 Result<std::vector<Edge>> parents(const std::string& dir);
+// The same, as the distinct parent dirs (the locks to take before repointing).
+Result<std::vector<std::string>> parent_dirs(const std::string& dir);
 
 }  // namespace tcd::tree

@@ -4,14 +4,22 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <string>
+#include <atomic>
+#include <chrono>
+#include <thread>
 
 #include "core/lock.h"
 
 namespace {
 
 using tcd::InstanceLock;
+using tcd::LockSet;
 
 TEST(Lock, EquivalentSpellingsShareOneLock) {
     const std::string want = InstanceLock::path_for("/sys/fs/bpf/tcd");
@@ -39,6 +47,62 @@ TEST(Lock, DistinctDirsDistinctLocks) {
     EXPECT_NE(InstanceLock::path_for("/sys/fs/bpf/a_b"), InstanceLock::path_for("/sys/fs/bpf/a/b"));
     EXPECT_NE(InstanceLock::path_for("/sys/fs/bpf/tcd"), InstanceLock::path_for("/sys/fs/bpf/tcd2"));
     EXPECT_NE(InstanceLock::path_for("/sys/fs/bpf/tcd"), InstanceLock::path_for("/sys/fs/bpf"));
+}
+
+// The lock files live in /run/tcd, which needs root to create.
+bool lock_dir_usable() { return ::mkdir("/run/tcd", 0755) == 0 || errno == EEXIST; }
+
+std::string fake_dir(const std::string& tag) { return "/tmp/tcdlockunit" + std::to_string(getpid()) + "/" + tag; }
+
+TEST(LockSet, TakesWhatIsNotHeldAndLetsGo) {
+    if (!lock_dir_usable()) GTEST_SKIP() << "/run/tcd cannot be created (not root)";
+    const std::string a = fake_dir("a"), b = fake_dir("b");
+    auto own = InstanceLock::acquire(a, 1);
+    ASSERT_TRUE(own) << own.error().message();
+    EXPECT_TRUE(LockSet::held(a + "/"));
+    EXPECT_FALSE(LockSet::held(b));
+    {
+        bool relocked = true;
+        auto set = LockSet::acquire({a, b, b}, true, &relocked);
+        ASSERT_TRUE(set) << set.error().message();
+        EXPECT_TRUE(LockSet::held(b));
+        EXPECT_FALSE(relocked);
+        // Held already: nothing more to take.
+        auto again = LockSet::acquire({b}, false);
+        ASSERT_TRUE(again);
+    }
+    EXPECT_FALSE(LockSet::held(b));
+    EXPECT_TRUE(LockSet::held(a));
+}
+
+// Two commands, each holding its own instance's lock and needing the
+// other's (two instances wiring each other): both get through. The one whose
+// need sorts before its own lock lets go and retakes both in order; the other
+// waits in order.
+TEST(LockSet, CrossedNeedsDoNotDeadlock) {
+    if (!lock_dir_usable()) GTEST_SKIP() << "/run/tcd cannot be created (not root)";
+    setenv("TCD_LOCK_TIMEOUT", "30", 1);  // a deadlock would end in a timeout, failing
+    const std::string a = fake_dir("a"), b = fake_dir("b");  // a sorts first
+    std::atomic<int> holding{0};
+    bool ok_a = false, ok_b = false, relocked_a = true, relocked_b = false;
+    auto run = [&](const std::string& own_dir, const std::string& other, bool& ok, bool& relocked) {
+        auto own = InstanceLock::acquire(own_dir, 30);
+        if (!own) return;
+        holding++;
+        while (holding.load() < 2) std::this_thread::yield();
+        auto set = LockSet::acquire({other}, true, &relocked);
+        ok = set && LockSet::held(own_dir) && LockSet::held(other);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // both held a while
+    };
+    std::thread ta(run, a, b, std::ref(ok_a), std::ref(relocked_a));
+    std::thread tb(run, b, a, std::ref(ok_b), std::ref(relocked_b));
+    ta.join();
+    tb.join();
+    unsetenv("TCD_LOCK_TIMEOUT");
+    EXPECT_TRUE(ok_a);
+    EXPECT_TRUE(ok_b);
+    EXPECT_FALSE(relocked_a);  // b sorts after a: waited for in order
+    EXPECT_TRUE(relocked_b);   // a sorts before b and was busy: b let go and retook both
 }
 
 }  // namespace

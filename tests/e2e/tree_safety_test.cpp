@@ -1,0 +1,415 @@
+// Instance trees under concurrency, reloads, crashes and deep chains
+// (docs/datapath.md, "Instance trees"): a map set wiring a child racing the
+// child's unload, two instances wiring each other at once, a child reloaded
+// and respecialised under traffic through its parent, a child's load --force
+// killed at every step, and chaining handlers counted as levels against the
+// kernel's 33 tail calls on real traffic. Pins and namespaces are the
+// test's own and go in destructors.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/bpffs.h"
+#include "tests/common/kernel.h"
+#include "tests/common/shell.h"
+#include "tests/common/topology.h"
+#include "tests/common/wait.h"
+
+namespace {
+
+using nlohmann::json;
+using tcdtest::Cmd;
+using tcdtest::sh;
+
+constexpr int kKilled = 128 + 9;
+
+std::string dir_of(const std::string& tag) { return "/sys/fs/bpf/tcds" + std::to_string(getpid()) + "_" + tag; }
+
+// Pin dirs unloaded (with --force, twice over so children go too) when the test ends.
+class Dirs {
+public:
+    ~Dirs() {
+        for (int round = 0; round < 2; round++)
+            for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it)
+                sh(std::string(TCD_BIN) + " -q -d " + *it + " unload --force");
+    }
+    const std::string& add(const std::string& tag) {
+        dirs_.push_back(dir_of(tag));
+        sh(std::string(TCD_BIN) + " -q -d " + dirs_.back() + " unload --force");
+        return dirs_.back();
+    }
+
+private:
+    std::vector<std::string> dirs_;
+};
+
+Cmd tcd(const std::string& dir, const std::string& args) { return sh(std::string(TCD_BIN) + " -d " + dir + " " + args); }
+
+json tcd_json(const std::string& dir, const std::string& args) {
+    Cmd c = tcd(dir, "-j " + args);
+    EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
+    return json::parse(c.out.empty() ? "null" : c.out);
+}
+
+const json* key_row(const json& rows, int key) {
+    for (const auto& k : rows)
+        if (k["key"] == key) return &k;
+    return nullptr;
+}
+
+// The program id wired at key in dir's jump table, 0 if none.
+uint64_t wired_id(const std::string& dir, int key) {
+    json l = tcd_json(dir, "map list");
+    const json* r = key_row(l, key);
+    return r ? (*r)["prog_id"].get<uint64_t>() : 0;
+}
+
+uint64_t dispatcher_id(const std::string& dir) {
+    json s = tcd_json(dir, "status");
+    return s.is_object() && s["dispatcher"].is_object() ? s["dispatcher"]["prog_id"].get<uint64_t>() : 0;
+}
+
+// Two commands started together; their results.
+std::pair<Cmd, Cmd> at_once(const std::string& a, const std::string& b) {
+    Cmd ra, rb;
+    std::thread ta([&] { ra = sh(a); });
+    std::thread tb([&] { rb = sh(b); });
+    ta.join();
+    tb.join();
+    return {ra, rb};
+}
+
+struct StreamResult {
+    int received = -1, missing = -1;
+};
+
+// count datagrams from a to b's port while `during` runs.
+StreamResult udp_stream_during(const tcdtest::Topology& net, const std::string& to, int port, int count,
+                               int interval_us, const std::function<void(const std::function<bool()>&)>& during) {
+    std::string peer = TCD_PEER;
+    FILE* r = popen((peer + " udp-recv --netns " + net.ns("b") + " --port " + std::to_string(port) + " --count " +
+                     std::to_string(count) + " --timeout-ms 2000")
+                        .c_str(),
+                    "r");
+    StreamResult res;
+    if (!r) return res;
+    char line[128] = {};
+    if (!fgets(line, sizeof line, r)) {
+        pclose(r);
+        return res;
+    }
+    std::atomic<bool> sending{true};
+    std::thread sender([&] {
+        sh(peer + " udp-send --netns " + net.ns("a") + " --to " + to + " --port " + std::to_string(port) +
+           " --count " + std::to_string(count) + " --interval-us " + std::to_string(interval_us) + " >/dev/null");
+        sending = false;
+    });
+    during([&] { return sending.load(); });
+    sender.join();
+    while (fgets(line, sizeof line, r)) {
+        std::sscanf(line, "received %d", &res.received);
+        std::sscanf(line, "missing %d", &res.missing);
+    }
+    pclose(r);
+    return res;
+}
+
+// A map set in the parent wiring the child, and the child's unload, started
+// together, round after round: one of them wins, and never is a parent left
+// wiring a child that is gone (the unload's parent check and removal, and
+// the map set's check and write, both happen under the child's lock).
+TEST(TreeSafety, WiringRacesTheChildsUnload) {
+    TCD_REQUIRE_KERNEL();
+    Dirs d;
+    std::string parent = d.add("rp"), child = d.add("rc");
+    ASSERT_EQ(tcd(parent, "load").rc, 0);
+    int wired_first = 0, unloaded_first = 0;
+    for (int round = 0; round < 30; round++) {
+        SCOPED_TRACE("round " + std::to_string(round));
+        ASSERT_EQ(tcd(child, "load").rc, 0);
+        auto [set, un] = at_once(std::string(TCD_BIN) + " -d " + parent + " map set tcp " + child,
+                                 std::string(TCD_BIN) + " -d " + child + " unload");
+        EXPECT_FALSE(set.rc == 0 && un.rc == 0) << "both succeeded: " << set.err << un.err;
+        EXPECT_NE(set.rc == 0, un.rc == 0) << "neither succeeded: " << set.err << " / " << un.err;
+        json cs = tcd_json(child, "status");
+        bool loaded = cs.value("loaded", false);
+        uint64_t at = wired_id(parent, 6);
+        if (at) {
+            EXPECT_TRUE(loaded) << "the parent wires a child that was unloaded";
+            EXPECT_EQ(at, dispatcher_id(child));
+            EXPECT_EQ(un.rc, 1);
+            EXPECT_NE(un.err.find("is wired in " + parent), std::string::npos) << un.err;
+            wired_first++;
+            ASSERT_EQ(tcd(parent, "map del tcp").rc, 0);
+            ASSERT_EQ(tcd(child, "unload").rc, 0);
+        } else {
+            EXPECT_FALSE(loaded) << "neither wired nor unloaded";
+            EXPECT_NE(set.rc, 0);
+            unloaded_first++;
+        }
+        EXPECT_FALSE(tcd::bpffs::exists(child));
+    }
+    std::printf("map set won %d rounds, unload %d\n", wired_first, unloaded_first);
+}
+
+// Two instances wiring each other at the same time: neither waits for the
+// other for ever (the locks are taken in one order), and the one that comes
+// second is refused as a loop, so no cycle is ever made.
+TEST(TreeSafety, TwoInstancesWiringEachOtherAtOnce) {
+    TCD_REQUIRE_KERNEL();
+    Dirs d;
+    std::string a = d.add("ma"), b = d.add("mb");
+    ASSERT_EQ(tcd(a, "load").rc, 0);
+    ASSERT_EQ(tcd(b, "load").rc, 0);
+    // A lock wait past 30 s would be a deadlock: it fails with "has held its lock".
+    const std::string bin = "TCD_LOCK_TIMEOUT=30 " + std::string(TCD_BIN);
+    int a_won = 0, b_won = 0;
+    for (int round = 0; round < 20; round++) {
+        SCOPED_TRACE("round " + std::to_string(round));
+        auto [ab, ba] = at_once(bin + " -d " + a + " map set tcp " + b, bin + " -d " + b + " map set tcp " + a);
+        EXPECT_NE(ab.rc == 0, ba.rc == 0) << ab.err << " / " << ba.err;
+        const Cmd& loser = ab.rc == 0 ? ba : ab;
+        EXPECT_EQ(loser.rc, 1);
+        EXPECT_NE(loser.err.find("makes a loop"), std::string::npos) << loser.err;
+        EXPECT_EQ(loser.err.find("held its lock"), std::string::npos) << loser.err;
+        bool at_a = wired_id(a, 6) != 0, at_b = wired_id(b, 6) != 0;
+        EXPECT_NE(at_a, at_b) << "a cycle (or nothing) was made";
+        for (const auto& x : {a, b}) {
+            json st = tcd_json(x, "status");
+            for (const auto& p : st["problems"])
+                EXPECT_EQ(p.get<std::string>().find("loop"), std::string::npos) << p;
+        }
+        (at_a ? a_won : b_won)++;
+        ASSERT_EQ(tcd(at_a ? a : b, "map del tcp").rc, 0);
+    }
+    std::printf("a wired b in %d rounds, b wired a in %d\n", a_won, b_won);
+}
+
+// A child that the parent reaches on a live link is reloaded and
+// respecialised (a port wired and unwired changes its direct ports) for as
+// long as a UDP stream runs through parent -> child: every time the parent
+// wires the child's new dispatcher, no datagram is lost, and the counters of
+// both levels keep counting across the reloads.
+TEST(TreeSafety, ChildReloadedUnderTrafficMovesItsParent) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::Topology net({.prefix = "tcds",
+                           .namespaces = {"a", "b"},
+                           .veths = {{.a = {"a", "va", {"10.206.0.1/24"}}, .b = {"b", "vb", {"10.206.0.2/24"}}}},
+                           .lo_up = true,
+                           .ipv6 = false});
+    ASSERT_TRUE(net.ok()) << net.error();
+    Dirs d;
+    std::string root = d.add("lroot"), web = d.add("lweb");
+    ASSERT_TRUE(tcdtest::wait_until(
+        [&] { return sh(tcdtest::in_netns(net.ns("a"), "ping -q -c 1 -W 1 10.206.0.2")).rc == 0; },
+        std::chrono::seconds(10), "va to reach vb"));
+    ASSERT_EQ(tcd(web, "load --key port").rc, 0);
+    ASSERT_EQ(tcd(web, "map set 7003 pass").rc, 0);
+    ASSERT_EQ(tcd(root, "attach vb --mode skb --netns " + net.ns("b")).rc, 0);
+    ASSERT_EQ(tcd(root, "map set udp " + web).rc, 0);
+    ASSERT_EQ(wired_id(root, 17), dispatcher_id(web));
+    const uint64_t first = dispatcher_id(web);
+    // load --force says which parents' keys it moved.
+    json lf = tcd_json(web, "load --force --key port");
+    ASSERT_EQ(lf["repointed"].size(), 1u) << lf.dump();
+    EXPECT_EQ(lf["repointed"][0]["instance"], root);
+    EXPECT_EQ(lf["repointed"][0]["key"], 17);
+    EXPECT_NE(tcd(web, "load --force --key port").out.find("repointed " + root + " key 17"), std::string::npos);
+    EXPECT_EQ(wired_id(root, 17), dispatcher_id(web));
+
+    const int count = 12000;
+    int reloads = 0, respecialised = 0, failed = 0, behind = 0;
+    auto r = udp_stream_during(net, "10.206.0.2", 7003, count, 300, [&](const std::function<bool()>& sending) {
+        for (int i = 0; sending(); i++) {
+            switch (i % 3) {
+            case 0:
+                if (tcd(web, "-q load --force --key port").rc == 0) reloads++;
+                else failed++;
+                break;
+            case 1:
+            case 2: {
+                json j = tcd_json(web, i % 3 == 1 ? "map set 7010 drop" : "map del 7010");
+                if (j.is_object() && j.value("respecialised", false)) respecialised++;
+                else failed++;
+                break;
+            }
+            }
+            if (wired_id(root, 17) != dispatcher_id(web)) behind++;
+        }
+    });
+    EXPECT_EQ(failed, 0);
+    EXPECT_EQ(behind, 0) << "the parent was left at an earlier dispatcher of the child";
+    EXPECT_GE(reloads, 2);
+    EXPECT_GE(respecialised, 2);
+    std::printf("%d reloads and %d respecialisations of the child during the stream\n", reloads, respecialised);
+    EXPECT_EQ(r.received, count);
+    EXPECT_EQ(r.missing, 0);
+    EXPECT_NE(dispatcher_id(web), first);
+    EXPECT_EQ(wired_id(root, 17), dispatcher_id(web));
+    // Each level counted every datagram once, across all the reloads.
+    json rs = tcd_json(root, "stats"), ws = tcd_json(web, "stats");
+    ASSERT_TRUE(key_row(rs["keys"], 17));
+    ASSERT_TRUE(key_row(ws["keys"], 7003));
+    EXPECT_EQ((*key_row(rs["keys"], 17))["packets"], count);
+    EXPECT_EQ((*key_row(rs["keys"], 17))["missed"], 0);
+    EXPECT_EQ((*key_row(ws["keys"], 7003))["packets"], count);
+    EXPECT_EQ((*key_row(ws["keys"], 7003))["missed"], 0);
+    EXPECT_TRUE(tcd_json(web, "status")["problems"].empty());
+    for (const auto& name : tcd::bpffs::list_pins(web)) EXPECT_EQ(name.find("~tmp-"), std::string::npos) << name;
+    ASSERT_EQ(tcd(root, "detach --all").rc, 0);
+}
+
+// A child with two parents, its load --force (and a respecialising map set)
+// killed at every step, the steps between moving the parents' keys and
+// renaming the pin among them: status says so whenever a parent does not
+// wire the pinned dispatcher, and the next command finishes the job (the
+// parents end at the pinned dispatcher, no temporary pin left).
+TEST(TreeSafety, ChildReloadKilledAtEveryStep) {
+    TCD_REQUIRE_KERNEL();
+    Dirs d;
+    std::string p1 = d.add("kp1"), p2 = d.add("kp2"), child = d.add("kc");
+    for (const auto& x : {p1, p2, child}) ASSERT_EQ(tcd(x, "load").rc, 0);
+    ASSERT_EQ(tcd(child, "map set tcp drop").rc, 0);
+    ASSERT_EQ(tcd(p1, "map set tcp " + child).rc, 0);
+    ASSERT_EQ(tcd(p2, "map set udp " + child).rc, 0);
+    struct Case {
+        std::string command, again;
+    };
+    // gre joins the direct keys: the map set loads a new dispatcher; the
+    // map del after it loads one again.
+    for (const Case& c : {Case{"load --force", "load"}, Case{"map set gre pass", "map set gre pass"},
+                          Case{"map del gre", "map del gre"}}) {
+        int steps = 0, split = 0;
+        for (int n = 1; n < 40; n++) {
+            SCOPED_TRACE(c.command + ", killed at load step " + std::to_string(n));
+            Cmd k = sh("TCD_CRASHPOINT=load:" + std::to_string(n) + " " + TCD_BIN + " -d " + child + " " + c.command);
+            if (k.rc != kKilled) {
+                EXPECT_EQ(k.rc, 0) << k.err;
+                break;
+            }
+            steps++;
+            json st = tcd_json(child, "status");
+            ASSERT_TRUE(st.value("loaded", false));
+            uint64_t pinned = st["dispatcher"]["prog_id"].get<uint64_t>();
+            bool behind = wired_id(p1, 6) != pinned || wired_id(p2, 17) != pinned;
+            if (behind) {
+                split++;
+                EXPECT_FALSE(st["problems"].empty()) << "a parent is not at the pinned dispatcher, status says nothing";
+            }
+            Cmd again = tcd(child, c.again);
+            EXPECT_EQ(again.rc, 0) << again.err;
+            pinned = dispatcher_id(child);
+            EXPECT_EQ(wired_id(p1, 6), pinned);
+            EXPECT_EQ(wired_id(p2, 17), pinned);
+            EXPECT_TRUE(tcd_json(child, "status")["problems"].empty()) << tcd(child, "status").out;
+            for (const auto& name : tcd::bpffs::list_pins(child))
+                EXPECT_EQ(name.find("~tmp-"), std::string::npos) << name;
+            // Back to the wiring the next round starts from.
+            if (c.command == "map del gre") ASSERT_EQ(tcd(child, "map set gre pass").rc, 0);
+            if (c.command == "map set gre pass") ASSERT_EQ(tcd(child, "map del gre").rc, 0);
+        }
+        EXPECT_GE(steps, 3) << c.command;
+        // Killed after the first parent's key moved and after the second's.
+        EXPECT_GE(split, 2) << c.command;
+        std::printf("%s killed at each of %d steps, %d of them with a parent not at the pinned dispatcher\n",
+                    c.command.c_str(), steps, split);
+        if (c.command == "map set gre pass") ASSERT_EQ(tcd(child, "map set gre pass").rc, 0);
+    }
+    // Everything still unloads.
+    EXPECT_EQ(tcd(child, "unload --force").rc, 0);
+}
+
+// Chaining handlers count as levels (core/tree.h analyse()): 17 proto
+// instances in a row, each but the last handing UDP to chain.bpf.c's mark,
+// which hands every frame on to key 252, which wires the next instance. A
+// frame into the first takes 2 tail calls per such level and one into the
+// last one's drop: 33, the kernel's limit. Accepted, and on a live link the
+// datagrams really reach the last level (each level counts them, the last
+// drops them). One more level is refused, naming the chain; so is a
+// chaining handler at the leaf. Wired behind tcd's back (bpftool), that
+// handler makes the 34th tail call fail: the datagrams come through.
+TEST(TreeSafety, ChainingHandlersCountAsLevels) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::Topology net({.prefix = "tcds",
+                           .namespaces = {"a", "b"},
+                           .veths = {{.a = {"a", "va", {"10.207.0.1/24"}}, .b = {"b", "vb", {"10.207.0.2/24"}}}},
+                           .lo_up = true,
+                           .ipv6 = false});
+    ASSERT_TRUE(net.ok()) << net.error();
+    Dirs d;
+    const int levels = 17;
+    const std::string chain = std::string(TCD_BPF_OBJ_DIR) + "/chain.bpf.o";
+    std::vector<std::string> n;
+    for (int i = 0; i < levels; i++) {
+        n.push_back(d.add("c" + std::to_string(i)));
+        ASSERT_EQ(tcd(n.back(), "load").rc, 0);
+        Cmd h = tcd(n.back(), "handler load " + chain);
+        ASSERT_EQ(h.rc, 0) << h.err;
+    }
+    // From the leaf upwards.
+    ASSERT_EQ(tcd(n[levels - 1], "map set udp drop").rc, 0);
+    for (int i = levels - 2; i >= 0; i--) {
+        Cmd next = tcd(n[i], "map set 252 " + n[i + 1]);
+        ASSERT_EQ(next.rc, 0) << i << ": " << next.err;
+        Cmd mark = tcd(n[i], "map set udp mark");
+        ASSERT_EQ(mark.rc, 0) << i << ": " << mark.err;
+    }
+    EXPECT_TRUE(tcd_json(n[0], "status")["problems"].empty());
+
+    std::string all;
+    for (const auto& x : n) all += (all.empty() ? "" : " -> ") + x;
+    // One instance more on top: 34.
+    std::string top = d.add("ctop");
+    ASSERT_EQ(tcd(top, "load").rc, 0);
+    Cmd deep = tcd(top, "map set udp " + n[0]);
+    EXPECT_EQ(deep.rc, 1);
+    EXPECT_NE(deep.err.find("34 tail calls (" + top + " -> " + all + ")"), std::string::npos) << deep.err;
+    EXPECT_NE(deep.err.find("allows 33"), std::string::npos) << deep.err;
+    EXPECT_TRUE(tcd_json(top, "map list").empty());
+    // A chaining handler at the leaf: one level more there, 34 from the first.
+    const std::string& leaf = n[levels - 1];
+    ASSERT_EQ(tcd(leaf, "map set 252 drop").rc, 0);  // not chaining: no level
+    Cmd chained = tcd(leaf, "map set udp mark");
+    EXPECT_EQ(chained.rc, 1);
+    EXPECT_NE(chained.err.find("34 tail calls (" + all + ")"), std::string::npos) << chained.err;
+    EXPECT_EQ(key_row(tcd_json(leaf, "map list"), 17)->at("handler"), "drop");
+
+    // Live: 33 tail calls, and the last level drops.
+    ASSERT_TRUE(tcdtest::wait_until(
+        [&] { return sh(tcdtest::in_netns(net.ns("a"), "ping -q -c 1 -W 1 10.207.0.2")).rc == 0; },
+        std::chrono::seconds(10), "va to reach vb"));
+    ASSERT_EQ(tcd(n[0], "attach vb --mode skb --netns " + net.ns("b")).rc, 0);
+    const int count = 50;
+    auto none = udp_stream_during(net, "10.207.0.2", 7005, count, 500, [](const std::function<bool()>&) {});
+    EXPECT_EQ(none.received, 0) << "datagrams got past the 17th level's drop";
+    for (int i = 0; i < levels; i++) {
+        json s = tcd_json(n[i], "stats");
+        const json* u = key_row(s["keys"], 17);
+        ASSERT_TRUE(u) << "level " << i;
+        EXPECT_EQ((*u)["packets"], count) << "level " << i;
+        EXPECT_EQ((*u)["missed"], 0) << "level " << i;
+    }
+
+    // The same chaining handler at the leaf wired behind tcd's back: the
+    // 34th tail call (mark -> drop) fails and mark passes the frame.
+    Cmd bypass = sh("bpftool map update pinned " + leaf + "/maps/jt key 17 0 0 0 value pinned " + leaf + "/mark");
+    ASSERT_EQ(bypass.rc, 0) << bypass.err;
+    bool named = false;
+    json st = tcd_json(n[0], "status");
+    for (const auto& p : st["problems"])
+        named |= p.get<std::string>().find("34 tail calls") != std::string::npos;
+    EXPECT_TRUE(named) << tcd(n[0], "status").out;
+    auto through = udp_stream_during(net, "10.207.0.2", 7005, count, 500, [](const std::function<bool()>&) {});
+    EXPECT_EQ(through.received, count) << "the kernel allowed a 34th tail call";
+    ASSERT_EQ(tcd(n[0], "detach --all").rc, 0);
+}
+
+}  // namespace
