@@ -81,12 +81,13 @@ json stats_json(const StatsView& v) {
 
 std::string stats_plain(const StatsView& v) {
     bool rates = v.interval_s.has_value();
+    const char* name_col = v.kind == KeyKind::port ? "PORT" : "PROTO";  // the key's name: service or protocol
     std::string out;
     if (rates)
-        out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10} {:>10} {:>10}\n", "KEY", "PROTO",
+        out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10} {:>10} {:>10}\n", "KEY", name_col,
                            "HANDLER", "PACKETS", "BYTES", "PPS", "BIT/S", "MISSED");
     else
-        out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", "KEY", "PROTO", "HANDLER",
+        out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", "KEY", name_col, "HANDLER",
                            "PACKETS", "BYTES", "MISSED");
     for (const auto& r : v.keys) {
         std::string name = r.key_name.empty() ? "-" : r.key_name;

@@ -211,3 +211,35 @@ TEST(RenderStats, Prometheus) {
         EXPECT_NE(line.find("} "), std::string::npos) << line;
     }
 }
+
+// A port instance's key column holds ports: the header says PORT there, in
+// every plain table stats prints (one reading, --watch with rates, --all).
+TEST(RenderStats, PortHeaderSaysPort) {
+    tcd::StatsSnapshot s;
+    s.kind = tcd::KeyKind::port;
+    s.keys = std::vector<tcd::Counters>(1024);
+    s.keys[1] = {5, 500, 0};
+    s.taken_ns = 1'000'000'000;
+    tcd::WiredEntry http{80, "http", "pass", 7, "aa"};
+    http.slot = 1;
+    auto later = s;
+    later.taken_ns += 1'000'000'000;
+    for (bool all : {false, true}) {
+        for (const tcd::StatsSnapshot* prev : std::initializer_list<const tcd::StatsSnapshot*>{nullptr, &s}) {
+            auto v = tcd::make_stats_view(later, prev, {http}, all);
+            std::string plain = tcd::render::stats_plain(v);
+            std::string header = plain.substr(0, plain.find('\n'));
+            std::istringstream words(header);
+            std::string key, col;
+            words >> key >> col;
+            EXPECT_EQ(key, "KEY") << header;
+            EXPECT_EQ(col, "PORT") << header;
+            EXPECT_EQ(header.find("PROTO"), std::string::npos) << header;
+        }
+    }
+    // A proto instance keeps PROTO.
+    auto v = tcd::make_stats_view(snapshot(), nullptr, wiring(), true);
+    std::string plain = tcd::render::stats_plain(v);
+    EXPECT_EQ(plain.substr(0, plain.find('\n')).find("PORT"), std::string::npos);
+    EXPECT_NE(plain.substr(0, plain.find('\n')).find("PROTO"), std::string::npos);
+}
