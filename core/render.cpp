@@ -177,9 +177,10 @@ json wiring_json(const std::vector<WiredEntry>& w) {
     return a;
 }
 
-std::string wiring_plain(const std::vector<WiredEntry>& w) {
+std::string wiring_plain(const std::vector<WiredEntry>& w, KeyKind kind) {
     if (w.empty()) return "no key is wired\n";
-    std::string out = fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", "KEY", "PROTO", "HANDLER", "PROG ID", "TAG");
+    std::string out = fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", "KEY", kind == KeyKind::port ? "PORT" : "PROTO",
+                                  "HANDLER", "PROG ID", "TAG");
     for (const auto& e : w)
         out += fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", e.key, e.key_name.empty() ? "-" : e.key_name,
                            e.handler, e.prog_id, e.tag);

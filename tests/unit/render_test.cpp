@@ -243,3 +243,16 @@ TEST(RenderStats, PortHeaderSaysPort) {
     EXPECT_EQ(plain.substr(0, plain.find('\n')).find("PORT"), std::string::npos);
     EXPECT_NE(plain.substr(0, plain.find('\n')).find("PROTO"), std::string::npos);
 }
+
+// map list's table says the same: PORT on a port instance.
+TEST(RenderMap, PortHeaderSaysPort) {
+    tcd::WiredEntry http{80, "http", "pass", 7, "aa"};
+    std::string port = tcd::render::wiring_plain({http}, tcd::KeyKind::port);
+    std::istringstream words(port.substr(0, port.find('\n')));
+    std::string key, col;
+    words >> key >> col;
+    EXPECT_EQ(key, "KEY") << port;
+    EXPECT_EQ(col, "PORT") << port;
+    std::string proto = tcd::render::wiring_plain(wiring(), tcd::KeyKind::proto);
+    EXPECT_NE(proto.substr(0, proto.find('\n')).find("PROTO"), std::string::npos) << proto;
+}
