@@ -371,7 +371,7 @@ json unload_json(const UnloadResult& r) {
 std::string unload_plain(const UnloadResult& r) {
     if (!r.changed) return fmt::format("{}: not loaded, nothing to do\n", r.pin_dir);
     std::string out;
-    for (const auto& u : r.unwired) out += fmt::format("unwired from {} at key {}\n", u.parent, u.key);
+    for (const auto& u : r.unwired) out += fmt::format("unwired from {} at key {}\n", u.parent, key_label(u.key, u.key_name));
     for (const auto& a : r.detached)
         out += fmt::format("detached from {}{}\n", a.ifname, a.netns.empty() ? "" : " in " + a.netns);
     out += fmt::format("{}: unloaded\n", r.pin_dir);

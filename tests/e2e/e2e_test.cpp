@@ -656,6 +656,33 @@ TEST(E2E, HandlerUnloadOnAPortInstanceNamesPorts) {
     EXPECT_EQ(json::parse(sh(inst.tcd("-j map list")).out).size(), 0u);
 }
 
+// unload --force names the parents' keys the way each parent knows them:
+// udp on a proto parent, 80 (http) and 7101 on a port parent.
+TEST(E2E, UnloadForceNamesTheParentsKeys) {
+    TCD_REQUIRE_KERNEL();
+    struct Dirs {
+        std::string base = "/sys/fs/bpf/" + tcdtest::unique_name("tcdunf");
+        std::string proto = base + "-a", port = base + "-b", child = base + "-c";
+        std::string tcd(const std::string& dir, const std::string& args) const {
+            return std::string(TCD_BIN) + " -d " + dir + " " + args;
+        }
+        ~Dirs() {
+            for (const auto& d : {proto, port, child}) sh(tcd(d, "-q unload --force"));
+        }
+    } d;
+    ASSERT_EQ(sh(d.tcd(d.proto, "-q load")).rc, 0);
+    ASSERT_EQ(sh(d.tcd(d.port, "-q load --key port")).rc, 0);
+    ASSERT_EQ(sh(d.tcd(d.child, "-q load")).rc, 0);
+    ASSERT_EQ(sh(d.tcd(d.proto, "-q map set udp " + d.child)).rc, 0);
+    ASSERT_EQ(sh(d.tcd(d.port, "-q map set http " + d.child)).rc, 0);
+    ASSERT_EQ(sh(d.tcd(d.port, "-q map set 7101 " + d.child)).rc, 0);
+    Cmd u = sh(d.tcd(d.child, "unload --force"));
+    ASSERT_EQ(u.rc, 0) << u.err;
+    EXPECT_EQ(u.out, "unwired from " + d.proto + " at key 17 (udp)\n" +
+                         "unwired from " + d.port + " at key 80 (http)\n" +
+                         "unwired from " + d.port + " at key 7101\n" + d.child + ": unloaded\n");
+}
+
 }  // namespace
 
 namespace {

@@ -256,3 +256,19 @@ TEST(RenderMap, PortHeaderSaysPort) {
     std::string proto = tcd::render::wiring_plain(wiring(), tcd::KeyKind::proto);
     EXPECT_NE(proto.substr(0, proto.find('\n')).find("PROTO"), std::string::npos) << proto;
 }
+
+// unload --force names each parent's key the way that parent knows it: by
+// protocol on a proto parent, by port (and service) on a port parent.
+TEST(RenderUnload, UnwiredKeysNamedByTheParentsKind) {
+    tcd::UnloadResult r;
+    r.changed = true;
+    r.pin_dir = "/sys/fs/bpf/child";
+    r.unwired = {{"/sys/fs/bpf/p", 17, "udp"}, {"/sys/fs/bpf/q", 80, "http"}, {"/sys/fs/bpf/q", 7101, ""}};
+    EXPECT_EQ(tcd::render::unload_plain(r),
+              "unwired from /sys/fs/bpf/p at key 17 (udp)\n"
+              "unwired from /sys/fs/bpf/q at key 80 (http)\n"
+              "unwired from /sys/fs/bpf/q at key 7101\n"
+              "/sys/fs/bpf/child: unloaded\n");
+    auto j = tcd::render::unload_json(r);
+    EXPECT_EQ(j["unwired"][0], (tcd::render::json{{"instance", "/sys/fs/bpf/p"}, {"key", 17}}));
+}
