@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/common/kernel.h"
+#include "tests/common/lock_files.h"
 #include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
@@ -36,7 +37,7 @@ tcdtest::TopologySpec core_topology() {
 class Pair {
 public:
     Pair() : net_(core_topology()) {
-        dir_ = "/sys/fs/bpf/tcdk" + std::to_string(getpid());
+        dir_ = locks_.add("/sys/fs/bpf/tcdk" + std::to_string(getpid()));
         unload();
     }
     ~Pair() { unload(); }
@@ -58,6 +59,7 @@ public:
     }
 
 private:
+    tcdtest::LockFiles locks_;  // goes last, after the destructor's unload
     tcdtest::Topology net_;
     std::string dir_;
 };
@@ -269,6 +271,7 @@ TEST(Core, JsonWithANameThatIsNotUtf8) {
     // A pin dir whose name is not UTF-8: -j output replaces the bytes
     // (U+FFFD) instead of aborting on nlohmann's type_error 316.
     std::string dir = "/sys/fs/bpf/tcdk" + std::to_string(getpid()) + "\xff\xfe";
+    tcdtest::LockFiles locks{dir};
     std::string q = "'" + dir + "'";
     sh(std::string(TCD_BIN) + " -q -d " + q + " unload");
     Cmd load = sh(std::string(TCD_BIN) + " -j -d " + q + " load");

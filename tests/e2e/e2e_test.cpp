@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "tests/common/kernel.h"
+#include "tests/common/lock_files.h"
 #include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
@@ -47,13 +48,14 @@ public:
                            .b = {"b", "vb", {"10.201.0.2/24", "fd00:201::2/64"}}}},
                 .lo_up = true,
                 .vlan_offload = false}) {
-        dir_ = "/sys/fs/bpf/tcde" + std::to_string(getpid());
+        dir_ = locks_.add("/sys/fs/bpf/tcde" + std::to_string(getpid()));
+        locks_.add(dir_ + "-2");  // a second instance of some tests
         unload();
     }
     ~Topology() { unload(); }
     void unload() {
-        sh(std::string(TCD_BIN) + " -q -d " + dir_ + " unload; rm -rf " + dir_ + "2; " + std::string(TCD_BIN) +
-           " -q -d " + dir_ + "2 unload; true");
+        sh(std::string(TCD_BIN) + " -q -d " + dir_ + " unload; rm -rf " + dir_ + "-2; " + std::string(TCD_BIN) +
+           " -q -d " + dir_ + "-2 unload; true");
     }
     bool ok() const { return net_.ok(); }
     const std::string& error() const { return net_.error(); }
@@ -112,6 +114,7 @@ public:
     std::string xdp_on_vb() const { return sh(in_ns(b(), "ip -d link show vb")).out; }
 
 private:
+    tcdtest::LockFiles locks_;  // goes last, after the destructor's unload
     tcdtest::Topology net_;
     std::string dir_;
 };
@@ -222,7 +225,7 @@ TEST(E2E, SkbModeAndIdempotentAttach) {
 
 TEST(E2E, ForeignProgramRefusedUnlessForce) {
     TOPOLOGY(t);
-    std::string other = t.dir() + "2";
+    std::string other = t.dir() + "-2";
     ASSERT_EQ(t.tcd("load", other).rc, 0);
     ASSERT_EQ(sh(t.in_ns(t.b(), "ip link set dev vb xdp pinned " + other + "/pass")).rc, 0);
     Cmd refused = t.tcd("attach vb --netns " + t.b());
@@ -537,6 +540,7 @@ TEST(E2E, MountsBpffsWhenMissing) {
     // In a private mount namespace, take bpffs away from /sys/fs/bpf; tcd load
     // mounts it again, as bpftool does, and works there. Nothing leaks out.
     std::string dir = "/sys/fs/bpf/tcd-mount-test";
+    tcdtest::LockFiles locks{dir};
     Cmd c = sh("unshare --mount --propagation private sh -c 'umount /sys/fs/bpf && ! mountpoint -q /sys/fs/bpf && " +
                std::string(TCD_BIN) + " -d " + dir + " load && mountpoint -q /sys/fs/bpf && test -e " + dir +
                "/xdp_dispatch && " + TCD_BIN + " -d " + dir + " unload'");
@@ -642,7 +646,10 @@ TEST(E2E, HandlerUnloadOnAPortInstanceNamesPorts) {
     struct Instance {
         std::string dir = "/sys/fs/bpf/" + tcdtest::unique_name("tcdhup");
         std::string tcd(const std::string& args) const { return std::string(TCD_BIN) + " -d " + dir + " " + args; }
-        ~Instance() { sh(tcd("-q unload")); }
+        ~Instance() {
+            sh(tcd("-q unload"));
+            tcdtest::remove_lock_file(dir);
+        }
     } inst;
     ASSERT_EQ(sh(inst.tcd("-q load --key port")).rc, 0);
     // A handler built for port instances (it shares their port_slot map).
@@ -667,7 +674,10 @@ TEST(E2E, UnloadForceNamesTheParentsKeys) {
             return std::string(TCD_BIN) + " -d " + dir + " " + args;
         }
         ~Dirs() {
-            for (const auto& d : {proto, port, child}) sh(tcd(d, "-q unload --force"));
+            for (const auto& d : {proto, port, child}) {
+                sh(tcd(d, "-q unload --force"));
+                tcdtest::remove_lock_file(d);
+            }
         }
     } d;
     ASSERT_EQ(sh(d.tcd(d.proto, "-q load")).rc, 0);

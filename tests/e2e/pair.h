@@ -14,6 +14,7 @@
 #include <string>
 
 #include "tests/common/kernel.h"
+#include "tests/common/lock_files.h"
 #include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
@@ -46,8 +47,8 @@ class Pair {
 public:
     explicit Pair(bool quiet = false) : net_(kinds_topology(quiet)) {
         std::string id = std::to_string(getpid());
-        dir1_ = "/sys/fs/bpf/tcdk" + id + "_1";
-        dir2_ = "/sys/fs/bpf/tcdk" + id + "_2";
+        dir1_ = locks_.add("/sys/fs/bpf/tcdk" + id + "_1");
+        dir2_ = locks_.add("/sys/fs/bpf/tcdk" + id + "_2");
         unload();
         // Neighbours resolved before a test counts or times anything (the
         // first IPv6 neighbour solicitation after link-up can take a second).
@@ -123,6 +124,7 @@ public:
     }
 
 private:
+    tcdtest::LockFiles locks_;  // goes last, after the destructor's unload
     tcdtest::Topology net_;
     std::string dir1_, dir2_;
     std::string error_;
