@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/common/commands.h"
 #include "tests/common/kernel.h"
 #include "tests/common/lock_files.h"
 #include "tests/common/no_tcx.h"
@@ -33,6 +34,7 @@ namespace {
 using nlohmann::json;
 
 using tcdtest::Cmd;
+using tcdtest::key_row;
 using tcdtest::sh;
 
 // Namespaces A and B joined by va (A: 10.201.0.1/24, fd00:201::1/64) and vb
@@ -64,53 +66,16 @@ public:
     const std::string& dir() const { return dir_; }
     // "tcd -d DIR ARGS"
     Cmd tcd(const std::string& args, const std::string& dir = "") const {
-        return sh(std::string(TCD_BIN) + " -d " + (dir.empty() ? dir_ : dir) + " " + args);
+        return tcdtest::tcd_on(dir.empty() ? dir_ : dir, args);
     }
-    json tcd_json(const std::string& args) const {
-        Cmd c = tcd("-j " + args);
-        EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
-        return json::parse(c.out.empty() ? "null" : c.out);
-    }
+    json tcd_json(const std::string& args) const { return tcdtest::tcd_json_on(dir_, args); }
     std::string in_ns(const std::string& ns, const std::string& cmd) const { return tcdtest::in_netns(ns, cmd); }
     // UDP from A to B; returns how many datagrams B received.
     int udp(int count, const std::string& to = "10.201.0.2") const {
-        std::string peer = TCD_PEER;
-        std::string recv = peer + " udp-recv --netns " + b() + " --port 7001 --count " + std::to_string(count) +
-                           " --timeout-ms 700";
-        FILE* r = popen(recv.c_str(), "r");
-        if (!r) return -1;
-        char line[128] = {};
-        if (!fgets(line, sizeof line, r)) {  // "ready"
-            pclose(r);
-            return -1;
-        }
-        sh(peer + " udp-send --netns " + a() + " --to " + to + " --port 7001 --count " + std::to_string(count) +
-           " --interval-us 200");
-        int received = -1;
-        while (fgets(line, sizeof line, r))
-            if (std::sscanf(line, "received %d", &received) == 1) break;
-        pclose(r);
-        return received;
+        return tcdtest::udp_across(a(), b(), to, 7001, count);
     }
-    bool tcp(int bytes) const {
-        std::string peer = TCD_PEER;
-        std::string listen = peer + " tcp-listen --netns " + b() + " --port 7002 --timeout-ms 3000 --bytes " +
-                             std::to_string(bytes);
-        FILE* l = popen(listen.c_str(), "r");
-        if (!l) return false;
-        char line[128] = {};
-        if (!fgets(line, sizeof line, l)) {
-            pclose(l);
-            return false;
-        }
-        Cmd s = sh(peer + " tcp-send --netns " + a() + " --to 10.201.0.2 --port 7002 --bytes " +
-                   std::to_string(bytes) + " --timeout-ms 3000");
-        int rc = pclose(l);
-        return s.rc == 0 && rc == 0;
-    }
-    bool ping(int count) const {
-        return sh(in_ns(a(), "ping -q -c " + std::to_string(count) + " -i 0.1 -W 1 10.201.0.2")).rc == 0;
-    }
+    bool tcp(int bytes) const { return tcdtest::tcp_across(a(), b(), "10.201.0.2", 7002, bytes); }
+    bool ping(int count) const { return tcdtest::ping_across(a(), "10.201.0.2", count); }
     std::string xdp_on_vb() const { return sh(in_ns(b(), "ip -d link show vb")).out; }
 
 private:
@@ -124,12 +89,6 @@ std::map<int, std::string> wiring_names(const json& status) {
     std::map<int, std::string> out;
     for (const auto& w : status["wired"]) out[w["key"].get<int>()] = w["handler"].get<std::string>();
     return out;
-}
-
-const json* key_row(const json& stats, int key) {
-    for (const auto& k : stats["keys"])
-        if (k["key"] == key) return &k;
-    return nullptr;
 }
 
 #define TOPOLOGY(t)                          \
