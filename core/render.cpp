@@ -223,6 +223,7 @@ json attachment_json(const Attachment& a) {
     if (a.mode == AttachMode::tcx) {
         j["position"] = a.position;
         j["chain"] = a.chain;
+        j["tcd_link"] = !a.link_pin.empty();  // false: another tool attached the dispatcher
     }
     return j;
 }
@@ -298,8 +299,9 @@ std::string status_plain(const Status& s, bool verbose) {
     if (s.attached.empty()) out += "attached: nowhere\n";
     for (const auto& a : s.attached) {
         if (a.mode == AttachMode::tcx)
-            out += fmt::format("attached: {} {} (ifindex {}, netns {}, tcx link, {} of {} in the chain)\n", a.ifname,
-                               direction_name(a.direction), a.ifindex, ns_label(a.netns), a.position, a.chain);
+            out += fmt::format("attached: {} {} (ifindex {}, netns {}, {}, {} of {} in the chain)\n", a.ifname,
+                               direction_name(a.direction), a.ifindex, ns_label(a.netns),
+                               a.link_pin.empty() ? "tcx, not through tcd's link" : "tcx link", a.position, a.chain);
         else if (a.direction != Direction::none)
             out += fmt::format("attached: {} {} (ifindex {}, netns {}, tc clsact)\n", a.ifname,
                                direction_name(a.direction), a.ifindex, ns_label(a.netns));

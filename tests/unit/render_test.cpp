@@ -130,6 +130,7 @@ TEST(RenderStatus, TcxAndClsactAttachments) {
     link.mode = tcd::AttachMode::tcx;
     link.direction = tcd::Direction::ingress;
     link.position = 2;
+    link.link_pin = "/sys/fs/bpf/tcd/links/tcx-1-2-ingress";  // tcd's own link
     link.chain = 3;
     tcd::Attachment filter = link;
     filter.mode = tcd::AttachMode::tc;
@@ -140,6 +141,7 @@ TEST(RenderStatus, TcxAndClsactAttachments) {
     EXPECT_EQ(j["attached"][0]["mode"], "tcx");
     EXPECT_EQ(j["attached"][0]["direction"], "ingress");
     EXPECT_EQ(j["attached"][0]["position"], 2);
+    EXPECT_EQ(j["attached"][0]["tcd_link"], true);
     EXPECT_EQ(j["attached"][0]["chain"], 3);
     EXPECT_EQ(j["attached"][1]["mode"], "tc");
     EXPECT_EQ(j["attached"][1]["direction"], "egress");
@@ -161,9 +163,25 @@ TEST(AttachNames, RoundTrip) {
     EXPECT_EQ(*tcd::parse_direction(""), tcd::Direction::none);
     EXPECT_EQ(*tcd::parse_direction("egress"), tcd::Direction::egress);
     EXPECT_FALSE(tcd::parse_direction("both"));
-    EXPECT_EQ(*tcd::parse_order("first"), tcd::Order::first);
+    EXPECT_EQ(tcd::parse_order("first")->order, tcd::Order::first);
     EXPECT_STREQ(tcd::order_name(tcd::Order::last), "last");
     EXPECT_FALSE(tcd::parse_order("middle"));
+    // Relative to a program of the chain, by id or name.
+    auto before = tcd::parse_order("before:1234");
+    ASSERT_TRUE(before);
+    EXPECT_EQ(before->order, tcd::Order::before);
+    EXPECT_EQ(before->relative, "1234");
+    EXPECT_TRUE(before->is_relative());
+    auto after = tcd::parse_order("after:cil_from_netdev");
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->order, tcd::Order::after);
+    EXPECT_EQ(after->relative, "cil_from_netdev");
+    EXPECT_FALSE(tcd::parse_order("last")->is_relative());
+    for (const char* bad : {"before:", "after:", "before", "beside:x", "First"}) {
+        auto r = tcd::parse_order(bad);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_EQ(r.error().code, tcd::ExitCode::usage) << bad;
+    }
     EXPECT_EQ(*tcd::parse_miss_action("next", tcd::Hook::tc), tcd::MissAction::next);
     EXPECT_FALSE(tcd::parse_miss_action("next", tcd::Hook::xdp));
     EXPECT_EQ(tcd::default_miss_action(tcd::Hook::tc), tcd::MissAction::next);
