@@ -17,7 +17,7 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
     if (!mode) return propagate(mode);
     auto direction = parse_direction(o.direction);
     if (!direction) return propagate(direction);
-    std::optional<Order> order;
+    std::optional<Placement> order;
     if (!o.order.empty()) {
         auto parsed = parse_order(o.order);
         if (!parsed) return propagate(parsed);
@@ -139,9 +139,9 @@ void setup_attach(CLI::App& app, Context& ctx) {
         ->check(CLI::IsMember({"ingress", "egress"}))
         ->type_name("ingress|egress");
     attach->add_option("--order", a->order,
-                       "tc instances on tcx links: first or last (default) in the interface's chain of programs")
-        ->check(CLI::IsMember({"first", "last"}))
-        ->type_name("first|last");
+                       "tc instances on tcx links: first or last (default) in the interface's chain of programs, "
+                       "or right before or after the program PROG there (an id, or a name)")
+        ->type_name("first|last|before:PROG|after:PROG");
     attach->add_option("--priority", a->priority,
                        "XDP: libxdp run priority in its multi-program dispatcher, lower runs first (default 50)")
         ->check(CLI::Range(0, 1000000))

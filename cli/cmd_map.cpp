@@ -54,7 +54,7 @@ Result<> run_map_list(Context& ctx) {
     if (!in) return propagate(in);
     auto w = list_wiring(*in);
     if (!w) return propagate(w);
-    ctx.print(render::wiring_json(*w), render::wiring_plain(*w));
+    ctx.print(render::wiring_json(*w), render::wiring_plain(*w, in->kind().key));
     return {};
 }
 

@@ -246,10 +246,6 @@ _tcd()
             _tcd_reply 'pass drop next'
             return
             ;;
-        --order)
-            _tcd_reply 'first last'
-            return
-            ;;
         --direction)
             _tcd_reply 'ingress egress'
             return

@@ -242,14 +242,14 @@ complete -c tcd -n "__tcd_is ''" -a trace -d 'run frames through the dispatcher 
 complete -c tcd -n "__tcd_is ''" -a object -d 'write the embedded dispatcher ELF'
 complete -c tcd -n "__tcd_is ''" -a apply -d 'make an instance what a YAML file describes'
 
-# tcd attach IFACE [--mode auto|native|skb|hw] [--netns NAME|PATH] [--priority N] [--alone] [--direction D] [--order first|last] [--force]
+# tcd attach IFACE [--mode auto|native|skb|hw] [--netns NAME|PATH] [--priority N] [--alone] [--direction D] [--order WHERE] [--force]
 complete -c tcd -n "__tcd_is 'attach'; and __tcd_npos 0" -a '(__tcd_interfaces)'
 complete -c tcd -n "__tcd_is 'attach'" -l mode -x -a 'auto native skb hw' -d 'XDP mode (default auto)'
 complete -c tcd -n "__tcd_is 'attach'" -l netns -x -a '(__tcd_netns)' -d 'network namespace (NAME or a path)'
 complete -c tcd -n "__tcd_is 'attach'" -l priority -x -d 'XDP: libxdp run priority, lower runs first (default 50)'
 complete -c tcd -n "__tcd_is 'attach'" -l alone -d 'XDP: attach alone, not through libxdp\'s dispatcher'
 complete -c tcd -n "__tcd_is 'attach'" -l direction -x -a 'ingress egress' -d 'tc instances: ingress (default) or egress'
-complete -c tcd -n "__tcd_is 'attach'" -l order -x -a 'first last' -d 'tcx links: first or last (default) in the chain'
+complete -c tcd -n "__tcd_is 'attach'" -l order -x -d 'tcx links: first, last (default), before:PROG or after:PROG in the chain'
 complete -c tcd -n "__tcd_is 'attach'" -l force -d 'replace another program running there'
 
 # tcd detach IFACE [--netns NAME|PATH] | tcd detach --all

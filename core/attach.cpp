@@ -37,7 +37,8 @@ constexpr std::array<ModeName, 6> kModeNames{{{AttachMode::auto_mode, "auto"},
 constexpr std::array<std::pair<Direction, const char*>, 3> kDirectionNames{
     {{Direction::none, ""}, {Direction::ingress, "ingress"}, {Direction::egress, "egress"}}};
 
-constexpr std::array<std::pair<Order, const char*>, 2> kOrderNames{{{Order::first, "first"}, {Order::last, "last"}}};
+constexpr std::array<std::pair<Order, const char*>, 4> kOrderNames{
+    {{Order::first, "first"}, {Order::last, "last"}, {Order::before, "before"}, {Order::after, "after"}}};
 
 Result<uint32_t> find_ifindex(const std::string& ifname, const std::string& netns) {
     if (ifname.empty() || ifname.size() >= IFNAMSIZ)
@@ -156,10 +157,18 @@ const char* order_name(Order o) {
     return "";
 }
 
-Result<Order> parse_order(const std::string& text) {
-    for (const auto& [order, name] : kOrderNames)
-        if (text == name) return order;
-    return usage_error("--order " + text, "not first or last");
+Result<Placement> parse_order(const std::string& text) {
+    if (text == "first") return Placement{Order::first};
+    if (text == "last") return Placement{Order::last};
+    for (Order o : {Order::before, Order::after}) {
+        std::string prefix = std::string(order_name(o)) + ":";
+        if (text.rfind(prefix, 0) != 0) continue;
+        std::string prog = text.substr(prefix.size());
+        if (prog.empty())
+            return usage_error("--order " + text, "names no program", prefix + "ID or " + prefix + "NAME");
+        return Placement{o, prog};
+    }
+    return usage_error("--order " + text, "not first, last, before:PROG or after:PROG");
 }
 
 Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
@@ -174,6 +183,18 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
     Direction dir = tc ? (opt.direction == Direction::none ? Direction::ingress : opt.direction) : Direction::none;
     Place at{opt.ifname, *ifindex, *ns, ino, dir};
 
+    // Before or after a program of the tcx chain: that program found (by id,
+    // or by a name exactly one program there has) before anything changes.
+    AttachOptions o = opt;
+    if (o.order && o.order->is_relative() && tc && tcx_supported()) {
+        auto id = tcx_relative_id(at, o.order->relative);
+        if (!id) return propagate(id);
+        if (*id == in.dispatcher().id)
+            return fail("attach --order " + std::string(order_name(o.order->order)) + ":" + o.order->relative,
+                        "that is this instance's own dispatcher", "name another program of the chain");
+        o.order->relative_id = *id;
+    }
+
     if (auto now = find_at(in, at, in.dispatcher().id)) {
         // Already there: the state asked for holds, or the command says why not
         // (changing it silently would drop packets in between).
@@ -186,8 +207,10 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
                         "detach first to change it");
         if (!tc && opt.alone && now->multiprog)
             return fail("interface " + opt.ifname, "already attached inside libxdp's dispatcher", "detach first");
-        if (opt.order && now->mode == AttachMode::tcx) {
-            bool holds = *opt.order == Order::first ? now->position == 1 : now->position == now->chain;
+        if (o.order && now->mode == AttachMode::tcx) {
+            bool holds = o.order->order == Order::first  ? now->position == 1
+                         : o.order->order == Order::last ? now->position == now->chain
+                                                         : tcx_next_to(at, in.dispatcher().id, *o.order);
             if (!holds)
                 return fail("interface " + opt.ifname,
                             fmt::format("already attached at place {} of {} in the tcx chain", now->position,
@@ -199,8 +222,8 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
         if (auto r = record(in, res.where, ino); !r) return propagate(r);
         return res;
     }
-    if (!tc) return xdp_attacher().attach(in, at, opt);
-    if (tcx_supported()) return tcx_attacher().attach(in, at, opt);
+    if (!tc) return xdp_attacher().attach(in, at, o);
+    if (tcx_supported()) return tcx_attacher().attach(in, at, o);
     if (opt.order)
         return fail("attach --order", "this kernel has no tcx links; tcd attaches through tc's clsact, which has no order",
                     "leave --order out");

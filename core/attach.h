@@ -32,10 +32,19 @@ enum class Direction { none, ingress, egress };
 const char* direction_name(Direction d);
 Result<Direction> parse_direction(const std::string& text);  // "" -> none
 
-// Where tcd goes in a tcx chain: at the head or at the tail.
-enum class Order { first, last };
+// Where tcd goes in a tcx chain: at the head or at the tail, or right
+// before or after a program that runs in the chain.
+enum class Order { first, last, before, after };
 const char* order_name(Order o);
-Result<Order> parse_order(const std::string& text);
+struct Placement {
+    Order order = Order::last;
+    std::string relative;      // before, after: the program as given, an id or a name
+    uint32_t relative_id = 0;  // ... its id in the chain (attach finds it)
+    Placement(Order o = Order::last, std::string rel = {}) : order(o), relative(std::move(rel)) {}
+    bool is_relative() const { return order == Order::before || order == Order::after; }
+};
+// first, last, before:PROG, after:PROG (PROG: a program id, or a name)
+Result<Placement> parse_order(const std::string& text);
 
 // Another program in libxdp's multi-program dispatcher on the same interface.
 struct XdpNeighbour {
@@ -72,7 +81,7 @@ struct AttachOptions {
     AttachMode mode = AttachMode::auto_mode;
     bool force = false;
     Direction direction = Direction::none;  // tc instances: ingress when none
-    std::optional<Order> order;             // tcx; last when not given
+    std::optional<Placement> order;         // tcx; last when not given
     std::optional<uint32_t> priority;       // XDP multiprog: libxdp run priority (its default 50)
     bool alone = false;                     // XDP: attach alone, not through libxdp's dispatcher
 };

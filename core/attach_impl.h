@@ -64,6 +64,14 @@ const HookAttacher& attacher_for(AttachMode mode);
 std::string tcx_link_pin(const Instance& in, uint64_t netns_ino, uint32_t ifindex, Direction d);
 std::string tcx_links_dir(const Instance& in);
 
+// tcx: the id of the program PROG names in the chain at place: an id of the
+// chain, or the name of exactly one of its programs (a name longer than the
+// kernel keeps matches its first 15 characters). Refused when none or
+// several match.
+Result<uint32_t> tcx_relative_id(const Place& at, const std::string& prog);
+// tcx: whether prog_id runs right before (or after) p.relative_id.
+bool tcx_next_to(const Place& at, uint32_t prog_id, const Placement& p);
+
 // Program name "NAME (id N)" for messages.
 std::string prog_label(uint32_t prog_id);
 

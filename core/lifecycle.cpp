@@ -439,7 +439,7 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
             if (!pin) return propagate(pin, "unload --force");
             auto del = del_keys(*pin, keys);
             if (!del) return propagate(del, "unload --force");
-            for (const auto& e : del->removed) res.unwired.push_back({parent, e.key});
+            for (const auto& e : del->removed) res.unwired.push_back({parent, e.key, e.key_name});
             crash_point("unload");
         }
     }

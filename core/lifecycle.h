@@ -61,6 +61,7 @@ struct UnloadResult {
     struct Unwired {
         std::string parent;
         uint32_t key = 0;
+        std::string key_name;  // as the parent names it (protocol or service), "" when unknown
     };
     std::vector<Unwired> unwired;  // --force: keys of parents that wired this instance
 };

@@ -81,12 +81,13 @@ json stats_json(const StatsView& v) {
 
 std::string stats_plain(const StatsView& v) {
     bool rates = v.interval_s.has_value();
+    const char* name_col = v.kind == KeyKind::port ? "PORT" : "PROTO";  // the key's name: service or protocol
     std::string out;
     if (rates)
-        out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10} {:>10} {:>10}\n", "KEY", "PROTO",
+        out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10} {:>10} {:>10}\n", "KEY", name_col,
                            "HANDLER", "PACKETS", "BYTES", "PPS", "BIT/S", "MISSED");
     else
-        out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", "KEY", "PROTO", "HANDLER",
+        out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", "KEY", name_col, "HANDLER",
                            "PACKETS", "BYTES", "MISSED");
     for (const auto& r : v.keys) {
         std::string name = r.key_name.empty() ? "-" : r.key_name;
@@ -176,9 +177,10 @@ json wiring_json(const std::vector<WiredEntry>& w) {
     return a;
 }
 
-std::string wiring_plain(const std::vector<WiredEntry>& w) {
+std::string wiring_plain(const std::vector<WiredEntry>& w, KeyKind kind) {
     if (w.empty()) return "no key is wired\n";
-    std::string out = fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", "KEY", "PROTO", "HANDLER", "PROG ID", "TAG");
+    std::string out = fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", "KEY", kind == KeyKind::port ? "PORT" : "PROTO",
+                                  "HANDLER", "PROG ID", "TAG");
     for (const auto& e : w)
         out += fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", e.key, e.key_name.empty() ? "-" : e.key_name,
                            e.handler, e.prog_id, e.tag);
@@ -221,6 +223,7 @@ json attachment_json(const Attachment& a) {
     if (a.mode == AttachMode::tcx) {
         j["position"] = a.position;
         j["chain"] = a.chain;
+        j["tcd_link"] = !a.link_pin.empty();  // false: another tool attached the dispatcher
     }
     if (a.direction == Direction::none && a.entry_id) {
         j["priority"] = a.priority;
@@ -328,8 +331,9 @@ std::string status_plain(const Status& s, bool verbose) {
     if (s.attached.empty()) out += "attached: nowhere\n";
     for (const auto& a : s.attached) {
         if (a.mode == AttachMode::tcx)
-            out += fmt::format("attached: {} {} (ifindex {}, netns {}, tcx link, {} of {} in the chain)\n", a.ifname,
-                               direction_name(a.direction), a.ifindex, ns_label(a.netns), a.position, a.chain);
+            out += fmt::format("attached: {} {} (ifindex {}, netns {}, {}, {} of {} in the chain)\n", a.ifname,
+                               direction_name(a.direction), a.ifindex, ns_label(a.netns),
+                               a.link_pin.empty() ? "tcx, not through tcd's link" : "tcx link", a.position, a.chain);
         else if (a.direction != Direction::none)
             out += fmt::format("attached: {} {} (ifindex {}, netns {}, tc clsact)\n", a.ifname,
                                direction_name(a.direction), a.ifindex, ns_label(a.netns));
@@ -413,7 +417,7 @@ json unload_json(const UnloadResult& r) {
 std::string unload_plain(const UnloadResult& r) {
     if (!r.changed) return fmt::format("{}: not loaded, nothing to do\n", r.pin_dir);
     std::string out;
-    for (const auto& u : r.unwired) out += fmt::format("unwired from {} at key {}\n", u.parent, u.key);
+    for (const auto& u : r.unwired) out += fmt::format("unwired from {} at key {}\n", u.parent, key_label(u.key, u.key_name));
     for (const auto& a : r.detached)
         out += fmt::format("detached from {}{}\n", a.ifname, a.netns.empty() ? "" : " in " + a.netns);
     out += fmt::format("{}: unloaded\n", r.pin_dir);

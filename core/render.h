@@ -22,7 +22,8 @@ std::string stats_plain(const StatsView& v);
 std::string stats_prometheus(const StatsView& v, const std::string& pin_dir);
 
 json wiring_json(const std::vector<WiredEntry>& w);
-std::string wiring_plain(const std::vector<WiredEntry>& w);
+// The name column says PORT on a port instance, PROTO on a proto one.
+std::string wiring_plain(const std::vector<WiredEntry>& w, KeyKind kind = KeyKind::proto);
 
 json handlers_json(const std::vector<HandlerInfo>& h);
 std::string handlers_plain(const std::vector<HandlerInfo>& h);

@@ -18,6 +18,7 @@ cleanup() {
   "$TCD" -q unload 2>/dev/null || true
   ip netns del "$NS_A" 2>/dev/null || true
   ip netns del "$NS_B" 2>/dev/null || true
+  rm -f /run/tcd/_sys_fs_bpf_tcd-demo.lock  # the lock file tcd leaves for the pin dir
 }
 trap cleanup EXIT
 cleanup

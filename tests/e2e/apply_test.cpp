@@ -20,6 +20,7 @@
 #include <string>
 
 #include "tests/common/kernel.h"
+#include "tests/common/lock_files.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
 
@@ -58,7 +59,9 @@ protected:
         ns_ = net_->ns();
     }
     void TearDown() override {
+        if (dir_.empty()) return;  // skipped before it made anything
         unload();
+        tcdtest::remove_lock_file(dir_);
         net_.reset();
         std::remove(file_.c_str());
     }

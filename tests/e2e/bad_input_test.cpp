@@ -12,6 +12,7 @@
 
 #include "core/bpffs.h"
 #include "tests/common/kernel.h"
+#include "tests/common/lock_files.h"
 #include "tests/common/shell.h"
 
 namespace {
@@ -23,6 +24,7 @@ TEST(BadInput, ExitStatusOneLineNothingChanged) {
     TCD_REQUIRE_KERNEL();
     std::string dir = "/sys/fs/bpf/" + tcdtest::unique_name("tcdbad");
     std::string tcd = std::string(TCD_BIN) + " -d " + dir;
+    tcdtest::LockFiles locks{dir, "/tmp/tcd-not-bpffs"};
     std::string objdir = TCD_BPF_OBJ_DIR;
     sh(tcd + " -q unload");
     ASSERT_EQ(sh(tcd + " -q load").rc, 0);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tests/common/kernel.h"
+#include "tests/common/lock_files.h"
 #include "tests/common/shell.h"
 
 namespace {
@@ -114,7 +115,12 @@ protected:
         ASSERT_EQ(sh(tcd(dir_, "-q map set tcp tcp_handler") + " && " + tcd(dir_, "-q map set 47 drop")).rc, 0);
         ASSERT_EQ(sh(tcd(port_, "-q load --key port") + " && " + tcd(port_, "-q map set http pass")).rc, 0);
     }
-    void TearDown() override { sh(tcd(dir_, "-q unload") + "; " + tcd(port_, "-q unload")); }
+    void TearDown() override {
+        if (dir_.empty()) return;  // skipped before it made anything
+        sh(tcd(dir_, "-q unload") + "; " + tcd(port_, "-q unload"));
+        tcdtest::remove_lock_file(dir_);
+        tcdtest::remove_lock_file(port_);
+    }
     static std::string tcd(const std::string& dir, const std::string& args) {
         return std::string(TCD_BIN) + " -d " + dir + " " + args;
     }

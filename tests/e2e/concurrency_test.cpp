@@ -24,6 +24,7 @@
 
 #include "core/lock.h"
 #include "tests/common/kernel.h"
+#include "tests/common/lock_files.h"
 #include "tests/common/shell.h"
 #include "tests/common/wait.h"
 
@@ -43,6 +44,7 @@ struct Write {
 TEST(Concurrency, ParallelWritersSerialise) {
     TCD_REQUIRE_KERNEL();
     std::string dir = "/sys/fs/bpf/" + tcdtest::unique_name("tcdconc");
+    tcdtest::LockFiles locks{dir};
     // The writers keep the lock busy all the time; on a port instance most
     // writes also load a new dispatcher (the direct ports change), about
     // 0.1 s each, and flock is not fair, so an unlucky writer may wait more
@@ -124,6 +126,7 @@ TEST(Concurrency, ParallelWritersSerialise) {
 TEST(Concurrency, StuckHolderIsNamed) {
     TCD_REQUIRE_KERNEL();
     std::string dir = "/sys/fs/bpf/" + tcdtest::unique_name("tcdstuck");
+    tcdtest::LockFiles locks{dir};
     std::string tcd = std::string(TCD_BIN) + " -d " + dir;
     std::system((tcd + " -q unload").c_str());
     ASSERT_EQ(std::system((tcd + " -q load").c_str()), 0);

@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "tests/common/commands.h"
 #include "tests/common/kernel.h"
+#include "tests/common/lock_files.h"
 #include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
@@ -22,6 +24,7 @@ namespace {
 
 using nlohmann::json;
 using tcdtest::Cmd;
+using tcdtest::key_row;
 using tcdtest::sh;
 
 // Namespaces A and B: va (A, 10.202.0.1/24) and vb (B, 10.202.0.2/24), and
@@ -36,7 +39,7 @@ tcdtest::TopologySpec core_topology() {
 class Pair {
 public:
     Pair() : net_(core_topology()) {
-        dir_ = "/sys/fs/bpf/tcdk" + std::to_string(getpid());
+        dir_ = locks_.add("/sys/fs/bpf/tcdk" + std::to_string(getpid()));
         unload();
     }
     ~Pair() { unload(); }
@@ -46,18 +49,13 @@ public:
     const std::string& a() const { return net_.ns("a"); }
     const std::string& b() const { return net_.ns("b"); }
     const std::string& dir() const { return dir_; }
-    Cmd tcd(const std::string& args) const { return sh(std::string(TCD_BIN) + " -d " + dir_ + " " + args); }
-    json tcd_json(const std::string& args) const {
-        Cmd c = tcd("-j " + args);
-        EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
-        return json::parse(c.out.empty() ? "null" : c.out, nullptr, false);
-    }
+    Cmd tcd(const std::string& args) const { return tcdtest::tcd_on(dir_, args); }
+    json tcd_json(const std::string& args) const { return tcdtest::tcd_json_on(dir_, args); }
     std::string link(const std::string& dev) const { return sh("ip -n " + b() + " -d link show " + dev).out; }
-    bool ping(int count) const {
-        return sh("ip netns exec " + a() + " ping -q -c " + std::to_string(count) + " -i 0.1 -W 1 10.202.0.2").rc == 0;
-    }
+    bool ping(int count) const { return tcdtest::ping_across(a(), "10.202.0.2", count); }
 
 private:
+    tcdtest::LockFiles locks_;  // goes last, after the destructor's unload
     tcdtest::Topology net_;
     std::string dir_;
 };
@@ -66,12 +64,6 @@ private:
     TCD_REQUIRE_KERNEL();    \
     Pair p;                  \
     ASSERT_TRUE(p.ok()) << "could not build the veth pair: " << p.error()
-
-const json* key_row(const json& stats, int key) {
-    for (const auto& k : stats["keys"])
-        if (k["key"] == key) return &k;
-    return nullptr;
-}
 
 std::vector<std::string> lines(const std::string& s) {
     std::vector<std::string> out;
@@ -269,6 +261,7 @@ TEST(Core, JsonWithANameThatIsNotUtf8) {
     // A pin dir whose name is not UTF-8: -j output replaces the bytes
     // (U+FFFD) instead of aborting on nlohmann's type_error 316.
     std::string dir = "/sys/fs/bpf/tcdk" + std::to_string(getpid()) + "\xff\xfe";
+    tcdtest::LockFiles locks{dir};
     std::string q = "'" + dir + "'";
     sh(std::string(TCD_BIN) + " -q -d " + q + " unload");
     Cmd load = sh(std::string(TCD_BIN) + " -j -d " + q + " load");

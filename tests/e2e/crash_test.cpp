@@ -17,6 +17,7 @@
 
 #include "core/bpffs.h"
 #include "tests/common/kernel.h"
+#include "tests/common/lock_files.h"
 #include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
@@ -51,7 +52,9 @@ protected:
         ns_ = net_->ns();
     }
     void TearDown() override {
+        if (dir_.empty()) return;  // skipped before it made anything
         unload();
+        tcdtest::remove_lock_file(dir_);
         net_.reset();
     }
     void unload() { sh(tcd("-q unload")); }

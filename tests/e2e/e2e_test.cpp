@@ -21,7 +21,9 @@
 #include <thread>
 #include <vector>
 
+#include "tests/common/commands.h"
 #include "tests/common/kernel.h"
+#include "tests/common/lock_files.h"
 #include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
@@ -32,6 +34,7 @@ namespace {
 using nlohmann::json;
 
 using tcdtest::Cmd;
+using tcdtest::key_row;
 using tcdtest::sh;
 
 // Namespaces A and B joined by va (A: 10.201.0.1/24, fd00:201::1/64) and vb
@@ -47,13 +50,14 @@ public:
                            .b = {"b", "vb", {"10.201.0.2/24", "fd00:201::2/64"}}}},
                 .lo_up = true,
                 .vlan_offload = false}) {
-        dir_ = "/sys/fs/bpf/tcde" + std::to_string(getpid());
+        dir_ = locks_.add("/sys/fs/bpf/tcde" + std::to_string(getpid()));
+        locks_.add(dir_ + "-2");  // a second instance of some tests
         unload();
     }
     ~Topology() { unload(); }
     void unload() {
-        sh(std::string(TCD_BIN) + " -q -d " + dir_ + " unload; rm -rf " + dir_ + "2; " + std::string(TCD_BIN) +
-           " -q -d " + dir_ + "2 unload; true");
+        sh(std::string(TCD_BIN) + " -q -d " + dir_ + " unload; rm -rf " + dir_ + "-2; " + std::string(TCD_BIN) +
+           " -q -d " + dir_ + "-2 unload; true");
     }
     bool ok() const { return net_.ok(); }
     const std::string& error() const { return net_.error(); }
@@ -62,56 +66,20 @@ public:
     const std::string& dir() const { return dir_; }
     // "tcd -d DIR ARGS"
     Cmd tcd(const std::string& args, const std::string& dir = "") const {
-        return sh(std::string(TCD_BIN) + " -d " + (dir.empty() ? dir_ : dir) + " " + args);
+        return tcdtest::tcd_on(dir.empty() ? dir_ : dir, args);
     }
-    json tcd_json(const std::string& args) const {
-        Cmd c = tcd("-j " + args);
-        EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
-        return json::parse(c.out.empty() ? "null" : c.out);
-    }
+    json tcd_json(const std::string& args) const { return tcdtest::tcd_json_on(dir_, args); }
     std::string in_ns(const std::string& ns, const std::string& cmd) const { return tcdtest::in_netns(ns, cmd); }
     // UDP from A to B; returns how many datagrams B received.
     int udp(int count, const std::string& to = "10.201.0.2") const {
-        std::string peer = TCD_PEER;
-        std::string recv = peer + " udp-recv --netns " + b() + " --port 7001 --count " + std::to_string(count) +
-                           " --timeout-ms 700";
-        FILE* r = popen(recv.c_str(), "r");
-        if (!r) return -1;
-        char line[128] = {};
-        if (!fgets(line, sizeof line, r)) {  // "ready"
-            pclose(r);
-            return -1;
-        }
-        sh(peer + " udp-send --netns " + a() + " --to " + to + " --port 7001 --count " + std::to_string(count) +
-           " --interval-us 200");
-        int received = -1;
-        while (fgets(line, sizeof line, r))
-            if (std::sscanf(line, "received %d", &received) == 1) break;
-        pclose(r);
-        return received;
+        return tcdtest::udp_across(a(), b(), to, 7001, count);
     }
-    bool tcp(int bytes) const {
-        std::string peer = TCD_PEER;
-        std::string listen = peer + " tcp-listen --netns " + b() + " --port 7002 --timeout-ms 3000 --bytes " +
-                             std::to_string(bytes);
-        FILE* l = popen(listen.c_str(), "r");
-        if (!l) return false;
-        char line[128] = {};
-        if (!fgets(line, sizeof line, l)) {
-            pclose(l);
-            return false;
-        }
-        Cmd s = sh(peer + " tcp-send --netns " + a() + " --to 10.201.0.2 --port 7002 --bytes " +
-                   std::to_string(bytes) + " --timeout-ms 3000");
-        int rc = pclose(l);
-        return s.rc == 0 && rc == 0;
-    }
-    bool ping(int count) const {
-        return sh(in_ns(a(), "ping -q -c " + std::to_string(count) + " -i 0.1 -W 1 10.201.0.2")).rc == 0;
-    }
+    bool tcp(int bytes) const { return tcdtest::tcp_across(a(), b(), "10.201.0.2", 7002, bytes); }
+    bool ping(int count) const { return tcdtest::ping_across(a(), "10.201.0.2", count); }
     std::string xdp_on_vb() const { return sh(in_ns(b(), "ip -d link show vb")).out; }
 
 private:
+    tcdtest::LockFiles locks_;  // goes last, after the destructor's unload
     tcdtest::Topology net_;
     std::string dir_;
 };
@@ -121,12 +89,6 @@ std::map<int, std::string> wiring_names(const json& status) {
     std::map<int, std::string> out;
     for (const auto& w : status["wired"]) out[w["key"].get<int>()] = w["handler"].get<std::string>();
     return out;
-}
-
-const json* key_row(const json& stats, int key) {
-    for (const auto& k : stats["keys"])
-        if (k["key"] == key) return &k;
-    return nullptr;
 }
 
 #define TOPOLOGY(t)                          \
@@ -222,7 +184,7 @@ TEST(E2E, SkbModeAndIdempotentAttach) {
 
 TEST(E2E, ForeignProgramRefusedUnlessForce) {
     TOPOLOGY(t);
-    std::string other = t.dir() + "2";
+    std::string other = t.dir() + "-2";
     ASSERT_EQ(t.tcd("load", other).rc, 0);
     ASSERT_EQ(sh(t.in_ns(t.b(), "ip link set dev vb xdp pinned " + other + "/pass")).rc, 0);
     Cmd refused = t.tcd("attach vb --netns " + t.b());
@@ -537,6 +499,7 @@ TEST(E2E, MountsBpffsWhenMissing) {
     // In a private mount namespace, take bpffs away from /sys/fs/bpf; tcd load
     // mounts it again, as bpftool does, and works there. Nothing leaks out.
     std::string dir = "/sys/fs/bpf/tcd-mount-test";
+    tcdtest::LockFiles locks{dir};
     Cmd c = sh("unshare --mount --propagation private sh -c 'umount /sys/fs/bpf && ! mountpoint -q /sys/fs/bpf && " +
                std::string(TCD_BIN) + " -d " + dir + " load && mountpoint -q /sys/fs/bpf && test -e " + dir +
                "/xdp_dispatch && " + TCD_BIN + " -d " + dir + " unload'");
@@ -642,7 +605,10 @@ TEST(E2E, HandlerUnloadOnAPortInstanceNamesPorts) {
     struct Instance {
         std::string dir = "/sys/fs/bpf/" + tcdtest::unique_name("tcdhup");
         std::string tcd(const std::string& args) const { return std::string(TCD_BIN) + " -d " + dir + " " + args; }
-        ~Instance() { sh(tcd("-q unload")); }
+        ~Instance() {
+            sh(tcd("-q unload"));
+            tcdtest::remove_lock_file(dir);
+        }
     } inst;
     ASSERT_EQ(sh(inst.tcd("-q load --key port")).rc, 0);
     // A handler built for port instances (it shares their port_slot map).
@@ -654,6 +620,36 @@ TEST(E2E, HandlerUnloadOnAPortInstanceNamesPorts) {
     ASSERT_EQ(u.rc, 0) << u.err;
     EXPECT_EQ(u.out, "key 6 unwired\nkey 22 (ssh) unwired\nkey 80 (http) unwired\nunloaded bad_map_h\n");
     EXPECT_EQ(json::parse(sh(inst.tcd("-j map list")).out).size(), 0u);
+}
+
+// unload --force names the parents' keys the way each parent knows them:
+// udp on a proto parent, 80 (http) and 7101 on a port parent.
+TEST(E2E, UnloadForceNamesTheParentsKeys) {
+    TCD_REQUIRE_KERNEL();
+    struct Dirs {
+        std::string base = "/sys/fs/bpf/" + tcdtest::unique_name("tcdunf");
+        std::string proto = base + "-a", port = base + "-b", child = base + "-c";
+        std::string tcd(const std::string& dir, const std::string& args) const {
+            return std::string(TCD_BIN) + " -d " + dir + " " + args;
+        }
+        ~Dirs() {
+            for (const auto& d : {proto, port, child}) {
+                sh(tcd(d, "-q unload --force"));
+                tcdtest::remove_lock_file(d);
+            }
+        }
+    } d;
+    ASSERT_EQ(sh(d.tcd(d.proto, "-q load")).rc, 0);
+    ASSERT_EQ(sh(d.tcd(d.port, "-q load --key port")).rc, 0);
+    ASSERT_EQ(sh(d.tcd(d.child, "-q load")).rc, 0);
+    ASSERT_EQ(sh(d.tcd(d.proto, "-q map set udp " + d.child)).rc, 0);
+    ASSERT_EQ(sh(d.tcd(d.port, "-q map set http " + d.child)).rc, 0);
+    ASSERT_EQ(sh(d.tcd(d.port, "-q map set 7101 " + d.child)).rc, 0);
+    Cmd u = sh(d.tcd(d.child, "unload --force"));
+    ASSERT_EQ(u.rc, 0) << u.err;
+    EXPECT_EQ(u.out, "unwired from " + d.proto + " at key 17 (udp)\n" +
+                         "unwired from " + d.port + " at key 80 (http)\n" +
+                         "unwired from " + d.port + " at key 7101\n" + d.child + ": unloaded\n");
 }
 
 }  // namespace

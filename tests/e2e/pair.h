@@ -13,7 +13,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/common/commands.h"
 #include "tests/common/kernel.h"
+#include "tests/common/lock_files.h"
 #include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
@@ -46,8 +48,8 @@ class Pair {
 public:
     explicit Pair(bool quiet = false) : net_(kinds_topology(quiet)) {
         std::string id = std::to_string(getpid());
-        dir1_ = "/sys/fs/bpf/tcdk" + id + "_1";
-        dir2_ = "/sys/fs/bpf/tcdk" + id + "_2";
+        dir1_ = locks_.add("/sys/fs/bpf/tcdk" + id + "_1");
+        dir2_ = locks_.add("/sys/fs/bpf/tcdk" + id + "_2");
         unload();
         // Neighbours resolved before a test counts or times anything (the
         // first IPv6 neighbour solicitation after link-up can take a second).
@@ -73,56 +75,18 @@ public:
     const std::string& dir1() const { return dir1_; }
     const std::string& dir2() const { return dir2_; }
 
-    Cmd tcd(const std::string& dir, const std::string& args) const {
-        return sh(std::string(TCD_BIN) + " -d " + dir + " " + args);
-    }
-    json tcd_json(const std::string& dir, const std::string& args) const {
-        Cmd c = tcd(dir, "-j " + args);
-        EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
-        return json::parse(c.out.empty() ? "null" : c.out);
-    }
+    Cmd tcd(const std::string& dir, const std::string& args) const { return tcd_on(dir, args); }
+    json tcd_json(const std::string& dir, const std::string& args) const { return tcd_json_on(dir, args); }
     std::string in_ns(const std::string& ns, const std::string& cmd) const { return tcdtest::in_netns(ns, cmd); }
     bool clsact_on_vb() const { return sh(in_ns(b(), "tc qdisc show dev vb")).out.find("clsact") != std::string::npos; }
 
     // UDP datagrams from A to B (to an address of B, port); how many B got.
-    int udp(const std::string& to, int port, int count) const {
-        std::string peer = TCD_PEER;
-        std::string recv = peer + " udp-recv --netns " + b() + " --port " + std::to_string(port) + " --count " +
-                           std::to_string(count) + " --timeout-ms 700";
-        FILE* r = popen(recv.c_str(), "r");
-        if (!r) return -1;
-        char line[128] = {};
-        if (!fgets(line, sizeof line, r)) {  // "ready"
-            pclose(r);
-            return -1;
-        }
-        sh(peer + " udp-send --netns " + a() + " --to " + to + " --port " + std::to_string(port) + " --count " +
-           std::to_string(count) + " --interval-us 200");
-        int received = -1;
-        while (fgets(line, sizeof line, r))
-            if (std::sscanf(line, "received %d", &received) == 1) break;
-        pclose(r);
-        return received;
-    }
+    int udp(const std::string& to, int port, int count) const { return udp_across(a(), b(), to, port, count); }
     // A TCP connection from A to B carrying `bytes`.
-    bool tcp(const std::string& to, int port, int bytes) const {
-        std::string peer = TCD_PEER;
-        std::string listen = peer + " tcp-listen --netns " + b() + " --port " + std::to_string(port) +
-                             " --timeout-ms 3000 --bytes " + std::to_string(bytes);
-        FILE* l = popen(listen.c_str(), "r");
-        if (!l) return false;
-        char line[128] = {};
-        if (!fgets(line, sizeof line, l)) {
-            pclose(l);
-            return false;
-        }
-        Cmd s = sh(peer + " tcp-send --netns " + a() + " --to " + to + " --port " + std::to_string(port) +
-                   " --bytes " + std::to_string(bytes) + " --timeout-ms 3000");
-        int rc = pclose(l);
-        return s.rc == 0 && rc == 0;
-    }
+    bool tcp(const std::string& to, int port, int bytes) const { return tcp_across(a(), b(), to, port, bytes); }
 
 private:
+    tcdtest::LockFiles locks_;  // goes last, after the destructor's unload
     tcdtest::Topology net_;
     std::string dir1_, dir2_;
     std::string error_;
@@ -132,17 +96,6 @@ private:
     TCD_REQUIRE_KERNEL();                    \
     Pair p{__VA_ARGS__};                     \
     ASSERT_TRUE(p.ok()) << "could not build the veth pair: " << p.error()
-
-inline const json* key_row(const json& stats, int key) {
-    for (const auto& k : stats["keys"])
-        if (k["key"] == key) return &k;
-    return nullptr;
-}
-
-inline uint64_t packets(const json& stats, int key) {
-    const json* r = key_row(stats, key);
-    return r ? (*r)["packets"].get<uint64_t>() : 0;
-}
 
 // Waits until the instance's total reaches `want` packets (veth's NAPI may
 // lag a moment); returns the last stats (the caller's assertions say what

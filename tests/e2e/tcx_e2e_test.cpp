@@ -12,12 +12,14 @@
 #include <net/if.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
 #include "core/attach.h"
+#include "core/bpffs.h"
 #include "core/fd.h"
 #include "tests/common/no_tcx.h"
 #include "tests/common/kernel.h"
@@ -59,6 +61,12 @@ public:
     bool ok() const { return counts_ && ifindex_; }
     int fd(const char* prog) const {
         return bpf_program__fd(bpf_object__find_program_by_name(obj_.get(), prog));
+    }
+    // The kernel's id of the program.
+    uint32_t id(const char* prog) const {
+        bpf_prog_info info{};
+        uint32_t len = sizeof info;
+        return bpf_obj_get_info_by_fd(fd(prog), &info, &len) == 0 ? info.id : 0;
     }
     // The program as a tcx link on vb ingress (its fd held here).
     bool tcx(const char* prog) {
@@ -194,6 +202,159 @@ TEST(TcxE2E, OrderDecidesWhoSeesFirst) {
     EXPECT_EQ(p.udp(kTo, 7303, 20), 0);
     EXPECT_EQ(nb.seen(1), 40u);
     EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 20u);
+}
+
+// --order before:PROG / after:PROG put tcd right next to a named program of
+// the chain (by name or id): before the agent's nb_drop_udp tcd counts the
+// UDP it drops, after it tcd never sees it. The chain is [nb_count,
+// nb_drop_udp] first. An unknown or ambiguous PROG is refused before
+// anything changes (the attach that would have loaded the instance leaves
+// nothing loaded).
+TEST(TcxE2E, OrderRelativeToANamedProgram) {
+    REQUIRE_TCX();
+    PAIR(p);
+    NEIGHBOUR(nb, p);
+    ASSERT_TRUE(nb.tcx("nb_count"));
+    ASSERT_TRUE(nb.tcx("nb_drop_udp"));
+    const std::string at = "attach vb --netns " + p.b() + " --direction ingress --order ";
+
+    Cmd unknown = p.tcd(p.dir1(), at + "before:nb_nosuch");
+    EXPECT_EQ(unknown.rc, 1);
+    EXPECT_NE(unknown.err.find("no program named nb_nosuch runs in the tcx chain of vb ingress"), std::string::npos)
+        << unknown.err;
+    EXPECT_FALSE(tcd::bpffs::exists(p.dir1())) << "the refused attach left its load behind";
+    Cmd bad_id = p.tcd(p.dir1(), at + "after:4294967295");
+    EXPECT_EQ(bad_id.rc, 1);
+    EXPECT_NE(bad_id.err.find("no program with id 4294967295"), std::string::npos) << bad_id.err;
+    Cmd empty = p.tcd(p.dir1(), at + "before:");
+    EXPECT_EQ(empty.rc, 2) << empty.err;
+
+    ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc").rc, 0);
+    Cmd before = p.tcd(p.dir1(), at + "before:nb_drop_udp");
+    ASSERT_EQ(before.rc, 0) << before.err;
+    json a = attached(p, p.dir1());
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0]["position"], 2);
+    EXPECT_EQ(a[0]["chain"], 3);
+    EXPECT_EQ(p.udp(kTo, 7307, 20), 0);  // nb_drop_udp drops them, after tcd saw them
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 20u);
+    EXPECT_EQ(nb.seen(0), 20u);
+    EXPECT_EQ(nb.seen(1), 20u);
+    // The state asked for holds: nothing to do. Another place: refused.
+    EXPECT_EQ(p.tcd(p.dir1(), at + "before:" + std::to_string(nb.id("nb_drop_udp"))).rc, 0);
+    EXPECT_EQ(p.tcd(p.dir1(), at + "after:nb_count").rc, 0);  // the same place, said the other way
+    Cmd moved = p.tcd(p.dir1(), at + "after:nb_drop_udp");
+    EXPECT_EQ(moved.rc, 1);
+    EXPECT_NE(moved.err.find("already attached at place 2 of 3"), std::string::npos) << moved.err;
+    Cmd self = p.tcd(p.dir1(), at + "before:tc_dispatch");
+    EXPECT_EQ(self.rc, 1);
+    EXPECT_NE(self.err.find("own dispatcher"), std::string::npos) << self.err;
+
+    // After nb_drop_udp, by its id: last in the chain, tcd sees no UDP.
+    ASSERT_EQ(p.tcd(p.dir1(), "detach vb --netns " + p.b()).rc, 0);
+    Cmd after = p.tcd(p.dir1(), at + "after:" + std::to_string(nb.id("nb_drop_udp")));
+    ASSERT_EQ(after.rc, 0) << after.err;
+    a = attached(p, p.dir1());
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0]["position"], 3);
+    EXPECT_EQ(p.udp(kTo, 7307, 20), 0);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 20u);  // none more
+    EXPECT_EQ(nb.seen(1), 40u);
+
+    // Two programs named nb_count in the chain: the name is ambiguous, an id is not.
+    ASSERT_EQ(p.tcd(p.dir1(), "detach vb --netns " + p.b()).rc, 0);
+    Neighbour other(p);
+    ASSERT_TRUE(other.ok());
+    ASSERT_TRUE(other.tcx("nb_count"));
+    Cmd two = p.tcd(p.dir1(), at + "after:nb_count");
+    EXPECT_EQ(two.rc, 1);
+    EXPECT_NE(two.err.find("2 programs named nb_count run in the tcx chain of vb ingress"), std::string::npos)
+        << two.err;
+    EXPECT_TRUE(attached(p, p.dir1()).empty());
+    Cmd by_id = p.tcd(p.dir1(), at + "after:" + std::to_string(nb.id("nb_count")));
+    ASSERT_EQ(by_id.rc, 0) << by_id.err;
+    a = attached(p, p.dir1());
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0]["position"], 2);  // [nb_count, tcd, nb_drop_udp, nb_count]
+    EXPECT_EQ(a[0]["chain"], 4);
+}
+
+// tcd's dispatcher attached by another tool, not through tcd's link: a
+// bpf_link_create of the pinned tc_dispatch (the link held by the test), and
+// a link-less attach as `bpftool net attach tcx_ingress` makes. status finds
+// it (mode tcx, tcd_link false) instead of calling it missing; load --force
+// swaps it there; detach and unload take it off.
+TEST(TcxE2E, DispatcherAttachedByAnotherTool) {
+    REQUIRE_TCX();
+    PAIR(p);
+    ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc").rc, 0);
+    auto in_b = [&] { return tcd::NetnsGuard::enter("/run/netns/" + p.b()); };
+    tcd::UniqueFd prog(bpf_obj_get((p.dir1() + "/tc_dispatch").c_str()));
+    ASSERT_TRUE(prog) << strerror(errno);
+    uint32_t ifindex = 0;
+    tcd::UniqueFd link;
+    {
+        auto g = in_b();
+        ASSERT_TRUE(g);
+        ifindex = if_nametoindex("vb");
+        link.reset(bpf_link_create(prog.get(), ifindex, static_cast<bpf_attach_type>(kTcxIngress), nullptr));
+        ASSERT_TRUE(link) << strerror(errno);
+    }
+    // vb is in another namespace: status looks where tcd recorded an
+    // attachment, so the place is recorded first by an attach that finds it.
+    Cmd found = p.tcd(p.dir1(), "-j attach vb --netns " + p.b() + " --direction ingress");
+    ASSERT_EQ(found.rc, 0) << found.err;
+    EXPECT_EQ(json::parse(found.out)["changed"], false) << found.out;  // it runs there already
+    json a = attached(p, p.dir1());
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0]["mode"], "tcx");
+    EXPECT_EQ(a[0]["tcd_link"], false);
+    EXPECT_EQ(a[0]["position"], 1);
+    Cmd plain = p.tcd(p.dir1(), "status");
+    EXPECT_NE(plain.out.find("tcx, not through tcd's link, 1 of 1 in the chain"), std::string::npos) << plain.out;
+    EXPECT_TRUE(p.tcd_json(p.dir1(), "status")["problems"].empty());
+    ASSERT_EQ(p.tcd(p.dir1(), "map set udp pass").rc, 0);
+    EXPECT_EQ(p.udp(kTo, 7308, 10), 10);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 10u);
+    // load --force replaces the program inside that link.
+    ASSERT_EQ(p.tcd(p.dir1(), "load --hook tc --force --miss-action pass").rc, 0);
+    a = attached(p, p.dir1());
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0]["tcd_link"], false);
+    EXPECT_EQ(p.udp(kTo, 7308, 10), 10);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 20u);
+    // detach takes it off (the link, the test's, is left defunct).
+    Cmd d = p.tcd(p.dir1(), "-j detach vb --netns " + p.b());
+    ASSERT_EQ(d.rc, 0) << d.err;
+    EXPECT_TRUE(attached(p, p.dir1()).empty());
+    EXPECT_EQ(p.udp(kTo, 7308, 10), 10);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 20u);
+    link.reset();
+
+    // Without a link (BPF_PROG_ATTACH with a tcx attach type).
+    prog.reset(bpf_obj_get((p.dir1() + "/tc_dispatch").c_str()));
+    ASSERT_TRUE(prog);
+    {
+        auto g = in_b();
+        ASSERT_TRUE(g);
+        ASSERT_EQ(bpf_prog_attach_opts(prog.get(), static_cast<int>(ifindex),
+                                       static_cast<bpf_attach_type>(kTcxIngress), nullptr),
+                  0)
+            << strerror(errno);
+    }
+    ASSERT_EQ(p.tcd(p.dir1(), "attach vb --netns " + p.b() + " --direction ingress").rc, 0);
+    a = attached(p, p.dir1());
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0]["tcd_link"], false);
+    EXPECT_EQ(p.udp(kTo, 7308, 10), 10);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 30u);
+    ASSERT_EQ(p.tcd(p.dir1(), "unload").rc, 0);
+    auto g = in_b();
+    ASSERT_TRUE(g);
+    uint32_t ids[4] = {}, count = 4;
+    LIBBPF_OPTS(bpf_prog_query_opts, q, .prog_ids = ids, .prog_cnt = count);
+    ASSERT_EQ(bpf_prog_query_opts(static_cast<int>(ifindex), static_cast<bpf_attach_type>(kTcxIngress), &q), 0);
+    EXPECT_EQ(q.prog_cnt, 0u) << "unload left the dispatcher in the chain";
 }
 
 // Two tcd instances on one interface and direction (tcx only): the first

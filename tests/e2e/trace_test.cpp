@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tests/common/kernel.h"
+#include "tests/common/lock_files.h"
 #include "tests/common/shell.h"
 
 namespace {
@@ -140,6 +141,7 @@ protected:
     }
     void TearDown() override {
         sh(tcd_ + " -q unload");
+        tcdtest::remove_lock_file(dir_);
         sh("rm -f " + base_ + "*");
     }
     std::string dir_, base_, tcd_;

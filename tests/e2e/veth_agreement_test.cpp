@@ -26,6 +26,7 @@
 #include "core/stats.h"
 #include "core/trace.h"
 #include "tests/common/kernel.h"
+#include "tests/common/lock_files.h"
 #include "tests/common/topology.h"
 #include "tests/common/wait.h"
 #include "tests/ref/framegen.h"
@@ -55,7 +56,7 @@ public:
                 .veths = {{.a = {"a", "va"}, .b = {"b", "vb"}}},
                 .ipv6 = false,
                 .vlan_offload = false}) {
-        dir_ = "/sys/fs/bpf/tcdv" + std::to_string(getpid());
+        dir_ = locks_.add("/sys/fs/bpf/tcdv" + std::to_string(getpid()));
         unload();
     }
     ~QuietPair() { unload(); }
@@ -68,6 +69,7 @@ public:
     const std::string& dir() const { return dir_; }
 
 private:
+    tcdtest::LockFiles locks_;  // goes last, after the destructor's unload
     tcdtest::Topology net_;
     std::string dir_;
 };

@@ -130,6 +130,7 @@ TEST(RenderStatus, TcxAndClsactAttachments) {
     link.mode = tcd::AttachMode::tcx;
     link.direction = tcd::Direction::ingress;
     link.position = 2;
+    link.link_pin = "/sys/fs/bpf/tcd/links/tcx-1-2-ingress";  // tcd's own link
     link.chain = 3;
     tcd::Attachment filter = link;
     filter.mode = tcd::AttachMode::tc;
@@ -140,6 +141,7 @@ TEST(RenderStatus, TcxAndClsactAttachments) {
     EXPECT_EQ(j["attached"][0]["mode"], "tcx");
     EXPECT_EQ(j["attached"][0]["direction"], "ingress");
     EXPECT_EQ(j["attached"][0]["position"], 2);
+    EXPECT_EQ(j["attached"][0]["tcd_link"], true);
     EXPECT_EQ(j["attached"][0]["chain"], 3);
     EXPECT_EQ(j["attached"][1]["mode"], "tc");
     EXPECT_EQ(j["attached"][1]["direction"], "egress");
@@ -161,9 +163,25 @@ TEST(AttachNames, RoundTrip) {
     EXPECT_EQ(*tcd::parse_direction(""), tcd::Direction::none);
     EXPECT_EQ(*tcd::parse_direction("egress"), tcd::Direction::egress);
     EXPECT_FALSE(tcd::parse_direction("both"));
-    EXPECT_EQ(*tcd::parse_order("first"), tcd::Order::first);
+    EXPECT_EQ(tcd::parse_order("first")->order, tcd::Order::first);
     EXPECT_STREQ(tcd::order_name(tcd::Order::last), "last");
     EXPECT_FALSE(tcd::parse_order("middle"));
+    // Relative to a program of the chain, by id or name.
+    auto before = tcd::parse_order("before:1234");
+    ASSERT_TRUE(before);
+    EXPECT_EQ(before->order, tcd::Order::before);
+    EXPECT_EQ(before->relative, "1234");
+    EXPECT_TRUE(before->is_relative());
+    auto after = tcd::parse_order("after:cil_from_netdev");
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->order, tcd::Order::after);
+    EXPECT_EQ(after->relative, "cil_from_netdev");
+    EXPECT_FALSE(tcd::parse_order("last")->is_relative());
+    for (const char* bad : {"before:", "after:", "before", "beside:x", "First"}) {
+        auto r = tcd::parse_order(bad);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_EQ(r.error().code, tcd::ExitCode::usage) << bad;
+    }
     EXPECT_EQ(*tcd::parse_miss_action("next", tcd::Hook::tc), tcd::MissAction::next);
     EXPECT_FALSE(tcd::parse_miss_action("next", tcd::Hook::xdp));
     EXPECT_EQ(tcd::default_miss_action(tcd::Hook::tc), tcd::MissAction::next);
@@ -210,4 +228,65 @@ TEST(RenderStats, Prometheus) {
         if (line.rfind("#", 0) == 0) continue;
         EXPECT_NE(line.find("} "), std::string::npos) << line;
     }
+}
+
+// A port instance's key column holds ports: the header says PORT there, in
+// every plain table stats prints (one reading, --watch with rates, --all).
+TEST(RenderStats, PortHeaderSaysPort) {
+    tcd::StatsSnapshot s;
+    s.kind = tcd::KeyKind::port;
+    s.keys = std::vector<tcd::Counters>(1024);
+    s.keys[1] = {5, 500, 0};
+    s.taken_ns = 1'000'000'000;
+    tcd::WiredEntry http{80, "http", "pass", 7, "aa"};
+    http.slot = 1;
+    auto later = s;
+    later.taken_ns += 1'000'000'000;
+    for (bool all : {false, true}) {
+        for (const tcd::StatsSnapshot* prev : std::initializer_list<const tcd::StatsSnapshot*>{nullptr, &s}) {
+            auto v = tcd::make_stats_view(later, prev, {http}, all);
+            std::string plain = tcd::render::stats_plain(v);
+            std::string header = plain.substr(0, plain.find('\n'));
+            std::istringstream words(header);
+            std::string key, col;
+            words >> key >> col;
+            EXPECT_EQ(key, "KEY") << header;
+            EXPECT_EQ(col, "PORT") << header;
+            EXPECT_EQ(header.find("PROTO"), std::string::npos) << header;
+        }
+    }
+    // A proto instance keeps PROTO.
+    auto v = tcd::make_stats_view(snapshot(), nullptr, wiring(), true);
+    std::string plain = tcd::render::stats_plain(v);
+    EXPECT_EQ(plain.substr(0, plain.find('\n')).find("PORT"), std::string::npos);
+    EXPECT_NE(plain.substr(0, plain.find('\n')).find("PROTO"), std::string::npos);
+}
+
+// map list's table says the same: PORT on a port instance.
+TEST(RenderMap, PortHeaderSaysPort) {
+    tcd::WiredEntry http{80, "http", "pass", 7, "aa"};
+    std::string port = tcd::render::wiring_plain({http}, tcd::KeyKind::port);
+    std::istringstream words(port.substr(0, port.find('\n')));
+    std::string key, col;
+    words >> key >> col;
+    EXPECT_EQ(key, "KEY") << port;
+    EXPECT_EQ(col, "PORT") << port;
+    std::string proto = tcd::render::wiring_plain(wiring(), tcd::KeyKind::proto);
+    EXPECT_NE(proto.substr(0, proto.find('\n')).find("PROTO"), std::string::npos) << proto;
+}
+
+// unload --force names each parent's key the way that parent knows it: by
+// protocol on a proto parent, by port (and service) on a port parent.
+TEST(RenderUnload, UnwiredKeysNamedByTheParentsKind) {
+    tcd::UnloadResult r;
+    r.changed = true;
+    r.pin_dir = "/sys/fs/bpf/child";
+    r.unwired = {{"/sys/fs/bpf/p", 17, "udp"}, {"/sys/fs/bpf/q", 80, "http"}, {"/sys/fs/bpf/q", 7101, ""}};
+    EXPECT_EQ(tcd::render::unload_plain(r),
+              "unwired from /sys/fs/bpf/p at key 17 (udp)\n"
+              "unwired from /sys/fs/bpf/q at key 80 (http)\n"
+              "unwired from /sys/fs/bpf/q at key 7101\n"
+              "/sys/fs/bpf/child: unloaded\n");
+    auto j = tcd::render::unload_json(r);
+    EXPECT_EQ(j["unwired"][0], (tcd::render::json{{"instance", "/sys/fs/bpf/p"}, {"key", 17}}));
 }
