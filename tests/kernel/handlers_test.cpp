@@ -170,7 +170,7 @@ TEST_F(Handlers, WiringChecksNameTheFieldAndWriteNothing) {
         std::string why;
     } cases[] = {
         {"frags_h", "frags flag differs: handler frags-aware (xdp.frags), jump table not frags-aware"},
-        {"devmap_h", "expected attach type differs: handler xdp_devmap, jump table xdp"},
+        {"devmap_h", "expected attach type differs: handler xdp_devmap, jump table none"},
         {"tc_prog", "program type is sched_cls, the jump table takes xdp"},
     };
     for (const auto& c : cases) {

@@ -119,7 +119,7 @@ TEST(SharedMaps, MapSetNamesEveryDifferingField) {
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().message().find(
                   "frags flag differs: handler frags-aware (xdp.frags), jump table not frags-aware; "
-                  "expected attach type differs: handler xdp_devmap, jump table xdp"),
+                  "expected attach type differs: handler xdp_devmap, jump table none"),
               std::string::npos)
         << r.error().message();
     EXPECT_EQ(tcd::wired_prog_id(inst.in(), 9).value(), before.value());

@@ -52,7 +52,10 @@ TEST(Swap, XdpForwardAndBackKeepTheMode) {
     ASSERT_TRUE(ns.ok()) << ns.error();
     Loaded a("tcdsw_a", tcd::Hook::xdp), b("tcdsw_b", tcd::Hook::xdp);
     ASSERT_TRUE(a.in && b.in);
-    auto att = tcd::attach(*a.in, {"sw0", ns.ns(), tcd::AttachMode::skb, false, tcd::Direction::none, std::nullopt});
+    // Alone: this is the netlink swap (XDP_FLAGS_REPLACE); multiprog mode's
+    // swap is MultiprogE2E.LoadForceUnderTrafficLosesNothing.
+    auto att = tcd::attach(*a.in, {"sw0", ns.ns(), tcd::AttachMode::skb, false, tcd::Direction::none, std::nullopt,
+                                   std::nullopt, true});
     ASSERT_TRUE(att) << att.error().message();
     auto where = tcd::attachments(*a.in);
     ASSERT_EQ(where.size(), 1u);
