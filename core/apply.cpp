@@ -707,7 +707,7 @@ Result<Plan> plan(const DesiredFile& want, const std::string& default_dir) {
     };
     for (const auto& d : judged) {
         const int after = depth(a, d);
-        if (after <= tree::kMaxTailCalls || (!mine.count(d) && after <= depth(before, d))) continue;
+        if (after <= tree::kMaxTailCalls - tree::kEntryTailCalls || (!mine.count(d) && after <= depth(before, d))) continue;
         // The chain down from it, each time into the deepest child.
         std::vector<std::string> chain = {d};
         for (std::set<std::string> seen = {d};;) {
@@ -718,8 +718,9 @@ Result<Plan> plan(const DesiredFile& want, const std::string& default_dir) {
             chain.push_back(next);
         }
         return fail(whole,
-                    fmt::format("a packet could then take {} tail calls ({}), the kernel allows {}", after,
-                                chain_text(chain), tree::kMaxTailCalls),
+                    fmt::format("a packet could then take {} tail calls ({}), the kernel allows {} ({} kept for "
+                                "tcd's entry into libxdp's dispatcher)",
+                                after, chain_text(chain), tree::kMaxTailCalls, tree::kEntryTailCalls),
                     "flatten the tree, or chain fewer handlers");
     }
 
