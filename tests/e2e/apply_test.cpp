@@ -8,6 +8,8 @@
 // a step that fails half-way leaves every instance as it was, and an apply
 // killed at any step is finished by the next.
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -61,7 +63,14 @@ protected:
     void TearDown() override {
         if (dir_.empty()) return;  // skipped before it made anything
         unload();
-        tcdtest::remove_lock_file(dir_);
+        // dir_ and every pin dir named after it (the tree tests' r, w, x, dN, nN).
+        {
+            std::string own = tcd::InstanceLock::path_for(dir_);
+            std::string stem = own.substr(0, own.size() - std::string(".lock").size());
+            std::error_code ec;
+            for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(own).parent_path(), ec))
+                if (e.path().string().rfind(stem, 0) == 0) std::filesystem::remove(e.path(), ec);
+        }
         net_.reset();
         std::remove(file_.c_str());
     }
