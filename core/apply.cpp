@@ -293,7 +293,21 @@ std::function<Result<>()> put_back_dispatcher(const std::string& dir, std::share
         auto in = Instance::open(dir);
         if (!in) return propagate(in);
         if (in->dispatcher().id != old_id) {
+            const uint32_t new_id = in->dispatcher().id;
             if (auto r = swap_dispatcher(*in, old->get()); !r) return propagate(r);
+            // The parents' keys that load --force moved to the new dispatcher
+            // go back to the old one too.
+            if (auto g = tree::scan({dir}); g) {
+                for (const auto& e : g->parents_of(dir)) {
+                    if (e.prog_id != new_id) continue;
+                    auto parent = Instance::open(e.parent);
+                    if (!parent) return propagate(parent);
+                    int fd = old->get();
+                    uint32_t key = e.key;
+                    if (bpf_map_update_elem(parent->jt_fd(), &key, &fd, BPF_ANY) != 0)
+                        return fail_errno(fmt::format("put back {} key {}", e.parent, key), errno);
+                }
+            }
             std::string pin = in->dispatcher_path(), tmp = bpffs::temp_path(pin);
             if (auto r = bpffs::pin(old->get(), tmp); !r) return r;
             if (auto r = bpffs::rename(tmp, pin); !r) return r;
