@@ -19,6 +19,7 @@
 
 #include "core/bpffs.h"
 #include "tests/common/kernel.h"
+#include "tests/common/pin_dirs.h"
 #include "tests/common/lock_files.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
@@ -32,26 +33,9 @@ using tcdtest::sh;
 
 constexpr int kKilled = 128 + 9;
 
-std::string dir_of(const std::string& tag) { return "/sys/fs/bpf/tcds" + std::to_string(getpid()) + "_" + tag; }
-
-// Pin dirs unloaded (with --force, twice over so children go too) when the test ends,
-// and their lock files removed.
-class Dirs {
-public:
-    ~Dirs() {
-        for (int round = 0; round < 2; round++)
-            for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it)
-                sh(std::string(TCD_BIN) + " -q -d " + *it + " unload --force");
-        for (const auto& d : dirs_) tcdtest::remove_lock_file(d);
-    }
-    const std::string& add(const std::string& tag) {
-        dirs_.push_back(dir_of(tag));
-        sh(std::string(TCD_BIN) + " -q -d " + dirs_.back() + " unload --force");
-        return dirs_.back();
-    }
-
-private:
-    std::vector<std::string> dirs_;
+// Pin dirs named tcds<pid>_TAG (tests/common/pin_dirs.h).
+struct Dirs : tcdtest::PinDirs {
+    Dirs() : PinDirs("tcds") {}
 };
 
 Cmd tcd(const std::string& dir, const std::string& args) { return sh(std::string(TCD_BIN) + " -d " + dir + " " + args); }

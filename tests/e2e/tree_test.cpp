@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/common/kernel.h"
+#include "tests/common/pin_dirs.h"
 #include "tests/common/lock_files.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
@@ -25,26 +26,9 @@ using nlohmann::json;
 using tcdtest::Cmd;
 using tcdtest::sh;
 
-std::string dir_of(const std::string& tag) { return "/sys/fs/bpf/tcdt" + std::to_string(getpid()) + "_" + tag; }
-
-// Pin dirs unloaded (children first, with --force) when the test ends, and
-// their lock files removed.
-class Dirs {
-public:
-    ~Dirs() {
-        for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it)
-            sh(std::string(TCD_BIN) + " -q -d " + *it + " unload --force");
-        for (const auto& d : dirs_) sh(std::string(TCD_BIN) + " -q -d " + d + " unload --force");
-        for (const auto& d : dirs_) tcdtest::remove_lock_file(d);
-    }
-    const std::string& add(const std::string& tag) {
-        dirs_.push_back(dir_of(tag));
-        sh(std::string(TCD_BIN) + " -q -d " + dirs_.back() + " unload --force");
-        return dirs_.back();
-    }
-
-private:
-    std::vector<std::string> dirs_;
+// Pin dirs named tcdt<pid>_TAG (tests/common/pin_dirs.h).
+struct Dirs : tcdtest::PinDirs {
+    Dirs() : PinDirs("tcdt") {}
 };
 
 Cmd tcd(const std::string& dir, const std::string& args) { return sh(std::string(TCD_BIN) + " -d " + dir + " " + args); }
