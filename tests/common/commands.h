@@ -8,9 +8,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
@@ -51,6 +55,56 @@ inline int udp_across(const std::string& from, const std::string& at, const std:
         if (std::sscanf(line, "received %d", &received) == 1) break;
     pclose(r);
     return received;
+}
+
+// TCD_TEST_SLOWDOWN=K (a whole number, default 1): the machine is K times
+// slower than a development host (scripts/vm-test.sh's emulated guest).
+// Tests that count how much work fits in a stream divide their floors by it,
+// or stretch their streams by it.
+inline int slowdown() {
+    const char* s = std::getenv("TCD_TEST_SLOWDOWN");
+    int k = s ? std::atoi(s) : 1;
+    return k < 1 ? 1 : k;
+}
+
+struct StreamResult {
+    int received = -1, missing = -1;
+};
+
+// A steady UDP stream of `count` datagrams, `interval_us` apart, from
+// namespace `from` to address `to` (of namespace `at`), port `port`, while
+// `during` runs; `during` gets a function that says whether the sender still
+// runs, so it can keep working for exactly as long as the stream lasts.
+// Returns what the receiver said ("received N", "missing M").
+inline StreamResult udp_stream_during(const std::string& from, const std::string& at, const std::string& to,
+                                      int port, int count, int interval_us,
+                                      const std::function<void(const std::function<bool()>&)>& during) {
+    std::string peer = TCD_PEER;
+    FILE* r = popen((peer + " udp-recv --netns " + at + " --port " + std::to_string(port) + " --count " +
+                     std::to_string(count) + " --timeout-ms 2000")
+                        .c_str(),
+                    "r");
+    StreamResult res;
+    if (!r) return res;
+    char line[128] = {};
+    if (!fgets(line, sizeof line, r)) {  // "ready"
+        pclose(r);
+        return res;
+    }
+    std::atomic<bool> sending{true};
+    std::thread sender([&] {
+        sh(peer + " udp-send --netns " + from + " --to " + to + " --port " + std::to_string(port) + " --count " +
+           std::to_string(count) + " --interval-us " + std::to_string(interval_us) + " >/dev/null");
+        sending = false;
+    });
+    during([&] { return sending.load(); });
+    sender.join();
+    while (fgets(line, sizeof line, r)) {
+        std::sscanf(line, "received %d", &res.received);
+        std::sscanf(line, "missing %d", &res.missing);
+    }
+    pclose(r);
+    return res;
 }
 
 // A TCP connection from namespace `from` to address `to` (of namespace `at`),

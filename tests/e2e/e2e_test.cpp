@@ -282,42 +282,12 @@ TEST(E2E, ReloadKeepsWiringCountersAndAttachment) {
 
 namespace {
 
-// A steady UDP stream from A to B in the background while `during` runs;
-// `during` gets a function that says whether the sender still runs, so it can
-// keep working for exactly as long as the stream lasts. Returns what the
-// receiver said ("received N", "missing M").
-struct StreamResult {
-    int received = -1, missing = -1;
-};
+using tcdtest::StreamResult;
 
+// The stream every live test here sends: A to B's 10.201.0.2, port 7003.
 StreamResult udp_stream_during(const Topology& t, int count, int interval_us,
                                const std::function<void(const std::function<bool()>&)>& during) {
-    std::string peer = TCD_PEER;
-    FILE* r = popen((peer + " udp-recv --netns " + t.b() + " --port 7003 --count " + std::to_string(count) +
-                     " --timeout-ms 2000")
-                        .c_str(),
-                    "r");
-    StreamResult res;
-    if (!r) return res;
-    char line[128] = {};
-    if (!fgets(line, sizeof line, r)) {
-        pclose(r);
-        return res;
-    }
-    std::atomic<bool> sending{true};
-    std::thread sender([&] {
-        sh(peer + " udp-send --netns " + t.a() + " --to 10.201.0.2 --port 7003 --count " + std::to_string(count) +
-           " --interval-us " + std::to_string(interval_us) + " >/dev/null");
-        sending = false;
-    });
-    during([&] { return sending.load(); });
-    sender.join();
-    while (fgets(line, sizeof line, r)) {
-        std::sscanf(line, "received %d", &res.received);
-        std::sscanf(line, "missing %d", &res.missing);
-    }
-    pclose(r);
-    return res;
+    return tcdtest::udp_stream_during(t.a(), t.b(), "10.201.0.2", 7003, count, interval_us, during);
 }
 
 TEST(E2E, LiveSwapLosesNothing) {
@@ -336,11 +306,9 @@ TEST(E2E, LiveSwapLosesNothing) {
         }
     });
     EXPECT_EQ(failed, 0);
-    // TCD_TEST_SLOWDOWN=K: a machine K times slower (scripts/vm-test.sh's
-    // emulated guest) manages K times fewer swaps in the same stream.
-    int slowdown = 1;
-    if (const char* s = std::getenv("TCD_TEST_SLOWDOWN")) slowdown = std::max(1, std::atoi(s));
-    EXPECT_GE(swaps, 200 / slowdown) << "too few swaps while the stream ran";
+    // A machine K times slower (TCD_TEST_SLOWDOWN) manages K times fewer
+    // swaps in the same stream.
+    EXPECT_GE(swaps, 200 / tcdtest::slowdown()) << "too few swaps while the stream ran";
     std::printf("%d swaps during the stream\n", swaps);
     EXPECT_EQ(r.received, 30000);
     EXPECT_EQ(r.missing, 0);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/bpffs.h"
+#include "tests/common/commands.h"
 #include "tests/common/kernel.h"
 #include "tests/common/pin_dirs.h"
 #include "tests/common/lock_files.h"
@@ -74,39 +75,11 @@ std::pair<Cmd, Cmd> at_once(const std::string& a, const std::string& b) {
     return {ra, rb};
 }
 
-struct StreamResult {
-    int received = -1, missing = -1;
-};
-
 // count datagrams from a to b's port while `during` runs.
-StreamResult udp_stream_during(const tcdtest::Topology& net, const std::string& to, int port, int count,
-                               int interval_us, const std::function<void(const std::function<bool()>&)>& during) {
-    std::string peer = TCD_PEER;
-    FILE* r = popen((peer + " udp-recv --netns " + net.ns("b") + " --port " + std::to_string(port) + " --count " +
-                     std::to_string(count) + " --timeout-ms 2000")
-                        .c_str(),
-                    "r");
-    StreamResult res;
-    if (!r) return res;
-    char line[128] = {};
-    if (!fgets(line, sizeof line, r)) {
-        pclose(r);
-        return res;
-    }
-    std::atomic<bool> sending{true};
-    std::thread sender([&] {
-        sh(peer + " udp-send --netns " + net.ns("a") + " --to " + to + " --port " + std::to_string(port) +
-           " --count " + std::to_string(count) + " --interval-us " + std::to_string(interval_us) + " >/dev/null");
-        sending = false;
-    });
-    during([&] { return sending.load(); });
-    sender.join();
-    while (fgets(line, sizeof line, r)) {
-        std::sscanf(line, "received %d", &res.received);
-        std::sscanf(line, "missing %d", &res.missing);
-    }
-    pclose(r);
-    return res;
+tcdtest::StreamResult udp_stream_during(const tcdtest::Topology& net, const std::string& to, int port, int count,
+                                        int interval_us,
+                                        const std::function<void(const std::function<bool()>&)>& during) {
+    return tcdtest::udp_stream_during(net.ns("a"), net.ns("b"), to, port, count, interval_us, during);
 }
 
 // A map set in the parent wiring the child, and the child's unload, started
@@ -212,7 +185,9 @@ TEST(TreeSafety, ChildReloadedUnderTrafficMovesItsParent) {
     EXPECT_NE(tcd(web, "load --force --key port").out.find("repointed " + root + " key 17"), std::string::npos);
     EXPECT_EQ(wired_id(root, 17), dispatcher_id(web));
 
-    const int count = 12000;
+    // About 3.6 s of datagrams here; K times longer on a machine K times
+    // slower (TCD_TEST_SLOWDOWN), so the same few reloads fit in the stream.
+    const int count = 12000 * tcdtest::slowdown();
     int reloads = 0, respecialised = 0, failed = 0, behind = 0;
     auto r = udp_stream_during(net, "10.206.0.2", 7003, count, 300, [&](const std::function<bool()>& sending) {
         for (int i = 0; sending(); i++) {
