@@ -543,7 +543,7 @@ Result<> plan_interfaces(const std::string& dir, const Desired& want, const Inst
     auto reattach = [](const Instance& i, const std::string& ifname, const std::string& netns, AttachMode mode,
                        Direction direction) {
         AttachMode m = direction == Direction::none ? mode : AttachMode::auto_mode;
-        return outcome_of(attach(i, {ifname, netns, m, false, direction, std::nullopt}));
+        return outcome_of(attach(i, {.ifname = ifname, .netns = netns, .mode = m, .direction = direction}));
     };
     std::vector<std::string> wanted_ns;
     for (const auto& d : want.interfaces) {
@@ -564,7 +564,7 @@ Result<> plan_interfaces(const std::string& dir, const Desired& want, const Inst
             if (!direction) return propagate(direction);
             if (again)
                 if (auto r = detach(i, d.name, d.netns, *direction); !r) return propagate(r);
-            auto r = attach(i, {d.name, d.netns, *mode, false, *direction, std::nullopt});
+            auto r = attach(i, {.ifname = d.name, .netns = d.netns, .mode = *mode, .direction = *direction});
             if (!r) {
                 // Back where it was, in its old mode.
                 if (again) (void)reattach(i, d.name, d.netns, was, *direction);

@@ -313,7 +313,7 @@ Result<std::vector<Attachment>> detach_all(const Instance& in) {
             for (const auto& d : done) {
                 auto g = NetnsGuard::enter(d.netns);
                 if (!g) continue;
-                AttachOptions again{d.ifname, d.netns, d.mode, false, d.direction, std::nullopt};
+                AttachOptions again{.ifname = d.ifname, .netns = d.netns, .mode = d.mode, .direction = d.direction};
                 Place at{d.ifname, d.ifindex, d.netns, netns_inode(d.netns), d.direction};
                 (void)attacher_for(d.mode).attach(in, at, again);
             }

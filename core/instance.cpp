@@ -7,6 +7,7 @@
 #include <linux/bpf.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -79,7 +80,12 @@ Result<DispatcherObject> DispatcherObject::open(Kind kind) {
     LIBBPF_OPTS(bpf_object_open_opts, o, .object_name = object_name(kind));
     d.obj_.reset(bpf_object__open_mem(elf.data(), elf.size(), &o));
     if (!d.obj_) return fail_errno("open the embedded dispatcher", errno);
-    d.set_xdp_attach_type(0);
+    // Expected attach type none: what the prog array of tcd's entry into
+    // libxdp's dispatcher takes (docs/datapath.md). TCD_TEST_OLD_XDP_ATTACH=1
+    // loads BPF_XDP instead, as tcd did before multi-program support, so
+    // the tests can make the instance an older tcd left behind.
+    const char* old = std::getenv("TCD_TEST_OLD_XDP_ATTACH");
+    d.set_xdp_attach_type(old && std::strcmp(old, "1") == 0 ? uint32_t(BPF_XDP) : 0u);
     return d;
 }
 

@@ -402,7 +402,7 @@ TEST_F(Crash, RespecialiseKilledAtEveryStep) {
         UniqueFdHolder fd(bpf_obj_get((dir_ + "/xdp_dispatch").c_str()));
         std::vector<uint8_t> f;
         for (size_t i = 0; i + 1 < frame.size(); i += 2) f.push_back(uint8_t(std::stoi(frame.substr(i, 2), nullptr, 16)));
-        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_size_in = uint32_t(f.size()), .repeat = uint32_t(n));
+        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_size_in = uint32_t(f.size()), .repeat = static_cast<int>(n));
         ASSERT_EQ(bpf_prog_test_run_opts(fd.fd, &o), 0);
         sent += uint64_t(n);
     };

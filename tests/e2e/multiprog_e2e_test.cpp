@@ -244,6 +244,50 @@ TEST(MultiprogE2E, LoadForceUnderTrafficLosesNothing) {
     EXPECT_EQ(xl.seen("xnb_count", 0), kCount);
 }
 
+// An instance an older tcd loaded (its XDP programs with expected attach
+// type BPF_XDP; TCD_TEST_OLD_XDP_ATTACH=1 loads one that way) cannot go
+// into libxdp's dispatcher where the kernel has the prog-array attach-type
+// check: attach says why and what to do, and changes nothing (xdp-loader's
+// program keeps its dispatcher to itself and keeps counting). load --force
+// keeps the jump table's traits, so it is still refused; unload and load
+// again is the way out, and then it joins.
+TEST(MultiprogE2E, OlderInstanceIsRefusedAndChangesNothing) {
+    REQUIRE_FREPLACE();
+    auto check = tcd::probe::has(tcd::probe::Feature::prog_array_attach_check);
+    ASSERT_TRUE(check) << check.error().message();
+    if (!*check) GTEST_SKIP() << "no prog-array attach-type check here: an older instance goes in as it is";
+    PAIR(p);
+    XdpLoader xl(p);
+    ASSERT_EQ(xl.load("xnb_count", 10).rc, 0);
+    Cmd l = sh("TCD_TEST_OLD_XDP_ATTACH=1 " + std::string(TCD_BIN) + " -d " + p.dir1() + " load");
+    ASSERT_EQ(l.rc, 0) << l.err;
+    ASSERT_EQ(p.tcd(p.dir1(), "map set udp udp_handler").rc, 0);
+    for (const char* step : {"as loaded", "after load --force"}) {
+        SCOPED_TRACE(step);
+        Cmd a = p.tcd(p.dir1(), attach_cmd(p));
+        EXPECT_EQ(a.rc, 1) << a.out;
+        EXPECT_NE(a.err.find("expected attach type BPF_XDP (loaded by an older tcd)"), std::string::npos) << a.err;
+        EXPECT_NE(a.err.find("'tcd unload' and 'tcd load' again, or attach with --alone"), std::string::npos)
+            << a.err;
+        json st = p.tcd_json(p.dir1(), "status");
+        EXPECT_TRUE(st["attached"].empty()) << st.dump();
+        EXPECT_TRUE(st["problems"].empty()) << st.dump();
+        ASSERT_EQ(p.tcd(p.dir1(), "load --force").rc, 0);
+    }
+    EXPECT_EQ(p.udp(kTo, 7407, 10), 10);
+    EXPECT_EQ(xl.seen("xnb_count", 0), 10) << "xdp-loader's program stopped counting";
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 0u);
+    ASSERT_EQ(p.tcd(p.dir1(), "unload").rc, 0);
+    Cmd j = p.tcd(p.dir1(), attach_cmd(p));
+    ASSERT_EQ(j.rc, 0) << j.err;
+    json at = attached(p, p.dir1());
+    ASSERT_EQ(at.size(), 1u);
+    EXPECT_EQ(at[0]["multiprog"], true);
+    EXPECT_EQ(p.udp(kTo, 7407, 10), 10);
+    EXPECT_EQ(xl.seen("xnb_count", 0), 20);
+    EXPECT_EQ(packets(p.tcd_json(p.dir1(), "stats"), 17), 10u);
+}
+
 // Where tcd attaches alone it says why: the kernel's refusal of freplace
 // (lockdown, the host), or --alone where freplace works (the guest).
 TEST(MultiprogE2E, AloneSaysWhy) {

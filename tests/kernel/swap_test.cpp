@@ -85,7 +85,7 @@ TEST(Swap, TcForwardAndBackInTheSameSlot) {
     ASSERT_TRUE(ns.ok()) << ns.error();
     Loaded a("tcdsw_tca", tcd::Hook::tc), b("tcdsw_tcb", tcd::Hook::tc);
     ASSERT_TRUE(a.in && b.in);
-    auto att = tcd::attach(*a.in, {"sw0", ns.ns(), tcd::AttachMode::auto_mode, false, tcd::Direction::ingress, std::nullopt});
+    auto att = tcd::attach(*a.in, {.ifname = "sw0", .netns = ns.ns(), .direction = tcd::Direction::ingress});
     ASSERT_TRUE(att) << att.error().message();
     auto where = tcd::attachments(*a.in);
     ASSERT_EQ(where.size(), 1u);
