@@ -100,11 +100,12 @@ Result<std::vector<uint32_t>> read_port_slots(const Instance& in) {
     uint32_t count = TCD_PORT_JT_ENTRIES, out = 0;
     LIBBPF_OPTS(bpf_map_batch_opts, o);
     std::vector<uint32_t> values(TCD_PORT_JT_ENTRIES);
-    // Batch lookups on arrays: Linux 5.6 (probed); else one key at a time.
-    const bool batch = probe::has(probe::Feature::percpu_array_batch).value_or(true);
+    // Batch lookups on arrays: Linux 5.6 (tried: probe::batch_worked); else
+    // one key at a time.
+    const bool batch = probe::try_batch();
     int rc = batch ? bpf_map_lookup_batch(in.port_slot_fd(), nullptr, &out, keys.data(), values.data(), &count, &o)
                    : -1;
-    if (batch && (rc == 0 || (errno == ENOENT && count > 0))) {
+    if (batch && probe::batch_worked(rc, errno, count)) {
         for (uint32_t i = 0; i < count; i++)
             if (keys[i] < TCD_PORT_JT_ENTRIES) slots[keys[i]] = values[i];
         return slots;

@@ -189,6 +189,23 @@ std::string freplace_refusal() {
     return refusal();
 }
 
+bool try_batch() {
+    Cache& c = cache();
+    std::lock_guard lock(c.mu);
+    return c.known[index(Feature::percpu_array_batch)].value_or(true);
+}
+
+bool batch_worked(int rc, int err, uint32_t count) {
+    const bool worked = rc == 0 || (err == ENOENT && count > 0);  // ENOENT: the last batch
+    const bool unsupported = rc != 0 && (err == EINVAL || err == EOPNOTSUPP || err == kENOTSUPP);
+    if (worked || unsupported) {
+        Cache& c = cache();
+        std::lock_guard lock(c.mu);
+        c.known[index(Feature::percpu_array_batch)] = worked;
+    }
+    return worked;
+}
+
 void override_for_test(Feature f, std::optional<bool> v) {
     Cache& c = cache();
     std::lock_guard lock(c.mu);

@@ -5,6 +5,7 @@
 // process.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -47,6 +48,19 @@ Result<> require(Feature f, const std::string& what, const std::string& hint = {
 // Why the freplace probe said no: the kernel's answer ("Operation not
 // permitted (lockdown?)"), empty when it said yes or did not run.
 std::string freplace_refusal();
+
+// Batch lookups and updates on arrays, tried on the map at hand rather than
+// probed: a probe map would cost a map and, through libbpf, two program
+// loads of its own feature probes, more than `tcd stats` itself. `rc` and
+// `err` are the batch call's result and errno. True when the batch did its
+// work (remembered as the feature's answer); false when the caller must go
+// one key at a time: the answer is known to be no (remembered too: the
+// kernel said EINVAL, an unknown command before 5.6, or EOPNOTSUPP/ENOTSUPP),
+// or the batch failed for another reason.
+bool batch_worked(int rc, int err, uint32_t count);
+// Whether to try a batch at all: false once the kernel said no (or a test
+// said so through override_for_test); true when untried.
+bool try_batch();
 
 // Tests only: make has() answer `v` for `f` (nullopt: probe again).
 void override_for_test(Feature f, std::optional<bool> v);

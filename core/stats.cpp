@@ -65,12 +65,13 @@ Result<StatsSnapshot> read_stats(int stats_fd, KeyKind kind) {
     std::vector<uint32_t> keys(rows);
     uint32_t count = rows, out_batch = 0;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    // Batch lookups on per-CPU arrays came in Linux 5.6 (probed); without
-    // them, or when the batch fails, one lookup per row.
-    const bool batch = probe::has(probe::Feature::percpu_array_batch).value_or(true);
+    // Batch lookups on per-CPU arrays came in Linux 5.6 (tried, not probed:
+    // probe::batch_worked); without them, or when the batch fails, one
+    // lookup per row.
+    const bool batch = probe::try_batch();
     int rc = batch ? bpf_map_lookup_batch(stats_fd, nullptr, &out_batch, keys.data(), values.data(), &count, &opts)
                    : -1;
-    if (batch && (rc == 0 || (errno == ENOENT && count > 0))) {
+    if (batch && probe::batch_worked(rc, errno, count)) {
         for (uint32_t i = 0; i < count; i++)
             store(s, keys[i], sum_cpus(&values[size_t(i) * ncpus], ncpus));
     } else {
@@ -94,9 +95,10 @@ Result<> reset_stats(int stats_fd, KeyKind kind) {
     uint32_t count = rows;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
     // Batch updates came with batch lookups (Linux 5.6).
-    if (probe::has(probe::Feature::percpu_array_batch).value_or(true) &&
-        bpf_map_update_batch(stats_fd, keys.data(), zero.data(), &count, &opts) == 0)
-        return {};
+    if (probe::try_batch()) {
+        int rc = bpf_map_update_batch(stats_fd, keys.data(), zero.data(), &count, &opts);
+        if (probe::batch_worked(rc, errno, rc == 0 ? count : 0)) return {};
+    }
     for (uint32_t slot = 0; slot < rows; slot++)
         if (bpf_map_update_elem(stats_fd, &slot, zero.data(), BPF_ANY) != 0)
             return fail_errno("reset counters", errno);
