@@ -34,6 +34,16 @@ inline nlohmann::json tcd_json_on(const std::string& dir, const std::string& arg
     return nlohmann::json::parse(c.out.empty() ? "null" : c.out, nullptr, false);
 }
 
+// TCD_TEST_SLOWDOWN=K (a whole number, default 1): the machine is K times
+// slower than a development host (scripts/vm-test.sh's emulated guest).
+// Tests that count how much work fits in a stream divide their floors by it,
+// or stretch their streams by it.
+inline int slowdown() {
+    const char* s = std::getenv("TCD_TEST_SLOWDOWN");
+    int k = s ? std::atoi(s) : 1;
+    return k < 1 ? 1 : k;
+}
+
 #ifdef TCD_PEER
 // `count` UDP datagrams from namespace `from` to address `to` (of namespace
 // `at`), port `port`; how many arrived (-1: the receiver did not start).
@@ -55,16 +65,6 @@ inline int udp_across(const std::string& from, const std::string& at, const std:
         if (std::sscanf(line, "received %d", &received) == 1) break;
     pclose(r);
     return received;
-}
-
-// TCD_TEST_SLOWDOWN=K (a whole number, default 1): the machine is K times
-// slower than a development host (scripts/vm-test.sh's emulated guest).
-// Tests that count how much work fits in a stream divide their floors by it,
-// or stretch their streams by it.
-inline int slowdown() {
-    const char* s = std::getenv("TCD_TEST_SLOWDOWN");
-    int k = s ? std::atoi(s) : 1;
-    return k < 1 ? 1 : k;
 }
 
 struct StreamResult {
