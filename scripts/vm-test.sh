@@ -304,7 +304,7 @@ esac
   echo "cd $(printf %q "$ROOT")"
   echo "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/home TERM=dumb"
   echo "export BUILD_DIR=$(printf %q "$BUILD_DIR") CI=$(printf %q "${CI:-}")"
-  for v in TCD_DIFF_FRAMES TCD_DIFF_SEED TCD_CONCURRENCY_SECONDS TCD_TEST_SLOWDOWN GTEST_FILTER; do
+  for v in TCD_DIFF_FRAMES TCD_DIFF_SEED TCD_CONCURRENCY_WRITES TCD_TEST_SLOWDOWN GTEST_FILTER; do
     [ -n "${!v:-}" ] && echo "export $v=$(printf %q "${!v}")"
   done
   echo "mkdir -p \$HOME"

@@ -36,8 +36,8 @@ inline nlohmann::json tcd_json_on(const std::string& dir, const std::string& arg
 
 // TCD_TEST_SLOWDOWN=K (a whole number, default 1): the machine is K times
 // slower than a development host (scripts/vm-test.sh's emulated guest).
-// Tests that count how much work fits in a stream divide their floors by it,
-// or stretch their streams by it.
+// tcd_peer stretches its waits by it; no test counts how much work fits in
+// a time (udp_stream_around makes the stream last as long as the work).
 inline int slowdown() {
     const char* s = std::getenv("TCD_TEST_SLOWDOWN");
     int k = s ? std::atoi(s) : 1;
@@ -68,17 +68,52 @@ inline int udp_across(const std::string& from, const std::string& at, const std:
 }
 
 struct StreamResult {
-    int received = -1, missing = -1;
+    int received = -1, missing = -1, sent = -1;  // sent: what the receiver learnt from the last datagram
 };
 
-// A steady UDP stream of `count` datagrams, `interval_us` apart, from
-// namespace `from` to address `to` (of namespace `at`), port `port`, while
-// `during` runs; `during` gets a function that says whether the sender still
-// runs, so it can keep working for exactly as long as the stream lasts.
-// Returns what the receiver said ("received N", "missing M").
-inline StreamResult udp_stream_during(const std::string& from, const std::string& at, const std::string& to,
-                                      int port, int count, int interval_us,
-                                      const std::function<void(const std::function<bool()>&)>& during) {
+// A steady UDP stream, one datagram every `interval_us`, from namespace
+// `from` to address `to` (of namespace `at`), port `port`, for exactly as
+// long as `work` runs: the sender is told to stop once `work` returns (its
+// last datagram says how many it sent). So a test does a fixed amount of
+// work under traffic, however fast or slow the machine is, and never counts
+// how much work fits in a stream. Returns what the receiver said.
+inline StreamResult udp_stream_around(const std::string& from, const std::string& at, const std::string& to,
+                                      int port, int interval_us, const std::function<void()>& work) {
+    std::string peer = TCD_PEER;
+    FILE* r = popen((peer + " udp-recv --netns " + at + " --port " + std::to_string(port) +
+                     " --count 10000000 --timeout-ms 2000")
+                        .c_str(),
+                    "r");
+    StreamResult res;
+    if (!r) return res;
+    char line[128] = {};
+    if (!fgets(line, sizeof line, r)) {  // "ready"
+        pclose(r);
+        return res;
+    }
+    FILE* s = popen((peer + " udp-send --netns " + from + " --to " + to + " --port " + std::to_string(port) +
+                     " --count 10000000 --interval-us " + std::to_string(interval_us) + " --stop stdin >/dev/null")
+                        .c_str(),
+                    "w");
+    if (!s) {
+        pclose(r);
+        return res;
+    }
+    work();
+    pclose(s);  // end of file on the sender's stdin: it sends its last datagram and exits
+    while (fgets(line, sizeof line, r)) {
+        std::sscanf(line, "received %d", &res.received);
+        std::sscanf(line, "missing %d", &res.missing);
+        std::sscanf(line, "count %d", &res.sent);
+    }
+    pclose(r);
+    return res;
+}
+
+// `count` datagrams, `interval_us` apart, as above but for a fixed count,
+// while nothing else is done (a stream that must cross a datapath whole).
+inline StreamResult udp_stream(const std::string& from, const std::string& at, const std::string& to, int port,
+                               int count, int interval_us) {
     std::string peer = TCD_PEER;
     FILE* r = popen((peer + " udp-recv --netns " + at + " --port " + std::to_string(port) + " --count " +
                      std::to_string(count) + " --timeout-ms 2000")
@@ -91,17 +126,12 @@ inline StreamResult udp_stream_during(const std::string& from, const std::string
         pclose(r);
         return res;
     }
-    std::atomic<bool> sending{true};
-    std::thread sender([&] {
-        sh(peer + " udp-send --netns " + from + " --to " + to + " --port " + std::to_string(port) + " --count " +
-           std::to_string(count) + " --interval-us " + std::to_string(interval_us) + " >/dev/null");
-        sending = false;
-    });
-    during([&] { return sending.load(); });
-    sender.join();
+    sh(peer + " udp-send --netns " + from + " --to " + to + " --port " + std::to_string(port) + " --count " +
+       std::to_string(count) + " --interval-us " + std::to_string(interval_us) + " >/dev/null");
     while (fgets(line, sizeof line, r)) {
         std::sscanf(line, "received %d", &res.received);
         std::sscanf(line, "missing %d", &res.missing);
+        std::sscanf(line, "count %d", &res.sent);
     }
     pclose(r);
     return res;

@@ -284,10 +284,10 @@ namespace {
 
 using tcdtest::StreamResult;
 
-// The stream every live test here sends: A to B's 10.201.0.2, port 7003.
-StreamResult udp_stream_during(const Topology& t, int count, int interval_us,
-                               const std::function<void(const std::function<bool()>&)>& during) {
-    return tcdtest::udp_stream_during(t.a(), t.b(), "10.201.0.2", 7003, count, interval_us, during);
+// The stream every live test here sends: A to B's 10.201.0.2, port 7003,
+// one datagram every `interval_us` for as long as `work` runs.
+StreamResult udp_stream_around(const Topology& t, int interval_us, const std::function<void()>& work) {
+    return tcdtest::udp_stream_around(t.a(), t.b(), "10.201.0.2", 7003, interval_us, work);
 }
 
 TEST(E2E, LiveSwapLosesNothing) {
@@ -295,22 +295,17 @@ TEST(E2E, LiveSwapLosesNothing) {
     ASSERT_EQ(t.tcd("attach vb --netns " + t.b()).rc, 0);
     ASSERT_EQ(t.tcd("map set udp udp_handler").rc, 0);
     ASSERT_EQ(t.udp(10), 10);  // neighbours resolved before the stream
-    // About 6 s of datagrams; the key is switched for as long as they flow.
-    int swaps = 0, failed = 0;
-    auto r = udp_stream_during(t, 30000, 200, [&](const std::function<bool()>& sending) {
-        for (int i = 0; sending(); i++) {
-            if (t.tcd(i % 2 ? "-q map set udp udp_handler" : "-q map set udp pass").rc == 0)
-                swaps++;
-            else
-                failed++;
-        }
+    // The key is switched 100 times while the datagrams flow.
+    constexpr int kSwaps = 100;
+    int failed = 0;
+    auto r = udp_stream_around(t, 200, [&] {
+        for (int i = 0; i < kSwaps; i++)
+            if (t.tcd(i % 2 ? "-q map set udp udp_handler" : "-q map set udp pass").rc != 0) failed++;
     });
     EXPECT_EQ(failed, 0);
-    // A machine K times slower (TCD_TEST_SLOWDOWN) manages K times fewer
-    // swaps in the same stream.
-    EXPECT_GE(swaps, 200 / tcdtest::slowdown()) << "too few swaps while the stream ran";
-    std::printf("%d swaps during the stream\n", swaps);
-    EXPECT_EQ(r.received, 30000);
+    std::printf("%d swaps during a stream of %d datagrams\n", kSwaps, r.sent);
+    EXPECT_GT(r.sent, kSwaps);  // the stream ran while the key was switched
+    EXPECT_EQ(r.received, r.sent);
     EXPECT_EQ(r.missing, 0);
     json s = t.tcd_json("stats");
     EXPECT_EQ((*key_row(s, 17))["missed"], 0);
@@ -322,21 +317,17 @@ TEST(E2E, HitlessReloadUnderTraffic) {
     ASSERT_EQ(t.tcd("map set udp udp_handler").rc, 0);
     ASSERT_EQ(t.udp(10), 10);
     json first = t.tcd_json("status");
-    // About 4.5 s of datagrams; the dispatcher is reloaded for as long as they flow.
-    const int count = 15000;
-    int reloads = 0, failed = 0;
-    auto r = udp_stream_during(t, count, 300, [&](const std::function<bool()>& sending) {
-        for (int i = 0; sending(); i++) {
-            if (t.tcd(std::string("-q load --force --miss-action ") + (i % 2 ? "pass" : "drop")).rc == 0)
-                reloads++;
-            else
-                failed++;
-        }
+    // The dispatcher is reloaded 10 times while the datagrams flow.
+    constexpr int kReloads = 10;
+    int failed = 0;
+    auto r = udp_stream_around(t, 300, [&] {
+        for (int i = 0; i < kReloads; i++)
+            if (t.tcd(std::string("-q load --force --miss-action ") + (i % 2 ? "pass" : "drop")).rc != 0) failed++;
     });
     EXPECT_EQ(failed, 0);
-    EXPECT_GE(reloads, 5) << "too few reloads while the stream ran";
-    std::printf("%d reloads during the stream\n", reloads);
-    EXPECT_EQ(r.received, count);
+    std::printf("%d reloads during a stream of %d datagrams\n", kReloads, r.sent);
+    EXPECT_GT(r.sent, kReloads);
+    EXPECT_EQ(r.received, r.sent);
     EXPECT_EQ(r.missing, 0);
     json after = t.tcd_json("status");
     EXPECT_NE(after["dispatcher"]["prog_id"], first["dispatcher"]["prog_id"]);
@@ -344,7 +335,7 @@ TEST(E2E, HitlessReloadUnderTraffic) {
     ASSERT_EQ(after["attached"].size(), 1u);
     json s = t.tcd_json("stats");
     EXPECT_EQ((*key_row(s, 17))["missed"], 0);
-    EXPECT_GE((*key_row(s, 17))["packets"].get<uint64_t>(), uint64_t(count) + 10);  // counters carried across reloads
+    EXPECT_GE((*key_row(s, 17))["packets"].get<uint64_t>(), uint64_t(r.sent) + 10);  // counters carried across reloads
     // No staged dispatcher pin is left behind.
     for (const auto& name : tcd::bpffs::list_pins(t.dir())) EXPECT_EQ(name.find("~tmp-"), std::string::npos) << name;
 }
@@ -358,26 +349,25 @@ TEST(E2E, RespecialiseUnderTrafficLosesNothing) {
     ASSERT_EQ(t.tcd("map set udp udp_handler").rc, 0);
     ASSERT_EQ(t.udp(10), 10);
     json first = t.tcd_json("status");
-    const int count = 15000;
-    int swaps = 0, failed = 0;
-    auto r = udp_stream_during(t, count, 300, [&](const std::function<bool()>& sending) {
-        for (int i = 0; sending(); i++) {
+    constexpr int kSwaps = 10;
+    int failed = 0;
+    auto r = udp_stream_around(t, 300, [&] {
+        for (int i = 0; i < kSwaps; i++) {
             json j = t.tcd_json(i % 2 ? "map del gre" : "map set gre pass");
-            if (j.is_object() && j.value("respecialised", false)) swaps++;
-            else failed++;
+            if (!j.is_object() || !j.value("respecialised", false)) failed++;
         }
     });
     EXPECT_EQ(failed, 0);
-    EXPECT_GE(swaps, 5) << "too few swaps while the stream ran";
-    std::printf("%d dispatcher swaps (map set / del gre) during the stream\n", swaps);
-    EXPECT_EQ(r.received, count);
+    std::printf("%d dispatcher swaps (map set / del gre) during a stream of %d datagrams\n", kSwaps, r.sent);
+    EXPECT_GT(r.sent, kSwaps);
+    EXPECT_EQ(r.received, r.sent);
     EXPECT_EQ(r.missing, 0);
     json after = t.tcd_json("status");
     EXPECT_NE(after["dispatcher"]["prog_id"], first["dispatcher"]["prog_id"]);
     ASSERT_EQ(after["attached"].size(), 1u);
     json s = t.tcd_json("stats");
     EXPECT_EQ((*key_row(s, 17))["missed"], 0);
-    EXPECT_GE((*key_row(s, 17))["packets"].get<uint64_t>(), uint64_t(count) + 10);
+    EXPECT_GE((*key_row(s, 17))["packets"].get<uint64_t>(), uint64_t(r.sent) + 10);
     for (const auto& name : tcd::bpffs::list_pins(t.dir())) EXPECT_EQ(name.find("~tmp-"), std::string::npos) << name;
 }
 

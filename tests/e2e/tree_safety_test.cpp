@@ -75,11 +75,10 @@ std::pair<Cmd, Cmd> at_once(const std::string& a, const std::string& b) {
     return {ra, rb};
 }
 
-// count datagrams from a to b's port while `during` runs.
-tcdtest::StreamResult udp_stream_during(const tcdtest::Topology& net, const std::string& to, int port, int count,
-                                        int interval_us,
-                                        const std::function<void(const std::function<bool()>&)>& during) {
-    return tcdtest::udp_stream_during(net.ns("a"), net.ns("b"), to, port, count, interval_us, during);
+// Datagrams from a to b's port for as long as `work` runs.
+tcdtest::StreamResult udp_stream_around(const tcdtest::Topology& net, const std::string& to, int port,
+                                        int interval_us, const std::function<void()>& work) {
+    return tcdtest::udp_stream_around(net.ns("a"), net.ns("b"), to, port, interval_us, work);
 }
 
 // A map set in the parent wiring the child, and the child's unload, started
@@ -185,12 +184,12 @@ TEST(TreeSafety, ChildReloadedUnderTrafficMovesItsParent) {
     EXPECT_NE(tcd(web, "load --force --key port").out.find("repointed " + root + " key 17"), std::string::npos);
     EXPECT_EQ(wired_id(root, 17), dispatcher_id(web));
 
-    // About 3.6 s of datagrams here; K times longer on a machine K times
-    // slower (TCD_TEST_SLOWDOWN), so the same few reloads fit in the stream.
-    const int count = 12000 * tcdtest::slowdown();
+    // The child is reloaded 4 times and respecialised 8 times (map set and
+    // del of 7010, each a new direct set) while the datagrams flow.
+    constexpr int kRounds = 12;
     int reloads = 0, respecialised = 0, failed = 0, behind = 0;
-    auto r = udp_stream_during(net, "10.206.0.2", 7003, count, 300, [&](const std::function<bool()>& sending) {
-        for (int i = 0; sending(); i++) {
+    auto r = udp_stream_around(net, "10.206.0.2", 7003, 300, [&] {
+        for (int i = 0; i < kRounds; i++) {
             switch (i % 3) {
             case 0:
                 if (tcd(web, "-q load --force --key port").rc == 0) reloads++;
@@ -209,9 +208,12 @@ TEST(TreeSafety, ChildReloadedUnderTrafficMovesItsParent) {
     });
     EXPECT_EQ(failed, 0);
     EXPECT_EQ(behind, 0) << "the parent was left at an earlier dispatcher of the child";
-    EXPECT_GE(reloads, 2);
-    EXPECT_GE(respecialised, 2);
-    std::printf("%d reloads and %d respecialisations of the child during the stream\n", reloads, respecialised);
+    EXPECT_EQ(reloads, 4);
+    EXPECT_EQ(respecialised, 8);
+    std::printf("%d reloads and %d respecialisations of the child during a stream of %d datagrams\n", reloads,
+                respecialised, r.sent);
+    EXPECT_GT(r.sent, kRounds);
+    const int count = r.sent;
     EXPECT_EQ(r.received, count);
     EXPECT_EQ(r.missing, 0);
     EXPECT_NE(dispatcher_id(web), first);
@@ -359,7 +361,7 @@ TEST(TreeSafety, ChainingHandlersCountAsLevels) {
     ASSERT_EQ(at.size(), 1u);
     std::printf("attached %s\n", at[0].value("multiprog", false) ? "inside libxdp's dispatcher" : "alone");
     const int count = 50;
-    auto none = udp_stream_during(net, "10.207.0.2", 7005, count, 500, [](const std::function<bool()>&) {});
+    auto none = tcdtest::udp_stream(net.ns("a"), net.ns("b"), "10.207.0.2", 7005, count, 500);
     EXPECT_EQ(none.received, 0) << "datagrams got past the 16th level's drop";
     n.insert(n.begin(), top);
     for (size_t i = 0; i < n.size(); i++) {

@@ -7,8 +7,10 @@
 // non-zero exit status (1 = runtime failure, 2 = usage error).
 //
 // Wire format: each UDP datagram starts with a 64-bit big-endian sequence
-// number (0..N-1), padded to --size bytes. TCP payload byte i is (i % 251),
-// which the listener verifies.
+// number (0..N-1), padded to --size bytes; byte 8 of the last datagram of a
+// stream is 0x01 (the others carry 0xab there), so the receiver learns how
+// many were sent. TCP payload byte i is (i % 251), which the listener
+// verifies.
 //
 // Build: g++ -std=c++20 -O2 -Wall -Wextra -Werror -o tcd_peer tcd_peer.cpp
 
@@ -42,12 +44,18 @@ namespace {
 constexpr const char* kUsage = R"(usage: tcd_peer COMMAND [--netns NAME|PATH] OPTIONS
 
   udp-recv --port P --count N --timeout-ms T [--bind ADDR]
-      Print "ready", then receive until N datagrams arrived or T ms passed
-      without one. Prints "received K", "missing K", "dup K". Binds to
-      [::] (dual-stack) unless --bind is given.
+      Print "ready", then receive until N datagrams arrived (or, once the
+      sender's last datagram came, all it sent) or T ms passed without one.
+      Prints "received K", "missing K", "dup K" and "count K" (how many the
+      sender sent, as its last datagram said; N when that never came).
+      Binds to [::] (dual-stack) unless --bind is given.
   udp-send --to ADDR --port P --count N [--interval-us U] [--size BYTES]
+           [--stop stdin]
       Send N datagrams carrying sequence numbers 0..N-1 (size default 64,
-      minimum 8). Prints "sent N".
+      minimum 9), the last one marked as the last. With --stop stdin, N is
+      an upper bound: the stream ends (its current datagram marked as the
+      last) as soon as standard input reaches end of file, so a stream lasts
+      exactly as long as the work it accompanies. Prints "sent K".
   tcp-listen --port P --timeout-ms T [--bytes B] [--bind ADDR]
       Print "ready", accept one connection, read until EOF (T ms idle
       timeout), print "received BYTES". With --bytes, fail unless exactly B.
@@ -64,6 +72,7 @@ constexpr uint64_t kMaxCount = 10'000'000;
 constexpr uint64_t kMaxTimeoutMs = 3'600'000;
 constexpr uint64_t kMaxTcpBytes = uint64_t{1} << 34;  // 16 GiB
 constexpr uint8_t kPatternModulus = 251;
+constexpr uint8_t kLastMark = 0x01;  // byte 8 of a stream's last datagram
 
 using Clock = std::chrono::steady_clock;
 
@@ -276,7 +285,8 @@ int udp_recv(const Options& opts) {
   std::vector<uint8_t> buf(65536);
   auto timeout = std::chrono::milliseconds(timeout_ms);
   auto deadline = Clock::now() + timeout;
-  while (received < count && wait_for(fd.get(), POLLIN, deadline)) {
+  // Until all were seen: `count`, or fewer once the last datagram says so.
+  while (distinct < count && wait_for(fd.get(), POLLIN, deadline)) {
     ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;
@@ -288,6 +298,7 @@ int udp_recv(const Options& opts) {
     uint64_t seq = 0;
     for (int i = 0; i < 8; ++i) seq = (seq << 8) | buf[i];
     if (seq >= count) continue;  // Not one of ours; counted, but not tracked.
+    if (n > 8 && buf[8] == kLastMark) count = seq + 1;  // The sender's last.
     if (seen[seq]) {
       ++dups;
     } else {
@@ -296,9 +307,26 @@ int udp_recv(const Options& opts) {
     }
   }
   print_line("received " + std::to_string(received));
-  print_line("missing " + std::to_string(count - distinct));
+  print_line("missing " + std::to_string(count - std::min(distinct, count)));
   print_line("dup " + std::to_string(dups));
+  print_line("count " + std::to_string(count));
   return 0;
+}
+
+// True once standard input has reached end of file (or hung up); reads and
+// drops whatever it carries before that. Never blocks.
+bool stdin_ended() {
+  for (;;) {
+    pollfd pfd{STDIN_FILENO, POLLIN, 0};
+    int r = ::poll(&pfd, 1, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    if (!(pfd.revents & POLLIN)) return true;  // POLLHUP, POLLERR or POLLNVAL alone
+    char junk[256];
+    ssize_t n = ::read(STDIN_FILENO, junk, sizeof junk);
+    if (n == 0) return true;
+    if (n < 0 && errno != EINTR && errno != EAGAIN) return true;
+  }
 }
 
 int udp_send(const Options& opts) {
@@ -306,7 +334,12 @@ int udp_send(const Options& opts) {
   SockAddr to = require_addr(opts, "to", port);
   uint64_t count = opts.number("count", 1, kMaxCount);
   uint64_t interval_us = opts.number("interval-us", 0, 10'000'000, 0);
-  uint64_t size = opts.number("size", 8, 65507, 64);
+  uint64_t size = opts.number("size", 9, 65507, 64);
+  bool stop_on_stdin = false;
+  if (auto stop = opts.get("stop")) {
+    if (*stop != "stdin") usage_error("--stop takes 'stdin', got '" + *stop + "'");
+    stop_on_stdin = true;
+  }
   enter_netns(opts);
 
   UniqueFd fd(::socket(to.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -317,14 +350,19 @@ int udp_send(const Options& opts) {
   std::vector<uint8_t> payload(size, 0xab);
   timespec next{};
   ::clock_gettime(CLOCK_MONOTONIC, &next);
+  uint64_t sent = 0;
   for (uint64_t seq = 0; seq < count; ++seq) {
     for (int i = 0; i < 8; ++i) payload[i] = static_cast<uint8_t>(seq >> (56 - 8 * i));
+    bool last = seq + 1 == count || (stop_on_stdin && stdin_ended());
+    if (last) payload[8] = kLastMark;
     // Unconnected sendto: ICMP errors from the peer are not reported back as
     // ECONNREFUSED on later sends, so a closed port is just a lossy sink.
     while (::sendto(fd.get(), payload.data(), payload.size(), 0, to.ptr(), to.len) < 0) {
       if (errno != EINTR) fail(sys_error("sendto (datagram " + std::to_string(seq) + ")"));
     }
-    if (interval_us > 0 && seq + 1 < count) {
+    sent = seq + 1;
+    if (last) break;
+    if (interval_us > 0) {
       // The stream's pace is what --interval-us asks for (the live-swap tests
       // need it to last seconds): a rate, not a wait for something.
       uint64_t nsec = static_cast<uint64_t>(next.tv_nsec) + interval_us * 1000;
@@ -334,7 +372,7 @@ int udp_send(const Options& opts) {
       }
     }
   }
-  print_line("sent " + std::to_string(count));
+  print_line("sent " + std::to_string(sent));
   return 0;
 }
 
@@ -449,7 +487,7 @@ int main(int argc, char** argv) {
   };
   const Command commands[] = {
       {"udp-recv", {"port", "count", "timeout-ms", "bind"}, udp_recv},
-      {"udp-send", {"to", "port", "count", "interval-us", "size"}, udp_send},
+      {"udp-send", {"to", "port", "count", "interval-us", "size", "stop"}, udp_send},
       {"tcp-listen", {"port", "timeout-ms", "bytes", "bind"}, tcp_listen},
       {"tcp-send", {"to", "port", "bytes", "timeout-ms"}, tcp_send},
   };
