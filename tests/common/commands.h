@@ -71,36 +71,26 @@ struct StreamResult {
     int received = -1, missing = -1, sent = -1;  // sent: what the receiver learnt from the last datagram
 };
 
-// A steady UDP stream, one datagram every `interval_us`, from namespace
-// `from` to address `to` (of namespace `at`), port `port`, for exactly as
-// long as `work` runs: the sender is told to stop once `work` returns (its
-// last datagram says how many it sent). So a test does a fixed amount of
-// work under traffic, however fast or slow the machine is, and never counts
-// how much work fits in a stream. Returns what the receiver said.
-inline StreamResult udp_stream_around(const std::string& from, const std::string& at, const std::string& to,
-                                      int port, int interval_us, const std::function<void()>& work) {
-    std::string peer = TCD_PEER;
-    FILE* r = popen((peer + " udp-recv --netns " + at + " --port " + std::to_string(port) +
-                     " --count 10000000 --timeout-ms 2000")
+namespace detail {
+// tcd_peer udp-recv in namespace `at` on `port`, for up to `count`
+// datagrams, once it said "ready" (nullptr: it did not start).
+inline FILE* udp_receiver(const std::string& at, int port, int count) {
+    FILE* r = popen((std::string(TCD_PEER) + " udp-recv --netns " + at + " --port " + std::to_string(port) +
+                     " --count " + std::to_string(count) + " --timeout-ms 2000")
                         .c_str(),
                     "r");
-    StreamResult res;
-    if (!r) return res;
     char line[128] = {};
-    if (!fgets(line, sizeof line, r)) {  // "ready"
+    if (r && !fgets(line, sizeof line, r)) {  // "ready"
         pclose(r);
-        return res;
+        r = nullptr;
     }
-    FILE* s = popen((peer + " udp-send --netns " + from + " --to " + to + " --port " + std::to_string(port) +
-                     " --count 10000000 --interval-us " + std::to_string(interval_us) + " --stop stdin >/dev/null")
-                        .c_str(),
-                    "w");
-    if (!s) {
-        pclose(r);
-        return res;
-    }
-    work();
-    pclose(s);  // end of file on the sender's stdin: it sends its last datagram and exits
+    return r;
+}
+
+// What the receiver says once the stream ended, and its exit.
+inline StreamResult udp_receiver_result(FILE* r) {
+    StreamResult res;
+    char line[128] = {};
     while (fgets(line, sizeof line, r)) {
         std::sscanf(line, "received %d", &res.received);
         std::sscanf(line, "missing %d", &res.missing);
@@ -110,31 +100,42 @@ inline StreamResult udp_stream_around(const std::string& from, const std::string
     return res;
 }
 
+inline std::string udp_sender(const std::string& from, const std::string& to, int port, int count,
+                              int interval_us) {
+    return std::string(TCD_PEER) + " udp-send --netns " + from + " --to " + to + " --port " + std::to_string(port) +
+           " --count " + std::to_string(count) + " --interval-us " + std::to_string(interval_us);
+}
+}  // namespace detail
+
+// A steady UDP stream, one datagram every `interval_us`, from namespace
+// `from` to address `to` (of namespace `at`), port `port`, for exactly as
+// long as `work` runs: the sender is told to stop once `work` returns (its
+// last datagram says how many it sent). So a test does a fixed amount of
+// work under traffic, however fast or slow the machine is, and never counts
+// how much work fits in a stream. Returns what the receiver said.
+inline StreamResult udp_stream_around(const std::string& from, const std::string& at, const std::string& to,
+                                      int port, int interval_us, const std::function<void()>& work) {
+    constexpr int kUpTo = 10000000;  // tcd_peer's largest count: the stream ends before
+    FILE* r = detail::udp_receiver(at, port, kUpTo);
+    if (!r) return {};
+    FILE* s = popen((detail::udp_sender(from, to, port, kUpTo, interval_us) + " --stop stdin >/dev/null").c_str(), "w");
+    if (!s) {
+        pclose(r);
+        return {};
+    }
+    work();
+    pclose(s);  // end of file on the sender's stdin: it sends its last datagram and exits
+    return detail::udp_receiver_result(r);
+}
+
 // `count` datagrams, `interval_us` apart, as above but for a fixed count,
 // while nothing else is done (a stream that must cross a datapath whole).
 inline StreamResult udp_stream(const std::string& from, const std::string& at, const std::string& to, int port,
                                int count, int interval_us) {
-    std::string peer = TCD_PEER;
-    FILE* r = popen((peer + " udp-recv --netns " + at + " --port " + std::to_string(port) + " --count " +
-                     std::to_string(count) + " --timeout-ms 2000")
-                        .c_str(),
-                    "r");
-    StreamResult res;
-    if (!r) return res;
-    char line[128] = {};
-    if (!fgets(line, sizeof line, r)) {  // "ready"
-        pclose(r);
-        return res;
-    }
-    sh(peer + " udp-send --netns " + from + " --to " + to + " --port " + std::to_string(port) + " --count " +
-       std::to_string(count) + " --interval-us " + std::to_string(interval_us) + " >/dev/null");
-    while (fgets(line, sizeof line, r)) {
-        std::sscanf(line, "received %d", &res.received);
-        std::sscanf(line, "missing %d", &res.missing);
-        std::sscanf(line, "count %d", &res.sent);
-    }
-    pclose(r);
-    return res;
+    FILE* r = detail::udp_receiver(at, port, count);
+    if (!r) return {};
+    sh(detail::udp_sender(from, to, port, count, interval_us) + " >/dev/null");
+    return detail::udp_receiver_result(r);
 }
 
 // A TCP connection from namespace `from` to address `to` (of namespace `at`),
