@@ -270,22 +270,30 @@ public:
 };
 
 // Why tcd would attach alone ("" when libxdp's dispatcher can take it): the
-// kernel refuses freplace (lockdown), or the probe could not run.
+// kernel refuses freplace (lockdown), libxdp's dispatcher cannot take tcd's
+// entry on this kernel (probe::Feature::libxdp_entry), or a probe could not
+// run.
 std::string alone_reason() {
     auto fr = probe::has(probe::Feature::freplace);
     if (!fr) return "the freplace probe could not run: " + fr.error().message();
-    if (*fr) return "";
-    std::string why = probe::freplace_refusal();
-    return why.empty() ? "this kernel refuses freplace programs, which libxdp's dispatcher needs" : why;
+    if (!*fr) {
+        std::string why = probe::freplace_refusal();
+        return why.empty() ? "this kernel refuses freplace programs, which libxdp's dispatcher needs" : why;
+    }
+    auto entry = probe::has(probe::Feature::libxdp_entry);
+    if (!entry) return "the probe of libxdp's dispatcher could not run: " + entry.error().message();
+    if (*entry) return "";
+    std::string why = probe::libxdp_entry_refusal();
+    return why.empty() ? "libxdp's dispatcher cannot take tcd's entry here" : why;
 }
 
-// The reason to attach alone for this request ("" = join or make libxdp's dispatcher).
-std::string alone_reason(const AttachOptions& opt) {
+// The reason to attach alone that the request itself gives ("" = none).
+std::string asked_alone(const AttachOptions& opt) {
     if (opt.alone) return "--alone asked for it";
     if (opt.mode == AttachMode::hw) return "libxdp has no multi-program dispatcher in hw mode";
     if (const char* e = secure_getenv("LIBXDP_SKIP_DISPATCHER"); e && std::string(e) == "1")
         return "LIBXDP_SKIP_DISPATCHER=1 is set";
-    return alone_reason();
+    return "";
 }
 
 // The instance's mp_entry, pinned (made, and pinned before anything is
@@ -346,7 +354,8 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
     AttachResult res;
     res.where = where_of(at);
     XdpState st = query(at.ifindex, in.dispatcher(), entry_map_id(in));
-    std::string why_alone = alone_reason(opt);
+    const std::string asked = asked_alone(opt);
+    std::string why_alone = asked.empty() ? alone_reason() : asked;
     bool multi = why_alone.empty();
     if (multi && probe::has(probe::Feature::prog_array_attach_check).value_or(true)) {
         // The entry shim is a freplace program (expected attach type none);
@@ -365,6 +374,16 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
     enum xdp_attach_mode foreign_mode = XDP_MODE_UNSPEC;
     if (st.attached && !join) {
         std::string who = fmt::format("{} (id {})", st.prog_name, st.prog_id);
+        if (!opt.force && st.multiprog && asked.empty()) {
+            // Programs in libxdp's dispatcher that tcd cannot join here (the
+            // kernel or the installed libxdp): the cause, and no change.
+            std::string names;
+            for (const auto& o : st.others) names += (names.empty() ? "" : ", ") + o.name;
+            return fail("attach " + opt.ifname,
+                        fmt::format("tcd's entry cannot join libxdp's dispatcher there ({}): {}",
+                                    names.empty() ? who : "running " + names, why_alone),
+                        "detach those programs first (tcd then attaches alone), or use --force to replace them");
+        }
         if (!opt.force)
             return fail("interface " + opt.ifname, "another XDP program runs there: " + who,
                         st.multiprog ? "use --force to replace it (tcd attaches alone: " + why_alone + ")"

@@ -65,7 +65,7 @@ Result<StatsSnapshot> read_stats(int stats_fd, KeyKind kind) {
     std::vector<uint32_t> keys(rows);
     uint32_t count = rows, out_batch = 0;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    // Batch lookups on per-CPU arrays came in Linux 5.6 (tried, not probed:
+    // Batch lookups on per-CPU arrays came in Linux 5.13 (tried, not probed:
     // probe::batch_worked); without them, or when the batch fails, one
     // lookup per row.
     const bool batch = probe::try_batch();
@@ -94,7 +94,7 @@ Result<> reset_stats(int stats_fd, KeyKind kind) {
     for (uint32_t i = 0; i < rows; i++) keys[i] = i;
     uint32_t count = rows;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    // Batch updates came with batch lookups (Linux 5.6).
+    // Batch updates came with batch lookups (Linux 5.13 for per-CPU arrays).
     if (probe::try_batch()) {
         int rc = bpf_map_update_batch(stats_fd, keys.data(), zero.data(), &count, &opts);
         if (probe::batch_worked(rc, errno, rc == 0 ? count : 0)) return {};

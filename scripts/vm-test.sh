@@ -1,27 +1,43 @@
 #!/usr/bin/env bash
-# Runs tcd's kernel and end-to-end tests on a second kernel: Debian 12's own
-# 6.1 kernel, booted in qemu (TCG: no KVM needed). The guest mounts this
+# Runs tcd's kernel and end-to-end tests on other kernels: Debian's own
+# kernels, booted in qemu (TCG: no KVM needed). The guest mounts this
 # machine's root read-only over 9p and chroots into it, so it runs the very
 # binaries built here (BUILD_DIR, default build), as root, with lockdown none.
 #
-#   scripts/vm-test.sh                 the guest suite (see GUEST SUITE below)
+#   scripts/vm-test.sh                 the guest suite on Debian 12's current 6.1
+#   scripts/vm-test.sh --kernel K      ... on kernel K (repeat it, or K,K,..., for
+#                                      several, one after the other):
+#                                        5.10  Debian 11 (bullseye)
+#                                        6.1   Debian 12 (bookworm)
+#                                        6.12  Debian 13 (trixie)
+#                                        a suite name (bullseye, bookworm, trixie)
+#                                        or any Debian kernel package name,
+#                                        e.g. linux-image-6.12.41+deb13-amd64-unsigned
 #   scripts/vm-test.sh --run 'CMD'     run CMD (bash -c) in the guest, from the
 #                                      checkout's root; exit with its status
 #   scripts/vm-test.sh --help
 #
-# It prints the guest's `uname -r` and a summary, and exits 0 (all passed),
-# 1 (a failure), or 77 (skipped: no qemu, no kernel package, no boot; with
-# CI=true each of these is a failure instead). A hard timeout bounds the run
-# and no qemu process outlives the script.
+# A kernel series (5.10, 6.1, 6.12) means the newest linux-image-*-amd64-unsigned
+# of that Debian release and its security updates (the -unsigned twin of what
+# its linux-image-amd64 depends on), looked up in apt lists of this script's
+# own (TCD_VM_CACHE/apt/SUITE, refreshed once a day) that point at the archive
+# the machine's apt already uses; the system's sources and lists stay as they
+# are. Without --kernel, the machine's own apt chooses, as it always has.
+#
+# It ends with one row per kernel (kernel, lockdown, what ran, passed/failed/
+# skipped, seconds), and exits 0 (all passed), 1 (a failure), or 77 (skipped:
+# no qemu, no kernel package, no boot; with CI=true each of these is a
+# failure instead). A hard timeout bounds each guest and no qemu process
+# outlives the script.
 #
 # Environment:
 #   BUILD_DIR          the build to test (default build)
-#   TCD_VM_TIMEOUT     hard limit for the whole guest run, seconds (default 1800)
+#   TCD_VM_TIMEOUT     hard limit for one guest run, seconds (default 1800)
 #   TCD_VM_MEM         guest memory (default 2G); TCD_VM_SMP vCPUs (default 2)
 #   TCD_VM_CACHE       kernel cache (default /var/cache/tcd-vm), one directory
-#                      per package and version
-#   TCD_VM_KERNEL_PKG  the kernel package (default: the -unsigned twin of what
-#                      linux-image-amd64 depends on, i.e. Debian 12's current 6.1)
+#                      per package and version, and the apt lists (apt/SUITE)
+#   TCD_VM_KERNEL_PKG  the kernel package when no --kernel is given (default:
+#                      the -unsigned twin of what linux-image-amd64 depends on)
 #   TCD_VM_MODULES     extra kernel modules to load in the guest (names)
 #   TCD_VM_KEEP=1      keep the results directory (its path is printed)
 # Guest runs are serialised with a lock (/run/lock/tcd-vm.lock): TCG is
@@ -62,6 +78,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 guest_suite() {
   local OUT=/tmp/vm fail=0
   : > "$OUT/summary"
+  : > "$OUT/counts"
   run_one() {  # name timeout cmd...
     local name=$1 t=$2; shift 2
     local log="$OUT/$name.log" start end rc
@@ -82,6 +99,12 @@ guest_suite() {
       what="$what, passed ${passed:-0}, failed ${failed:-0}, skipped ${skipped:-0}"
     fi
     printf '%-22s %s, %ss\n' "$name" "$what" "$((end - start))" >> "$OUT/summary"
+    # For the table: a gtest binary's counts, or a script as one test.
+    if [ -n "$passed$failed" ]; then
+      echo "${passed:-0} ${failed:-0} ${skipped:-0}" >> "$OUT/counts"
+    elif [ "$rc" = 0 ]; then echo "1 0 0" >> "$OUT/counts"
+    else echo "0 1 0" >> "$OUT/counts"
+    fi
     [ "$rc" = 0 ] || fail=1
   }
   local B=$BUILD_DIR/tests
@@ -121,27 +144,84 @@ if [ "${1:-}" = --guest-suite ]; then
 fi
 
 # ---------------------------------------------------------------- on the host
-RUN_CMD=
+RUN_CMD= ONE= ONE_SPEC=
+KERNELS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --run) [ $# -ge 2 ] || { echo "vm-test: --run needs a command" >&2; exit 2; }; RUN_CMD=$2; shift 2 ;;
+    --kernel|--kernel=*)
+      if [ "$1" = --kernel ]; then
+        [ $# -ge 2 ] || { echo "vm-test: --kernel needs a kernel (5.10, 6.1, 6.12 or a package name)" >&2; exit 2; }
+        k=$2; shift 2
+      else
+        k=${1#--kernel=}; shift
+      fi
+      IFS=, read -ra ks <<< "$k"
+      KERNELS+=("${ks[@]}") ;;
+    --one) ONE=1 ONE_SPEC=$2; shift 2 ;;  # internal: one kernel, its row to TCD_VM_ROWS
     -h|--help) usage; exit 0 ;;
     *) echo "vm-test: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
 
+# --- several kernels: one guest each, one after the other, then the table
+if [ -z "$ONE" ]; then
+  for k in "${KERNELS[@]}"; do
+    case "$k" in
+      5.10|6.1|6.12|bullseye|bookworm|trixie|linux-image-*) ;;
+      *) echo "vm-test: unknown kernel '$k' (5.10, 6.1, 6.12, a Debian suite or a linux-image-* package)" >&2; exit 2 ;;
+    esac
+  done
+  [ ${#KERNELS[@]} -gt 0 ] || KERNELS=("")
+  ROWS=$(mktemp /tmp/tcd-vm-rows.XXXXXX)
+  trap 'rm -f "$ROWS"' EXIT
+  overall=0 last=0
+  for k in "${KERNELS[@]}"; do
+    rc=0
+    if [ -n "$RUN_CMD" ]; then
+      TCD_VM_ROWS=$ROWS bash "$0" --one "$k" --run "$RUN_CMD" || rc=$?
+    else
+      TCD_VM_ROWS=$ROWS bash "$0" --one "$k" || rc=$?
+    fi
+    last=$rc
+    if [ "$rc" = 77 ]; then [ "$overall" = 0 ] && overall=77
+    elif [ "$rc" != 0 ]; then overall=1
+    fi
+  done
+  echo
+  echo "vm-test: kernels"
+  printf '  %-34s %-9s %-26s %6s %6s %7s %7s\n' kernel lockdown ran passed failed skipped seconds
+  while IFS=$'\t' read -r kern lock ran pass fail skip secs; do
+    printf '  %-34s %-9s %-26s %6s %6s %7s %7s\n' "$kern" "$lock" "$ran" "$pass" "$fail" "$skip" "$secs"
+  done < "$ROWS"
+  # One kernel: its own status (--run passes the command's through).
+  [ ${#KERNELS[@]} = 1 ] && exit "$last"
+  exit "$overall"
+fi
+
 TIMEOUT=${TCD_VM_TIMEOUT:-1800}
 MEM=${TCD_VM_MEM:-2G}
 SMP=${TCD_VM_SMP:-2}
 CACHE=${TCD_VM_CACHE:-/var/cache/tcd-vm}
+ROW_KERNEL=${ONE_SPEC:-default} ROW_RAN=${RUN_CMD:+--run}
+ROW_RAN=${ROW_RAN:-suite}
+
+# This kernel's row of the table: kernel, lockdown, what ran, passed,
+# failed, skipped, seconds (tab-separated).
+row() {
+  [ -n "${TCD_VM_ROWS:-}" ] || return 0
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ROW_KERNEL" "$@" >> "$TCD_VM_ROWS"
+}
 
 # A missing prerequisite: a skip, except in CI.
 unavailable() {
   if [ "${CI:-}" = true ]; then
     echo "vm-test: FAIL: $* (CI=true: the guest run is required)" >&2
+    row - "FAILED: no guest" - - - -
     exit 1
   fi
   echo "vm-test: SKIP: $*" >&2
+  row - "skipped: no guest" - - - -
   exit 77
 }
 
@@ -154,44 +234,124 @@ file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' \
 command -v cpio >/dev/null || unavailable "cpio not found: install cpio (scripts/packages.txt)"
 if [ -z "$RUN_CMD" ]; then
   for t in tcd tests/tcd_kernel_tests tests/tcd_e2e_tests tests/tcd_apply_tests tests/tcd_completion_tests tests/tcd_peer; do
-    [ -x "$BUILD_DIR/$t" ] || { echo "vm-test: FAIL: $BUILD_DIR/$t not built (cmake --build $BUILD_DIR)" >&2; exit 1; }
+    [ -x "$BUILD_DIR/$t" ] || { echo "vm-test: FAIL: $BUILD_DIR/$t not built (cmake --build $BUILD_DIR)" >&2; row - FAILED - - - -; exit 1; }
   done
 fi
+mkdir -p "$CACHE"
 
-# --- the kernel: Debian 12's current 6.1, cached by package and version
-# One apt-cache call (each takes seconds): linux-image-amd64's Depends names
-# the signed image and its version, which the -unsigned twin shares.
-PKG=${TCD_VM_KERNEL_PKG:-} VER=
-if [ -z "$PKG" ]; then
-  read -r PKG VER < <(apt-cache show --no-all-versions linux-image-amd64 2>/dev/null |
-    sed -n 's/^Depends: .*\(linux-image-6\.1\.0-[0-9]*-amd64\) (= \([^)]*\)).*/\1-unsigned \2/p' | head -1) || true
+# --- apt lists of our own for a Debian suite, pointing at the archive the
+# machine's apt already uses (its Debian and security URIs, as apt-get
+# indextargets reads them from the system's sources). The system's sources
+# and lists are not touched; ours live in $CACHE/apt/SUITE and are refreshed
+# when older than a day (an old copy serves when the archive cannot be
+# reached).
+APT_OPTS=()
+archive_uris() {
+  apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null | sort -u | awk '
+    $2 ~ /-security$/ { if (!sec) sec = $1; next }
+    $2 ~ /-(updates|backports|proposed-updates)$/ { next }
+    $1 ~ /\/debian\/?$/ { if (!main) main = $1 }
+    END { print main, sec }'
+}
+suite_apt() {  # SUITE: sets APT_OPTS
+  local suite=$1 d="$CACHE/apt/$1" main sec
+  read -r main sec < <(archive_uris) || true
+  [ -n "$main" ] || unavailable "the machine's apt has no Debian archive in its sources (apt-get indextargets)"
+  mkdir -p "$d/lists/partial" "$d/cache/archives/partial" "$d/sources.list.d" "$d/preferences.d"
+  APT_OPTS=(-o "Dir::Etc::sourcelist=$d/sources.list" -o "Dir::Etc::sourceparts=$d/sources.list.d"
+            -o "Dir::Etc::preferencesparts=$d/preferences.d" -o "Dir::State::Lists=$d/lists"
+            -o "Dir::Cache=$d/cache" -o "APT::Architectures::=amd64" -o "Acquire::Languages=none")
+  local want
+  want=$(echo "deb $main $suite main"; [ -n "$sec" ] && echo "deb $sec $suite-security main")
+  (
+    flock 9
+    if [ "$(cat "$d/sources.list" 2>/dev/null)" != "$want" ] || [ ! -e "$d/.updated" ] ||
+       [ -n "$(find "$d/.updated" -mmin +1440 2>/dev/null)" ]; then
+      echo "$want" > "$d/sources.list"
+      echo "vm-test: apt lists for $suite ($main${sec:+, $sec}) into $d"
+      if apt-get "${APT_OPTS[@]}" -q update > "$d/update.log" 2>&1; then
+        touch "$d/.updated"
+      elif [ -e "$d/.updated" ]; then
+        echo "vm-test: apt-get update for $suite failed (see $d/update.log); using the lists of $(date -r "$d/.updated" +%F)" >&2
+      else
+        tail -5 "$d/update.log" >&2
+        exit 3
+      fi
+    fi
+  ) 9>"$CACHE/.lock" || unavailable "could not fetch the apt lists of $suite ($main; network?)"
+}
+# linux-image-amd64's Depends names the signed image and its version, which
+# the -unsigned twin shares.
+newest_kernel() {
+  apt-cache "${APT_OPTS[@]}" show --no-all-versions linux-image-amd64 2>/dev/null |
+    sed -n 's/^Depends: .*\(linux-image-[0-9][^ ,]*-amd64\) (= \([^)]*\)).*/\1-unsigned \2/p' | head -1 || true
+}
+pkg_version() {
+  apt-cache "${APT_OPTS[@]}" show --no-all-versions "$1" 2>/dev/null | sed -n 's/^Version: //p' | head -1 || true
+}
+# The newest kernel already cached whose package matches GLOB (no apt answer).
+newest_cached() {
+  local c
+  c=$(ls -d "$CACHE"/$1_*/.complete 2>/dev/null | sort -V | tail -1)
+  [ -n "$c" ] || return 0
+  c=$(basename "$(dirname "$c")")
+  echo "${c%%_*} ${c#*_}"
+}
+
+# --- the kernel, cached by package and version
+PKG= VER= SUITE=
+case "$ONE_SPEC" in
+  5.10|bullseye) SUITE=bullseye GLOB='linux-image-5.10.*' ;;
+  6.1|bookworm) SUITE=bookworm GLOB='linux-image-6.1.0-*' ;;
+  6.12|trixie) SUITE=trixie GLOB='linux-image-6.12.*' ;;
+  linux-image-*) PKG=${ONE_SPEC%%=*}; [ "$PKG" != "$ONE_SPEC" ] && VER=${ONE_SPEC#*=} ;;
+  "") PKG=${TCD_VM_KERNEL_PKG:-} GLOB='linux-image-*' ;;
+esac
+if [ -n "$SUITE" ]; then
+  suite_apt "$SUITE"
+  read -r PKG VER < <(newest_kernel) || true
+  [ -n "$PKG" ] || read -r PKG VER < <(newest_cached "$GLOB") || true
+  [ -n "$PKG" ] || unavailable "apt knows no $SUITE kernel (linux-image-amd64 in $CACHE/apt/$SUITE)"
+elif [ -z "$ONE_SPEC" ]; then  # the machine's own apt, as before --kernel
+  if [ -z "$PKG" ]; then
+    read -r PKG VER < <(newest_kernel) || true
+    [ -n "$PKG" ] || read -r PKG VER < <(newest_cached "$GLOB") || true
+  fi
+  [ -n "$PKG" ] || unavailable "apt knows no kernel (linux-image-amd64 -> linux-image-N-amd64; apt-get update?)"
 fi
-if [ -z "$PKG" ]; then  # no apt answer: the newest kernel already cached
-  cached=$(ls -d "$CACHE"/linux-image-*_*/.complete 2>/dev/null | sort -V | tail -1)
-  [ -n "$cached" ] && { cached=$(basename "$(dirname "$cached")"); PKG=${cached%%_*} VER=${cached#*_}; }
-fi
-[ -n "$PKG" ] || unavailable "apt knows no Debian 12 kernel (linux-image-amd64 -> linux-image-6.1.0-N-amd64; apt-get update?)"
 if [ -z "$VER" ]; then
-  VER=$(apt-cache show --no-all-versions "$PKG" 2>/dev/null | sed -n 's/^Version: //p' | head -1)
+  # A package by name: the machine's apt, then each suite's lists.
+  VER=$(pkg_version "$PKG")
+  if [ -z "$VER" ] && [ -n "$ONE_SPEC" ] && [ -z "$SUITE" ]; then
+    for SUITE in trixie bookworm bullseye; do
+      suite_apt "$SUITE"
+      VER=$(pkg_version "$PKG")
+      [ -n "$VER" ] && break
+    done
+  fi
+  [ -n "$VER" ] || read -r _ VER < <(newest_cached "$PKG") || true
 fi
 [ -n "$VER" ] || unavailable "apt knows no version of $PKG"
 KDIR="$CACHE/${PKG}_$VER"
-mkdir -p "$CACHE"
 (
   flock 9
   if [ ! -e "$KDIR/.complete" ]; then
     echo "vm-test: fetching $PKG $VER into $KDIR"
     rm -rf "$KDIR" "$KDIR.tmp"
     mkdir -p "$KDIR.tmp"
-    (cd "$KDIR.tmp" && apt-get download -q "$PKG=$VER" >/dev/null 2>&1) || { rm -rf "$KDIR.tmp"; exit 3; }
+    (cd "$KDIR.tmp" && apt-get "${APT_OPTS[@]}" download -q "$PKG=$VER" >/dev/null 2>&1) || { rm -rf "$KDIR.tmp"; exit 3; }
     dpkg-deb -x "$KDIR.tmp"/*.deb "$KDIR.tmp/root"
     mv "$KDIR.tmp/root" "$KDIR" && rm -rf "$KDIR.tmp"
     touch "$KDIR/.complete"
   fi
 ) 9>"$CACHE/.lock" || unavailable "could not download $PKG=$VER (apt-get download; network?)"
-KVER=$(basename "$(ls -d "$KDIR"/lib/modules/*/ | head -1)")
+# Modules under lib/modules, or usr/lib/modules (trixie's packages: merged /usr).
+MODROOT="$KDIR/lib/modules"
+[ -d "$MODROOT" ] || MODROOT="$KDIR/usr/lib/modules"
+KVER=$(basename "$(ls -d "$MODROOT"/*/ 2>/dev/null | head -1)")
 VMLINUZ="$KDIR/boot/vmlinuz-$KVER"
 [ -f "$VMLINUZ" ] || unavailable "no kernel image in $KDIR"
+ROW_KERNEL="$KVER ($VER)"
 
 # --- the results directory (the guest's writable share) and the initramfs
 RES=$(mktemp -d /tmp/tcd-vm.XXXXXX)
@@ -221,22 +381,33 @@ cp "$BUSYBOX" "$RES/initrd/bin/busybox"
 
 # Modules in dependency order: the depends= of each .ko (read from its
 # .modinfo section), found through modules.order; built-ins are skipped.
-MODDIR="$KDIR/lib/modules/$KVER"
+# Compressed modules (.ko.xz on trixie's 6.12, .ko.zst) are unpacked here:
+# busybox's insmod takes plain ones.
+MODDIR="$MODROOT/$KVER"
 declare -A MOD_DONE=()
 MOD_LIST=()
-mod_path() { grep -E "/$1\.ko$|/${1//_/-}\.ko$" "$MODDIR/modules.order" | head -1; }
+mod_path() { grep -E "/$1\.ko$|/${1//_/-}\.ko$" "$MODDIR/modules.order" | head -1 || true; }
 add_mod() {
-  local name=${1//-/_} path dep
+  local name=${1//-/_} path dep out
   [ -n "${MOD_DONE[$name]:-}" ] && return 0
   MOD_DONE[$name]=1
   path=$(mod_path "$name")
   if [ -z "$path" ]; then
     grep -qE "/($name|${name//_/-})\.ko$" "$MODDIR/modules.builtin" && return 0
     echo "vm-test: FAIL: kernel module $name not in $PKG" >&2
+    row - "FAILED: module $name" - - - -
     exit 1
   fi
-  for dep in $(tr '\0' '\n' < "$MODDIR/$path" | sed -n 's/^depends=//p' | tr ',' ' '); do add_mod "$dep"; done
-  cp "$MODDIR/$path" "$RES/initrd/modules/"
+  out="$RES/initrd/modules/$(basename "$path")"
+  if [ -f "$MODDIR/$path" ]; then cp "$MODDIR/$path" "$out"
+  elif [ -f "$MODDIR/$path.xz" ]; then xz -dc "$MODDIR/$path.xz" > "$out"
+  elif [ -f "$MODDIR/$path.zst" ]; then zstd -qdc "$MODDIR/$path.zst" > "$out"
+  else
+    echo "vm-test: FAIL: kernel module $name: no $path(.xz|.zst) in $PKG" >&2
+    row - "FAILED: module $name" - - - -
+    exit 1
+  fi
+  for dep in $(tr '\0' '\n' < "$out" | sed -n 's/^depends=//p' | tr ',' ' '); do add_mod "$dep"; done
   MOD_LIST+=("$(basename "$path")")
 }
 for m in virtio_pci 9pnet_virtio 9p veth sch_ingress cls_bpf ${TCD_VM_MODULES:-}; do add_mod "$m"; done
@@ -308,6 +479,7 @@ esac
     [ -n "${!v:-}" ] && echo "export $v=$(printf %q "${!v}")"
   done
   echo "mkdir -p \$HOME"
+  echo "sed -n 's/.*\\[\\(.*\\)\\].*/\\1/p' /sys/kernel/security/lockdown > /tmp/vm/lockdown 2>/dev/null"
   echo "echo \"guest: kernel \$(uname -r), lockdown: \$(cat /sys/kernel/security/lockdown 2>/dev/null || echo n/a)\""
   if [ -n "$RUN_CMD" ]; then
     echo "bash -c $(printf %q "$RUN_CMD")"
@@ -330,7 +502,7 @@ timeout -k 10 "$TIMEOUT" "$QEMU" \
   -accel tcg,thread=multi -cpu max -smp "$SMP" -m "$MEM" \
   -serial stdio -pidfile "$QEMU_PIDFILE" \
   -kernel "$VMLINUZ" -initrd "$INITRD" \
-  -append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off rdinit=/init" \
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off no_timer_check rdinit=/init" \
   -virtfs local,path=/,mount_tag=tcdroot,readonly=on,security_model=none,multidevs=remap \
   -virtfs "local,path=$RES/share,mount_tag=tcdres,security_model=none" \
   "${SHARE_ARGS[@]}" \
@@ -341,6 +513,10 @@ qrc=$?
 TIMEOUT_PID=
 set -e
 secs=$(( $(date +%s) - start ))
+LOCKDOWN=$(cat "$RES/share/lockdown" 2>/dev/null || true)
+LOCKDOWN=${LOCKDOWN:-n/a}
+# passed failed skipped, summed over the suite's steps
+counts() { awk '{ p += $1; f += $2; s += $3 } END { printf "%d\t%d\t%d", p, f, s }' "$RES/share/counts" 2>/dev/null; }
 
 echo
 if [ ! -e "$RES/share/booted" ]; then
@@ -351,6 +527,12 @@ if [ ! -e "$RES/share/rc" ]; then
   [ "$qrc" = 124 ] && echo "vm-test: FAIL: hard timeout (${TIMEOUT}s) hit; the guest was killed" >&2 \
     || echo "vm-test: FAIL: the guest stopped before the job finished (qemu exit $qrc)" >&2
   [ -s "$RES/share/summary" ] && cat "$RES/share/summary"
+  if [ -z "$RUN_CMD" ]; then
+    IFS=$'\t' read -r p f sk < <(counts) || true
+    row "$LOCKDOWN" "$ROW_RAN, TIMEOUT" "${p:-0}" "$(( ${f:-0} + 1 ))" "${sk:-0}" "$secs"
+  else
+    row "$LOCKDOWN" "--run, TIMEOUT" - - - "$secs"
+  fi
   exit 1
 fi
 rc=$(cat "$RES/share/rc")
@@ -358,5 +540,9 @@ if [ -z "$RUN_CMD" ]; then
   echo "vm-test: guest kernel $KVER ($PKG $VER), ${secs}s in all"
   cat "$RES/share/summary"
   [ "$rc" = 0 ] && echo "vm-test: PASS" || echo "vm-test: FAIL (guest suite exit $rc)"
+  IFS=$'\t' read -r p f sk < <(counts) || true
+  row "$LOCKDOWN" "$ROW_RAN" "${p:-0}" "${f:-0}" "${sk:-0}" "$secs"
+else
+  row "$LOCKDOWN" "--run (exit $rc)" - - - "$secs"
 fi
 exit "$rc"

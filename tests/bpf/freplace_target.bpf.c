@@ -8,7 +8,13 @@ char LICENSE[] SEC("license") = "GPL";
 
 __noinline int fr_slot(struct xdp_md *ctx)
 {
-	return ctx ? XDP_PASS : XDP_ABORTED;
+	if (!ctx)
+		return XDP_ABORTED;
+	/* A no-op that changes packet data, as libxdp 1.5.5's dispatcher slots
+	 * have: kernels from 6.13 (and 6.12.y) refuse an extension that changes
+	 * packet data (fr_owner's tail call does) in place of one that does not. */
+	bpf_xdp_adjust_tail(ctx, 0);
+	return XDP_PASS;
 }
 
 SEC("xdp")

@@ -7,13 +7,16 @@
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
 #include <sys/utsname.h>
+#include <xdp/libxdp.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/fd.h"
 #include "core/jumptable.h"
 #include "core/probe.h"
 #include "core/stats.h"
@@ -61,7 +64,7 @@ TEST(Probe, AnswersMatchThisKernel) {
     ASSERT_TRUE(batch) << batch.error().message();
     ASSERT_TRUE(tcx) << tcx.error().message();
     EXPECT_EQ(*frags, rel >= 5018) << "kernel " << rel;
-    EXPECT_EQ(*batch, rel >= 5006) << "kernel " << rel;
+    EXPECT_EQ(*batch, rel >= 5013) << "kernel " << rel;  // per-CPU arrays: 5.13 (plain arrays 5.6)
     EXPECT_EQ(*tcx, rel >= 6006) << "kernel " << rel;
     // The prog-array attach-type check: 6.17, and backported to stable
     // series (Debian 12's 6.1.1xx has it), so only newer kernels are sure.
@@ -74,6 +77,88 @@ TEST(Probe, AnswersMatchThisKernel) {
     auto r = tcd::probe::require(Feature::tcx, "attach lo");
     EXPECT_EQ(bool(r), *tcx);
     if (!r) EXPECT_NE(r.error().message().find("tcx links"), std::string::npos) << r.error().message();
+}
+
+// The oracle for the libxdp_entry probe's libxdp half, read from libxdp's
+// own dispatcher object without the kernel: whether its slot prog0 calls a
+// helper that changes packet data (libxdp 1.5.5's slots call
+// bpf_xdp_adjust_tail; older ones call none). After load, the main
+// program's instructions hold the subprograms libbpf appended.
+std::optional<bool> libxdp_slots_change_packet_data() {
+    tcd::XdpProgramPtr d(xdp_program__find_file("xdp-dispatcher.o", nullptr, nullptr));
+    if (libxdp_get_error(d.get())) {
+        (void)d.release();
+        return std::nullopt;
+    }
+    bpf_object* o = xdp_program__bpf_obj(d.get());
+    bpf_program* main = bpf_object__find_program_by_name(o, "xdp_dispatcher");
+    if (!main) return std::nullopt;
+    for (bpf_program* p = bpf_object__next_program(o, nullptr); p; p = bpf_object__next_program(o, p))
+        bpf_program__set_autoload(p, p == main);
+    if (bpf_object__load(o) != 0) return std::nullopt;
+    const bpf_insn* in = bpf_program__insns(main);
+    for (size_t i = 0; i < bpf_program__insn_cnt(main); i++)
+        if (in[i].code == (BPF_JMP | BPF_CALL) && in[i].src_reg == 0 &&
+            (in[i].imm == BPF_FUNC_xdp_adjust_tail || in[i].imm == BPF_FUNC_xdp_adjust_head ||
+             in[i].imm == BPF_FUNC_xdp_adjust_meta))
+            return true;
+    return false;
+}
+
+// Whether libxdp's dispatcher takes tcd's entry (a freplace program that
+// tail-calls): no under lockdown (the host); no before 6.2 (5.10: a prog
+// array holding an XDP program refuses the extension, whose type is not
+// resolved to its target's); yes from 6.2 on where libxdp's slots change
+// packet data; no from 6.13 on where they do not (the kernel refuses an
+// extension that changes packet data in place of one that does not); 6.1
+// yes (Debian's carries the type resolution); 6.12 either (the stable
+// series took the packet-data rule in 6.12.y), with the cause named.
+TEST(Probe, LibxdpEntryMatchesThisKernelAndLibxdp) {
+    TCD_REQUIRE_KERNEL();
+    auto fr = tcd::probe::has(Feature::freplace);
+    auto e = tcd::probe::has(Feature::libxdp_entry);
+    ASSERT_TRUE(fr) << fr.error().message();
+    ASSERT_TRUE(e) << e.error().message();
+    const std::string why = tcd::probe::libxdp_entry_refusal();
+    EXPECT_EQ(why.empty(), *e) << why;
+    auto slots = libxdp_slots_change_packet_data();
+    ASSERT_TRUE(slots) << "libxdp's dispatcher object could not be read or loaded";
+    const int rel = release();
+    std::printf("kernel %d.%d, libxdp's slots %s packet data: libxdp's dispatcher %s tcd's entry%s%s\n",
+                rel / 1000, rel % 1000, *slots ? "change" : "do not change", *e ? "takes" : "refuses",
+                why.empty() ? "" : ": ", why.c_str());
+    if (!*fr) {
+        EXPECT_FALSE(*e);
+        EXPECT_NE(why.find("Operation not permitted"), std::string::npos) << why;
+        return;
+    }
+    if (rel < 6001) {
+        EXPECT_FALSE(*e);
+        EXPECT_NE(why.find("take no freplace program beside the XDP program they hold"), std::string::npos) << why;
+        EXPECT_NE(why.find("Linux 6.2"), std::string::npos) << why;
+    } else if (*slots || rel < 6012) {
+        EXPECT_TRUE(*e) << why;
+    } else if (rel >= 6013) {
+        EXPECT_FALSE(*e);
+    }
+    if (!*e && rel >= 6012) {
+        EXPECT_NE(why.find("changes packet data"), std::string::npos) << why;
+        EXPECT_NE(why.find("libxdp 1.5.5"), std::string::npos) << why;
+    }
+}
+
+// TCD_TEST_NO_LIBXDP_ENTRY=1 makes the probe say no, saying so (for the
+// e2e tests of the refusal on a kernel where libxdp takes the entry).
+TEST(Probe, LibxdpEntryTestKnob) {
+    TCD_REQUIRE_KERNEL();
+    Restore r{Feature::libxdp_entry};
+    tcd::probe::override_for_test(Feature::libxdp_entry, std::nullopt);
+    setenv("TCD_TEST_NO_LIBXDP_ENTRY", "1", 1);
+    auto e = tcd::probe::has(Feature::libxdp_entry);
+    unsetenv("TCD_TEST_NO_LIBXDP_ENTRY");
+    ASSERT_TRUE(e);
+    EXPECT_FALSE(*e);
+    EXPECT_NE(tcd::probe::libxdp_entry_refusal().find("TCD_TEST_NO_LIBXDP_ENTRY=1 is set"), std::string::npos);
 }
 
 // Without batch lookups (as before 5.6), counters are read and reset one row
@@ -190,6 +275,21 @@ TEST(Compat, FreplaceOwnedTableNamesTheCause) {
 
     uint32_t k0 = 0, k1 = 1;
     int xdp_fd = xdp_h.fd.get(), none_fd = none_h.fd.get();
+    if (bpf_map_update_elem(jt, &k1, &none_fd, BPF_ANY) != 0) {
+        // Before 6.2 (Debian 11's 5.10) the table takes its freplace owner's
+        // own type, BPF_PROG_TYPE_EXT, and no XDP program at all. tcd makes
+        // no such table there: libxdp_entry says no, and tcd attaches alone.
+        EXPECT_LT(release(), 6002);
+        auto e = tcd::probe::has(Feature::libxdp_entry);
+        EXPECT_TRUE(e && !*e);
+        bpf_object__close(none_obj);
+        bpf_object__close(xdp_obj);
+        bpf_object__close(owner);
+        bpf_object__close(target);
+        GTEST_SKIP() << "a prog array a freplace program owns takes no XDP program on this kernel (the extension's "
+                        "type is resolved to its target's from Linux 6.2): "
+                     << tcd::probe::libxdp_entry_refusal();
+    }
     bool kernel_checks = bpf_map_update_elem(jt, &k0, &xdp_fd, BPF_ANY) != 0;
     EXPECT_EQ(tcd::probe::has(Feature::prog_array_attach_check).value_or(!kernel_checks), kernel_checks);
     auto table_at = tcd::xdp_table_attach_type(owner_fd);

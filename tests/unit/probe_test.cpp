@@ -19,7 +19,7 @@ struct Overridden {
 TEST(Probe, EachFeatureNamesItsFlagAndRelease) {
     EXPECT_EQ(std::string(tcd::probe::info(Feature::xdp_frags).name), "the XDP frags flag (BPF_F_XDP_HAS_FRAGS)");
     EXPECT_EQ(std::string(tcd::probe::info(Feature::xdp_frags).since), "5.18");
-    EXPECT_EQ(std::string(tcd::probe::info(Feature::percpu_array_batch).since), "5.6");
+    EXPECT_EQ(std::string(tcd::probe::info(Feature::percpu_array_batch).since), "5.13");
     EXPECT_EQ(std::string(tcd::probe::info(Feature::tcx).since), "6.6");
 }
 
@@ -31,6 +31,10 @@ TEST(Probe, MissingFeatureMessage) {
     EXPECT_EQ(e.code, tcd::ExitCode::failed);
     EXPECT_EQ(tcd::probe::missing(Feature::xdp_frags, "load", "my hint").message(),
               "load: this kernel lacks the XDP frags flag (BPF_F_XDP_HAS_FRAGS) (Linux 5.18 brings it) (my hint)");
+    // Not a kernel feature alone (the installed libxdp decides too): no release.
+    EXPECT_EQ(tcd::probe::missing(Feature::libxdp_entry, "attach vb").message(),
+              "attach vb: this system lacks a libxdp dispatcher that takes tcd's entry shim (tcd attaches its "
+              "dispatcher alone on the interface)");
 }
 
 TEST(Probe, RequireFollowsTheAnswer) {
