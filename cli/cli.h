@@ -127,6 +127,7 @@ struct StatsOptions {
     bool all = false;
     bool reset = false;
     std::string format = "plain";  // plain, json, prometheus
+    std::string listen;            // ADDR:PORT: serve /metrics there (cli/metrics_server.h)
 };
 Result<> run_stats(const StatsOptions& o, Context& ctx);
 

@@ -1,4 +1,4 @@
-// tcd stats [--watch --interval --count --all --reset]
+// tcd stats [--watch --interval --count --all --reset --format --listen]
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli/cli.h"
+#include "cli/metrics_server.h"
 #include "core/instance.h"
 #include "core/jumptable.h"
 #include "core/render.h"
@@ -60,6 +61,12 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
         return usage_error("--format " + o.format, "not plain, json or prometheus");
     if (o.format == "prometheus" && o.watch)
         return usage_error("stats", "--format prometheus is one reading; a scraper or a timer repeats it");
+    if (!o.listen.empty()) {
+        if (o.watch || o.reset) return usage_error("stats", "--listen serves until stopped, not with --watch or --reset");
+        if (o.format != "plain" && o.format != "prometheus")
+            return usage_error("stats", "--listen serves the Prometheus text, not --format " + o.format);
+        return run_stats_listen(o, ctx);
+    }
     if (o.format == "json") ctx.g.json = true;
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
@@ -134,6 +141,9 @@ void setup_stats(CLI::App& app, Context& ctx) {
     stats->add_option("--format", o->format, "plain (default), json (as -j) or prometheus (text exposition)")
         ->check(CLI::IsMember({"plain", "json", "prometheus"}))
         ->type_name("plain|json|prometheus");
+    stats->add_option("--listen", o->listen,
+                      "serve the Prometheus text over HTTP at /metrics, read on each scrape, until SIGTERM")
+        ->type_name("ADDR:PORT");
     stats->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_stats(*o, ctx); }; });
 }
 

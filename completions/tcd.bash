@@ -30,7 +30,7 @@ _tcd_options()
         '') echo '-d= --pin-dir= -j --json -p --pretty -q --quiet -v --verbose -V --version -h --help' ;;
         'attach') echo '--mode= --netns= --priority= --alone --direction= --order= --force' ;;
         'detach') echo '--netns= --direction= --all' ;;
-        'stats') echo '--watch --interval= --count= --all --reset --format=' ;;
+        'stats') echo '--watch --interval= --count= --all --reset --format= --listen=' ;;
         'load') echo '--key= --hook= --miss-action= --force' ;;
         'handler load') echo '--prog=' ;;
         'handler unload') echo '--force' ;;
@@ -278,7 +278,7 @@ _tcd()
             _tcd_files f
             return
             ;;
-        --interval | --count | --hex | --prog)
+        --interval | --count | --hex | --prog | --listen)
             return
             ;;
     esac

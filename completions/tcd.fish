@@ -27,7 +27,7 @@ end
 
 # The options that take a value (any command).
 function __tcd_value_options
-    echo -d --pin-dir --mode --netns --priority --direction --order --interval --count --format --key --hook --miss-action \
+    echo -d --pin-dir --mode --netns --priority --direction --order --interval --count --format --listen --key --hook --miss-action \
         --prog --pcap --hex -o --output -f --file
 end
 
@@ -267,13 +267,14 @@ complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos 1" -a '(__tcd_handlers)'
 complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos 1; and string match -q -- '/*' (commandline -ct)" -F
 complete -c tcd -n "__tcd_is 'map del'" -a '(__tcd_wired_keys)'
 
-# tcd stats [--watch] [--interval SECONDS] [--count N] [--all] [--reset]
+# tcd stats [--watch] [--interval SECONDS] [--count N] [--all] [--reset] [--format F] [--listen ADDR:PORT]
 complete -c tcd -n "__tcd_is 'stats'" -l watch -d 'redraw every interval; Ctrl-C quits'
 complete -c tcd -n "__tcd_is 'stats'" -l interval -x -d 'seconds between readings with --watch'
 complete -c tcd -n "__tcd_is 'stats'" -l count -x -d 'stop after N readings with --watch'
 complete -c tcd -n "__tcd_is 'stats'" -l all -d 'all 256 keys'
 complete -c tcd -n "__tcd_is 'stats'" -l reset -d 'print, then zero the counters'
 complete -c tcd -n "__tcd_is 'stats'" -l format -x -a 'plain json prometheus' -d 'output format'
+complete -c tcd -n "__tcd_is 'stats'" -l listen -x -d 'serve /metrics over HTTP at ADDR:PORT until SIGTERM'
 
 # tcd load [--miss-action pass|drop|next] [--force]
 complete -c tcd -n "__tcd_is 'load'" -l key -x -a 'proto port' -d 'IP protocol (default) or destination port'
