@@ -3,10 +3,12 @@
 # own admin dir; the runtime libraries are the host's, so --force-depends),
 # and checks that everything is where Debian expects it, that dpkg records it
 # as installed, and that it depends on the packages of the libraries the
-# binary loads (ELF NEEDED, mapped with dpkg -S: what dpkg-shlibdeps
-# computes) plus libpcap0.8, which tcd trace opens at run time.
+# binary and its HTTP module (stats --listen) load (ELF NEEDED, mapped with
+# dpkg -S: what dpkg-shlibdeps computes) plus libpcap0.8, which tcd trace
+# opens at run time.
 set -euo pipefail
 build=$1
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 cd "$build"
@@ -22,7 +24,7 @@ fail=0
 state=$(dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Status}' tcd 2>&1 || true)
 [ "$state" = "install ok installed" ] || { echo "dpkg does not record tcd as installed: $state"; fail=1; }
 listed=$(dpkg-query --admindir="$root/var/lib/dpkg" -L tcd)
-for f in usr/sbin/tcd usr/share/man/man8/tcd.8 usr/share/bash-completion/completions/tcd \
+for f in usr/sbin/tcd usr/lib/$multiarch/tcd/tcd-http.so usr/share/man/man8/tcd.8 usr/share/bash-completion/completions/tcd \
          usr/share/zsh/vendor-completions/_tcd usr/share/fish/vendor_completions.d/tcd.fish \
          usr/include/tcd/handler.h usr/include/tcd/shared.h \
          usr/share/doc/tcd/examples/ports.bpf.c usr/share/doc/tcd/examples/ports.bpf.o \
@@ -41,7 +43,7 @@ file "$root/usr/share/doc/tcd/examples/ports.bpf.o" | grep -q 'eBPF' || { echo "
 depends=$(dpkg-deb -f "$deb" Depends)
 names=$(tr ',' '\n' <<<"$depends" | sed 's/^ *//; s/ .*//')
 want="libpcap0.8"
-for lib in $(objdump -p "$root/usr/sbin/tcd" | awk '/NEEDED/ { print $2 }'); do
+for lib in $(objdump -p "$root/usr/sbin/tcd" "$root/usr/lib/$multiarch/tcd/tcd-http.so" | awk '/NEEDED/ { print $2 }' | sort -u); do
   pkg=$(dpkg -S "*/$lib" 2>/dev/null | head -1 | cut -d: -f1)
   [ -n "$pkg" ] || { echo "no package holds $lib, which tcd needs"; fail=1; continue; }
   want="$want $pkg"
@@ -57,5 +59,14 @@ for l in libyaml-cpp libfmt; do
   if [ "$needs" != 0 ] && [ "$has" = 0 ]; then echo "tcd needs $l but Depends lacks it: $depends"; fail=1; fi
 done
 "$root/usr/sbin/tcd" --version | grep -q '^tcd ' || { echo "packaged tcd does not run"; fail=1; }
+# Only the module loads the HTTP library (tcd's start-up does not), and the
+# installed binary finds it where the package puts it: serving until SIGTERM
+# (as root: stats needs the privileges).
+objdump -p "$root/usr/sbin/tcd" | grep -q 'NEEDED.*httplib' && { echo "tcd itself links the HTTP library"; fail=1; }
+if [ "$(id -u)" = 0 ]; then
+  rc=0
+  served=$(timeout --preserve-status -s TERM 2 "$root/usr/sbin/tcd" -d "$scratch/none" stats --listen 127.0.0.1:0 2>&1) || rc=$?
+  [ $rc = 0 ] && grep -q '^serving ' <<<"$served" || { echo "packaged tcd stats --listen: exit $rc: $served"; fail=1; }
+fi
 [ $fail = 0 ] && echo "package ok: $(basename "$deb") installed with dpkg into a scratch root; Depends: $depends"
 exit $fail
