@@ -27,14 +27,18 @@ public:
         }
         first_ = false;
     }
-    void finish() {
+    // note: what the trace could not show on this kernel ("" = nothing).
+    void finish(const std::string& note) {
         if (ctx_.g.quiet) return;
         if (ctx_.json()) {
             if (first_) ctx_.out << "{\"frames\": [";
             ctx_.out << (ctx_.g.pretty ? "\n],\n\"summary\": " : "], \"summary\": ")
-                     << render::dump(render::trace_summary_json(summary_), ctx_.g.pretty ? 2 : -1) << "}\n";
+                     << render::dump(render::trace_summary_json(summary_), ctx_.g.pretty ? 2 : -1);
+            if (!note.empty()) ctx_.out << (ctx_.g.pretty ? ",\n\"note\": " : ", \"note\": ") << render::dump(note);
+            ctx_.out << "}\n";
         } else {
             ctx_.out << render::trace_summary_plain(summary_);
+            if (!note.empty()) ctx_.out << "note: " << note << "\n";
         }
         ctx_.out.flush();
     }
@@ -89,7 +93,7 @@ Result<> run_trace(const TraceOptions& o, Context& ctx) {
             out.frame(*f);
         }
     }
-    out.finish();
+    out.finish(tracer->limitation());
     return {};
 }
 

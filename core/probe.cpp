@@ -26,7 +26,7 @@ namespace {
 
 constexpr int kENOTSUPP = 524;  // the kernel's internal "not supported", seen by user space
 
-constexpr size_t kFeatures = 6;
+constexpr size_t kFeatures = 7;
 const std::array<FeatureInfo, kFeatures> kInfo = {{
     {"the XDP frags flag (BPF_F_XDP_HAS_FRAGS)", "5.18", "load the program as SEC(\"xdp\"), not SEC(\"xdp.frags\")"},
     {"batch lookups on per-CPU arrays (BPF_MAP_LOOKUP_BATCH)", "5.13",
@@ -37,6 +37,8 @@ const std::array<FeatureInfo, kFeatures> kInfo = {{
     {"freplace programs (BPF_PROG_TYPE_EXT), which libxdp's multi-program dispatcher needs", "5.10",
      "tcd attaches its dispatcher alone on the interface"},
     {"a libxdp dispatcher that takes tcd's entry shim", "", "tcd attaches its dispatcher alone on the interface"},
+    {"XDP test runs with a context (struct xdp_md in BPF_PROG_TEST_RUN)", "5.14",
+     "trace runs XDP frames without it and cannot show tcd_next hops"},
 }};
 
 size_t index(Feature f) { return static_cast<size_t>(f); }
@@ -269,6 +271,25 @@ Result<bool> probe_libxdp_entry() {
     return false;
 }
 
+// A test run of a two-instruction XDP program on a zeroed 64-byte frame
+// with an xdp_md context: before 5.14 the kernel refuses any context for
+// XDP (EINVAL), where the same run without one works.
+Result<bool> probe_xdp_test_ctx() {
+    const std::string what = probe_what(Feature::xdp_test_run_ctx);
+    UniqueFd prog = load_tiny(BPF_PROG_TYPE_XDP, 0, XDP_PASS);
+    if (!prog) return fail_errno(what, errno);
+    unsigned char frame[64] = {};
+    xdp_md ctx{};
+    ctx.data_end = sizeof frame;
+    LIBBPF_OPTS(bpf_test_run_opts, with, .data_in = frame, .data_size_in = sizeof frame, .ctx_in = &ctx,
+                .ctx_size_in = sizeof ctx, .repeat = 1);
+    if (bpf_prog_test_run_opts(prog.get(), &with) == 0) return true;
+    int err = errno;
+    LIBBPF_OPTS(bpf_test_run_opts, without, .data_in = frame, .data_size_in = sizeof frame, .repeat = 1);
+    if (err == EINVAL && bpf_prog_test_run_opts(prog.get(), &without) == 0) return false;
+    return fail_errno(what, err);
+}
+
 struct Cache {
     std::mutex mu;
     std::array<std::optional<bool>, kFeatures> known;
@@ -291,6 +312,7 @@ Result<bool> has(Feature f) {
                      : f == Feature::tcx                ? probe_tcx()
                      : f == Feature::freplace           ? probe_freplace()
                      : f == Feature::libxdp_entry       ? probe_libxdp_entry()
+                     : f == Feature::xdp_test_run_ctx   ? probe_xdp_test_ctx()
                                                         : probe_attach_check();
     if (r) c.known[index(f)] = *r;
     return r;

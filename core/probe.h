@@ -34,6 +34,10 @@ enum class Feature {
     // extension's type was not resolved to its target's). has() says no
     // then, and libxdp_entry_refusal() says which.
     libxdp_entry,
+    // BPF_PROG_TEST_RUN of an XDP program with a context (struct xdp_md in
+    // ctx_in/ctx_out: metadata in front of the frame). trace hands the
+    // handlers their hop record that way.
+    xdp_test_run_ctx,
 };
 
 struct FeatureInfo {

@@ -15,6 +15,7 @@
 #include "core/jumptable.h"
 #include "core/keys.h"
 #include "core/lock.h"
+#include "core/probe.h"
 #include "core/progs.h"
 #include "tcd/shared.h"
 
@@ -120,6 +121,8 @@ Result<Tracer> Tracer::open_level(const std::string& pin_dir, Kind kind, std::op
     }
     t.kind_ = kind;
     t.miss_ = miss.value_or(default_miss_action(kind.hook));
+    // A probe that cannot run leaves the context in: the run then says why.
+    if (kind.hook == Hook::xdp) t.xdp_ctx_ = probe::has(probe::Feature::xdp_test_run_ctx).value_or(true);
     auto obj = DispatcherObject::open(kind);
     if (!obj) return propagate(obj);
     t.obj_.emplace(std::move(*obj));
@@ -249,7 +252,12 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
     // XDP 32 bytes of metadata in front of the frame, on tc the skb's cb[].
     xdp_md xin{}, xout{};
     __sk_buff sin{}, sout{};
-    if (kind_.hook == Hook::xdp) {
+    if (kind_.hook == Hook::xdp && !xdp_ctx_) {
+        // No context before 5.14: the frame alone, no hop record.
+        out_.resize(len + 4096);
+        opts.data_out = out_.data();
+        opts.data_size_out = static_cast<uint32_t>(out_.size());
+    } else if (kind_.hook == Hook::xdp) {
         tcd_hop_meta m{};
         m.magic = TCD_HOP_MAGIC;
         in_.assign(reinterpret_cast<const uint8_t*>(&m), reinterpret_cast<const uint8_t*>(&m) + sizeof(m));
@@ -283,6 +291,20 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
             if ((rc = bpf_prog_test_run_opts(prog_fd(), &opts)) == 0 || errno != EINVAL) break;
         }
         if (rc == 0) f.len = opts.data_size_in;
+    } else if (rc != 0 && (errno == EMSGSIZE || errno == EINVAL) && kind_.hook == Hook::xdp && len > 2048) {
+        // Before 5.18 (no frags) XDP's test_run takes at most a page less
+        // head- and tailroom (3,520 bytes on x86-64) and refuses a longer
+        // frame (EMSGSIZE; EINVAL on some kernels): run its head, which is
+        // the first buffer a program without the frags flag sees on newer
+        // kernels. len says what the dispatcher got.
+        const uint32_t meta = opts.data_size_in - static_cast<uint32_t>(len);
+        for (uint32_t head : {3520u, 3264u, 2048u}) {
+            opts.data_size_in = meta + head;
+            if (xdp_ctx_) xin.data_end = opts.data_size_in;
+            if ((rc = bpf_prog_test_run_opts(prog_fd(), &opts)) == 0 || (errno != EMSGSIZE && errno != EINVAL))
+                break;
+        }
+        if (rc == 0) f.len = opts.data_size_in - meta;
     }
     if (rc != 0) {
         int err = errno;
@@ -323,7 +345,9 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
     // Then the hops the last level's handler took with tcd_next().
     std::vector<uint32_t> hops;
     uint32_t n = 0;
-    if (kind_.hook == Hook::xdp) {
+    if (kind_.hook == Hook::xdp && !xdp_ctx_) {
+        // no record: limitation() says so
+    } else if (kind_.hook == Hook::xdp) {
         // The record is at data_meta, where data_out starts, if the
         // handlers left the metadata as it was.
         tcd_hop_meta m{};
@@ -419,6 +443,12 @@ void Tracer::follow_hops(TraceFrame& f, const std::vector<Tracer*>& path, uint32
         f.levels.push_back(std::move(h));
     }
     f.unrecorded_hops = n - static_cast<uint32_t>(i);
+}
+
+std::string Tracer::limitation() const {
+    if (xdp_ctx_) return "";
+    const probe::FeatureInfo& i = probe::info(probe::Feature::xdp_test_run_ctx);
+    return fmt::format("tcd_next hops are not shown: this kernel lacks {} (Linux {} brings it)", i.name, i.since);
 }
 
 Result<StatsSnapshot> Tracer::counters() const {

@@ -94,6 +94,10 @@ public:
     Result<StatsSnapshot> counters() const;
     int prog_fd() const;
     const Kind& kind() const { return kind_; }
+    // What this trace cannot show on this kernel ("" = nothing): without an
+    // XDP test-run context (before 5.14) the handlers get no hop record, so
+    // tcd_next hops are not shown; the rest is traced as on other kernels.
+    std::string limitation() const;
 
     // Smallest frame BPF_PROG_TEST_RUN takes for XDP.
     static constexpr size_t kMinFrame = 14;
@@ -125,6 +129,7 @@ private:
     MissAction miss_ = MissAction::pass;
     std::vector<UniqueFd> shared_;
     bool loaded_ = false;
+    bool xdp_ctx_ = true;  // XDP: test runs take a context (the hop record in front of the frame)
     std::map<uint32_t, std::string> names_;  // prog id -> pin name
     uint32_t last_runs_ = 0;
 };

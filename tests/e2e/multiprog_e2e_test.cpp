@@ -31,6 +31,7 @@
 #include "core/progs.h"
 #include "tests/common/kernel.h"
 #include "tests/common/shell.h"
+#include "tests/e2e/neighbours.h"
 #include "tests/e2e/pair.h"
 
 namespace {
@@ -39,6 +40,7 @@ using nlohmann::json;
 using tcdtest::Cmd;
 using tcdtest::packets;
 using tcdtest::Pair;
+using tcdtest::XdpLoader;
 using tcdtest::sh;
 
 const std::string kTo = "10.202.0.2";
@@ -66,49 +68,6 @@ const std::string kTo = "10.202.0.2";
                          << ::tcd::probe::libxdp_entry_refusal() << "): MultiprogE2E.EntryRefused* test " \
                             "what tcd does instead";                                                      \
     } while (0)
-
-// Programs of tests/bpf/xdp_neighbour.bpf.o that xdp-loader put on vb in B;
-// taken off again (xdp-loader unload --all) when the test ends.
-class XdpLoader {
-public:
-    explicit XdpLoader(const Pair& p) : p_(p) {}
-    ~XdpLoader() {
-        if (loaded_) sh(p_.in_ns(p_.b(), "xdp-loader unload vb --all"));
-    }
-    // xdp-loader load PROG at run priority PRIO; its exit status.
-    Cmd load(const std::string& prog, int prio) {
-        loaded_ = true;
-        return sh(p_.in_ns(p_.b(), "xdp-loader load vb " + std::string(TCD_BPF_OBJ_DIR) + "/xdp_neighbour.bpf.o -n " +
-                                      prog + " -P " + std::to_string(prio)));
-    }
-    // The IPv4 UDP frames PROG (running in vb's libxdp dispatcher) counted in
-    // its slot; -1 when it does not run there.
-    long seen(const std::string& prog, uint32_t slot) const {
-        auto guard = tcd::NetnsGuard::enter("/run/netns/" + p_.b());
-        if (!guard) return -1;
-        tcd::XdpMultiprogPtr mp(xdp_multiprog__get_from_ifindex(static_cast<int>(if_nametoindex("vb"))));
-        if (!mp || libxdp_get_error(mp.get())) {
-            (void)mp.release();
-            return -1;
-        }
-        for (auto* c = xdp_multiprog__next_prog(nullptr, mp.get()); c; c = xdp_multiprog__next_prog(c, mp.get())) {
-            if (prog != xdp_program__name(c)) continue;
-            auto fd = tcd::prog_fd_by_id(xdp_program__id(c));
-            if (!fd) return -1;
-            auto info = tcd::prog_info(fd->get());
-            if (!info || info->map_ids.empty()) return -1;
-            tcd::UniqueFd m(bpf_map_get_fd_by_id(info->map_ids[0]));
-            uint64_t v = 0;
-            if (!m || bpf_map_lookup_elem(m.get(), &slot, &v) != 0) return -1;
-            return static_cast<long>(v);
-        }
-        return -1;
-    }
-
-private:
-    const Pair& p_;
-    bool loaded_ = false;
-};
 
 json attached(const Pair& p, const std::string& dir) {
     json st = p.tcd_json(dir, "status");

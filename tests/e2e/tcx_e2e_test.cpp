@@ -24,6 +24,7 @@
 #include "tests/common/no_tcx.h"
 #include "tests/common/kernel.h"
 #include "tests/common/shell.h"
+#include "tests/e2e/neighbours.h"
 #include "tests/e2e/pair.h"
 
 namespace {
@@ -31,82 +32,11 @@ namespace {
 using nlohmann::json;
 using tcdtest::Cmd;
 using tcdtest::packets;
+using tcdtest::Neighbour;
 using tcdtest::Pair;
 using tcdtest::sh;
 
 constexpr uint32_t kTcxIngress = 46;  // BPF_TCX_INGRESS (Debian 12's headers lack it)
-
-// Another agent's programs (neighbour.bpf.c), loaded by the test: nb_count
-// counts IPv4 UDP and lets it go on, nb_drop_udp drops it. Attached to vb
-// ingress in B, as a tcx link (at the chain's tail, as an agent that came
-// first would be) or as a clsact filter of its own (handle 1, priority 1).
-class Neighbour {
-public:
-    explicit Neighbour(const Pair& p) : ns_("/run/netns/" + p.b()) {
-        obj_.reset(bpf_object__open_file((std::string(TCD_BPF_OBJ_DIR) + "/neighbour.bpf.o").c_str(), nullptr));
-        if (!obj_ || bpf_object__load(obj_.get()) != 0) return;
-        counts_ = bpf_object__find_map_by_name(obj_.get(), "nb_udp");
-        auto guard = tcd::NetnsGuard::enter(ns_);
-        if (guard) ifindex_ = if_nametoindex("vb");
-    }
-    ~Neighbour() {
-        links_.clear();
-        if (clsact_) {
-            auto guard = tcd::NetnsGuard::enter(ns_);
-            LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex_), .attach_point = BPF_TC_INGRESS);
-            LIBBPF_OPTS(bpf_tc_opts, o, .handle = 1, .priority = 1);
-            if (guard) bpf_tc_detach(&hook, &o);
-        }
-    }
-    bool ok() const { return counts_ && ifindex_; }
-    int fd(const char* prog) const {
-        return bpf_program__fd(bpf_object__find_program_by_name(obj_.get(), prog));
-    }
-    // The kernel's id of the program.
-    uint32_t id(const char* prog) const {
-        bpf_prog_info info{};
-        uint32_t len = sizeof info;
-        return bpf_obj_get_info_by_fd(fd(prog), &info, &len) == 0 ? info.id : 0;
-    }
-    // The program as a tcx link on vb ingress (its fd held here).
-    bool tcx(const char* prog) {
-        auto guard = tcd::NetnsGuard::enter(ns_);
-        if (!guard) return false;
-        tcd::UniqueFd link(bpf_link_create(fd(prog), ifindex_, static_cast<bpf_attach_type>(kTcxIngress), nullptr));
-        if (!link) return false;
-        links_.push_back(std::move(link));
-        return true;
-    }
-    // The program as a direct-action clsact filter on vb ingress.
-    bool clsact(const char* prog) {
-        auto guard = tcd::NetnsGuard::enter(ns_);
-        if (!guard) return false;
-        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex_), .attach_point = BPF_TC_INGRESS);
-        int err = bpf_tc_hook_create(&hook);
-        if (err && err != -EEXIST) return false;
-        LIBBPF_OPTS(bpf_tc_opts, o, .prog_fd = fd(prog), .handle = 1, .priority = 1);
-        clsact_ = bpf_tc_attach(&hook, &o) == 0;
-        return clsact_;
-    }
-    // IPv4 UDP frames nb_count (slot 0) or nb_drop_udp (slot 1) saw.
-    uint64_t seen(uint32_t slot) const {
-        uint64_t v = 0;
-        bpf_map_lookup_elem(bpf_map__fd(counts_), &slot, &v);
-        return v;
-    }
-
-private:
-    std::string ns_;
-    tcd::BpfObjectPtr obj_;
-    bpf_map* counts_ = nullptr;
-    uint32_t ifindex_ = 0;
-    std::vector<tcd::UniqueFd> links_;
-    bool clsact_ = false;
-};
-
-#define NEIGHBOUR(n, p)  \
-    Neighbour n{p};      \
-    ASSERT_TRUE(n.ok()) << "could not load tests/bpf/neighbour.bpf.o"
 
 const std::string kTo = "10.202.0.2";
 

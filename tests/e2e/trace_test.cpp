@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/probe.h"
 #include "tests/common/kernel.h"
 #include "tests/common/lock_files.h"
 #include "tests/common/shell.h"
@@ -45,6 +46,17 @@ Bytes cut_ipv4() {  // IPv4 EtherType, 10 bytes of a 20-byte header
     f.resize(24);
     return f;
 }
+
+// Before 5.14 an XDP test run takes no context, so the handlers get no hop
+// record: trace shows no tcd_next hops there, and says so once (the frames
+// and their verdicts are traced as anywhere else).
+bool xdp_hops_shown() {
+    auto r = tcd::probe::has(tcd::probe::Feature::xdp_test_run_ctx);
+    return !r || *r;
+}
+const std::string kNoHopsNote =
+    "tcd_next hops are not shown: this kernel lacks XDP test runs with a context (struct xdp_md in "
+    "BPF_PROG_TEST_RUN) (Linux 5.14 brings it)";
 
 std::string hex(const Bytes& f) {
     std::string h;
@@ -296,6 +308,16 @@ TEST_F(TraceCli, FollowsTcdNextHopsForEveryKind) {
             const json& f = t["frames"][0];
             EXPECT_EQ(f["verdict"], drop);
             EXPECT_EQ(f["handler"], "hop_first");
+            if (hook == "xdp" && !xdp_hops_shown()) {
+                // The frame is traced (the verdict is the chain's), its hops
+                // are not, and trace says why.
+                EXPECT_EQ(f["levels"].size(), 1u) << f.dump();
+                EXPECT_EQ(t["note"], kNoHopsNote) << c.out;
+                EXPECT_NE(sh(tcd_ + " trace --hex " + frame).out.find("note: " + kNoHopsNote), std::string::npos);
+                sh(tcd_ + " -q unload --force");
+                continue;
+            }
+            EXPECT_FALSE(t.contains("note")) << c.out;
             ASSERT_EQ(f["levels"].size(), 4u) << f.dump();
             const json& l = f["levels"];
             EXPECT_EQ(l[0]["via"], "dispatcher");
@@ -393,6 +415,11 @@ TEST_F(TraceCli, FollowsTheExampleChains) {
         ASSERT_EQ(sh(tcd_ + " map set 252 " + k.second).rc, 0);
         json f = json::parse(sh(tcd_ + " -j trace --hex " + hex(udp)).out)["frames"][0];
         EXPECT_EQ(f["verdict"], k.hook == "xdp" ? "XDP_DROP" : "TC_ACT_SHOT");
+        if (k.hook == "xdp" && !xdp_hops_shown()) {
+            EXPECT_EQ(f["levels"].size(), 1u) << f.dump();
+            sh(tcd_ + " -q unload --force");
+            continue;
+        }
         ASSERT_EQ(f["levels"].size(), 2u) << f.dump();
         EXPECT_EQ(f["levels"][1]["via"], "tcd_next");
         EXPECT_EQ(f["levels"][1]["from"], k.first);
@@ -408,6 +435,7 @@ TEST_F(TraceCli, FollowsTheExampleChains) {
     ssh[34 + 2] = 0, ssh[34 + 3] = 22;
     json f = json::parse(sh(tcd_ + " -j trace --hex " + hex(ssh)).out)["frames"][0];
     EXPECT_EQ(f["verdict"], "XDP_DROP");
+    if (!xdp_hops_shown()) GTEST_SKIP() << kNoHopsNote;
     ASSERT_EQ(f["levels"].size(), 2u) << f.dump();
     EXPECT_EQ(f["levels"][1]["from"], "tcp_ports");
     EXPECT_EQ(f["levels"][1]["key"], 254);

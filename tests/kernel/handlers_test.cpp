@@ -10,6 +10,7 @@
 #include "core/bpffs.h"
 #include "core/handlers.h"
 #include "core/jumptable.h"
+#include "core/probe.h"
 #include "core/stats.h"
 #include "core/trace.h"
 #include "tests/common/instance.h"
@@ -74,13 +75,20 @@ TEST_F(Handlers, PortsExampleSharesTheJumpTable) {
     EXPECT_EQ(verdict(*t, l4(6, 80)), "XDP_PASS");
     auto f = t->run(l4(6, 22).data(), l4(6, 22).size(), 1);
     EXPECT_EQ(f->handler.value_or(""), "tcp_ports");
-    // The trace shows tcp_ports' tcd_next_static() hop to 254 as a level.
-    ASSERT_EQ(f->levels.size(), 2u);
-    EXPECT_EQ(f->levels[1].via, "tcd_next");
-    EXPECT_EQ(f->levels[1].from.value_or(""), "tcp_ports");
-    EXPECT_EQ(f->levels[1].key.value_or(0), 254u);
-    EXPECT_EQ(f->levels[1].handler.value_or(""), "port22");
-    EXPECT_FALSE(f->levels[1].missed);
+    // The trace shows tcp_ports' tcd_next_static() hop to 254 as a level
+    // (where an XDP test run takes the hop record: 5.14 on; before, the
+    // tracer says it cannot show hops and shows none).
+    const bool hops = t->limitation().empty();
+    if (hops) {
+        ASSERT_EQ(f->levels.size(), 2u);
+        EXPECT_EQ(f->levels[1].via, "tcd_next");
+        EXPECT_EQ(f->levels[1].from.value_or(""), "tcp_ports");
+        EXPECT_EQ(f->levels[1].key.value_or(0), 254u);
+        EXPECT_EQ(f->levels[1].handler.value_or(""), "port22");
+        EXPECT_FALSE(f->levels[1].missed);
+    } else {
+        EXPECT_EQ(f->levels.size(), 1u);
+    }
     EXPECT_EQ(f->unrecorded_hops, 0u);
     // Port 80 takes no hop: one level.
     auto p80 = t->run(l4(6, 80).data(), l4(6, 80).size(), 1);
@@ -91,6 +99,7 @@ TEST_F(Handlers, PortsExampleSharesTheJumpTable) {
     EXPECT_EQ(verdict(*t, l4(6, 22)), "XDP_PASS");
     auto m = t->run(l4(6, 22).data(), l4(6, 22).size(), 1);
     ASSERT_TRUE(m);
+    if (!hops) return;
     ASSERT_EQ(m->levels.size(), 2u);
     EXPECT_TRUE(m->levels[1].missed);
     EXPECT_FALSE(m->levels[1].handler);
@@ -102,18 +111,23 @@ TEST_F(Handlers, ChainExampleMarksThenInspects) {
     auto t = tcd::Tracer::open(inst().dir());
     ASSERT_TRUE(t);
     EXPECT_EQ(verdict(*t, l4(17, 9)), "XDP_PASS");  // no second stage yet
+    const bool hops = t->limitation().empty();     // before 5.14: none shown (PortsExample...)
     auto miss = t->run(l4(17, 9).data(), l4(17, 9).size(), 1);
     ASSERT_TRUE(miss);
-    ASSERT_EQ(miss->levels.size(), 2u);  // mark's hop to the empty 252
-    EXPECT_EQ(miss->levels[1].key.value_or(0), 252u);
-    EXPECT_TRUE(miss->levels[1].missed);
+    if (hops) {
+        ASSERT_EQ(miss->levels.size(), 2u);  // mark's hop to the empty 252
+        EXPECT_EQ(miss->levels[1].key.value_or(0), 252u);
+        EXPECT_TRUE(miss->levels[1].missed);
+    }
     ASSERT_TRUE(tcd::set_handler(inst().in(), 252, spec("inspect")));
     EXPECT_EQ(verdict(*t, l4(17, 9)), "XDP_DROP");  // marked, then dropped
     auto hop = t->run(l4(17, 9).data(), l4(17, 9).size(), 1);
     ASSERT_TRUE(hop);
-    ASSERT_EQ(hop->levels.size(), 2u);
-    EXPECT_EQ(hop->levels[1].from.value_or(""), "mark");
-    EXPECT_EQ(hop->levels[1].handler.value_or(""), "inspect");
+    if (hops) {
+        ASSERT_EQ(hop->levels.size(), 2u);
+        EXPECT_EQ(hop->levels[1].from.value_or(""), "mark");
+        EXPECT_EQ(hop->levels[1].handler.value_or(""), "inspect");
+    }
     EXPECT_EQ(verdict(*t, l4(17, 53)), "XDP_PASS");
 }
 
@@ -154,10 +168,14 @@ TEST_F(Handlers, FragsProgramsAreLoadedTheWayTheTableNeeds) {
 }
 
 TEST_F(Handlers, WiringChecksNameTheFieldAndWriteNothing) {
-    // Load the odd programs as they are (frags flag, devmap attach type, tc).
+    // Load the odd programs as they are (frags flag, devmap attach type, tc);
+    // the frags one only where the kernel has the flag (5.18 on).
     LIBBPF_OPTS(bpf_object_open_opts, oo);
     bpf_object* o = bpf_object__open_file(obj("odd_handlers").c_str(), &oo);
     ASSERT_TRUE(o);
+    auto frags = tcd::probe::has(tcd::probe::Feature::xdp_frags);
+    ASSERT_TRUE(frags) << frags.error().message();
+    if (!*frags) bpf_program__set_autoload(bpf_object__find_program_by_name(o, "frags_h"), false);
     ASSERT_EQ(bpf_object__load(o), 0);
     auto id_of = [&](const char* name) {
         auto info = tcd::prog_info(bpf_program__fd(bpf_object__find_program_by_name(o, name)));
@@ -173,8 +191,19 @@ TEST_F(Handlers, WiringChecksNameTheFieldAndWriteNothing) {
         {"devmap_h", "expected attach type differs: handler xdp_devmap, jump table none"},
         {"tc_prog", "program type is sched_cls, the jump table takes xdp"},
     };
+    // Without the prog-array attach-type check (before 6.17 and its stable
+    // backports: Debian 11's 5.10) the kernel takes a devmap program into
+    // the table, and so does tcd.
+    auto check = tcd::probe::has(tcd::probe::Feature::prog_array_attach_check);
+    ASSERT_TRUE(check) << check.error().message();
     for (const auto& c : cases) {
+        if (!*frags && std::string(c.prog) == "frags_h") continue;
         auto r = tcd::set_handler(inst().in(), 7, spec(id_of(c.prog)));
+        if (!*check && std::string(c.prog) == "devmap_h") {
+            EXPECT_TRUE(r) << r.error().message();
+            ASSERT_TRUE(tcd::set_handler(inst().in(), 7, spec("pass")));
+            continue;
+        }
         ASSERT_FALSE(r) << c.prog;
         EXPECT_NE(r.error().message().find(c.why), std::string::npos) << r.error().message();
         EXPECT_EQ(tcd::wired_prog_id(inst().in(), 7).value(), before.value()) << c.prog;

@@ -66,6 +66,9 @@ TEST(Probe, AnswersMatchThisKernel) {
     EXPECT_EQ(*frags, rel >= 5018) << "kernel " << rel;
     EXPECT_EQ(*batch, rel >= 5013) << "kernel " << rel;  // per-CPU arrays: 5.13 (plain arrays 5.6)
     EXPECT_EQ(*tcx, rel >= 6006) << "kernel " << rel;
+    auto ctx = tcd::probe::has(Feature::xdp_test_run_ctx);
+    ASSERT_TRUE(ctx) << ctx.error().message();
+    EXPECT_EQ(*ctx, rel >= 5014) << "kernel " << rel;
     // The prog-array attach-type check: 6.17, and backported to stable
     // series (Debian 12's 6.1.1xx has it), so only newer kernels are sure.
     auto check = tcd::probe::has(Feature::prog_array_attach_check);
