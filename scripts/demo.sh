@@ -24,6 +24,13 @@ trap cleanup EXIT
 cleanup
 
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+# Until a receiver started in the background says "ready" in FILE (its
+# socket is bound), for at most 30 s: sending before that loses datagrams.
+ready() {
+  local i
+  for i in $(seq 300); do grep -q '^ready' "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "demo: the receiver did not start ($1)" >&2; return 1
+}
 run() { say "$*"; "$@"; }
 
 ip netns add "$NS_A"
@@ -45,11 +52,11 @@ run "$TCD" status
 say "traffic: 5 pings, 64 KiB over TCP, 500 UDP datagrams from $NS_A to $NS_B"
 nsenter --net=/run/netns/"$NS_A" ping -q -c 5 -i 0.1 10.250.0.2 | tail -2
 "$PEER" tcp-listen --netns "$NS_B" --port 5001 --timeout-ms 3000 > /tmp/tcd-demo-tcp.$$ &
-sleep 0.2
+ready /tmp/tcd-demo-tcp.$$
 "$PEER" tcp-send --netns "$NS_A" --to 10.250.0.2 --port 5001 --bytes 65536 --timeout-ms 3000
 wait
 "$PEER" udp-recv --netns "$NS_B" --port 5002 --count 500 --timeout-ms 1000 > /tmp/tcd-demo-udp.$$ &
-sleep 0.2
+ready /tmp/tcd-demo-udp.$$
 "$PEER" udp-send --netns "$NS_A" --to 10.250.0.2 --port 5002 --count 500 --interval-us 100
 wait
 grep received /tmp/tcd-demo-udp.$$ | sed 's/^/udp /'
@@ -59,7 +66,7 @@ run "$TCD" stats
 echo "(icmp has no handler: its packets took the miss action, pass, and count as missed)"
 run "$TCD" map set udp drop
 "$PEER" udp-recv --netns "$NS_B" --port 5002 --count 100 --timeout-ms 500 > /tmp/tcd-demo-udp.$$ &
-sleep 0.2
+ready /tmp/tcd-demo-udp.$$
 "$PEER" udp-send --netns "$NS_A" --to 10.250.0.2 --port 5002 --count 100 >/dev/null
 wait
 echo "udp with 'drop' wired: $(grep received /tmp/tcd-demo-udp.$$) of 100"
