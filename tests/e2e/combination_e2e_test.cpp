@@ -93,7 +93,10 @@ TEST(Combination, TcxChainAndLibxdpBesideOtherAgents) {
     // XDP: xdp-loader's program in libxdp's dispatcher first.
     Cmd l = xl.load("xnb_count", 10);
     ASSERT_EQ(l.rc, 0) << l.err;
-    ASSERT_EQ(p.tcd(x, "load").rc, 0);
+    {
+        Cmd c = p.tcd(x, "load");
+        ASSERT_EQ(c.rc, 0) << c.err;
+    }
     Cmd ax = p.tcd(x, on);
     bool joined = *entry;
     if (joined) {
@@ -156,19 +159,34 @@ TEST(Combination, TcxChainAndLibxdpBesideOtherAgents) {
     }
 
     // Each change leaves the others running.
-    ASSERT_EQ(p.tcd(dir["before"], "load --force").rc, 0);
+    {
+        Cmd c = p.tcd(dir["before"], "load --force --hook tc");
+        ASSERT_EQ(c.rc, 0) << c.err;
+    }
     EXPECT_EQ(status_of(p, dir["before"])["attached"][0]["position"], 2);
     round("load --force of the tc instance before the agent");
-    ASSERT_EQ(p.tcd(x, "load --force").rc, 0);
+    {
+        Cmd c = p.tcd(x, "load --force");
+        ASSERT_EQ(c.rc, 0) << c.err;
+    }
     round("load --force of the XDP instance");
-    ASSERT_EQ(p.tcd(dir["after"], "detach vb --netns " + p.b()).rc, 0);
+    {
+        Cmd c = p.tcd(dir["after"], "detach vb --netns " + p.b());
+        ASSERT_EQ(c.rc, 0) << c.err;
+    }
     stop("after");
     round("detach of the tc instance after the agent");
-    ASSERT_EQ(p.tcd(dir["first"], "unload").rc, 0);
+    {
+        Cmd c = p.tcd(dir["first"], "unload");
+        ASSERT_EQ(c.rc, 0) << c.err;
+    }
     stop("first");
     expect.erase("first");  // its counters went with it
     round("unload of the first tc instance");
-    ASSERT_EQ(p.tcd(x, "detach vb --netns " + p.b()).rc, 0);
+    {
+        Cmd c = p.tcd(x, "detach vb --netns " + p.b());
+        ASSERT_EQ(c.rc, 0) << c.err;
+    }
     stop("x");
     round("detach of the XDP instance");
     if (joined) {
@@ -177,10 +195,16 @@ TEST(Combination, TcxChainAndLibxdpBesideOtherAgents) {
         stop("xnb");
         expect["xnb"] = -1;
     }
-    ASSERT_EQ(p.tcd(dir["last"], "unload").rc, 0);
+    {
+        Cmd c = p.tcd(dir["last"], "unload");
+        ASSERT_EQ(c.rc, 0) << c.err;
+    }
     stop("last");
     expect.erase("last");
-    ASSERT_EQ(p.tcd(dir["before"], "unload").rc, 0);
+    {
+        Cmd c = p.tcd(dir["before"], "unload");
+        ASSERT_EQ(c.rc, 0) << c.err;
+    }
     stop("before");
     expect.erase("before");
     round("every tcd tc instance gone: the agent still counts");
