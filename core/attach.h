@@ -81,8 +81,8 @@ struct AttachOptions {
     AttachMode mode = AttachMode::auto_mode;
     bool force = false;
     Direction direction = Direction::none;  // tc instances: ingress when none
-    std::optional<Placement> order;         // tcx; last when not given
-    std::optional<uint32_t> priority;       // XDP multiprog: libxdp run priority (its default 50)
+    std::optional<Placement> order{};       // tcx; last when not given
+    std::optional<uint32_t> priority{};     // XDP multiprog: libxdp run priority (its default 50)
     bool alone = false;                     // XDP: attach alone, not through libxdp's dispatcher
 };
 
