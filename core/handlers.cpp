@@ -189,6 +189,8 @@ Result<std::vector<UniqueFd>> share_maps(const std::string& what, bpf_object* ob
 
 Result<> load_object(const std::string& what, bpf_object* obj) {
     if (int err = bpf_object__load(obj)) {
+        if (std::string v = last_verifier_words(); !v.empty())
+            return fail(what, "the verifier rejected it: " + v, "-v shows the whole verifier log", -err);
         std::string w = last_library_warning();
         return fail(what, "the kernel refused it: " + errno_words(-err),
                     errno_hint(-err, w.empty() ? "run with -v for the verifier log"
