@@ -289,7 +289,7 @@ Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string
     if (!fd) {
         if (fd.error().err == ENOENT)
             return fail(what, "not pinned in " + in.paths().dir, "see 'tcd handler list'");
-        return propagate(fd);
+        return propagate(fd, what);
     }
     if (fd_kind(fd->get()) != ObjKind::prog) return fail(what, "is not a program");
     auto info = prog_info(fd->get());

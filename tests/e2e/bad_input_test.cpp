@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/bpffs.h"
+#include "core/error.h"
 #include "tests/common/kernel.h"
 #include "tests/common/lock_files.h"
 #include "tests/common/shell.h"
@@ -73,6 +74,12 @@ TEST(BadInput, ExitStatusOneLineNothingChanged) {
         {"load --key port", 1, "holds a proto dispatcher"},
         {"load -d /tmp/tcd-not-bpffs", 2, "-d: given 2 times"},
         {"object -o /nonexistent-dir/x.o", 1, "no such file"},
+        // EPERM/EACCES from the kernel, said as their real cause (root has
+        // the privileges: no privilege hint, checked below).
+        {"map set tcp /etc/passwd", 1, "handler /etc/passwd: is not on a bpffs"},
+        {"handler unload maps", 1, "handler maps: is a directory, not a pin"},
+        {"handler load " + objdir + "/bad_verifier.bpf.o", 1,
+         "the verifier rejected it: invalid access to packet"},
     };
     ASSERT_GE(std::size(cases), 20u);
     // The pins, the program id behind each program pin (a pin replaced by
@@ -95,8 +102,19 @@ TEST(BadInput, ExitStatusOneLineNothingChanged) {
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << c.args << ": " << r.err;
         EXPECT_NE(r.err.find(c.says), std::string::npos) << c.args << ": " << r.err;
         EXPECT_EQ(r.err.find("errno"), std::string::npos) << c.args;
+        if (tcd::has_bpf_privileges()) EXPECT_EQ(r.err.find("CAP_BPF"), std::string::npos) << c.args << ": " << r.err;
         EXPECT_EQ(state(), before) << c.args;
     }
+    // The verifier's own words, with -v for the whole log.
+    Cmd v = sh(tcd + " handler load " + objdir + "/bad_verifier.bpf.o");
+    EXPECT_NE(v.err.find("(-v shows the whole verifier log)"), std::string::npos) << v.err;
+    // bpffs names hold no dots: said so, nothing made.
+    std::string dotted = "/sys/fs/bpf/" + tcdtest::unique_name("tcdbad") + ".x";
+    locks.add(dotted);
+    Cmd dot = sh(std::string(TCD_BIN) + " -d " + dotted + " load");
+    EXPECT_EQ(dot.rc, 1) << dot.err;
+    EXPECT_NE(dot.err.find("bpffs names cannot contain dots"), std::string::npos) << dot.err;
+    EXPECT_FALSE(tcd::bpffs::exists(dotted));
     // Not root: refused before anything is touched, saying what it needs.
     // 'nobody' with no capabilities (setpriv drops them with the uid).
     if (sh("command -v setpriv").rc == 0) {
