@@ -32,7 +32,8 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
         if (o.ifname.empty() || !if_nametoindex(o.ifname.c_str()))
             return fail("interface " + o.ifname,
                         "no such interface" + (ns->empty() ? std::string() : " in network namespace " + *ns),
-                        "see 'ip link'");
+                        ns->empty() ? "see 'ip link'; one in another network namespace needs --netns NAME"
+                                    : "see 'ip -n NAME link'");
     }
     // Before anything is loaded: hw mode on a device without offload.
     if (auto r = check_xdp_mode(o.ifname, o.netns, *mode); !r) return propagate(r);

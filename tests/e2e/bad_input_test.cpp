@@ -62,7 +62,7 @@ TEST(BadInput, ExitStatusOneLineNothingChanged) {
         {"trace --pcap /nonexistent.pcap", 1, "no such file"},
         {"trace --pcap " + notpcap, 1, "not a pcap or pcapng capture"},
         {"trace --hex zz", 2, "not a hex digit"},
-        {"attach nosuchif0", 1, "no such interface"},
+        {"attach nosuchif0", 1, "no such interface (see 'ip link'; one in another network namespace needs --netns NAME)"},
         {"attach lo --netns nosuchns", 1, "network namespace nosuchns: not found"},
         {"attach lo --mode turbo", 2, "--mode"},
         {"stats --watch --interval -1", 2, "--interval"},
