@@ -387,4 +387,32 @@ TEST(BadInput, ObjectOutputFiles) {
     sh("rm -rf " + d);
 }
 
+// load on a loaded instance keeps the kind its pins say where --key and
+// --hook are left out: --force --miss-action drop on a port instance reloads
+// it as a port instance (it said "'tcd unload' it first"); a kind given that
+// differs is still refused.
+TEST(BadInput, LoadKeepsTheKindItIsNotGiven) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::LockFiles locks;
+    std::string dir = locks.add("/sys/fs/bpf/" + tcdtest::unique_name("tcdkind"));
+    std::string tcd = std::string(TCD_BIN) + " -d " + dir + " ";
+    sh(tcd + "-q unload");
+    ASSERT_EQ(sh(tcd + "-q load --key port --hook tc").rc, 0);
+    ASSERT_EQ(sh(tcd + "-q map set 8080 drop").rc, 0);
+    Cmd same = sh(tcd + "-j load");
+    EXPECT_EQ(same.rc, 0) << same.err;
+    EXPECT_TRUE(std::regex_search(same.out, std::regex("\"changed\": ?false"))) << same.out;
+    Cmd r = sh(tcd + "-j load --force --miss-action drop");
+    EXPECT_EQ(r.rc, 0) << r.err;
+    Cmd st = sh(tcd + "-j status");
+    EXPECT_TRUE(std::regex_search(st.out, std::regex("\"key\": ?\"port\""))) << st.out;
+    EXPECT_TRUE(std::regex_search(st.out, std::regex("\"hook\": ?\"tc\""))) << st.out;
+    EXPECT_TRUE(std::regex_search(st.out, std::regex("\"miss_action\": ?\"drop\""))) << st.out;
+    EXPECT_NE(sh(tcd + "map list").out.find("8080"), std::string::npos);
+    Cmd other = sh(tcd + "load --key proto --force");
+    EXPECT_EQ(other.rc, 1) << other.err;
+    EXPECT_NE(other.err.find("holds a port dispatcher"), std::string::npos) << other.err;
+    EXPECT_EQ(sh(tcd + "-q unload").rc, 0);
+}
+
 }  // namespace
