@@ -3,6 +3,9 @@
 #include <bpf/libbpf.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
@@ -93,7 +96,7 @@ static Result<> check_privileges(const std::string& command) {
     }
     auto has = [caps](int c) { return (caps >> c) & 1; };
     if ((has(kCapSysAdmin) || has(kCapBpf)) && has(kCapNetAdmin)) return {};
-    return fail_errno(command, EPERM);
+    return fail_errno(command, EPERM, "needs root or CAP_BPF+CAP_NET_ADMIN");
 }
 
 // Gives every command its row of the policy table, and holds the table to
@@ -184,10 +187,43 @@ static std::string command_path(CLI::App& app) {
     return path.empty() ? "tcd" : path;
 }
 
+// The first word of the command line that names no command, checked before
+// CLI11 parses (which would call it an unexpected argument, or print the
+// top-level help for it when --help follows). Global options and the value
+// of -d are skipped; the words of a command group are checked at their level.
+static std::optional<std::string> unknown_command(CLI::App& app, int argc, const char* const* argv) {
+    CLI::App* level = &app;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--") return std::nullopt;
+        if (a.size() > 1 && a[0] == '-') {
+            // -d DIR, --pin-dir DIR, -qd DIR (but not -dDIR, --pin-dir=DIR)
+            if (a == "--pin-dir" || (a[1] != '-' && a.back() == 'd')) ++i;
+            continue;
+        }
+        auto subs = level->get_subcommands([](CLI::App* s) { return !s->get_name().empty(); });
+        if (subs.empty()) return std::nullopt;  // a command's own arguments
+        auto it = std::find_if(subs.begin(), subs.end(), [&](CLI::App* s) { return s->get_name() == a; });
+        if (it == subs.end()) {
+            std::string names;
+            for (CLI::App* s : subs) names += (names.empty() ? "" : ", ") + s->get_name();
+            std::string where = level == &app ? "" : level->get_name() + " ";
+            return "unknown command '" + where + a + "' (the commands" + (where.empty() ? "" : " of " + level->get_name()) +
+                   ": " + names + "; see 'tcd " + where + "--help')";
+        }
+        level = *it;
+    }
+    return std::nullopt;
+}
+
 int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
     Context ctx(out, err);
     CLI::App app;
     build_app(app, ctx);
+    if (auto bad = unknown_command(app, argc, argv)) {
+        err << "tcd: " << *bad << '\n';
+        return static_cast<int>(ExitCode::usage);
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp&) {
@@ -210,6 +246,25 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
         }
         err << "tcd: " << parse_error_words(e) << " (see " << path << " --help)\n";
         return static_cast<int>(ExitCode::usage);
+    }
+    // Conflicts are errors, not resolved silently: -d given twice, or empty.
+    if (auto* d = app.get_option("--pin-dir"); d->count() > 1) {
+        err << "tcd: -d: given " << d->count() << " times; one pin dir per command (see tcd --help)\n";
+        return static_cast<int>(ExitCode::usage);
+    } else if (d->count() == 1 && ctx.g.pin_dir.empty()) {
+        err << "tcd: -d: an empty pin dir (see tcd --help)\n";
+        return static_cast<int>(ExitCode::usage);
+    }
+    // $TCD_LOCK_TIMEOUT, which every command that locks reads: a number of
+    // seconds, or an error (not 0 s).
+    if (const char* t = std::getenv("TCD_LOCK_TIMEOUT")) {
+        char* end = nullptr;
+        errno = 0;
+        double v = std::strtod(t, &end);
+        if (!*t || *end || errno || !std::isfinite(v) || v < 0) {
+            err << "tcd: TCD_LOCK_TIMEOUT=" << t << ": not a number of seconds (0 or more)\n";
+            return static_cast<int>(ExitCode::usage);
+        }
     }
     while (ctx.g.pin_dir.size() > 1 && ctx.g.pin_dir.back() == '/') ctx.g.pin_dir.pop_back();
     set_library_verbosity(ctx.g.verbose);

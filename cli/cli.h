@@ -88,6 +88,9 @@ struct LoadOptions {
     bool force = false;
     std::string key = "proto";
     std::string hook = "xdp";
+    // Whether --key and --hook were given: a loaded instance keeps its own
+    // kind where they were not.
+    bool key_given = true, hook_given = true;
 };
 Result<> run_load(const LoadOptions& o, Context& ctx);
 Result<> run_unload(bool force, Context& ctx);

@@ -6,6 +6,7 @@
 #include "core/bpffs.h"
 #include "core/crashpoint.h"
 #include "core/lifecycle.h"
+#include "core/ownership.h"
 #include "core/render.h"
 
 #include <net/if.h>
@@ -31,8 +32,11 @@ Result<> run_attach(const AttachOptions& o, Context& ctx) {
         if (o.ifname.empty() || !if_nametoindex(o.ifname.c_str()))
             return fail("interface " + o.ifname,
                         "no such interface" + (ns->empty() ? std::string() : " in network namespace " + *ns),
-                        "see 'ip link'");
+                        ns->empty() ? "see 'ip link'; one in another network namespace needs --netns NAME"
+                                    : "see 'ip -n NAME link'");
     }
+    // Before anything is loaded: hw mode on a device without offload.
+    if (auto r = check_xdp_mode(o.ifname, o.netns, *mode); !r) return propagate(r);
 
     // Attach on a fresh machine loads the instance first, with defaults; a
     // failed attach takes that load back.
@@ -92,6 +96,7 @@ Result<> run_detach(const DetachOptions& o, Context& ctx) {
     if (!o.all && o.ifname.empty()) return usage_error("detach", "an interface or --all is required");
     std::vector<DetachResult> results;
     if (!Instance::is_loaded(ctx.g.pin_dir)) {
+        if (auto r = require_own_dir(ctx.g.pin_dir, "detach"); !r) return propagate(r);
         // Nothing of ours can run anywhere; still say so for a missing interface.
         if (!o.all) {
             auto ns = resolve_netns(o.netns);

@@ -15,6 +15,13 @@ Result<> run_load(const LoadOptions& o, Context& ctx) {
     if (!key) return propagate(key);
     auto hook = parse_hook(o.hook);
     if (!hook) return propagate(hook);
+    // The kind of a loaded instance is read from its pins: what the command
+    // line leaves out is kept (load --force --miss-action drop on a port
+    // instance reloads a port instance).
+    if (auto pinned = pinned_kind(ctx.g.pin_dir)) {
+        if (!o.key_given) *key = pinned->key;
+        if (!o.hook_given) *hook = pinned->hook;
+    }
     if (!o.miss_action.empty()) {
         auto miss = parse_miss_action(o.miss_action, *hook);
         if (!miss) return propagate(miss);
@@ -54,7 +61,11 @@ void setup_instance(CLI::App& app, Context& ctx) {
                      "XDP (default) or tc's clsact (ingress and egress)");
     load->add_flag("--force", load_opts->force,
                    "reload a loaded instance: new dispatcher, same wiring and counters, swapped live");
-    load->callback([&ctx, load_opts] { ctx.action = [&ctx, load_opts] { return run_load(*load_opts, ctx); }; });
+    load->callback([&ctx, load, load_opts] {
+        load_opts->key_given = load->get_option("--key")->count() > 0;
+        load_opts->hook_given = load->get_option("--hook")->count() > 0;
+        ctx.action = [&ctx, load_opts] { return run_load(*load_opts, ctx); };
+    });
 
     auto unload_force = std::make_shared<bool>(false);
     auto* unload = app.add_subcommand("unload", "detach from every interface, then remove the pins");

@@ -59,6 +59,8 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
     if (o.reset && o.watch) return usage_error("stats", "--reset and --watch do not go together");
     if (o.format != "plain" && o.format != "json" && o.format != "prometheus")
         return usage_error("--format " + o.format, "not plain, json or prometheus");
+    if (o.format == "prometheus" && ctx.json())
+        return usage_error("stats", "-j asks for JSON, --format prometheus for the Prometheus text", "give one of them");
     if (o.format == "prometheus" && o.watch)
         return usage_error("stats", "--format prometheus is one reading; a scraper or a timer repeats it");
     if (!o.listen.empty()) {

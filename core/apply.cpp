@@ -550,6 +550,10 @@ Result<> plan_interfaces(const std::string& dir, const Desired& want, const Inst
         auto ns = resolve_netns(d.netns);
         if (!ns) return propagate(ns);
         wanted_ns.push_back(*ns);
+        // hw mode on a device without XDP offload: refused before any step runs.
+        if (d.direction.empty())
+            if (auto m = parse_xdp_mode(d.mode); m)
+                if (auto r = check_xdp_mode(d.name, d.netns, *m); !r) return propagate(r);
         if (std::any_of(now.begin(), now.end(), [&](const Attachment& a) { return same(a, d, *ns); })) continue;
         auto other = std::find_if(now.begin(), now.end(), [&](const Attachment& a) { return same_place(a, d, *ns); });
         bool again = other != now.end();

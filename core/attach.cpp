@@ -4,7 +4,16 @@
 #include "core/attach.h"
 
 #include <bpf/bpf.h>
+#include <linux/ethtool.h>
+#include <linux/if_link.h>
+#include <linux/sockios.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <array>
 #include <fmt/format.h>
@@ -48,6 +57,41 @@ Result<uint32_t> find_ifindex(const std::string& ifname, const std::string& netn
         return fail("interface " + ifname, "no such interface" + ns_words(netns),
                     netns.empty() ? "see 'ip link'" : "see 'ip -n NAME link' or nsenter");
     return idx;
+}
+
+// The driver's name (ethtool), "" when it does not say.
+std::string driver_name(const std::string& ifname) {
+    UniqueFd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!s) return "";
+    ethtool_drvinfo info{};
+    info.cmd = ETHTOOL_GDRVINFO;
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
+    ifr.ifr_data = reinterpret_cast<char*>(&info);
+    if (ioctl(s.get(), SIOCETHTOOL, &ifr) != 0) return "";
+    return std::string(info.driver, strnlen(info.driver, sizeof info.driver));
+}
+
+// Whether the device takes offloaded programs: a two-instruction XDP
+// program loaded for it (prog_ifindex) is refused with EINVAL by the kernel
+// unless its driver registered for BPF offload.
+Result<> check_xdp_offload(const std::string& ifname, uint32_t ifindex) {
+    const bpf_insn insns[] = {
+        {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = XDP_PASS},
+        {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+    };
+    LIBBPF_OPTS(bpf_prog_load_opts, o, .prog_ifindex = ifindex);
+    UniqueFd fd(bpf_prog_load(BPF_PROG_TYPE_XDP, "tcd_hw_probe", "GPL", insns, 2, &o));
+    if (fd) return {};
+    int err = errno;
+    if (err == EINVAL || err == EOPNOTSUPP) {
+        std::string driver = driver_name(ifname);
+        return fail("attach " + ifname + " --mode hw",
+                    "this device " + (driver.empty() ? std::string() : "(driver " + driver + ") ") +
+                        "has no XDP offload",
+                    "use --mode native or skb, or leave --mode out");
+    }
+    return fail_errno("attach " + ifname + " --mode hw: probe for XDP offload", err);
 }
 
 // The tc ways of attaching, the one a new attach uses first.
@@ -171,6 +215,17 @@ Result<Placement> parse_order(const std::string& text) {
     return usage_error("--order " + text, "not first, last, before:PROG or after:PROG");
 }
 
+Result<> check_xdp_mode(const std::string& ifname, const std::string& netns, AttachMode mode) {
+    if (mode != AttachMode::hw) return {};
+    auto ns = resolve_netns(netns);
+    if (!ns) return propagate(ns);
+    auto guard = NetnsGuard::enter(*ns);
+    if (!guard) return propagate(guard);
+    auto ifindex = find_ifindex(ifname, *ns);
+    if (!ifindex) return propagate(ifindex);
+    return check_xdp_offload(ifname, *ifindex);
+}
+
 Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
     auto ns = resolve_netns(opt.netns);
     if (!ns) return propagate(ns);
@@ -182,6 +237,8 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
     bool tc = in.kind().hook == Hook::tc;
     Direction dir = tc ? (opt.direction == Direction::none ? Direction::ingress : opt.direction) : Direction::none;
     Place at{opt.ifname, *ifindex, *ns, ino, dir};
+    if (!tc && opt.mode == AttachMode::hw)
+        if (auto r = check_xdp_offload(opt.ifname, *ifindex); !r) return propagate(r);
 
     // Before or after a program of the tcx chain: that program found (by id,
     // or by a name exactly one program there has) before anything changes.

@@ -27,6 +27,11 @@ using XdpMode = AttachMode;
 Result<AttachMode> parse_xdp_mode(const std::string& text);
 bool is_tc_mode(AttachMode m);
 
+// --mode hw asks for XDP offload, which only some drivers have (libxdp
+// crashes when asked on one that has not): refused unless the interface's
+// driver takes an offloaded program. Enters netns; nothing for other modes.
+Result<> check_xdp_mode(const std::string& ifname, const std::string& netns, AttachMode mode);
+
 // tc's two directions; none for XDP. Names: "ingress", "egress", "".
 enum class Direction { none, ingress, egress };
 const char* direction_name(Direction d);

@@ -66,6 +66,15 @@ Result<UniqueFd> get(const std::string& path) {
     int fd = bpf_obj_get(path.c_str());
     if (fd < 0) {
         int err = errno;
+        // The kernel says EPERM or EACCES for what is no pin at all: name that.
+        if (err == EPERM || err == EACCES) {
+            struct stat st {};
+            if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+                return fail(path, "is a directory, not a pin", "name a program or map pinned on bpffs", err);
+            if (stat(path.c_str(), &st) == 0 && !is_bpffs(path))
+                return fail(path, "is not on a bpffs, so it is no pinned program or map",
+                            "give a path under " + std::string(kMountPoint), err);
+        }
         return fail_errno(path, err);
     }
     return UniqueFd(fd);
@@ -117,6 +126,11 @@ Result<std::vector<std::string>> make_dirs(const std::string& dir) {
     for (const auto& d : missing) {
         if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) {
             int err = errno;
+            if (err == EPERM && is_bpffs(fs::path(d).parent_path().string()) &&
+                fs::path(d).filename().string().find('.') != std::string::npos) {
+                for (auto it = made.rbegin(); it != made.rend(); ++it) ::rmdir(it->c_str());
+                return fail("create " + d, "bpffs names cannot contain dots", "choose a pin dir without '.'");
+            }
             for (auto it = made.rbegin(); it != made.rend(); ++it) ::rmdir(it->c_str());
             return fail_errno("create " + d, err);
         }

@@ -1,5 +1,9 @@
 #include "core/error.h"
 
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cstring>
 
 namespace tcd {
@@ -32,9 +36,21 @@ std::string errno_words(int err) {
     }
 }
 
+bool has_bpf_privileges() {
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+    if (syscall(SYS_capget, &hdr, data) != 0) return false;
+    auto has = [&](int cap) { return (data[cap / 32].effective & (1u << (cap % 32))) != 0; };
+    constexpr int kCapBpf = 39;  // CAP_BPF, newer than some headers
+    return (has(kCapBpf) || has(CAP_SYS_ADMIN)) && has(CAP_NET_ADMIN);
+}
+
 std::string errno_hint(int err, std::string otherwise) {
     if (err < 0) err = -err;
-    if (err == EPERM || err == EACCES) return "needs root or CAP_BPF+CAP_NET_ADMIN";
+    // Only when privileges are the cause: with them, EPERM and EACCES come
+    // from somewhere else (a file's permissions, an LSM, the verifier), and
+    // the caller's words, if any, say where.
+    if ((err == EPERM || err == EACCES) && !has_bpf_privileges()) return "needs root or CAP_BPF+CAP_NET_ADMIN";
     return otherwise;
 }
 

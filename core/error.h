@@ -61,9 +61,13 @@ tl::unexpected<Error> propagate(const Result<T>& failed, std::string what) {
 // EACCES get the privilege hint, unless a hint is given.
 tl::unexpected<Error> fail_errno(std::string what, int err, std::string hint = {});
 
+// Whether this process has the capabilities tcd's kernel calls need
+// (CAP_BPF or CAP_SYS_ADMIN, and CAP_NET_ADMIN, effective).
+bool has_bpf_privileges();
+
 // The hint for an errno the kernel answered with: for EPERM and EACCES the
-// privilege hint (the one place tcd explains them; the core never guesses
-// capabilities up front), otherwise `otherwise`.
+// privilege hint when the process lacks the privileges (the one place tcd
+// explains them; the core never refuses up front), otherwise `otherwise`.
 std::string errno_hint(int err, std::string otherwise = {});
 
 // Words for an errno value, tuned for what BPF and netlink calls mean by it.

@@ -189,6 +189,8 @@ Result<std::vector<UniqueFd>> share_maps(const std::string& what, bpf_object* ob
 
 Result<> load_object(const std::string& what, bpf_object* obj) {
     if (int err = bpf_object__load(obj)) {
+        if (std::string v = last_verifier_words(); !v.empty())
+            return fail(what, "the verifier rejected it: " + v, "-v shows the whole verifier log", -err);
         std::string w = last_library_warning();
         return fail(what, "the kernel refused it: " + errno_words(-err),
                     errno_hint(-err, w.empty() ? "run with -v for the verifier log"
@@ -287,7 +289,7 @@ Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string
     if (!fd) {
         if (fd.error().err == ENOENT)
             return fail(what, "not pinned in " + in.paths().dir, "see 'tcd handler list'");
-        return propagate(fd);
+        return propagate(fd, what);
     }
     if (fd_kind(fd->get()) != ObjKind::prog) return fail(what, "is not a program");
     auto info = prog_info(fd->get());

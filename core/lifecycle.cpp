@@ -19,6 +19,7 @@
 #include "core/jumptable.h"
 #include "core/keys.h"
 #include "core/lock.h"
+#include "core/ownership.h"
 #include "core/tree.h"
 #include "tcd/shared.h"
 
@@ -303,6 +304,8 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     if (miss == MissAction::next && opt.kind.hook != Hook::tc)
         return usage_error("load --miss-action next", "is for tc instances; XDP has pass and drop");
     if (auto r = bpffs::ensure_mounted(dir); !r) return propagate(r);
+    // Pins are made and replaced only in a directory that is tcd's.
+    if (auto r = require_own_dir(dir, opt.force ? "load --force" : "load"); !r) return propagate(r);
     // A reload moves the parents' keys too: their locks first, before
     // anything changes.
     // (Where it may not relock, the caller holds them already: see below.)
@@ -404,6 +407,9 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
     if (!bpffs::exists(dir)) return res;  // nothing there: done already
     if (!bpffs::is_bpffs(dir))
         return fail("unload", dir + " is not on a bpffs", "is this the right --pin-dir?");
+    // Only an instance's pins are removed, and only when all of them are
+    // tcd's: checked before anything is touched.
+    if (auto r = require_own_dir(dir, "unload"); !r) return propagate(r);
 
     // A child that a parent wires stays until the parent unwires it (its jump
     // table would empty under the parent's packets). The check and the

@@ -10,5 +10,8 @@ void set_library_verbosity(bool verbose);
 
 // The last warning libbpf or libxdp printed while quiet ("" if none).
 std::string last_library_warning();
+// The last lines of the last verifier log libbpf printed while quiet (a
+// rejected program), joined with " / "; "" if none.
+std::string last_verifier_words();
 
 }  // namespace tcd

@@ -619,7 +619,8 @@ json trace_summary_json(const TraceSummary& s) {
 }
 
 std::string trace_summary_plain(const TraceSummary& s) {
-    std::string out = fmt::format("\n{} frames\n{:<9} {:<16} {:>8} {:>10} {:>8}  {}\n", s.frames(), "CLASS", "KEY",
+    std::string out = fmt::format("\n{} frame{}\n{:<9} {:<16} {:>8} {:>10} {:>8}  {}\n", s.frames(),
+                                  s.frames() == 1 ? "" : "s", "CLASS", "KEY",
                                   "FRAMES", "BYTES", "MISSED", "VERDICTS");
     int level = 0;
     for (const auto& r : s.rows()) {

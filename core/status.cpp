@@ -1,4 +1,5 @@
 #include "core/status.h"
+#include "core/ownership.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -61,6 +62,11 @@ Result<Status> gather_status(const std::string& dir) {
         return st;
     }
     Paths paths{dir};
+    const DirCheck owner = inspect_pin_dir(dir);
+    if (owner.owner == DirOwner::foreign && !Instance::is_loaded(dir)) {
+        st.problems.push_back(owner.found + "; tcd leaves it alone (" + owner.hint + ")");
+        return st;
+    }
     if (!Instance::is_loaded(dir)) {
         std::vector<std::string> left = bpffs::list_pins(dir);
         for (const auto& m : bpffs::list_pins(paths.maps_dir())) left.push_back("maps/" + m);
@@ -142,6 +148,8 @@ Result<Status> gather_status(const std::string& dir) {
     }
     for (auto& p : stale_attachments(*in)) st.problems.push_back(std::move(p));
     if (in->attach_fd() < 0) st.problems.push_back("maps/attach is missing; attachments in other network namespaces are not tracked");
+    if (owner.owner == DirOwner::foreign)
+        st.problems.push_back(owner.found + "; 'tcd unload' refuses until they are moved out");
     for (const auto& name : bpffs::list_pins(dir))
         if (bpffs::is_temp_pin(name))
             st.problems.push_back("leftover temporary pin " + name + " (an interrupted command); 'tcd unload' removes it");

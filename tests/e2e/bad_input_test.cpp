@@ -5,12 +5,15 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <sstream>
 #include <string>
 
 #include "core/bpffs.h"
+#include "core/error.h"
 #include "tests/common/kernel.h"
 #include "tests/common/lock_files.h"
 #include "tests/common/shell.h"
@@ -59,7 +62,7 @@ TEST(BadInput, ExitStatusOneLineNothingChanged) {
         {"trace --pcap /nonexistent.pcap", 1, "no such file"},
         {"trace --pcap " + notpcap, 1, "not a pcap or pcapng capture"},
         {"trace --hex zz", 2, "not a hex digit"},
-        {"attach nosuchif0", 1, "no such interface"},
+        {"attach nosuchif0", 1, "no such interface (see 'ip link'; one in another network namespace needs --netns NAME)"},
         {"attach lo --netns nosuchns", 1, "network namespace nosuchns: not found"},
         {"attach lo --mode turbo", 2, "--mode"},
         {"stats --watch --interval -1", 2, "--interval"},
@@ -69,8 +72,14 @@ TEST(BadInput, ExitStatusOneLineNothingChanged) {
         {"load --miss-action maybe", 2, "--miss-action"},
         {"load --miss-action drop", 1, "--force"},
         {"load --key port", 1, "holds a proto dispatcher"},
-        {"-d /tmp/tcd-not-bpffs load", 1, "not on a bpffs"},
+        {"load -d /tmp/tcd-not-bpffs", 2, "-d: given 2 times"},
         {"object -o /nonexistent-dir/x.o", 1, "no such file"},
+        // EPERM/EACCES from the kernel, said as their real cause (root has
+        // the privileges: no privilege hint, checked below).
+        {"map set tcp /etc/passwd", 1, "handler /etc/passwd: is not on a bpffs"},
+        {"handler unload maps", 1, "handler maps: is a directory, not a pin"},
+        {"handler load " + objdir + "/bad_verifier.bpf.o", 1,
+         "the verifier rejected it: invalid access to packet"},
     };
     ASSERT_GE(std::size(cases), 20u);
     // The pins, the program id behind each program pin (a pin replaced by
@@ -93,8 +102,19 @@ TEST(BadInput, ExitStatusOneLineNothingChanged) {
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << c.args << ": " << r.err;
         EXPECT_NE(r.err.find(c.says), std::string::npos) << c.args << ": " << r.err;
         EXPECT_EQ(r.err.find("errno"), std::string::npos) << c.args;
+        if (tcd::has_bpf_privileges()) EXPECT_EQ(r.err.find("CAP_BPF"), std::string::npos) << c.args << ": " << r.err;
         EXPECT_EQ(state(), before) << c.args;
     }
+    // The verifier's own words, with -v for the whole log.
+    Cmd v = sh(tcd + " handler load " + objdir + "/bad_verifier.bpf.o");
+    EXPECT_NE(v.err.find("(-v shows the whole verifier log)"), std::string::npos) << v.err;
+    // bpffs names hold no dots: said so, nothing made.
+    std::string dotted = "/sys/fs/bpf/" + tcdtest::unique_name("tcdbad") + ".x";
+    locks.add(dotted);
+    Cmd dot = sh(std::string(TCD_BIN) + " -d " + dotted + " load");
+    EXPECT_EQ(dot.rc, 1) << dot.err;
+    EXPECT_NE(dot.err.find("bpffs names cannot contain dots"), std::string::npos) << dot.err;
+    EXPECT_FALSE(tcd::bpffs::exists(dotted));
     // Not root: refused before anything is touched, saying what it needs.
     // 'nobody' with no capabilities (setpriv drops them with the uid).
     if (sh("command -v setpriv").rc == 0) {
@@ -115,6 +135,284 @@ TEST(BadInput, ExitStatusOneLineNothingChanged) {
     EXPECT_FALSE(tcd::bpffs::exists("/tmp/tcd-not-bpffs"));
     std::remove(notpcap.c_str());
     sh("rm -rf " + odd + "; " + tcd + " -q unload");
+}
+
+// The ownership rule (docs/cli.md, "What tcd touches"): unload, detach and
+// load (--force) on a directory that is not a tcd instance -- a subdirectory
+// of one, another tool's pins, the root of a bpffs mount, an instance holding
+// entries tcd did not make -- are refused before anything is touched, saying
+// what was found, and status does not offer 'tcd unload' for them.
+TEST(BadInput, RefusesWhatIsNotTcds) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::LockFiles locks;
+    std::string dir = locks.add("/sys/fs/bpf/" + tcdtest::unique_name("tcdown"));
+    std::string foreign = locks.add(dir + "-foreign");
+    std::string mnt = locks.add("/tmp/" + tcdtest::unique_name("tcdown_mnt"));
+    locks.add(dir + "/maps");
+    locks.add(dir + "/maps/jt");
+    std::string tcd = std::string(TCD_BIN) + " ";
+    std::string objdir = TCD_BPF_OBJ_DIR;
+    auto cleanup = [&] {
+        sh("umount " + mnt + " 2>/dev/null; rmdir " + mnt + " 2>/dev/null; rm -rf " + foreign + "; rm -f " + dir +
+           "/stray; " + tcd + "-q -d " + dir + " unload");
+    };
+    cleanup();
+    ASSERT_EQ(sh(tcd + "-q -d " + dir + " load").rc, 0);
+    // Another tool's pins: programs bpftool loaded, a map in a subdirectory.
+    ASSERT_EQ(sh("bpftool prog loadall " + objdir + "/odd_handlers.bpf.o " + foreign).rc, 0);
+    ASSERT_EQ(sh("mkdir " + foreign + "/sub && bpftool map create " + foreign +
+                 "/sub/m type array key 4 value 4 entries 1 name tcdown_m").rc, 0);
+    // A bpffs of its own, its root holding a program pin (the root of
+    // /sys/fs/bpf is not for a test to gamble with).
+    ASSERT_EQ(sh("mkdir -p " + mnt + " && mount -t bpf bpf " + mnt).rc, 0);
+    ASSERT_EQ(sh("bpftool prog loadall " + objdir + "/odd_handlers.bpf.o " + mnt + "/odd").rc, 0);
+    ASSERT_EQ(sh("bpftool prog pin pinned " + mnt + "/odd/tc_prog " + mnt + "/tc_prog").rc, 0);
+
+    auto state = [&] {
+        return sh("find " + dir + " " + foreign + " " + mnt + " | sort; bpftool map dump pinned " + dir + "/maps/jt")
+            .out;
+    };
+    std::string before = state();
+    for (const char* pin : {"/maps/jt", "/maps/proto_stats", "/maps/attach", "/xdp_dispatch"})
+        ASSERT_NE(before.find(dir + pin + "\n"), std::string::npos) << pin << " in " << before;
+    ASSERT_NE(before.find(foreign + "/sub/m\n"), std::string::npos) << before;
+    ASSERT_NE(before.find(mnt + "/tc_prog\n"), std::string::npos) << before;
+
+    struct Case {
+        std::string dir;
+        std::string says;
+    } cases[] = {
+        {dir + "/maps", "is the maps directory of the instance " + dir},
+        {dir + "/maps/", "is the maps directory of the instance"},
+        {foreign, "is not a tcd instance: it holds a_name_longer_than_15 (a program)"},
+        {mnt, "is the root of a bpffs mount"},
+        {dir + "/maps/jt", "is a map, not an instance directory"},
+    };
+    for (const auto& c : cases) {
+        for (const char* args : {"unload", "unload --force", "detach --all", "load --force", "load"}) {
+            Cmd r = sh(tcd + "-d " + c.dir + " " + args);
+            EXPECT_EQ(r.rc, 1) << c.dir << " " << args << ": " << r.err;
+            EXPECT_EQ(r.out, "") << c.dir << " " << args;
+            EXPECT_EQ(r.err.rfind("tcd: ", 0), 0u) << c.dir << " " << args << ": " << r.err;
+            EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << c.dir << " " << args << ": " << r.err;
+            EXPECT_NE(r.err.find(c.says), std::string::npos) << c.dir << " " << args << ": " << r.err;
+            EXPECT_EQ(state(), before) << c.dir << " " << args;
+        }
+        Cmd st = sh(tcd + "-d " + c.dir + " status");
+        EXPECT_EQ(st.out.find("'tcd unload' removes it"), std::string::npos) << c.dir << ": " << st.out;
+        EXPECT_NE(st.out.find(c.says), std::string::npos) << c.dir << ": " << st.out;
+    }
+    // The bpffs root proper: status only.
+    Cmd root = sh(tcd + "-d /sys/fs/bpf status");
+    EXPECT_EQ(root.out.find("'tcd unload' removes it"), std::string::npos) << root.out;
+    EXPECT_NE(root.out.find("is the root of a bpffs mount"), std::string::npos) << root.out;
+    // The instance still runs whole: status calls it loaded, with no problem.
+    Cmd st = sh(tcd + "-j -d " + dir + " status");
+    EXPECT_TRUE(std::regex_search(st.out, std::regex("\"loaded\": ?true"))) << st.out;
+
+    // An instance holding a map another tool pinned there: its unload is
+    // refused before any of its pins go, and goes through once it is moved out.
+    ASSERT_EQ(sh("bpftool map create " + dir + "/stray type array key 4 value 4 entries 1 name tcdown_s").rc, 0);
+    std::string with_stray = state();
+    Cmd r = sh(tcd + "-d " + dir + " unload");
+    EXPECT_EQ(r.rc, 1) << r.err;
+    EXPECT_NE(r.err.find("holds entries tcd did not make: stray (a map)"), std::string::npos) << r.err;
+    EXPECT_EQ(state(), with_stray);
+    EXPECT_NE(sh(tcd + "-d " + dir + " status").out.find("'tcd unload' refuses"), std::string::npos);
+    ASSERT_EQ(sh("rm " + dir + "/stray").rc, 0);
+    EXPECT_EQ(sh(tcd + "-q -d " + dir + " unload").rc, 0);
+    EXPECT_FALSE(tcd::bpffs::exists(dir));
+    cleanup();
+}
+
+// --mode hw on a device without XDP offload (a veth): libxdp crashed on it,
+// after attach had loaded an instance and recorded the attachment. Refused
+// before anything is loaded or recorded, naming the driver; from an apply
+// file too.
+TEST(BadInput, HwModeWithoutOffload) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::LockFiles locks;
+    std::string ns = tcdtest::unique_name("tcdhw");
+    std::string dir = locks.add("/sys/fs/bpf/" + ns);
+    std::string yaml = "/tmp/" + ns + ".yaml";
+    std::string tcd = std::string(TCD_BIN) + " -d " + dir + " ";
+    auto cleanup = [&] {
+        sh(tcd + "-q unload; ip netns del " + ns + " 2>/dev/null; rm -f " + yaml);
+    };
+    cleanup();
+    ASSERT_EQ(sh("ip netns add " + ns + " && ip -n " + ns + " link add hw0 type veth peer name hw1 && ip -n " + ns +
+                 " link set hw0 up && ip -n " + ns + " link set hw1 up")
+                  .rc,
+              0);
+    std::ofstream(yaml) << "pin_dir: " << dir << "\ninterfaces:\n  - name: hw0\n    netns: " << ns
+                        << "\n    mode: hw\n";
+    auto check = [&](const std::string& args) {
+        Cmd r = sh(tcd + args);
+        EXPECT_EQ(r.rc, 1) << args << ": " << r.err;
+        EXPECT_EQ(r.out, "") << args;
+        EXPECT_EQ(r.err.rfind("tcd: ", 0), 0u) << args << ": " << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
+        EXPECT_NE(r.err.find("(driver veth) has no XDP offload"), std::string::npos) << args << ": " << r.err;
+    };
+    const std::string attach = "attach hw0 --netns " + ns + " --mode hw";
+    // Nothing loaded: nothing is left loaded.
+    for (const std::string& args : {attach, attach + " --alone", "apply -f " + yaml}) {
+        check(args);
+        EXPECT_FALSE(tcd::bpffs::exists(dir)) << args;
+    }
+    // Loaded: the instance as it was, no attachment recorded, none on the device.
+    ASSERT_EQ(sh(tcd + "-q load").rc, 0);
+    std::string before = sh(tcd + "-j status").out;
+    for (const std::string& args : {attach, attach + " --alone", "apply -f " + yaml}) {
+        check(args);
+        EXPECT_EQ(sh(tcd + "-j status").out, before) << args;
+        EXPECT_EQ(sh("bpftool map dump pinned " + dir + "/maps/attach").out.find("key"), std::string::npos) << args;
+        EXPECT_EQ(sh("ip -n " + ns + " link show hw0").out.find("xdp"), std::string::npos) << args;
+    }
+    cleanup();
+}
+
+// Command lines that contradict themselves, and commands that do not exist:
+// exit 2, one line that names the problem, nothing done (no pin dir made).
+TEST(BadInput, ConflictsAndUnknownCommands) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::LockFiles locks;
+    std::string a = locks.add("/sys/fs/bpf/" + tcdtest::unique_name("tcdconf") + "_a");
+    std::string b = locks.add("/sys/fs/bpf/" + tcdtest::unique_name("tcdconf") + "_b");
+    std::string bin = TCD_BIN;
+    struct Case {
+        std::string line;
+        std::string says;
+    } cases[] = {
+        {"frobnicate", "unknown command 'frobnicate' (the commands: "},
+        {"frobnicate --help", "unknown command 'frobnicate'"},
+        {"-d " + a + " -q frobnicate -j", "unknown command 'frobnicate'"},
+        {"map frob", "unknown command 'map frob' (the commands of map: "},
+        {"-d " + a + " -d " + b + " load", "-d: given 2 times"},
+        {"-d " + a + " load -d " + b, "-d: given 2 times"},
+        {"-d '' load", "-d: an empty pin dir"},
+        {"-d " + a + " -j stats --format prometheus", "-j asks for JSON, --format prometheus"},
+        {"-d " + a + " -j object -o -", "stdout holds the object"},
+        {"TCD_LOCK_TIMEOUT=abc " + bin + " -d " + a + " load", "TCD_LOCK_TIMEOUT=abc: not a number of seconds"},
+        {"TCD_LOCK_TIMEOUT=-1 " + bin + " -d " + a + " load", "TCD_LOCK_TIMEOUT=-1: not a number of seconds"},
+        {"TCD_LOCK_TIMEOUT= " + bin + " -d " + a + " load", "TCD_LOCK_TIMEOUT=: not a number of seconds"},
+    };
+    for (const auto& c : cases) {
+        std::string line = c.line.rfind("TCD_", 0) == 0 ? c.line : bin + " " + c.line;
+        Cmd r = sh(line);
+        EXPECT_EQ(r.rc, 2) << c.line << ": " << r.err;
+        EXPECT_EQ(r.out, "") << c.line;
+        EXPECT_EQ(r.err.rfind("tcd: ", 0), 0u) << c.line << ": " << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << c.line << ": " << r.err;
+        EXPECT_NE(r.err.find(c.says), std::string::npos) << c.line << ": " << r.err;
+        EXPECT_FALSE(tcd::bpffs::exists(a)) << c.line;
+        EXPECT_FALSE(tcd::bpffs::exists(b)) << c.line;
+    }
+    // The unknown command's line lists the real ones.
+    Cmd r = sh(bin + " frobnicate");
+    for (const char* cmd : {"attach", "detach", "map", "stats", "load", "unload", "status", "handler", "object"})
+        EXPECT_NE(r.err.find(std::string(cmd) + ","), std::string::npos) << cmd << ": " << r.err;
+    // A valid number of seconds is taken; a pin dir not on bpffs still says so.
+    r = sh("TCD_LOCK_TIMEOUT=2.5 " + bin + " -d /tmp/tcd-not-bpffs load");
+    EXPECT_EQ(r.rc, 1) << r.err;
+    EXPECT_NE(r.err.find("not on a bpffs"), std::string::npos) << r.err;
+    EXPECT_FALSE(tcd::bpffs::exists("/tmp/tcd-not-bpffs"));
+    tcdtest::remove_lock_file("/tmp/tcd-not-bpffs");
+}
+
+// tcd object -o (docs/cli.md, "Output files"): '-' is stdout, a FIFO or a
+// device is written into and stays what it is, a symlink is refused and left
+// alone, a regular file is replaced whole (a new inode renamed over it), and
+// no temporary file is left. Errors name the file's cause, never privileges
+// (object needs none).
+TEST(BadInput, ObjectOutputFiles) {
+    std::string d = "/tmp/" + tcdtest::unique_name("tcdobj");
+    ASSERT_EQ(sh("rm -rf " + d + " && mkdir " + d).rc, 0);
+    std::string obj = std::string(TCD_BIN) + " object -o ";
+    auto slurp = [](const std::string& p) {
+        std::ifstream f(p, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(f), {});
+    };
+    // A regular file: written, then replaced by a new inode.
+    ASSERT_EQ(sh("echo old > " + d + "/x.o").rc, 0);
+    std::string ino = sh("stat -c %i " + d + "/x.o").out;
+    Cmd r = sh(obj + d + "/x.o");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    std::string elf = slurp(d + "/x.o");
+    ASSERT_GT(elf.size(), 1000u);
+    EXPECT_EQ(elf.substr(0, 4), "\x7f" "ELF");
+    EXPECT_NE(sh("stat -c %i " + d + "/x.o").out, ino);
+    // '-': the bytes on stdout, nothing else, and no file named '-'.
+    r = sh("cd " + d + " && " + obj + "- > " + d + "/stdout.o");
+    EXPECT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(slurp(d + "/stdout.o"), elf);
+    EXPECT_FALSE(std::filesystem::exists(d + "/-"));
+    // A FIFO: written into, still a FIFO.
+    ASSERT_EQ(sh("mkfifo " + d + "/fifo").rc, 0);
+    r = sh("cat " + d + "/fifo > " + d + "/from_fifo.o & " + obj + d + "/fifo; rc=$?; wait; exit $rc");
+    EXPECT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(slurp(d + "/from_fifo.o"), elf);
+    EXPECT_EQ(sh("stat -c %F " + d + "/fifo").out, "fifo\n");
+    // A device: written into (/dev/full says no space), never replaced.
+    r = sh(obj + "/dev/full");
+    EXPECT_EQ(r.rc, 1);
+    EXPECT_EQ(r.err, "tcd: write /dev/full: no space left\n");
+    EXPECT_EQ(sh("stat -c %F:%t:%T /dev/full").out, "character special file:1:7\n");
+    // A symlink: refused; the link and what it points to stay as they were.
+    ASSERT_EQ(sh("echo keep > " + d + "/target && ln -s " + d + "/target " + d + "/link").rc, 0);
+    r = sh(obj + d + "/link");
+    EXPECT_EQ(r.rc, 1);
+    EXPECT_NE(r.err.find("is a symbolic link; tcd does not replace it"), std::string::npos) << r.err;
+    EXPECT_EQ(sh("readlink " + d + "/link").out, d + "/target\n");
+    EXPECT_EQ(slurp(d + "/target"), "keep\n");
+    // A directory that is missing: its own cause, no privilege hint.
+    r = sh(obj + d + "/nodir/x.o");
+    EXPECT_EQ(r.rc, 1);
+    EXPECT_NE(r.err.find("no such file"), std::string::npos) << r.err;
+    // An immutable file (where the filesystem has the attribute): refused by
+    // the kernel, said as the file's attributes, not as missing privileges.
+    if (sh("echo old > " + d + "/imm && chattr +i " + d + "/imm 2>/dev/null").rc == 0) {
+        r = sh(obj + d + "/imm");
+        EXPECT_EQ(r.rc, 1);
+        EXPECT_NE(r.err.find("lsattr"), std::string::npos) << r.err;
+        EXPECT_EQ(slurp(d + "/imm"), "old\n");
+        sh("chattr -i " + d + "/imm");
+    }
+    for (Cmd c : {sh(obj + "/dev/full"), sh(obj + d + "/link"), sh(obj + d + "/nodir/x.o")})
+        EXPECT_EQ(c.err.find("CAP_BPF"), std::string::npos) << c.err;
+    // No temporary file left beside the outputs.
+    EXPECT_EQ(sh("ls -A " + d).out, std::string("fifo\nfrom_fifo.o\n") + (std::filesystem::exists(d + "/imm") ? "imm\n" : "") +
+                                         "link\nstdout.o\ntarget\nx.o\n");
+    sh("rm -rf " + d);
+}
+
+// load on a loaded instance keeps the kind its pins say where --key and
+// --hook are left out: --force --miss-action drop on a port instance reloads
+// it as a port instance (it said "'tcd unload' it first"); a kind given that
+// differs is still refused.
+TEST(BadInput, LoadKeepsTheKindItIsNotGiven) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::LockFiles locks;
+    std::string dir = locks.add("/sys/fs/bpf/" + tcdtest::unique_name("tcdkind"));
+    std::string tcd = std::string(TCD_BIN) + " -d " + dir + " ";
+    sh(tcd + "-q unload");
+    ASSERT_EQ(sh(tcd + "-q load --key port --hook tc").rc, 0);
+    ASSERT_EQ(sh(tcd + "-q map set 8080 drop").rc, 0);
+    Cmd same = sh(tcd + "-j load");
+    EXPECT_EQ(same.rc, 0) << same.err;
+    EXPECT_TRUE(std::regex_search(same.out, std::regex("\"changed\": ?false"))) << same.out;
+    Cmd r = sh(tcd + "-j load --force --miss-action drop");
+    EXPECT_EQ(r.rc, 0) << r.err;
+    Cmd st = sh(tcd + "-j status");
+    EXPECT_TRUE(std::regex_search(st.out, std::regex("\"key\": ?\"port\""))) << st.out;
+    EXPECT_TRUE(std::regex_search(st.out, std::regex("\"hook\": ?\"tc\""))) << st.out;
+    EXPECT_TRUE(std::regex_search(st.out, std::regex("\"miss_action\": ?\"drop\""))) << st.out;
+    EXPECT_NE(sh(tcd + "map list").out.find("8080"), std::string::npos);
+    Cmd other = sh(tcd + "load --key proto --force");
+    EXPECT_EQ(other.rc, 1) << other.err;
+    EXPECT_NE(other.err.find("holds a port dispatcher"), std::string::npos) << other.err;
+    EXPECT_EQ(sh(tcd + "-q unload").rc, 0);
 }
 
 }  // namespace

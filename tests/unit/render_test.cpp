@@ -290,3 +290,18 @@ TEST(RenderUnload, UnwiredKeysNamedByTheParentsKind) {
     auto j = tcd::render::unload_json(r);
     EXPECT_EQ(j["unwired"][0], (tcd::render::json{{"instance", "/sys/fs/bpf/p"}, {"key", 17}}));
 }
+
+// "1 frame", not "1 frames" (issue 20).
+TEST(RenderTrace, SummaryCountsFramesInWords) {
+    tcd::TraceSummary s;
+    tcd::TraceFrame f;
+    f.frame = 1;
+    f.len = 60;
+    f.cls = "ipv4";
+    f.verdict = "pass";
+    s.add(f);
+    EXPECT_EQ(tcd::render::trace_summary_plain(s).rfind("\n1 frame\n", 0), 0u) << tcd::render::trace_summary_plain(s);
+    f.frame = 2;
+    s.add(f);
+    EXPECT_EQ(tcd::render::trace_summary_plain(s).rfind("\n2 frames\n", 0), 0u) << tcd::render::trace_summary_plain(s);
+}
