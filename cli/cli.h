@@ -91,7 +91,7 @@ struct LoadOptions {
 };
 Result<> run_load(const LoadOptions& o, Context& ctx);
 Result<> run_unload(bool force, Context& ctx);
-Result<> run_status(Context& ctx);
+Result<> run_status(bool scan, Context& ctx);
 
 struct MapSetOptions {
     std::string key, handler;

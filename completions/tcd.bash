@@ -35,6 +35,7 @@ _tcd_options()
         'handler load') echo '--prog=' ;;
         'handler unload') echo '--force' ;;
         'unload') echo '--force' ;;
+        'status') echo '--scan' ;;
         'trace') echo '--pcap= --hex= --key= --hook=' ;;
         'object') echo '-o= --output= --key= --hook=' ;;
         'apply') echo '-f= --file= --dry-run' ;;

@@ -237,6 +237,7 @@ complete -c tcd -n "__tcd_is ''" -a load -d 'load the dispatcher and its built-i
 complete -c tcd -n "__tcd_is ''" -a unload -d 'detach everywhere, then remove the pins'
 complete -c tcd -n "__tcd_is 'unload'" -l force -d 'unwire it in its parents first'
 complete -c tcd -n "__tcd_is ''" -a status -d 'what is loaded, wired and attached'
+complete -c tcd -n "__tcd_is 'status'" -l scan -d 'find parents and children by reading every instance'
 complete -c tcd -n "__tcd_is ''" -a handler -d 'handler programs pinned beside the dispatcher'
 complete -c tcd -n "__tcd_is ''" -a trace -d 'run frames through the dispatcher (BPF_PROG_TEST_RUN)'
 complete -c tcd -n "__tcd_is ''" -a object -d 'write the embedded dispatcher ELF'

@@ -274,11 +274,17 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
     // A child's lock: its unload checks for parents under it. set_wired has
     // taken it already, in order; other callers get it here, without
     // letting go of what they hold.
-    auto child_locks = LockSet::acquire(tree::instances_used_by(h->info, in.paths().dir), false);
+    const auto children = tree::instances_used_by(h->info, in.paths().dir, {h->instance});
+    auto child_locks = LockSet::acquire(children, false);
     if (!child_locks) return propagate(child_locks, "map set");
     // A child instance: same hook, no loop, within the kernel's tail calls.
     if (auto r = tree::check_wiring(in, key, *h); !r) return propagate(r);
     if (auto r = check_compatible(in, *h); !r) return propagate(r);
+    // The link recorded before the key is written (docs/datapath.md,
+    // "Instance trees"): a kill after this leaves a record that is checked
+    // when read, never a link without one.
+    for (const auto& c : children)
+        if (auto r = tree::record(in.paths().dir, key, c); !r) return propagate(r, "map set");
 
     auto cur = wired_prog_id(in, key);
     if (!cur) return propagate(cur);

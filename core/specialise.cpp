@@ -46,7 +46,7 @@ Result<LockSet> lock_related(const Instance& in, const HandlerSpec* spec, std::o
             if (!out) return propagate(out);
             if (spec)
                 if (auto h = open_handler(*spec, dir); h) {  // a bad handler: set_handler says why
-                    for (auto& c : tree::instances_used_by(h->info, dir)) out->push_back(c);
+                    for (auto& c : tree::instances_used_by(h->info, dir, {h->instance})) out->push_back(c);
                     if (!h->instance.empty() && h->instance != InstanceLock::canonical_dir(dir))
                         out->push_back(h->instance);
                 }
@@ -60,6 +60,9 @@ Result<LockSet> lock_related(const Instance& in, const HandlerSpec* spec, std::o
         if (!f) return propagate(f);
         fresh = std::move(*f);
     }
+    // Link records that no longer hold (a key unwired, a kill after it):
+    // under this instance's lock, before anything changes.
+    tree::prune(dir);
     return locks;
 }
 
