@@ -311,9 +311,10 @@ _tcd()
             fi
             ;;
         'map set')
-            if ((npos == 0)); then
+            # KEY HANDLER [KEY HANDLER]...
+            if ((npos % 2 == 0)); then
                 _tcd_reply "$(_tcd_key_names)"
-            elif ((npos == 1)); then
+            else
                 if [[ $cur == /* ]]; then
                     _tcd_files f
                 else
