@@ -162,8 +162,9 @@ Result<std::vector<SetResult>> set_wired(const Instance& in0,
     auto undo = [&] {
         for (auto it = done.rbegin(); it != done.rend(); ++it) put_back(in, *it);
     };
+    SetBatch batch;  // a port instance's slots read once for every pair
     for (const auto& [key, spec] : pairs) {
-        auto r = set_handler(in, key, spec);
+        auto r = set_handler(in, key, spec, &batch);
         if (!r) {
             undo();
             return propagate(r);

@@ -439,7 +439,7 @@ bool is_dispatcher(uint32_t prog_id) {
     return info && (info->name == TCD_PROG_DISPATCH || info->name == TCD_PROG_TC_DISPATCH);
 }
 
-Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h) {
+Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h, bool known_wired) {
     const std::string me = canon(parent.paths().dir);
     const std::string what = fmt::format("map set {}", key);
     // The instances the program enters: asked of this one and of the one the
@@ -466,6 +466,7 @@ Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h) {
     // come of it, and the depth of this instance (so of its parents) stays
     // or falls when it had something wired already.
     if (enters.empty() && !self_chain) {
+        if (known_wired) return {};
         auto wired = has_wiring(parent, key);
         if (!wired) return propagate(wired, what);
         if (*wired) return {};

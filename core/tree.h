@@ -145,7 +145,9 @@ bool is_dispatcher(uint32_t prog_id);
 // handler that enters no instance and does not chain cannot make either
 // unless the parent had nothing wired (its depth 0 -> 1): only then, or for
 // a child or a chaining handler, are the other instances read.
-Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h);
+// `wired`: the caller knows a key of parent is wired already (an earlier
+// pair of the same call), so the search for one is skipped.
+Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h, bool wired = false);
 
 // Who wires this instance (edges from other instances into it): its `up`
 // records, each checked by one lookup (with `full`, a scan of every instance

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "tests/common/kernel.h"
@@ -91,6 +92,25 @@ TEST(MapSetMany, ARefusedPairChangesNothing) {
     // Wired afterwards, each port gets a slot as usual.
     EXPECT_EQ(tcd(port, "map set 443 pass 8080 drop").rc, 0);
     EXPECT_EQ(tcd_json(port, "map list").size(), 3u);
+}
+
+// A thousand ports in one call: every one wired, each with a counter slot of
+// its own (the slots read once for the call, and kept up to date).
+TEST(MapSetMany, AThousandPortsInOneCall) {
+    TCD_REQUIRE_KERNEL();
+    Dirs d;
+    std::string port = d.add("port");
+    ASSERT_EQ(tcd(port, "load --key port").rc, 0);
+    std::string args = "map set";
+    for (int p = 10000; p < 11000; p++) args += " " + std::to_string(p) + " pass";
+    Cmd c = tcd(port, "-q " + args);
+    ASSERT_EQ(c.rc, 0) << c.err;
+    json l = tcd_json(port, "map list");
+    ASSERT_EQ(l.size(), 1000u);
+    std::set<int> slots;
+    for (const auto& row : l) slots.insert(row["slot"].get<int>());
+    EXPECT_EQ(slots.size(), 1000u);
+    EXPECT_EQ(slots.count(0), 0u);
 }
 
 }  // namespace
