@@ -444,12 +444,17 @@ Result<> plan_wiring(const std::string& dir, const std::map<uint32_t, Target>& t
         return it->second == t.handler;
     };
     std::vector<Change> batch;
+    // What this instance's set_handler calls share (its port slots read once,
+    // as map set with several pairs does). The slots are only ever assigned
+    // through it while the batch runs; a respecialise in between frees some,
+    // which the cache then counts as taken: never a slot given twice.
+    auto shared = std::make_shared<SetBatch>();
     for (const auto& [k, t] : targets) {
         uint32_t key = k;  // (structured bindings cannot be captured before C++20 in clang 14)
         std::string handler = t.handler;
-        auto set = [key, handler](const Instance& i) -> Result<Done> {
+        auto set = [key, handler, shared](const Instance& i) -> Result<Done> {
             Held old = hold_key(i, key);
-            auto r = set_handler(i, key, *parse_handler_spec(handler));
+            auto r = set_handler(i, key, *parse_handler_spec(handler), shared.get());
             return done(r, put_back(i.paths().dir, key, old));
         };
         if (!holds(key, t)) {
