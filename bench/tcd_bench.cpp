@@ -4,6 +4,7 @@
 //
 //   tcd_bench [--rounds N] [--repeat R] [--copies N] [--set-runs N] [--stats-runs N] [--json]
 //   tcd_bench --scan RUNS [--json]   (only the instance-tree walk: see scan_bench)
+//   tcd_bench --cli RUNS [--others N] [--json]   (only whole-process tcd against bpftool: see cli_bench)
 //
 // Dispatch: BPF_PROG_TEST_RUN's own duration with `repeat`, every program
 // loaded in several copies, all programs interleaved round by round. Per
@@ -245,8 +246,97 @@ nlohmann::ordered_json scan_bench(int runs, bool json_out) {
     return out;
 }
 
+// --cli: whole processes, as a script runs them: `tcd map set` (a key that
+// is direct already, rewired) and `tcd status` on a proto and on a port
+// instance, against bpftool's counterparts on the same pins (`bpftool map
+// update` of the jump table, `bpftool prog show id` of the dispatcher). With
+// 0 and with `others` unrelated instances on bpffs (half of them port
+// instances, each wiring a key). Interleaved: every command once per round.
+// Minimum (the least-disturbed figure) and mean over the rounds, ms.
+nlohmann::ordered_json cli_bench(int runs, int others, bool json_out) {
+    nlohmann::ordered_json out;
+    const std::string base = "/sys/fs/bpf/tcd-bench-cli-" + std::to_string(getpid()) + "-";
+    auto spec = [](const char* n) { return *tcd::parse_handler_spec(n); };
+    std::vector<std::string>& dirs = scan_dirs;  // unloaded at exit too
+    auto add = [&](const std::string& d, tcd::KeyKind kind, uint32_t key) {
+        tcd::LoadOptions lo;
+        lo.kind = {kind, tcd::Hook::xdp};
+        if (auto l = tcd::load(d, lo); !l) die("load: " + l.error().message());
+        dirs.push_back(d);
+        auto in = tcd::Instance::open(d);
+        if (!in) die(in.error().message());
+        if (!tcd::set_wired(*in, key, spec("pass"))) die("map set");
+        return in->dispatcher().id;
+    };
+    const std::string proto = base + "proto", port = base + "port";
+    (void)add(proto, tcd::KeyKind::proto, 6);
+    (void)add(port, tcd::KeyKind::port, 80);
+    auto dispatcher_id = [](const std::string& d) {
+        auto in = tcd::Instance::open(d);
+        if (!in) die(in.error().message());
+        return std::to_string(in->dispatcher().id);
+    };
+    if (!json_out)
+        std::printf("\nwhole processes, interleaved, %d rounds: min / mean ms, ratio of minimums to bpftool's\n", runs);
+    for (int n : {0, others}) {
+        while (int(dirs.size()) - 2 < n) {
+            size_t i = dirs.size() - 2;
+            const bool is_port = i % 2;
+            (void)add(base + std::to_string(i), is_port ? tcd::KeyKind::port : tcd::KeyKind::proto, is_port ? 8080 : 6);
+        }
+        struct Row {
+            std::string name, pair;
+            std::function<std::vector<std::string>(int)> argv;
+        };
+        const std::string pid = dispatcher_id(proto), wid = dispatcher_id(port);
+        std::vector<Row> rows = {
+            {"proto: tcd map set (rewire)", "proto: bpftool map update",
+             [&](int r) { return std::vector<std::string>{TCD_BIN, "-q", "-d", proto, "map", "set", "6", r % 2 ? "pass" : "drop"}; }},
+            {"proto: bpftool map update", "",
+             [&](int r) {
+                 return std::vector<std::string>{"bpftool", "map", "update", "pinned", proto + "/maps/jt", "key", "6", "0", "0", "0",
+                                                 "value", "pinned", proto + (r % 2 ? "/pass" : "/drop")};
+             }},
+            {"port: tcd map set (rewire)", "port: bpftool map update",
+             [&](int r) { return std::vector<std::string>{TCD_BIN, "-q", "-d", port, "map", "set", "80", r % 2 ? "pass" : "drop"}; }},
+            {"port: bpftool map update", "",
+             [&](int r) {
+                 return std::vector<std::string>{"bpftool", "map", "update", "pinned", port + "/maps/jt", "key", "80", "0", "0", "0",
+                                                 "value", "pinned", port + (r % 2 ? "/pass" : "/drop")};
+             }},
+            {"proto: tcd status", "proto: bpftool prog show",
+             [&](int) { return std::vector<std::string>{TCD_BIN, "-q", "-d", proto, "status"}; }},
+            {"proto: bpftool prog show", "", [&](int) { return std::vector<std::string>{"bpftool", "prog", "show", "id", pid}; }},
+            {"port: tcd status", "port: bpftool prog show",
+             [&](int) { return std::vector<std::string>{TCD_BIN, "-q", "-d", port, "status"}; }},
+            {"port: bpftool prog show", "", [&](int) { return std::vector<std::string>{"bpftool", "prog", "show", "id", wid}; }},
+        };
+        std::map<std::string, std::vector<double>> t;
+        for (int r = 0; r < runs; r++)
+            for (const auto& row : rows) t[row.name].push_back(process_ms(row.argv(r)));
+        auto& o = out[std::to_string(n) + " others"];
+        for (const auto& row : rows) {
+            const auto& v = t[row.name];
+            double mn = *std::min_element(v.begin(), v.end()), mean = 0;
+            for (double x : v) mean += x / v.size();
+            o[row.name] = {{"min_ms", mn}, {"mean_ms", mean}};
+            if (!row.pair.empty()) {
+                const auto& b = t[row.pair];
+                o[row.name]["ratio_of_min"] = mn / *std::min_element(b.begin(), b.end());
+            }
+            if (!json_out)
+                std::printf("  %2d others  %-30s %7.2f %7.2f%s\n", n, row.name.c_str(), mn, mean,
+                            row.pair.empty() ? "" : fmt::format("  x{:.2f}", o[row.name]["ratio_of_min"].get<double>()).c_str());
+        }
+    }
+    for (const auto& d : dirs) (void)tcd::unload(d, true);
+    dirs.clear();
+    return out;
+}
+
 int main(int argc, char** argv) {
-    int rounds = 31, repeat = 100000, stats_runs = 30, copies = 3, set_runs = 15, scan_runs = 0;
+    int rounds = 31, repeat = 100000, stats_runs = 30, copies = 3, set_runs = 15, scan_runs = 0, cli_runs = 0,
+        others = 50;
     bool json_out = false;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
@@ -263,12 +353,25 @@ int main(int argc, char** argv) {
         else if (a == "--copies") num(copies);
         else if (a == "--set-runs") num(set_runs);
         else if (a == "--scan") num(scan_runs);
+        else if (a == "--cli") num(cli_runs);
+        else if (a == "--others") num(others);
         else if (a == "--json") json_out = true;
         else {
             std::fprintf(stderr, "usage: tcd_bench [--rounds N] [--repeat R] [--copies N] [--set-runs N] "
-                                 "[--stats-runs N] [--scan RUNS] [--json]\n");
+                                 "[--stats-runs N] [--scan RUNS] [--cli RUNS [--others N]] [--json]\n");
             return 2;
         }
+    }
+    if (cli_runs > 0) {  // only the whole-process comparison with bpftool
+        libbpf_set_print([](enum libbpf_print_level, const char*, va_list) { return 0; });
+        nlohmann::ordered_json j;
+        j["load_before"] = load_avg();
+        j["cli_ms"] = cli_bench(cli_runs, others, json_out);
+        j["load_after"] = load_avg();
+        if (json_out) std::printf("%s\n", j.dump(2).c_str());
+        else std::printf("load average %s before, %s after\n", j["load_before"].get<std::string>().c_str(),
+                         j["load_after"].get<std::string>().c_str());
+        return 0;
     }
     if (scan_runs > 0) {  // only the tree walk
         libbpf_set_print([](enum libbpf_print_level, const char*, va_list) { return 0; });

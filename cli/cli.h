@@ -94,10 +94,11 @@ struct LoadOptions {
 };
 Result<> run_load(const LoadOptions& o, Context& ctx);
 Result<> run_unload(bool force, Context& ctx);
-Result<> run_status(Context& ctx);
+Result<> run_status(bool scan, Context& ctx);
 
 struct MapSetOptions {
     std::string key, handler;
+    std::vector<std::string> more;  // further KEY HANDLER pairs
 };
 Result<> run_map_set(const MapSetOptions& o, Context& ctx);
 Result<> run_map_del(const std::vector<std::string>& keys, Context& ctx);

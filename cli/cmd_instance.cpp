@@ -41,8 +41,8 @@ Result<> run_unload(bool force, Context& ctx) {
     return {};
 }
 
-Result<> run_status(Context& ctx) {
-    auto s = gather_status(ctx.g.pin_dir);
+Result<> run_status(bool scan, Context& ctx) {
+    auto s = gather_status(ctx.g.pin_dir, scan);
     if (!s) return propagate(s);
     ctx.print(render::status_json(*s), render::status_plain(*s, ctx.g.verbose));
     return {};
@@ -74,7 +74,13 @@ void setup_instance(CLI::App& app, Context& ctx) {
     unload->callback([&ctx, unload_force] { ctx.action = [&ctx, unload_force] { return run_unload(*unload_force, ctx); }; });
 
     auto* status = app.add_subcommand("status", "what is loaded, wired and attached (-v: verifier figures)");
-    status->callback([&ctx] { ctx.action = [&ctx] { return run_status(ctx); }; });
+    auto status_scan = std::make_shared<bool>(false);
+    status->add_flag("--scan", *status_scan,
+                     "find parents and children by reading every instance on bpffs (finds wiring made by hand "
+                     "with bpftool)");
+    status->callback([&ctx, status_scan] {
+        ctx.action = [&ctx, status_scan] { return run_status(*status_scan, ctx); };
+    });
 }
 
 }  // namespace tcd::cli

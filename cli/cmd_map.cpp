@@ -1,5 +1,7 @@
 // tcd map set | del | list
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
 #include "core/instance.h"
@@ -19,16 +21,37 @@ static KeyKind kind_at(const std::string& dir) {
 }
 
 Result<> run_map_set(const MapSetOptions& o, Context& ctx) {
-    auto key = parse_key(o.key, kind_at(ctx.g.pin_dir));
-    if (!key) return propagate(key);
-    auto spec = parse_handler_spec(o.handler);
-    if (!spec) return propagate(spec);
+    if (o.more.size() % 2)
+        return usage_error("map set", fmt::format("key {} has no handler", o.more.back()),
+                          "give KEY HANDLER pairs");
+    std::vector<std::string> texts = {o.key, o.handler};
+    texts.insert(texts.end(), o.more.begin(), o.more.end());
+    const KeyKind kind = kind_at(ctx.g.pin_dir);
+    std::vector<std::pair<uint32_t, HandlerSpec>> pairs;
+    for (size_t i = 0; i < texts.size(); i += 2) {
+        auto key = parse_key(texts[i], kind);
+        if (!key) return propagate(key);
+        auto spec = parse_handler_spec(texts[i + 1]);
+        if (!spec) return propagate(spec);
+        pairs.emplace_back(*key, *spec);
+    }
     recover_interrupted(ctx.g.pin_dir);
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
-    auto r = set_wired(*in, *key, *spec);
+    auto r = set_wired(*in, pairs);
     if (!r) return propagate(r);
-    ctx.print(render::set_json(*r), render::set_plain(*r));
+    // One pair: its object, as ever; several: an array of them.
+    if (r->size() == 1) {
+        ctx.print(render::set_json(r->front()), render::set_plain(r->front()));
+        return {};
+    }
+    nlohmann::ordered_json j = nlohmann::ordered_json::array();
+    std::string plain;
+    for (const auto& s : *r) {
+        j.push_back(render::set_json(s));
+        plain += render::set_plain(s);
+    }
+    ctx.print(j, plain);
     return {};
 }
 
@@ -63,9 +86,10 @@ void setup_map(CLI::App& app, Context& ctx) {
     map->require_subcommand(1);
 
     auto set_opts = std::make_shared<MapSetOptions>();
-    auto* set = map->add_subcommand("set", "wire KEY to HANDLER (one atomic update)");
+    auto* set = map->add_subcommand("set", "wire KEY to HANDLER (one atomic update); several pairs: all or nothing");
     set->add_option("KEY", set_opts->key, "0-255 or a protocol name (tcp, udp, icmp, ...); on a port instance 0-65535 or a service (http, ssh, dns, ...)")->required();
     set->add_option("HANDLER", set_opts->handler, "a name pinned in the pin dir, a bpffs path, or id:N")->required();
+    set->add_option("MORE", set_opts->more, "further KEY HANDLER pairs, wired in the same call (one lock, one respecialise)");
     set->callback([&ctx, set_opts] { ctx.action = [&ctx, set_opts] { return run_map_set(*set_opts, ctx); }; });
 
     auto del_keys = std::make_shared<std::vector<std::string>>();

@@ -35,6 +35,7 @@ _tcd_options()
         'handler load') echo '--prog=' ;;
         'handler unload') echo '--force' ;;
         'unload') echo '--force' ;;
+        'status') echo '--scan' ;;
         'trace') echo '--pcap= --hex= --key= --hook=' ;;
         'object') echo '-o= --output= --key= --hook=' ;;
         'apply') echo '-f= --file= --dry-run' ;;
@@ -310,9 +311,10 @@ _tcd()
             fi
             ;;
         'map set')
-            if ((npos == 0)); then
+            # KEY HANDLER [KEY HANDLER]...
+            if ((npos % 2 == 0)); then
                 _tcd_reply "$(_tcd_key_names)"
-            elif ((npos == 1)); then
+            else
                 if [[ $cur == /* ]]; then
                     _tcd_files f
                 else

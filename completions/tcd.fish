@@ -90,6 +90,13 @@ function __tcd_npos
     test (math (count $p) - 3) -eq $argv[1]
 end
 
+# Whether the positional being completed is at an even (0) or odd (1) place.
+function __tcd_npos_parity
+    set -l p (__tcd_parse)
+    set -l n (math (count $p) - 3)
+    test (math "$n % 2") -eq $argv[1]
+end
+
 # tcd -j ARGS, against the pin dir named on the line if any.
 function __tcd_json
     set -l p (__tcd_parse)
@@ -237,6 +244,7 @@ complete -c tcd -n "__tcd_is ''" -a load -d 'load the dispatcher and its built-i
 complete -c tcd -n "__tcd_is ''" -a unload -d 'detach everywhere, then remove the pins'
 complete -c tcd -n "__tcd_is 'unload'" -l force -d 'unwire it in its parents first'
 complete -c tcd -n "__tcd_is ''" -a status -d 'what is loaded, wired and attached'
+complete -c tcd -n "__tcd_is 'status'" -l scan -d 'find parents and children by reading every instance'
 complete -c tcd -n "__tcd_is ''" -a handler -d 'handler programs pinned beside the dispatcher'
 complete -c tcd -n "__tcd_is ''" -a trace -d 'run frames through the dispatcher (BPF_PROG_TEST_RUN)'
 complete -c tcd -n "__tcd_is ''" -a object -d 'write the embedded dispatcher ELF'
@@ -258,13 +266,13 @@ complete -c tcd -n "__tcd_is 'detach'" -l netns -x -a '(__tcd_netns)' -d 'networ
 complete -c tcd -n "__tcd_is 'detach'" -l direction -x -a 'ingress egress' -d 'tc instances: only this direction'
 complete -c tcd -n "__tcd_is 'detach'" -l all -d 'every interface the dispatcher runs on'
 
-# tcd map set KEY HANDLER | map del KEY... | map list
+# tcd map set KEY HANDLER [KEY HANDLER]... | map del KEY... | map list
 complete -c tcd -n "__tcd_is 'map'" -a set -d 'wire KEY to HANDLER'
 complete -c tcd -n "__tcd_is 'map'" -a del -d 'unwire keys'
 complete -c tcd -n "__tcd_is 'map'" -a list -d 'the wired keys'
-complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos 0" -a '(__tcd_keys)'
-complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos 1" -a '(__tcd_handlers)'
-complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos 1; and string match -q -- '/*' (commandline -ct)" -F
+complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos_parity 0" -a '(__tcd_keys)'
+complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos_parity 1" -a '(__tcd_handlers)'
+complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos_parity 1; and string match -q -- '/*' (commandline -ct)" -F
 complete -c tcd -n "__tcd_is 'map del'" -a '(__tcd_wired_keys)'
 
 # tcd stats [--watch] [--interval SECONDS] [--count N] [--all] [--reset] [--format F] [--listen ADDR:PORT]

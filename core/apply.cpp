@@ -297,8 +297,8 @@ std::function<Result<>()> put_back_dispatcher(const std::string& dir, std::share
             if (auto r = swap_dispatcher(*in, old->get()); !r) return propagate(r);
             // The parents' keys that load --force moved to the new dispatcher
             // go back to the old one too.
-            if (auto g = tree::scan({dir}); g) {
-                for (const auto& e : g->parents_of(dir)) {
+            if (auto ps = tree::parents(dir); ps) {
+                for (const auto& e : *ps) {
                     if (e.prog_id != new_id) continue;
                     auto parent = Instance::open(e.parent);
                     if (!parent) return propagate(parent);
@@ -444,12 +444,17 @@ Result<> plan_wiring(const std::string& dir, const std::map<uint32_t, Target>& t
         return it->second == t.handler;
     };
     std::vector<Change> batch;
+    // What this instance's set_handler calls share (its port slots read once,
+    // as map set with several pairs does). The slots are only ever assigned
+    // through it while the batch runs; a respecialise in between frees some,
+    // which the cache then counts as taken: never a slot given twice.
+    auto shared = std::make_shared<SetBatch>();
     for (const auto& [k, t] : targets) {
         uint32_t key = k;  // (structured bindings cannot be captured before C++20 in clang 14)
         std::string handler = t.handler;
-        auto set = [key, handler](const Instance& i) -> Result<Done> {
+        auto set = [key, handler, shared](const Instance& i) -> Result<Done> {
             Held old = hold_key(i, key);
-            auto r = set_handler(i, key, *parse_handler_spec(handler));
+            auto r = set_handler(i, key, *parse_handler_spec(handler), shared.get());
             return done(r, put_back(i.paths().dir, key, old));
         };
         if (!holds(key, t)) {
@@ -673,7 +678,12 @@ Result<Plan> plan(const DesiredFile& want, const std::string& default_dir) {
 
     // The tree the file would make, checked whole before anything is done:
     // the instances there now, with the file's instances wired as it says.
-    auto g = tree::scan(p.dirs);
+    // (The file's instances, the instances it wires and those linked to them.)
+    std::vector<std::string> start = p.dirs;
+    for (size_t i = 0; i < n; i++)
+        for (const auto& [key, t] : targets[i])
+            if (!t.child.empty()) start.push_back(t.child);
+    auto g = tree::scan(start);
     if (!g) return propagate(g);
     World world;
     std::map<uint32_t, std::string> jt_of;

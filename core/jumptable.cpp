@@ -58,9 +58,20 @@ WiredEntry describe(KeyKind kind, uint32_t key, uint32_t id, const std::map<uint
 
 // Port instances: the port's counter slot, assigning a free one (its counters
 // zeroed) when it has none. second: whether it was assigned now.
-Result<std::pair<uint32_t, bool>> assign_slot(const Instance& in, uint32_t port) {
-    auto slots = read_port_slots(in);
-    if (!slots) return propagate(slots);
+Result<std::pair<uint32_t, bool>> assign_slot(const Instance& in, uint32_t port, SetBatch* cache) {
+    // A port that has its slot (a rewiring): one lookup, not the whole
+    // 65,536-entry map (one batch lookup of it is about 24 ms).
+    uint32_t had = 0;
+    if (bpf_map_lookup_elem(in.port_slot_fd(), &port, &had) == 0 && had) return std::pair{had, false};
+    SetBatch local;
+    if (!cache) cache = &local;
+    if (!cache->slots) {
+        auto read = read_port_slots(in);
+        if (!read) return propagate(read);
+        cache->slots = std::move(*read);
+    }
+    std::vector<uint32_t>& slots_now = *cache->slots;
+    const std::vector<uint32_t>* slots = &slots_now;
     if ((*slots)[port]) return std::pair{(*slots)[port], false};
     std::vector<bool> used(TCD_PORT_SLOTS, false);
     used[0] = true;
@@ -76,6 +87,7 @@ Result<std::pair<uint32_t, bool>> assign_slot(const Instance& in, uint32_t port)
     if (auto r = reset_row(in.stats_fd(), slot); !r) return propagate(r);
     if (bpf_map_update_elem(in.port_slot_fd(), &port, &slot, BPF_ANY) != 0)
         return fail_errno(fmt::format("map set {}", port), errno);
+    slots_now[port] = slot;
     return std::pair{slot, true};
 }
 
@@ -268,17 +280,23 @@ std::optional<uint32_t> xdp_table_attach_type(int owner_fd) {
     return std::nullopt;
 }
 
-Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& spec) {
+Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& spec, SetBatch* batch) {
     auto h = open_handler(spec, in.paths().dir);
     if (!h) return propagate(h);
     // A child's lock: its unload checks for parents under it. set_wired has
     // taken it already, in order; other callers get it here, without
     // letting go of what they hold.
-    auto child_locks = LockSet::acquire(tree::instances_used_by(h->info, in.paths().dir), false);
+    const auto children = tree::instances_used_by(h->info, in.paths().dir, {h->instance});
+    auto child_locks = LockSet::acquire(children, false);
     if (!child_locks) return propagate(child_locks, "map set");
     // A child instance: same hook, no loop, within the kernel's tail calls.
-    if (auto r = tree::check_wiring(in, key, *h); !r) return propagate(r);
+    if (auto r = tree::check_wiring(in, key, *h, batch && batch->wired); !r) return propagate(r);
     if (auto r = check_compatible(in, *h); !r) return propagate(r);
+    // The link recorded before the key is written (docs/datapath.md,
+    // "Instance trees"): a kill after this leaves a record that is checked
+    // when read, never a link without one.
+    for (const auto& c : children)
+        if (auto r = tree::record(in.paths().dir, key, c); !r) return propagate(r, "map set");
 
     auto cur = wired_prog_id(in, key);
     if (!cur) return propagate(cur);
@@ -288,12 +306,13 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
     KeyKind kind = in.kind().key;
     if (*cur) res.old = describe(kind, key, **cur, pins, in.paths().dir);
     res.now = describe(kind, key, h->info.id, pins, in.paths().dir);
+    if (batch) batch->wired = true;  // this key, from here on (or put back with the whole batch)
     if (*cur && **cur == h->info.id) return res;  // wired already
 
     // A port gets a counter slot of its own before its handler is wired.
     std::optional<uint32_t> new_slot;
     if (kind == KeyKind::port) {
-        auto slot = assign_slot(in, key);
+        auto slot = assign_slot(in, key, batch);
         if (!slot) return propagate(slot);
         new_slot = slot->second ? std::optional<uint32_t>(slot->first) : std::nullopt;
         res.now.slot = slot->first;

@@ -43,7 +43,17 @@ struct SetResult {
 
 // Wires key -> handler with one atomic update (never delete then insert),
 // after checking the handler can go into this jump table.
-Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& handler);
+// What several set_handler calls under one lock share (map set with several
+// pairs): a port instance's maps/port_slot as read once (read when empty,
+// kept up to date), so that wiring N new ports reads the 65,536-entry map
+// once, not N times; and whether a key is wired already (by an earlier pair),
+// which spares tree::check_wiring its search of the jump table for one.
+struct SetBatch {
+    std::optional<std::vector<uint32_t>> slots;
+    bool wired = false;
+};
+Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& handler,
+                              SetBatch* batch = nullptr);
 
 struct DelResult {
     KeyKind kind = KeyKind::proto;

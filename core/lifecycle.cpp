@@ -447,6 +447,7 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
             if (!del) return propagate(del, "unload --force");
             for (const auto& e : del->removed) res.unwired.push_back({parent, e.key, e.key_name});
             crash_point("unload");
+            tree::prune(parent);  // its records of the links just undone
         }
     }
 
@@ -486,6 +487,10 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
     // tcx link pins (detach_all took them off; defunct ones of a half-made instance).
     for (const auto& name : bpffs::list_pins(dir + "/links")) (void)bpffs::remove(dir + "/links/" + name);
     (void)bpffs::remove(dir + "/links");
+    // The link records (PINDIR/tree/); the other side's go stale and are
+    // pruned by the next command on that instance.
+    for (const auto& name : bpffs::list_pins(dir + "/tree")) (void)bpffs::remove(dir + "/tree/" + name);
+    (void)bpffs::remove(dir + "/tree");
     if (auto r = bpffs::remove(dir); !r)
         return fail("unload", dir + " still holds entries tcd did not make", "look inside and remove them");
     res.changed = true;  // the directory existed and is gone

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "core/crashpoint.h"
 #include "core/lifecycle.h"
 #include "core/lock.h"
@@ -37,29 +39,33 @@ void release_unwired_slots(const Instance& in) {
 // checks for parents under its own lock) and this instance's parents (a
 // respecialise repoints their keys). Lost and retaken in order, this
 // instance's lock let others in: then it is opened again (`fresh`).
-Result<LockSet> lock_related(const Instance& in, const HandlerSpec* spec, std::optional<Instance>& fresh) {
+Result<LockSet> lock_related(const Instance& in, const std::vector<const HandlerSpec*>& specs,
+                             std::optional<Instance>& fresh) {
     const std::string dir = in.paths().dir;
     bool relocked = false;
     auto locks = LockSet::acquire_stable(
         [&]() -> Result<std::vector<std::string>> {
             auto out = tree::parent_dirs(dir);
             if (!out) return propagate(out);
-            if (spec)
+            for (const HandlerSpec* spec : specs)
                 if (auto h = open_handler(*spec, dir); h) {  // a bad handler: set_handler says why
-                    for (auto& c : tree::instances_used_by(h->info, dir)) out->push_back(c);
+                    for (auto& c : tree::instances_used_by(h->info, dir, {h->instance})) out->push_back(c);
                     if (!h->instance.empty() && h->instance != InstanceLock::canonical_dir(dir))
                         out->push_back(h->instance);
                 }
             return out;
         },
         true, &relocked);
-    if (!locks) return propagate(locks, spec ? "map set" : "map del");
+    if (!locks) return propagate(locks, specs.empty() ? "map del" : "map set");
     if (relocked) {
         recover_interrupted(dir);
         auto f = Instance::open(dir);
         if (!f) return propagate(f);
         fresh = std::move(*f);
     }
+    // Link records that no longer hold (a key unwired, a kill after it):
+    // under this instance's lock, before anything changes.
+    tree::prune(dir);
     return locks;
 }
 
@@ -118,40 +124,75 @@ Result<Respecialised> respecialise(const Instance& in, bool release_slots) {
     return res;
 }
 
-Result<SetResult> set_wired(const Instance& in0, uint32_t key, const HandlerSpec& spec) {
+namespace {
+
+// A key written by set_handler back as it was: the old program, or nothing
+// (and, on a port that had no slot before, no slot).
+void put_back(const Instance& in, const SetResult& r) {
+    if (!r.changed) return;
+    uint32_t key = r.key;
+    int err = -1;
+    if (r.old)
+        if (auto fd = prog_fd_by_id(r.old->prog_id)) {
+            int f = fd->get();
+            err = bpf_map_update_elem(in.jt_fd(), &key, &f, BPF_ANY);
+        }
+    if (err != 0) bpf_map_delete_elem(in.jt_fd(), &key);
+    if (!r.old && in.kind().key == KeyKind::port) {
+        uint32_t zero = 0;
+        bpf_map_update_elem(in.port_slot_fd(), &key, &zero, BPF_ANY);
+    }
+}
+
+}  // namespace
+
+Result<std::vector<SetResult>> set_wired(const Instance& in0,
+                                         const std::vector<std::pair<uint32_t, HandlerSpec>>& pairs) {
+    std::set<uint32_t> seen;
+    for (const auto& [key, spec] : pairs)
+        if (!seen.insert(key).second)
+            return fail("map set", fmt::format("key {} is given twice", key), "give each key once");
+    std::vector<const HandlerSpec*> specs;
+    for (const auto& p : pairs) specs.push_back(&p.second);
     std::optional<Instance> fresh;
-    auto locks = lock_related(in0, &spec, fresh);
+    auto locks = lock_related(in0, specs, fresh);
     if (!locks) return propagate(locks);
     const Instance& in = fresh ? *fresh : in0;
-    auto r = set_handler(in, key, spec);
-    if (!r) return r;
-    crash_point("map");
+    std::vector<SetResult> done;
+    auto undo = [&] {
+        for (auto it = done.rbegin(); it != done.rend(); ++it) put_back(in, *it);
+    };
+    SetBatch batch;  // a port instance's slots read once for every pair
+    for (const auto& [key, spec] : pairs) {
+        auto r = set_handler(in, key, spec, &batch);
+        if (!r) {
+            undo();
+            return propagate(r);
+        }
+        done.push_back(std::move(*r));
+        crash_point("map");
+    }
     auto sp = respecialise(in, false);  // a set frees no slot
     if (!sp) {
-        if (r->changed) {
-            // Back as it was: the old program, or nothing (and no slot).
-            int err = -1;
-            if (r->old)
-                if (auto fd = prog_fd_by_id(r->old->prog_id)) {
-                    int f = fd->get();
-                    err = bpf_map_update_elem(in.jt_fd(), &key, &f, BPF_ANY);
-                }
-            if (err != 0) bpf_map_delete_elem(in.jt_fd(), &key);
-            if (!r->old && in.kind().key == KeyKind::port) {
-                uint32_t zero = 0;
-                bpf_map_update_elem(in.port_slot_fd(), &key, &zero, BPF_ANY);
-            }
-        }
+        undo();
         return propagate(sp);
     }
-    r->respecialised = sp->swapped;
-    r->direct = std::any_of(sp->after.begin(), sp->after.end(), [key](auto& d) { return d.key == key; });
-    return r;
+    for (auto& r : done) {
+        r.respecialised = sp->swapped;
+        r.direct = std::any_of(sp->after.begin(), sp->after.end(), [k = r.key](auto& d) { return d.key == k; });
+    }
+    return done;
+}
+
+Result<SetResult> set_wired(const Instance& in, uint32_t key, const HandlerSpec& spec) {
+    auto r = set_wired(in, std::vector<std::pair<uint32_t, HandlerSpec>>{{key, spec}});
+    if (!r) return propagate(r);
+    return std::move(r->front());
 }
 
 Result<DelResult> del_wired(const Instance& in0, const std::vector<uint32_t>& keys) {
     std::optional<Instance> fresh;
-    auto locks = lock_related(in0, nullptr, fresh);
+    auto locks = lock_related(in0, {}, fresh);
     if (!locks) return propagate(locks);
     const Instance& in = fresh ? *fresh : in0;
     auto r = del_keys(in, keys, false);

@@ -44,6 +44,12 @@ Result<Respecialised> respecialise(const Instance& in, bool release_slots = true
 // map set / map del, then respecialise; a failure to respecialise undoes the
 // wiring change (the command changes nothing).
 Result<SetResult> set_wired(const Instance& in, uint32_t key, const HandlerSpec& handler);
+// Several keys at once: one lock set (the instance's, its parents', every
+// child's a handler enters), the keys written in order, one respecialise.
+// All or nothing: a pair refused (or a failed respecialise) puts every key
+// written back as it was. A key given twice is refused before anything.
+Result<std::vector<SetResult>> set_wired(const Instance& in,
+                                         const std::vector<std::pair<uint32_t, HandlerSpec>>& pairs);
 Result<DelResult> del_wired(const Instance& in, const std::vector<uint32_t>& keys);
 
 }  // namespace tcd

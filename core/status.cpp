@@ -53,7 +53,7 @@ std::vector<TreeLink> links(const tree::Graph& g, const std::string& dir, bool u
 
 }  // namespace
 
-Result<Status> gather_status(const std::string& dir) {
+Result<Status> gather_status(const std::string& dir, bool scan) {
     Status st;
     st.pin_dir = dir;
     if (!bpffs::exists(dir)) return st;
@@ -120,8 +120,37 @@ Result<Status> gather_status(const std::string& dir) {
     // Its tree is on its hook; its own wiring is the one just read.
     std::vector<std::pair<uint32_t, uint32_t>> own;
     for (const auto& w : st.wired) own.emplace_back(w.key, w.prog_id);
-    if (auto g = tree::scan({dir}, {in->kind().hook, dir, own})) {
+    if (auto g = tree::scan({dir}, {in->kind().hook, dir, own, scan})) {
         std::string me = InstanceLock::canonical_dir(dir);
+        if (scan) {
+            // Links with no record: made by hand, which the other commands
+            // do not see (docs/datapath.md, "Instance trees").
+            auto recs = tree::records(me);
+            auto recorded = [&](bool up, const std::string& other, uint32_t key) {
+                return std::any_of(recs.begin(), recs.end(), [&](const tree::Record& r) {
+                    return r.up == up && r.other == other && r.key == key;
+                });
+            };
+            for (const auto& e : g->parents_of(me))
+                if (!recorded(true, e.parent, e.key)) {
+                    const tree::Node* pn = g->find(e.parent);
+                    std::string key = pn ? key_name(pn->kind.key, e.key) : "";
+                    if (key.empty()) key = std::to_string(e.key);
+                    st.problems.push_back(fmt::format(
+                        "{} key {} wires this instance without tcd's record (wired by hand?); other commands do "
+                        "not see the link until it is wired again with 'tcd -d {} map set'",
+                        e.parent, key, e.parent));
+                }
+            for (const auto& e : g->children_of(me))
+                if (!recorded(false, e.child, e.key)) {
+                    std::string key = key_name(in->kind().key, e.key);
+                    if (key.empty()) key = std::to_string(e.key);
+                    st.problems.push_back(fmt::format(
+                        "key {} wires {} without tcd's record (wired by hand?); other commands do not see the "
+                        "link until it is wired again with 'tcd map set'",
+                        key, e.child));
+                }
+        }
         std::vector<std::string> path;
         st.parents = links(*g, me, true, path);
         st.children = links(*g, me, false, path);

@@ -60,6 +60,9 @@ struct Status {
 
 std::vector<HandlerInfo> list_handlers(const Instance& in, const std::vector<WiredEntry>& wiring);
 
-Result<Status> gather_status(const std::string& dir);
+// `scan`: find the tree links by reading every instance on bpffs (which
+// finds wiring made by hand with bpftool, and names links that have no record
+// in PINDIR/tree/); without it only the linked instances are read.
+Result<Status> gather_status(const std::string& dir, bool scan = false);
 
 }  // namespace tcd

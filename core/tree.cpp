@@ -9,8 +9,12 @@
 #include <fmt/format.h>
 #include <functional>
 #include <set>
+#include <tuple>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/bpffs.h"
+#include "core/crashpoint.h"
 #include "core/keys.h"
 #include "core/lock.h"
 #include "tcd/shared.h"
@@ -45,8 +49,10 @@ std::vector<std::string> instance_dirs(const std::vector<std::string>& also) {
         fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
         for (; !ec && it != end; it.increment(ec)) {
             if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
-            if (it->path().filename() == "maps" || it.depth() >= 3) it.disable_recursion_pending();
-            if (it->path().filename() == "maps") continue;
+            const auto name = it->path().filename();
+            const bool own = name == "maps" || name == "tree" || name == "links";
+            if (own || it.depth() >= 3) it.disable_recursion_pending();
+            if (own) continue;
             std::string d = it->path().string();
             if (pinned_kind(d)) out.insert(canon(d));
         }
@@ -175,20 +181,168 @@ std::map<std::string, uint32_t> instance_jts(const std::vector<std::string>& als
     return out;
 }
 
+namespace {
+
+// The jump-table map id of each of dirs that is a loaded instance.
+std::map<std::string, uint32_t> jts_of(const std::vector<std::string>& dirs) {
+    std::map<std::string, uint32_t> out;
+    for (const auto& d : dirs) {
+        if (d.empty() || out.count(d)) continue;
+        if (auto fd = bpffs::get(Paths{d}.jt()))
+            if (uint32_t id = map_id(fd->get())) out.emplace(d, id);
+    }
+    return out;
+}
+
+bool uses_map(const ProgInfo& prog, uint32_t id) {
+    return std::find(prog.map_ids.begin(), prog.map_ids.end(), id) != prog.map_ids.end();
+}
+
+// Whether prog uses a prog array named like a tcd jump table other than `known`.
+bool uses_unknown_jt(const ProgInfo& prog, const std::map<std::string, uint32_t>& known) {
+    for (uint32_t id : prog.map_ids) {
+        if (std::any_of(known.begin(), known.end(), [id](auto& k) { return k.second == id; })) continue;
+        UniqueFd fd(bpf_map_get_fd_by_id(id));
+        bpf_map_info info{};
+        uint32_t len = sizeof info;
+        if (!fd || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return true;  // unknown: walk
+        if (info.type == BPF_MAP_TYPE_PROG_ARRAY && std::string(info.name) == "jt") return true;
+    }
+    return false;
+}
+
+std::vector<std::string> children_recorded(const std::string& dir) {
+    std::vector<std::string> out;
+    for (const auto& r : records(dir))
+        if (!r.up && std::find(out.begin(), out.end(), r.other) == out.end()) out.push_back(r.other);
+    return out;
+}
+
+}  // namespace
+
 std::optional<std::string> instance_used_by(const ProgInfo& prog, const std::string& self) {
     std::string me = canon(self);
-    for (const auto& [dir, jt] : instance_jts({self}))
-        if (dir != me && std::find(prog.map_ids.begin(), prog.map_ids.end(), jt) != prog.map_ids.end()) return dir;
+    for (const auto& [dir, jt] : jts_of(children_recorded(me)))
+        if (dir != me && uses_map(prog, jt)) return dir;
     return std::nullopt;
 }
 
-std::vector<std::string> instances_used_by(const ProgInfo& prog, const std::string& self) {
+std::vector<std::string> instances_used_by(const ProgInfo& prog, const std::string& self,
+                                           const std::vector<std::string>& near) {
     std::string me = canon(self);
+    std::vector<std::string> ask = {me};
+    for (const auto& n : near)
+        if (!n.empty()) ask.push_back(canon(n));
+    auto jts = jts_of(ask);
+    if (uses_unknown_jt(prog, jts)) jts = instance_jts({self});
     std::vector<std::string> out;
-    for (const auto& [dir, jt] : instance_jts({self}))
-        if (dir != me && std::find(prog.map_ids.begin(), prog.map_ids.end(), jt) != prog.map_ids.end())
-            out.push_back(dir);
+    for (const auto& [dir, jt] : jts)
+        if (dir != me && uses_map(prog, jt)) out.push_back(dir);
     return out;
+}
+
+namespace {
+
+constexpr const char* kTreeDir = "tree";
+
+std::string tree_dir(const std::string& dir) { return dir + "/" + kTreeDir; }
+
+// FNV-1a of the other instance's dir: records for two instances at one key
+// differ in name.
+std::string dir_hash(const std::string& dir) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : dir) h = (h ^ c) * 1099511628211ull;
+    return fmt::format("{:016x}", h);
+}
+
+std::string record_path(const std::string& dir, bool up, uint32_t key, const std::string& other) {
+    return fmt::format("{}/{}-{}-{}", tree_dir(dir), up ? "up" : "down", key, dir_hash(other));
+}
+
+Result<> put_record(const std::string& dir, bool up, uint32_t key, const std::string& other) {
+    const std::string path = record_path(dir, up, key, other);
+    char buf[4096];
+    ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
+    if (n >= 0 && std::string(buf, static_cast<size_t>(n)) == other) return {};
+    if (::mkdir(tree_dir(dir).c_str(), 0700) != 0 && errno != EEXIST)
+        return fail_errno("record the link in " + tree_dir(dir), errno);
+    // Made whole under a temporary name, then renamed into place.
+    const std::string tmp = bpffs::temp_path(path);
+    ::unlink(tmp.c_str());
+    if (::symlink(other.c_str(), tmp.c_str()) != 0) return fail_errno("record the link " + path, errno);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        return fail_errno("record the link " + path, err);
+    }
+    crash_point("record");
+    return {};
+}
+
+}  // namespace
+
+std::vector<Record> records(const std::string& dir0) {
+    const std::string dir = canon(dir0);
+    std::vector<Record> out;
+    for (const auto& name : bpffs::list_pins(tree_dir(dir))) {
+        Record r;
+        std::string rest;
+        if (name.rfind("up-", 0) == 0) r.up = true, rest = name.substr(3);
+        else if (name.rfind("down-", 0) == 0) rest = name.substr(5);
+        else continue;  // a temporary one, or not tcd's
+        auto dash = rest.find('-');
+        if (dash == std::string::npos || dash == 0) continue;
+        try {
+            r.key = static_cast<uint32_t>(std::stoul(rest.substr(0, dash)));
+        } catch (...) {
+            continue;
+        }
+        r.path = tree_dir(dir) + "/" + name;
+        char buf[4096];
+        ssize_t n = ::readlink(r.path.c_str(), buf, sizeof buf);
+        if (n <= 0) continue;
+        r.other.assign(buf, static_cast<size_t>(n));
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+std::optional<uint32_t> link_holds(const std::string& parent, uint32_t key, const std::string& child) {
+    auto pjt = bpffs::get(Paths{parent}.jt());
+    if (!pjt) return std::nullopt;
+    uint32_t id = 0;
+    if (bpf_map_lookup_elem(pjt->get(), &key, &id) != 0 || !id) return std::nullopt;
+    auto cjt = bpffs::get(Paths{child}.jt());
+    if (!cjt) return std::nullopt;
+    uint32_t cid = map_id(cjt->get());
+    auto fd = prog_fd_by_id(id);
+    if (!fd) return std::nullopt;
+    auto info = prog_info(fd->get());
+    if (!info || !cid || !uses_map(*info, cid)) return std::nullopt;
+    return id;
+}
+
+Result<> record(const std::string& parent0, uint32_t key, const std::string& child0) {
+    const std::string parent = canon(parent0), child = canon(child0);
+    if (auto r = put_record(parent, false, key, child); !r) return r;
+    return put_record(child, true, key, parent);
+}
+
+void prune(const std::string& dir0) {
+    const std::string dir = canon(dir0);
+    for (const auto& r : records(dir)) {
+        const std::string& parent = r.up ? r.other : dir;
+        const std::string& child = r.up ? dir : r.other;
+        if (link_holds(parent, r.key, child)) continue;
+        // The child's `up` first, then the parent's `down` (a kill in
+        // between leaves a `down` that the next prune checks again).
+        (void)::unlink(record_path(child, true, r.key, parent).c_str());
+        crash_point("record");
+        (void)::unlink(record_path(parent, false, r.key, child).c_str());
+    }
+    for (const auto& name : bpffs::list_pins(tree_dir(dir)))
+        if (bpffs::is_temp_pin(name)) (void)::unlink((tree_dir(dir) + "/" + name).c_str());
+    (void)::rmdir(tree_dir(dir).c_str());  // when empty
 }
 
 Result<Graph> scan(const std::vector<std::string>& also, const ScanScope& scope) {
@@ -199,14 +353,15 @@ Result<Graph> scan(const std::vector<std::string>& also, const ScanScope& scope)
         UniqueFd jt;
     };
     std::vector<Open> open;
-    for (const auto& dir : instance_dirs(also)) {
+    auto add = [&](const std::string& dir) -> bool {
+        if (g.find(dir)) return false;
         auto kind = pinned_kind(dir);
-        if (!kind) continue;
-        if (scope.hook && kind->hook != *scope.hook) continue;
+        if (!kind) return false;
+        if (scope.hook && kind->hook != *scope.hook) return false;
         Paths p{dir};
         auto jt = bpffs::get(p.jt());
         auto disp = bpffs::get(p.dispatcher(kind->hook));
-        if (!jt || !disp) continue;  // half made: no wiring to follow
+        if (!jt || !disp) return false;  // half made: no wiring to follow
         Node n;
         n.dir = dir;
         n.kind = *kind;
@@ -215,6 +370,25 @@ Result<Graph> scan(const std::vector<std::string>& also, const ScanScope& scope)
         by_jt.emplace(n.jt_id, dir);
         g.nodes.push_back(std::move(n));
         open.push_back({std::move(*jt)});
+        return true;
+    };
+    if (scope.full) {
+        for (const auto& dir : instance_dirs(also)) add(dir);
+    } else {
+        // The instances linked to those asked about, through their records
+        // (each checked by one lookup in the parent's jump table).
+        std::vector<std::string> todo;
+        for (const auto& a : also) todo.push_back(canon(a));
+        while (!todo.empty()) {
+            std::string dir = todo.back();
+            todo.pop_back();
+            if (!add(dir)) continue;
+            for (const auto& r : records(dir)) {
+                if (g.find(r.other)) continue;
+                if (r.up ? link_holds(r.other, r.key, dir) : link_holds(dir, r.key, r.other))
+                    todo.push_back(r.other);
+            }
+        }
     }
     std::map<uint32_t, std::vector<std::string>> uses_of;  // prog id -> instances it enters
     auto uses = [&](uint32_t id) -> const std::vector<std::string>& {
@@ -265,32 +439,19 @@ bool is_dispatcher(uint32_t prog_id) {
     return info && (info->name == TCD_PROG_DISPATCH || info->name == TCD_PROG_TC_DISPATCH);
 }
 
-Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h) {
+Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h, bool known_wired) {
     const std::string me = canon(parent.paths().dir);
     const std::string what = fmt::format("map set {}", key);
-    // A cheap first look: does the program enter another instance at all?
-    // Only a program that uses a prog array can; the instances are walked
-    // for the others only.
-    bool prog_array = false;
-    for (uint32_t id : h.info.map_ids) {
-        UniqueFd fd(bpf_map_get_fd_by_id(id));
-        bpf_map_info info{};
-        uint32_t len = sizeof info;
-        if (!fd || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || info.type == BPF_MAP_TYPE_PROG_ARRAY) {
-            prog_array = true;  // or unknown: walk
-            break;
-        }
-    }
-    std::map<std::string, uint32_t> jts;
-    if (prog_array || !h.instance.empty())
-        jts = instance_jts({parent.paths().dir, h.instance.empty() ? me : h.instance});
+    // The instances the program enters: asked of this one and of the one the
+    // handler names (bpffs is walked only for a jump table neither owns).
     std::vector<std::string> enters;
     bool self_chain = false;
-    for (const auto& [dir, jt] : jts)
-        if (std::find(h.info.map_ids.begin(), h.info.map_ids.end(), jt) != h.info.map_ids.end()) {
-            if (dir == me) self_chain = true;
-            else enters.push_back(dir);
-        }
+    {
+        auto jts = jts_of({me});
+        auto it = jts.find(me);
+        self_chain = it != jts.end() && uses_map(h.info, it->second);
+    }
+    enters = instances_used_by(h.info, me, {h.instance});
     for (const auto& dir : enters) {
         auto child = pinned_kind(dir);
         if (!child) return fail(what, dir + " is not loaded", "load it first");
@@ -305,12 +466,15 @@ Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h) {
     // come of it, and the depth of this instance (so of its parents) stays
     // or falls when it had something wired already.
     if (enters.empty() && !self_chain) {
+        if (known_wired) return {};
         auto wired = has_wiring(parent, key);
         if (!wired) return propagate(wired, what);
         if (*wired) return {};
     }
 
-    auto g = scan({parent.paths().dir}, {parent.kind().hook, {}, std::nullopt});
+    std::vector<std::string> start = {parent.paths().dir};
+    start.insert(start.end(), enters.begin(), enters.end());
+    auto g = scan(start, {parent.kind().hook, {}, std::nullopt});
     if (!g) return propagate(g);
     Analysis before = analyse(*g);
     Node* node = g->find(me);
@@ -333,11 +497,21 @@ Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h) {
     return {};
 }
 
-Result<std::vector<Edge>> parents(const std::string& dir) {
-    auto kind = pinned_kind(dir);
-    auto g = scan({dir}, {kind ? std::optional<Hook>(kind->hook) : std::nullopt, dir, std::nullopt});
-    if (!g) return propagate(g);
-    return g->parents_of(canon(dir));
+Result<std::vector<Edge>> parents(const std::string& dir, bool full) {
+    const std::string me = canon(dir);
+    if (full) {
+        auto kind = pinned_kind(dir);
+        auto g = scan({dir}, {kind ? std::optional<Hook>(kind->hook) : std::nullopt, dir, std::nullopt, true});
+        if (!g) return propagate(g);
+        return g->parents_of(me);
+    }
+    std::vector<Edge> out;
+    for (const auto& r : records(me))
+        if (r.up)
+            if (auto id = link_holds(r.other, r.key, me)) out.push_back({r.other, r.key, me, *id});
+    std::sort(out.begin(), out.end(),
+              [](const Edge& a, const Edge& b) { return std::tie(a.parent, a.key) < std::tie(b.parent, b.key); });
+    return out;
 }
 
 Result<std::vector<std::string>> parent_dirs(const std::string& dir) {

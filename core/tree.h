@@ -2,13 +2,21 @@
 // dispatchers (a proto dispatcher handing tcp to a port dispatcher, on one
 // hook). docs/datapath.md, "Instance trees".
 //
-// The source of truth is the pins alone: a program wired in an instance's
+// The source of truth is the jump tables: a program wired in an instance's
 // jump table that uses another instance's jump table (its map ids, as
 // `bpftool prog show` lists them) makes that instance a child. That is the
 // child's dispatcher, or a handler of the child that chains with tcd_next().
 // A program that uses its own instance's jump table is a chaining handler.
-// No record is kept beside the pins, so nothing can go stale or be half
-// written: a jump-table update is one atomic step.
+//
+// To find an instance's links without reading every instance's jump table,
+// tcd keeps an index beside the pins: PINDIR/tree/, one symlink per link and
+// key, `up-KEY-HASH` in the child (naming the parent) and `down-KEY-HASH` in
+// the parent (naming the child). A link is recorded before its key is
+// written and its records removed after it is unwired, so a record may be
+// stale but a link tcd made is never missing one. Each record is checked
+// when read, by one lookup in the parent's jump table at its key. Wiring
+// made by hand (bpftool) has no record: only a full scan (`scan` with
+// ScanScope::full, `tcd status --scan`) finds it.
 #pragma once
 
 #include <cstdint>
@@ -83,10 +91,15 @@ Analysis analyse(const Graph& g);  // pure: no kernel
 // hooks); `unread` is an instance listed without its wiring (its wires
 // empty): who wires it does not depend on what it wires, or given as
 // `unread_wires` (key, program id) when the caller has just read them.
+//
+// Without `full`, only the instances linked to the ones in `also` (through
+// their records, each checked, and through wiring between instances already
+// found) are read, not every instance on bpffs.
 struct ScanScope {
     std::optional<Hook> hook;
     std::string unread;
     std::optional<std::vector<std::pair<uint32_t, uint32_t>>> unread_wires;
+    bool full = false;
 };
 Result<Graph> scan(const std::vector<std::string>& also = {}, const ScanScope& scope = {});
 
@@ -94,10 +107,34 @@ Result<Graph> scan(const std::vector<std::string>& also = {}, const ScanScope& s
 std::map<std::string, uint32_t> instance_jts(const std::vector<std::string>& also = {});
 
 // The instance whose jump table a program uses, if it is another's
-// (`self`: the asking instance's dir, canonical or not).
+// (`self`: the asking instance's dir, canonical or not). Asked of the
+// instances self's records name as children (no walk of bpffs): a program
+// wired by hand into another instance goes unnamed.
 std::optional<std::string> instance_used_by(const ProgInfo& prog, const std::string& self);
-// Every such instance (the locks a map set wiring prog takes besides its own).
-std::vector<std::string> instances_used_by(const ProgInfo& prog, const std::string& self);
+// Every other instance whose jump table prog uses (the locks a map set wiring
+// prog takes besides its own, and the links it records): asked of `near`
+// first; bpffs is walked (pins only, no jump table read) only when prog uses
+// a prog array named like tcd's jump table that none of them owns.
+std::vector<std::string> instances_used_by(const ProgInfo& prog, const std::string& self,
+                                           const std::vector<std::string>& near = {});
+
+// The link index (PINDIR/tree/). A record as read; `holds` when checked.
+struct Record {
+    bool up = false;      // in the child, naming its parent
+    uint32_t key = 0;     // the parent's key
+    std::string other;    // the other instance's dir (canonical)
+    std::string path;     // the record's own path
+};
+std::vector<Record> records(const std::string& dir);
+// Whether parent's jump table holds, at key, a program that uses child's
+// jump table (one lookup).
+std::optional<uint32_t> link_holds(const std::string& parent, uint32_t key, const std::string& child);
+// Records the link parent key -> child: `down` in the parent first, then
+// `up` in the child. Before the key is written; idempotent.
+Result<> record(const std::string& parent, uint32_t key, const std::string& child);
+// Removes the records of dir (and their counterparts in the other instance)
+// whose link no longer holds. Under dir's lock.
+void prune(const std::string& dir);
 
 // Whether program id is a tcd dispatcher (by its name), of whatever instance.
 bool is_dispatcher(uint32_t prog_id);
@@ -108,11 +145,14 @@ bool is_dispatcher(uint32_t prog_id);
 // handler that enters no instance and does not chain cannot make either
 // unless the parent had nothing wired (its depth 0 -> 1): only then, or for
 // a child or a chaining handler, are the other instances read.
-Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h);
+// `wired`: the caller knows a key of parent is wired already (an earlier
+// pair of the same call), so the search for one is skipped.
+Result<> check_wiring(const Instance& parent, uint32_t key, const Handler& h, bool wired = false);
 
-// Who wires this instance (edges from other instances into it): the
-// instances on its hook are read, not its own table.
-Result<std::vector<Edge>> parents(const std::string& dir);
+// Who wires this instance (edges from other instances into it): its `up`
+// records, each checked by one lookup (with `full`, a scan of every instance
+// on its hook instead, which finds wiring made by hand too).
+Result<std::vector<Edge>> parents(const std::string& dir, bool full = false);
 // The same, as the distinct parent dirs (the locks to take before repointing).
 Result<std::vector<std::string>> parent_dirs(const std::string& dir);
 

@@ -505,3 +505,24 @@ TEST_F(Apply, TreeKilledAtEveryStepConverges) {
 }
 
 }  // namespace
+
+namespace {
+
+// A file wiring 1,000 ports on one port instance: every port wired, each with
+// a counter slot of its own (the slots read once for the instance's steps,
+// as map set with several pairs does); applied again, nothing to do.
+TEST_F(Apply, AThousandPortsInOneFile) {
+    std::string y = "instances:\n  - name: web\n    pin_dir: " + web_ + "\n    key: port\n    wiring:\n";
+    for (int p = 10000; p < 11000; p++) y += "      " + std::to_string(p) + ": pass\n";
+    apply(y);
+    json l = map_list(web_);
+    ASSERT_EQ(l.size(), 1000u);
+    std::set<int> slots;
+    for (const auto& row : l) slots.insert(row["slot"].get<int>());
+    EXPECT_EQ(slots.size(), 1000u);
+    EXPECT_EQ(slots.count(0), 0u);
+    json again = apply(y);
+    EXPECT_TRUE(again["changes"].empty()) << again.dump();
+}
+
+}  // namespace

@@ -142,6 +142,9 @@ TEST_F(Completion, BashCommands) {
 TEST_F(Completion, BashHandlersAndWiredKeys) {
     auto h = bash_complete({TCD_BIN, "-d", dir_, "map", "set", "6", ""});
     for (const char* c : {"tcp_handler", "udp_handler", "pass", "drop"}) EXPECT_TRUE(h.count(c)) << c;
+    // Further KEY HANDLER pairs: a key, then a handler.
+    EXPECT_TRUE(bash_complete({TCD_BIN, "-d", dir_, "map", "set", "6", "pass", ""}).count("icmp"));
+    EXPECT_TRUE(bash_complete({TCD_BIN, "-d", dir_, "map", "set", "6", "pass", "17", ""}).count("drop"));
     // Wired keys, by protocol name; those already on the line are left out.
     EXPECT_EQ(bash_complete({TCD_BIN, "-d", dir_, "map", "del", ""}), (std::set<std::string>{"tcp", "gre"}));
     EXPECT_EQ(bash_complete({TCD_BIN, "-d", dir_, "map", "del", "tcp", ""}), (std::set<std::string>{"gre"}));
@@ -188,6 +191,8 @@ TEST_F(Completion, Fish) {
     for (const char* w : {"attach", "map", "apply"}) EXPECT_TRUE(c.count(w)) << w;
     auto h = fish_complete("tcd -d " + dir_ + " map set 6 ");
     for (const char* w : {"tcp_handler", "udp_handler", "pass", "drop"}) EXPECT_TRUE(h.count(w)) << w;
+    EXPECT_TRUE(fish_complete("tcd -d " + dir_ + " map set 6 pass ").count("icmp"));
+    EXPECT_TRUE(fish_complete("tcd -d " + dir_ + " map set 6 pass 17 ").count("drop"));
     EXPECT_EQ(fish_complete("tcd -d " + dir_ + " map del "), (std::set<std::string>{"tcp", "gre"}));
     auto p = fish_complete("tcd -d " + port_ + " map set ");
     EXPECT_TRUE(p.count("http"));

@@ -326,4 +326,99 @@ TEST(Tree, TraceFollowsTheChainForEveryKind) {
         }
 }
 
+// A parent wired by hand with bpftool has no link record: only `status
+// --scan` finds it (and says so); wiring it again with map set records it,
+// and then every command sees it (docs/datapath.md, "Instance trees").
+TEST(Tree, WiredByHandIsFoundByStatusScan) {
+    TCD_REQUIRE_KERNEL();
+    if (sh("command -v bpftool").rc != 0) {
+        if (tcdtest::in_ci()) FAIL() << "bpftool is missing (scripts/packages.txt)";
+        GTEST_SKIP() << "bpftool is missing";
+    }
+    Dirs d;
+    std::string root = d.add("root"), web = d.add("web");
+    ASSERT_EQ(tcd(root, "load").rc, 0);
+    ASSERT_EQ(tcd(web, "load --key port").rc, 0);
+    Cmd hand = sh("bpftool map update pinned " + root + "/maps/jt key 6 0 0 0 value pinned " + web + "/xdp_dispatch");
+    ASSERT_EQ(hand.rc, 0) << hand.err;
+
+    auto has_problem = [](const json& st, const std::string& what) {
+        for (const auto& p : st["problems"])
+            if (p.get<std::string>().find(what) != std::string::npos) return true;
+        return false;
+    };
+    // Not seen without the scan.
+    EXPECT_TRUE(tcd_json(web, "status")["parents"].empty());
+    EXPECT_TRUE(tcd_json(root, "status")["children"].empty());
+    // Found by it, and named as a link without a record, on both sides.
+    json ws = tcd_json(web, "status --scan");
+    ASSERT_EQ(ws["parents"].size(), 1u) << ws.dump();
+    EXPECT_EQ(ws["parents"][0]["instance"], root);
+    EXPECT_EQ(ws["parents"][0]["key"], 6);
+    EXPECT_TRUE(has_problem(ws, "without tcd's record")) << ws.dump();
+    json rs = tcd_json(root, "status --scan");
+    ASSERT_EQ(rs["children"].size(), 1u) << rs.dump();
+    EXPECT_EQ(rs["children"][0]["instance"], web);
+    EXPECT_TRUE(has_problem(rs, "without tcd's record")) << rs.dump();
+
+    // map set of the same wiring records it: seen without the scan, and
+    // the child's unload is refused again.
+    ASSERT_EQ(tcd(root, "map set tcp " + web).rc, 0);
+    json again = tcd_json(web, "status");
+    ASSERT_EQ(again["parents"].size(), 1u) << again.dump();
+    EXPECT_EQ(again["parents"][0]["instance"], root);
+    EXPECT_FALSE(has_problem(tcd_json(web, "status --scan"), "without tcd's record"));
+    Cmd un = tcd(web, "unload");
+    EXPECT_NE(un.rc, 0);
+    EXPECT_NE(un.err.find(root), std::string::npos) << un.err;
+}
+
+// Killed after writing the parent's link record, and after the child's,
+// before the key: not wired, the records (stale) are ignored, and map set
+// run again wires and records the link.
+TEST(Tree, KilledWhileRecordingALink) {
+    TCD_REQUIRE_KERNEL();
+    for (int n : {1, 2}) {
+        Dirs d;
+        std::string root = d.add("rroot"), web = d.add("rweb");
+        ASSERT_EQ(tcd(root, "load").rc, 0);
+        ASSERT_EQ(tcd(web, "load --key port").rc, 0);
+        Cmd k = sh("TCD_CRASHPOINT=record:" + std::to_string(n) + " " + TCD_BIN + " -d " + root + " map set tcp " + web);
+        EXPECT_NE(k.rc, 0) << "crash point record:" << n << " was not reached";
+        EXPECT_FALSE(key_row(tcd_json(root, "map list"), 6)) << "killed before the update, yet wired";
+        EXPECT_TRUE(tcd_json(web, "status")["parents"].empty());
+        EXPECT_TRUE(tcd_json(root, "status")["children"].empty());
+        ASSERT_EQ(tcd(root, "map set tcp " + web).rc, 0);
+        json ws = tcd_json(web, "status");
+        ASSERT_EQ(ws["parents"].size(), 1u) << ws.dump();
+        EXPECT_EQ(ws["parents"][0]["instance"], root);
+        EXPECT_EQ(tcd(web, "unload").rc, 1);  // wired: refused
+    }
+}
+
+// A record whose link is gone (the parent's key unwired by hand, as a kill
+// between the unwiring and the record's removal leaves it) is ignored, and
+// the next map set on the parent removes it.
+TEST(Tree, StaleLinkRecordIsIgnoredAndPruned) {
+    TCD_REQUIRE_KERNEL();
+    if (sh("command -v bpftool").rc != 0) {
+        if (tcdtest::in_ci()) FAIL() << "bpftool is missing (scripts/packages.txt)";
+        GTEST_SKIP() << "bpftool is missing";
+    }
+    Dirs d;
+    std::string root = d.add("root"), web = d.add("web");
+    ASSERT_EQ(tcd(root, "load").rc, 0);
+    ASSERT_EQ(tcd(web, "load --key port").rc, 0);
+    ASSERT_EQ(tcd(root, "map set tcp " + web).rc, 0);
+    EXPECT_NE(sh("ls " + root + "/tree").out.find("down-6-"), std::string::npos);
+    EXPECT_NE(sh("ls " + web + "/tree").out.find("up-6-"), std::string::npos);
+    Cmd hand = sh("bpftool map delete pinned " + root + "/maps/jt key 6 0 0 0");
+    ASSERT_EQ(hand.rc, 0) << hand.err;
+    EXPECT_TRUE(tcd_json(web, "status")["parents"].empty());
+    EXPECT_TRUE(tcd_json(root, "status")["children"].empty());
+    EXPECT_EQ(tcd(web, "unload").rc, 0);  // no parent: not refused
+    ASSERT_EQ(tcd(root, "map set udp pass").rc, 0);
+    EXPECT_EQ(sh("ls " + root + "/tree 2>/dev/null").out.find("down-"), std::string::npos);
+}
+
 }  // namespace

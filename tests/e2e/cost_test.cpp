@@ -1,0 +1,145 @@
+// A command costs what it touches (docs/datapath.md, "Instance trees"): the
+// bpf() system calls of the per-instance commands are counted (strace -c),
+// alone and again with 20 unrelated instances on bpffs (half of them port
+// instances with 65,536-key jump tables, wired into trees of their own). The
+// count must not grow. It counts, it does not time.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/common/kernel.h"
+#include "tests/common/pin_dirs.h"
+#include "tests/common/shell.h"
+
+namespace {
+
+using tcdtest::Cmd;
+using tcdtest::sh;
+
+struct Dirs : tcdtest::PinDirs {
+    Dirs() : PinDirs("tcdcost") {}
+};
+
+Cmd tcd(const std::string& dir, const std::string& args) { return sh(std::string(TCD_BIN) + " -q -d " + dir + " " + args); }
+
+// One IPv4 UDP frame to port 53.
+const char* kFrame = "02000000000102000000000208004500001c00000000401100000a0000010a0000021234003500080000";
+
+// bpf() calls of one tcd command (which must succeed); -1 when strace failed.
+long bpf_calls(const std::string& dir, const std::string& args) {
+    const std::string out = "/tmp/tcdcost" + std::to_string(getpid()) + ".strace";
+    Cmd c = sh("strace -f -qq -c -e trace=bpf -o " + out + " " + std::string(TCD_BIN) + " -q -d " + dir + " " +
+               args);
+    EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
+    std::ifstream f(out);
+    if (!f) return -1;
+    long calls = 0;
+    std::string line;
+    while (std::getline(f, line)) {
+        std::istringstream in(line);
+        std::vector<std::string> tok;
+        for (std::string t; in >> t;) tok.push_back(t);
+        // % time, seconds, usecs/call, calls, [errors,] syscall
+        if (tok.size() >= 5 && tok.back() == "bpf") calls = std::stol(tok[3]);
+    }
+    unlink(out.c_str());
+    return calls;
+}
+
+// The commands on one proto instance, from load to unload: name -> bpf() calls.
+std::map<std::string, long> one_round(const std::string& dir, const std::string& load) {
+    std::map<std::string, long> n;
+    EXPECT_EQ(tcd(dir, load).rc, 0);
+    EXPECT_EQ(tcd(dir, "map set tcp pass").rc, 0);
+    n["map set (new key)"] = bpf_calls(dir, "map set udp pass");
+    n["map set (rewire)"] = bpf_calls(dir, "map set udp drop");
+    n["map del"] = bpf_calls(dir, "map del udp");
+    n["status"] = bpf_calls(dir, "status");
+    n["stats"] = bpf_calls(dir, "stats");
+    n["map list"] = bpf_calls(dir, "map list");
+    n["trace"] = bpf_calls(dir, std::string("trace --hex ") + kFrame);
+    n["unload"] = bpf_calls(dir, "unload");
+    return n;
+}
+
+bool have_strace() { return sh("command -v strace").rc == 0; }
+
+void expect_same_cost(const std::string& dir, const std::string& load, const std::string& what) {
+    Dirs others;
+    auto alone = one_round(dir, load);
+    // 20 unrelated instances: 10 proto, each wiring tcp to one of 10 port
+    // instances that wire a port of their own.
+    for (int i = 0; i < 10; i++) {
+        std::string proto = others.add("p" + std::to_string(i)), port = others.add("w" + std::to_string(i));
+        ASSERT_EQ(tcd(port, "load --key port").rc, 0);
+        ASSERT_EQ(tcd(port, "map set http pass").rc, 0);
+        ASSERT_EQ(tcd(proto, "load").rc, 0);
+        ASSERT_EQ(tcd(proto, "map set tcp " + port).rc, 0);
+    }
+    auto busy = one_round(dir, load);
+    for (const auto& [cmd, calls] : alone) {
+        EXPECT_GT(calls, 0) << what << " " << cmd << ": no bpf() call counted";
+        EXPECT_LE(busy[cmd], calls) << what << " " << cmd << ": " << calls << " bpf() calls alone, " << busy[cmd]
+                                    << " with 20 unrelated instances";
+    }
+}
+
+TEST(Cost, CommandsDoNotReadUnrelatedInstances) {
+    TCD_REQUIRE_KERNEL();
+    if (!have_strace()) {
+        if (tcdtest::in_ci()) FAIL() << "strace is missing (scripts/packages.txt)";
+        GTEST_SKIP() << "strace is missing";
+    }
+    Dirs d;
+    expect_same_cost(d.add("me"), "load", "proto instance:");
+}
+
+// The same on an instance in a tree of its own: a child port instance is
+// linked (read), the 20 others are not.
+TEST(Cost, CommandsOnATreeDoNotReadUnrelatedInstances) {
+    TCD_REQUIRE_KERNEL();
+    if (!have_strace()) {
+        if (tcdtest::in_ci()) FAIL() << "strace is missing (scripts/packages.txt)";
+        GTEST_SKIP() << "strace is missing";
+    }
+    Dirs d;
+    std::string me = d.add("me"), parent = d.add("parent");
+    // The instance under test is a port child of a proto parent.
+    auto round = [&] {
+        std::map<std::string, long> n;
+        EXPECT_EQ(tcd(me, "load --key port").rc, 0);
+        EXPECT_EQ(tcd(parent, "load").rc, 0);
+        EXPECT_EQ(tcd(parent, "map set tcp " + me).rc, 0);
+        n["map set (new key)"] = bpf_calls(me, "map set http pass");
+        n["map set (rewire)"] = bpf_calls(me, "map set http drop");
+        n["map del"] = bpf_calls(me, "map del http");
+        n["status"] = bpf_calls(me, "status");
+        n["stats"] = bpf_calls(me, "stats");
+        n["map list"] = bpf_calls(me, "map list");
+        n["parent trace"] = bpf_calls(parent, std::string("trace --hex ") + kFrame);
+        n["unload --force"] = bpf_calls(me, "unload --force");
+        EXPECT_EQ(tcd(parent, "unload").rc, 0);
+        return n;
+    };
+    Dirs others;
+    auto alone = round();
+    for (int i = 0; i < 10; i++) {
+        std::string proto = others.add("p" + std::to_string(i)), port = others.add("w" + std::to_string(i));
+        ASSERT_EQ(tcd(port, "load --key port").rc, 0);
+        ASSERT_EQ(tcd(proto, "load").rc, 0);
+        ASSERT_EQ(tcd(proto, "map set udp " + port).rc, 0);
+    }
+    auto busy = round();
+    for (const auto& [cmd, calls] : alone) {
+        EXPECT_GT(calls, 0) << cmd;
+        EXPECT_LE(busy[cmd], calls) << cmd << ": " << calls << " bpf() calls alone, " << busy[cmd]
+                                    << " with 20 unrelated instances";
+    }
+}
+
+}  // namespace
