@@ -284,7 +284,23 @@ Result<std::vector<SetResult>> set_wired(const Instance& in0,
     // Every key written: a kill from here on leaves all of them (the next
     // map set or del respecialises the dispatcher if the kill came before).
     if (pairs.size() > 1) remove_undo(in.paths().dir);
-    auto sp = respecialise(in, false);  // a set frees no slot
+    // A port instance where every pair rewires a port that is direct
+    // already (wired before, its slot kept): the ports with a slot are the
+    // same, so the direct keys are; the respecialise, which reads
+    // maps/port_slot whole to choose them, is skipped.
+    Result<Respecialised> sp = Respecialised{};
+    auto live = in.kind().key == KeyKind::port ? read_direct_keys(in.dispatcher())
+                                               : Result<std::vector<DirectKey>>(std::vector<DirectKey>{});
+    const bool same_direct =
+        in.kind().key == KeyKind::port && live &&
+        std::all_of(done.begin(), done.end(), [&](const SetResult& r) {
+            return !r.changed || (r.old && !r.new_slot &&
+                                  std::any_of(live->begin(), live->end(), [&](auto& d) { return d.key == r.key; }));
+        });
+    if (same_direct)
+        sp->before = sp->after = *live;
+    else
+        sp = respecialise(in, false);  // a set frees no slot
     if (!sp) {
         undo();
         return propagate(sp);
