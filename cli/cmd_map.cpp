@@ -72,10 +72,12 @@ Result<> run_map_del(const std::vector<std::string>& texts, Context& ctx) {
     return {};
 }
 
-Result<> run_map_list(Context& ctx) {
+Result<> run_map_list(bool scan, Context& ctx) {
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
-    auto w = list_wiring(*in);
+    // Port instances: the ports with a counter slot (every port tcd wired);
+    // --scan reads all 65,536 entries, finding ports wired by hand too.
+    auto w = list_wiring(*in, in->kind().key == KeyKind::port && !scan);
     if (!w) return propagate(w);
     ctx.print(render::wiring_json(*w), render::wiring_plain(*w, in->kind().key));
     return {};
@@ -98,7 +100,9 @@ void setup_map(CLI::App& app, Context& ctx) {
     del->callback([&ctx, del_keys] { ctx.action = [&ctx, del_keys] { return run_map_del(*del_keys, ctx); }; });
 
     auto* list = map->add_subcommand("list", "the wired keys");
-    list->callback([&ctx] { ctx.action = [&ctx] { return run_map_list(ctx); }; });
+    auto list_scan = std::make_shared<bool>(false);
+    list->add_flag("--scan", *list_scan, "port instances: read every jump-table entry (finds ports wired by hand)");
+    list->callback([&ctx, list_scan] { ctx.action = [&ctx, list_scan] { return run_map_list(*list_scan, ctx); }; });
 }
 
 }  // namespace tcd::cli

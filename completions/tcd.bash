@@ -36,6 +36,7 @@ _tcd_options()
         'handler unload') echo '--force' ;;
         'unload') echo '--force' ;;
         'status') echo '--scan' ;;
+        'map list') echo '--scan' ;;
         'trace') echo '--pcap= --hex= --key= --hook=' ;;
         'object') echo '-o= --output= --key= --hook=' ;;
         'apply') echo '-f= --file= --dry-run' ;;

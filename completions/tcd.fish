@@ -266,7 +266,7 @@ complete -c tcd -n "__tcd_is 'detach'" -l netns -x -a '(__tcd_netns)' -d 'networ
 complete -c tcd -n "__tcd_is 'detach'" -l direction -x -a 'ingress egress' -d 'tc instances: only this direction'
 complete -c tcd -n "__tcd_is 'detach'" -l all -d 'every interface the dispatcher runs on'
 
-# tcd map set KEY HANDLER [KEY HANDLER]... | map del KEY... | map list
+# tcd map set KEY HANDLER [KEY HANDLER]... | map del KEY... | map list [--scan]
 complete -c tcd -n "__tcd_is 'map'" -a set -d 'wire KEY to HANDLER'
 complete -c tcd -n "__tcd_is 'map'" -a del -d 'unwire keys'
 complete -c tcd -n "__tcd_is 'map'" -a list -d 'the wired keys'
@@ -274,6 +274,7 @@ complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos_parity 0" -a '(__tcd_keys
 complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos_parity 1" -a '(__tcd_handlers)'
 complete -c tcd -n "__tcd_is 'map set'; and __tcd_npos_parity 1; and string match -q -- '/*' (commandline -ct)" -F
 complete -c tcd -n "__tcd_is 'map del'" -a '(__tcd_wired_keys)'
+complete -c tcd -n "__tcd_is 'map list'" -l scan -d 'port instances: read every jump-table entry'
 
 # tcd stats [--watch] [--interval SECONDS] [--count N] [--all] [--reset] [--format F] [--listen ADDR:PORT]
 complete -c tcd -n "__tcd_is 'stats'" -l watch -d 'redraw every interval; Ctrl-C quits'

@@ -316,6 +316,7 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
         if (!slot) return propagate(slot);
         new_slot = slot->second ? std::optional<uint32_t>(slot->first) : std::nullopt;
         res.now.slot = slot->first;
+        res.new_slot = slot->second;
     }
     int fd = h->fd.get();
     crash_point("map");

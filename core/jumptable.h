@@ -39,6 +39,7 @@ struct SetResult {
     WiredEntry now;
     bool respecialised = false;  // set_wired: a new dispatcher was swapped in
     bool direct = false;         // set_wired: the key is reached by a direct jump
+    bool new_slot = false;       // port instances: the port got its counter slot now
 };
 
 // Wires key -> handler with one atomic update (never delete then insert),

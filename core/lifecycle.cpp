@@ -491,6 +491,9 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
     // pruned by the next command on that instance.
     for (const auto& name : bpffs::list_pins(dir + "/tree")) (void)bpffs::remove(dir + "/tree/" + name);
     (void)bpffs::remove(dir + "/tree");
+    // A multi-pair map set's undo record (PINDIR/undo/, left by a kill).
+    for (const auto& name : bpffs::list_pins(dir + "/undo")) (void)bpffs::remove(dir + "/undo/" + name);
+    (void)bpffs::remove(dir + "/undo");
     if (auto r = bpffs::remove(dir); !r)
         return fail("unload", dir + " still holds entries tcd did not make", "look inside and remove them");
     res.changed = true;  // the directory existed and is gone

@@ -92,7 +92,10 @@ Result<Status> gather_status(const std::string& dir, bool scan) {
                                      d.xlated_len,
                                      d.jited_len,
                                      {}};
-    auto wiring = list_wiring(*in);
+    // A port instance: the ports tcd wired have a counter slot, so only
+    // their jump-table entries are read (not all 65,536); --scan reads every
+    // entry, and finds ports wired by hand (docs/datapath.md).
+    auto wiring = list_wiring(*in, in->kind().key == KeyKind::port && !scan);
     if (!wiring) return propagate(wiring);
     st.wired = std::move(*wiring);
     auto live = read_direct_keys(d);

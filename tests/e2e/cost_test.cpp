@@ -142,4 +142,35 @@ TEST(Cost, CommandsOnATreeDoNotReadUnrelatedInstances) {
     }
 }
 
+// A port instance's status, map list and stats read the entries of the ports
+// that have a counter slot (every port tcd wired), not all 65,536; --scan
+// reads them all. Same output for tcd's wiring either way.
+TEST(Cost, PortCommandsReadOnlyTheSlottedPorts) {
+    TCD_REQUIRE_KERNEL();
+    if (!have_strace()) {
+        if (tcdtest::in_ci()) FAIL() << "strace is missing (scripts/packages.txt)";
+        GTEST_SKIP() << "strace is missing";
+    }
+    Dirs d;
+    std::string me = d.add("port");
+    ASSERT_EQ(tcd(me, "load --key port").rc, 0);
+    ASSERT_EQ(tcd(me, "map set http pass 22 drop 9999 pass").rc, 0);
+    for (const char* cmd : {"status", "map list", "stats"}) {
+        long n = bpf_calls(me, cmd);
+        EXPECT_GT(n, 0) << cmd;
+        EXPECT_LT(n, 4096) << cmd << ": reads the jump table whole";
+    }
+    EXPECT_GE(bpf_calls(me, "map list --scan"), 65536) << "--scan reads every entry";
+    Cmd plain = sh(std::string(TCD_BIN) + " -j -d " + me + " map list");
+    Cmd scan = sh(std::string(TCD_BIN) + " -j -d " + me + " map list --scan");
+    ASSERT_EQ(plain.rc, 0) << plain.err;
+    EXPECT_NE(plain.out.find("9999"), std::string::npos) << plain.out;
+    EXPECT_EQ(plain.out, scan.out);
+    Cmd st = sh(std::string(TCD_BIN) + " -j -d " + me + " status");
+    Cmd st_scan = sh(std::string(TCD_BIN) + " -j -d " + me + " status --scan");
+    ASSERT_EQ(st.rc, 0) << st.err;
+    EXPECT_EQ(st.out, st_scan.out);
+    EXPECT_EQ(tcd(me, "unload").rc, 0);
+}
+
 }  // namespace
