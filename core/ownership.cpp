@@ -150,6 +150,20 @@ DirCheck inspect_pin_dir(const std::string& dir) {
             } else if (e.name == "links") {
                 for (const auto& l : entries(dir + "/links"))
                     if (l.dir) note("links/", l);
+            } else if (e.name == "tree" || e.name == "undo") {
+                // tcd's records, symlinks (docs/datapath.md): tree/ holds the
+                // instance tree's links (up-KEY-HASH, down-KEY-HASH), undo/ a
+                // multi-pair map set's prior wiring (map-set, part-N); and
+                // their temporaries.
+                const bool tree = e.name == "tree";
+                for (const auto& t : entries(dir + "/" + e.name)) {
+                    struct stat ts {};
+                    bool link = lstat((dir + "/" + e.name + "/" + t.name).c_str(), &ts) == 0 && S_ISLNK(ts.st_mode);
+                    bool named = bpffs::is_temp_pin(t.name) ||
+                                 (tree ? t.name.rfind("up-", 0) == 0 || t.name.rfind("down-", 0) == 0
+                                       : t.name == "map-set" || t.name.rfind("part-", 0) == 0);
+                    if (t.dir || !link || !named) note(e.name + "/", t);
+                }
             } else {
                 note("", e);
             }
