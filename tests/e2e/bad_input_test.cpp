@@ -415,4 +415,63 @@ TEST(BadInput, LoadKeepsTheKindItIsNotGiven) {
     EXPECT_EQ(sh(tcd + "-q unload").rc, 0);
 }
 
+// detach --all that clears attach records leading nowhere says what it
+// cleared (it said "attached nowhere, nothing to do"): a record whose
+// interface is gone, and one whose namespace is gone; in JSON with "stale".
+TEST(BadInput, DetachAllNamesTheStaleRecordsItClears) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::LockFiles locks;
+    std::string ns = tcdtest::unique_name("safety_st");
+    std::string ns2 = ns + "b";
+    std::string dir = locks.add("/sys/fs/bpf/" + ns);
+    std::string tcd = std::string(TCD_BIN) + " -d " + dir + " ";
+    auto cleanup = [&] { sh(tcd + "-q unload; ip netns del " + ns + " 2>/dev/null; ip netns del " + ns2 + " 2>/dev/null"); };
+    cleanup();
+    auto veth = [&](const std::string& n) {
+        return sh("ip netns add " + n + " && ip -n " + n + " link add st0 type veth peer name st1 && ip -n " + n +
+                  " link set st0 up && ip -n " + n + " link set st1 up")
+            .rc;
+    };
+    ASSERT_EQ(veth(ns), 0);
+    ASSERT_EQ(veth(ns2), 0);
+    for (int round = 0; round < 2; ++round) {
+        ASSERT_EQ(sh(tcd + "-q attach st0 --netns " + ns + " --mode skb").rc, 0);
+        ASSERT_EQ(sh(tcd + "-q attach st0 --netns " + ns2 + " --mode skb").rc, 0);
+        std::string ifindex = sh("ip -n " + ns + " -o link show st0 | cut -d: -f1").out;
+        ifindex.erase(ifindex.find_last_not_of("\n") + 1);
+        // The interface goes in the first namespace; the second namespace goes.
+        ASSERT_EQ(sh("ip -n " + ns + " link del st0").rc, 0);
+        ASSERT_EQ(sh("ip netns del " + ns2).rc, 0);
+        Cmd st = sh(tcd + "status");
+        EXPECT_NE(st.out.find("stale attach record"), std::string::npos) << st.out;
+        Cmd r = sh(tcd + (round ? "-j " : "") + "detach --all");
+        EXPECT_EQ(r.rc, 0) << r.err;
+        if (round == 0) {
+            EXPECT_EQ(r.out.find("nothing to do"), std::string::npos) << r.out;
+            EXPECT_NE(r.out.find("cleared the stale attach record of ifindex " + ifindex + " in /run/netns/" + ns +
+                                 ": the interface is gone\n"),
+                      std::string::npos)
+                << r.out;
+            EXPECT_NE(r.out.find("cleared the stale attach record of ifindex "), std::string::npos) << r.out;
+            EXPECT_NE(r.out.find(": the network namespace is gone\n"), std::string::npos) << r.out;
+            EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;
+        } else {
+            EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+            EXPECT_NE(r.out.find("\"stale\":"), std::string::npos) << r.out;
+            EXPECT_NE(r.out.find("the interface is gone"), std::string::npos) << r.out;
+            EXPECT_NE(r.out.find("the network namespace is gone"), std::string::npos) << r.out;
+        }
+        // Cleared: status has no stale record, a second detach --all has nothing to do.
+        EXPECT_EQ(sh(tcd + "status").out.find("stale attach record"), std::string::npos);
+        EXPECT_EQ(sh(tcd + "detach --all").out, "attached nowhere, nothing to do\n");
+        // Again, on fresh interfaces, for the JSON round.
+        ASSERT_EQ(sh("ip -n " + ns + " link add st0 type veth peer name st2 && ip -n " + ns + " link set st0 up && ip -n " +
+                     ns + " link set st2 up")
+                      .rc,
+                  0);
+        ASSERT_EQ(veth(ns2), 0);
+    }
+    cleanup();
+}
+
 }  // namespace
