@@ -474,4 +474,44 @@ TEST(BadInput, DetachAllNamesTheStaleRecordsItClears) {
     cleanup();
 }
 
+// Two instances on one interface: the second finds the first's dispatcher
+// running alone there (the same answer as when a concurrent attach of the
+// first wins the kernel's attach: EEXIST, then the same query). It names the
+// tcd instance that runs there, and its hint does not take that one off.
+TEST(BadInput, SecondInstanceOnAnInterfaceNamesTheFirst) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::LockFiles locks;
+    std::string ns = tcdtest::unique_name("safety_two");
+    std::string a = locks.add("/sys/fs/bpf/" + ns + "_a");
+    std::string b = locks.add("/sys/fs/bpf/" + ns + "_b");
+    std::string bin = std::string(TCD_BIN);
+    auto cleanup = [&] {
+        sh(bin + " -q -d " + b + " unload; " + bin + " -q -d " + a + " unload; ip netns del " + ns + " 2>/dev/null");
+    };
+    cleanup();
+    ASSERT_EQ(sh("ip netns add " + ns + " && ip -n " + ns + " link add tw0 type veth peer name tw1 && ip -n " + ns +
+                 " link set tw0 up && ip -n " + ns + " link set tw1 up")
+                  .rc,
+              0);
+    ASSERT_EQ(sh(bin + " -q -d " + a + " attach tw0 --netns " + ns + " --mode skb --alone").rc, 0);
+    ASSERT_EQ(sh(bin + " -q -d " + b + " load").rc, 0);
+    std::string id = sh("bpftool prog show pinned " + a + "/xdp_dispatch | head -1 | cut -d: -f1").out;
+    id.erase(id.find_last_not_of("\n") + 1);
+    std::string before = sh(bin + " -j -d " + a + " status").out;
+    for (const char* extra : {"", " --alone", " --mode skb --alone"}) {
+        Cmd r = sh(bin + " -d " + b + " attach tw0 --netns " + ns + extra);
+        EXPECT_EQ(r.rc, 1) << extra << ": " << r.err;
+        EXPECT_EQ(r.err.rfind("tcd: interface tw0: the tcd instance " + a + " runs there: xdp_dispatch (id " + id + ")", 0),
+                  0u)
+            << extra << ": " << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+        EXPECT_NE(r.err.find("see 'tcd -d " + a + " status'"), std::string::npos) << r.err;
+        for (const char* destructive : {"xdp off", "detach", "--force", "unload"})
+            EXPECT_EQ(r.err.find(destructive), std::string::npos) << destructive << " in " << r.err;
+        EXPECT_EQ(sh(bin + " -j -d " + a + " status").out, before) << extra;
+        EXPECT_NE(sh("ip -n " + ns + " link show tw0").out.find("prog/xdp id " + id), std::string::npos);
+    }
+    cleanup();
+}
+
 }  // namespace
