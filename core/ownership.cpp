@@ -127,7 +127,7 @@ DirCheck inspect_pin_dir(const std::string& dir) {
         while (path.has_relative_path() && path.filename().empty()) path = path.parent_path();  // a trailing '/'
         std::string parent = path.parent_path().string();
         std::string base = path.filename().string();
-        if ((base == "maps" || base == "links") && Instance::is_loaded(parent)) {
+        if ((base == "maps" || base == "links" || base == "tree") && Instance::is_loaded(parent)) {
             c.found = fmt::format("{} is the {} directory of the instance {}, not an instance", dir, base, parent);
             c.hint = "did you mean -d " + parent + "?";
         } else {
@@ -150,6 +150,10 @@ DirCheck inspect_pin_dir(const std::string& dir) {
             } else if (e.name == "links") {
                 for (const auto& l : entries(dir + "/links"))
                     if (l.dir) note("links/", l);
+            } else if (e.name == "tree") {
+                // The link records of instance trees (core/tree.cpp): up-KEY-HASH, down-KEY-HASH.
+                for (const auto& t : entries(dir + "/tree"))
+                    if (t.dir || !(t.name.rfind("up-", 0) == 0 || t.name.rfind("down-", 0) == 0)) note("tree/", t);
             } else {
                 note("", e);
             }
