@@ -117,9 +117,11 @@ Result<> run_detach(const DetachOptions& o, Context& ctx) {
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
     if (o.all) {
+        auto stale = stale_records(*in);  // detach_all clears them with the rest: said so
         auto r = detach_all(*in);
         if (!r) return propagate(r);
         for (auto& a : *r) results.push_back({true, a});
+        for (auto& s : stale) results.push_back(std::move(s));
     } else {
         if (!o.direction.empty() && in->kind().hook != Hook::tc)
             return usage_error("detach", "--direction is for tc instances");

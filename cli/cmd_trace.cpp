@@ -42,6 +42,16 @@ public:
         }
         ctx_.out.flush();
     }
+    // A failure after frames went out: with -j the document is closed, its
+    // summary of the frames traced so far followed by "error", so that stdout
+    // holds one whole document (main prints the error on stderr as ever).
+    void fail(const Error& e) {
+        if (ctx_.g.quiet || !ctx_.json() || first_) return;
+        ctx_.out << (ctx_.g.pretty ? "\n],\n\"summary\": " : "], \"summary\": ")
+                 << render::dump(render::trace_summary_json(summary_), ctx_.g.pretty ? 2 : -1)
+                 << (ctx_.g.pretty ? ",\n\"error\": " : ", \"error\": ") << render::dump(e.message()) << "}\n";
+        ctx_.out.flush();
+    }
 
 private:
     Context& ctx_;
@@ -78,6 +88,10 @@ Result<> run_trace(const TraceOptions& o, Context& ctx) {
                     "leave out --key/--hook to trace it, or give a --pin-dir with no instance");
 
     TraceWriter out(ctx);
+    auto failed = [&out](const Error& e) {
+        out.fail(e);
+        return tl::unexpected<Error>(e);
+    };
     if (!hex.empty()) {
         auto f = tracer->run(hex.data(), hex.size(), 1);
         if (!f) return propagate(f);
@@ -86,10 +100,10 @@ Result<> run_trace(const TraceOptions& o, Context& ctx) {
         Frame fr{};
         while (true) {
             auto more = reader->next(fr);
-            if (!more) return propagate(more);
+            if (!more) return failed(more.error());
             if (!*more) break;
             auto f = tracer->run(fr.data, fr.caplen, fr.number);
-            if (!f) return propagate(f);
+            if (!f) return failed(f.error());
             out.frame(*f);
         }
     }

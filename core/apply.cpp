@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <map>
 #include <set>
 
 #include "core/attach.h"
@@ -37,6 +38,28 @@ tl::unexpected<Error> bad(const std::string& path, const YAML::Node& n, const st
 Result<std::string> scalar(const std::string& path, const YAML::Node& n, const char* field) {
     if (!n.IsScalar()) return bad(path, n, std::string(field) + " must be a single value");
     return n.as<std::string>();
+}
+
+// A key given twice in one mapping, anywhere in the file (YAML says keys are
+// unique; yaml-cpp keeps both and a lookup finds the first): an error, not a
+// silent choice.
+Result<> no_duplicate_keys(const std::string& path, const YAML::Node& n) {
+    if (n.IsSequence())
+        for (const auto& e : n)
+            if (auto r = no_duplicate_keys(path, e); !r) return r;
+    if (!n.IsMap()) return {};
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& kv : n) {
+        if (kv.first.IsScalar()) {
+            std::string k = kv.first.as<std::string>();
+            auto [it, fresh] = seen.emplace(k, kv.first.Mark());
+            if (!fresh)
+                return bad(path, kv.first,
+                           fmt::format("{} given twice (also on line {})", k, it->second.line + 1));
+        }
+        if (auto r = no_duplicate_keys(path, kv.second); !r) return r;
+    }
+    return {};
 }
 
 // A step's outcome without the value of what it ran.
@@ -176,6 +199,7 @@ Result<DesiredFile> read_desired(const std::string& path) {
         return usage_error(fmt::format("apply {} line {}", path, e.mark.line + 1), e.msg);
     }
     if (!root.IsMap()) return bad(path, root, "the top level must be a mapping (key: value lines)");
+    if (auto r = no_duplicate_keys(path, root); !r) return propagate(r);
     DesiredFile f;
     f.path = path;
     try {

@@ -359,6 +359,28 @@ std::vector<std::string> stale_attachments(const Instance& in) {
     return out;
 }
 
+std::vector<DetachResult> stale_records(const Instance& in) {
+    std::vector<DetachResult> out;
+    auto add = [&](const AttachRecord& r, const std::string& ifname, const std::string& ns, const char* why) {
+        DetachResult d;
+        d.changed = true;
+        d.where.ifname = ifname;
+        d.where.ifindex = r.key.ifindex;
+        d.where.netns = ns;
+        d.where.mode = r.mode();
+        d.where.direction = r.direction();
+        d.stale = why;
+        out.push_back(std::move(d));
+    };
+    walk(
+        in,
+        [&](const Place& at, const AttachRecord* r) {
+            if (r && !find_at(in, at, in.dispatcher().id)) add(*r, at.ifname, at.netns, "the dispatcher does not run there");
+        },
+        [&](const AttachRecord& r, const std::string& ns, const char* why) { add(r, "", ns, why); });
+    return out;
+}
+
 Result<std::vector<Attachment>> detach_all(const Instance& in) {
     std::vector<Attachment> done;
     for (const auto& a : attachments(in)) {

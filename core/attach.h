@@ -105,6 +105,7 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt);
 struct DetachResult {
     bool changed = false;
     Attachment where;
+    std::string stale;  // non-empty: an attach record that led nowhere, cleared; why it was stale
 };
 // tc instances: direction none means both.
 Result<std::vector<DetachResult>> detach(const Instance& in, const std::string& ifname, const std::string& netns,
@@ -117,6 +118,11 @@ std::vector<Attachment> attachments(const Instance& in);
 // Attach records that do not match what runs (namespace or interface gone, or
 // the dispatcher not there: an attach or detach cut short), one line each.
 std::vector<std::string> stale_attachments(const Instance& in);
+
+// The attach records that lead nowhere (namespace or interface gone, or the
+// dispatcher not running there), as detach --all clears them: where (the
+// interface's name where it still exists, else its ifindex) and why.
+std::vector<DetachResult> stale_records(const Instance& in);
 
 // Takes the dispatcher off every interface (unload, detach --all).
 Result<std::vector<Attachment>> detach_all(const Instance& in);

@@ -17,6 +17,7 @@
 #include "core/crashpoint.h"
 #include "core/jumptable.h"
 #include "core/probe.h"
+#include "core/tree.h"
 #include "tcd/shared.h"
 #include "tcd_entry.skel.h"
 
@@ -179,6 +180,35 @@ tl::unexpected<Error> explain_attach(int err, const std::string& ifname, AttachM
 }
 
 std::string alone_reason();
+
+// The tcd instance (its pin dir) whose dispatcher prog_id is: the one whose
+// jump table it uses. Instance dirs are found on bpffs (pins only).
+std::optional<std::string> tcd_instance_running(uint32_t prog_id, const std::string& self) {
+    auto fd = prog_fd_by_id(prog_id);
+    if (!fd) return std::nullopt;
+    auto info = prog_info(fd->get());
+    if (!info) return std::nullopt;
+    for (const auto& [dir, jt] : tree::instance_jts())
+        if (dir != self && std::find(info->map_ids.begin(), info->map_ids.end(), jt) != info->map_ids.end())
+            return dir;
+    return std::nullopt;
+}
+
+// Another program is on the interface, found before the attach or when the
+// kernel refused it because one came first (EEXIST, EBUSY: another command
+// attached between the query and the attach). Another tcd instance is named,
+// with a hint that leaves it running; another tool's program can be replaced.
+tl::unexpected<Error> occupied(const Instance& in, const std::string& ifname, const XdpState& st,
+                               const std::string& why_alone) {
+    std::string who = fmt::format("{} (id {})", st.prog_name, st.prog_id);
+    if (auto dir = tcd_instance_running(st.prog_id, in.paths().dir))
+        return fail("interface " + ifname, "the tcd instance " + *dir + " runs there: " + who,
+                    "see 'tcd -d " + *dir + " status'; one XDP dispatcher per interface: attach this instance "
+                    "elsewhere, or wire its keys into that one");
+    return fail("interface " + ifname, "another XDP program runs there: " + who,
+                st.multiprog ? "use --force to replace it (tcd attaches alone: " + why_alone + ")"
+                             : "use --force to replace it");
+}
 
 Attachment where_of(const Place& at) { return attachment_at(at, AttachMode::auto_mode); }
 
@@ -384,10 +414,7 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
                                     names.empty() ? who : "running " + names, why_alone),
                         "detach those programs first (tcd then attaches alone), or use --force to replace them");
         }
-        if (!opt.force)
-            return fail("interface " + opt.ifname, "another XDP program runs there: " + who,
-                        st.multiprog ? "use --force to replace it (tcd attaches alone: " + why_alone + ")"
-                                     : "use --force to replace it");
+        if (!opt.force) return occupied(in, opt.ifname, st, why_alone);
         XdpMultiprogPtr mp(xdp_multiprog__get_from_ifindex(static_cast<int>(at.ifindex)));
         if (long err = libxdp_get_error(mp.get())) {
             mp.release();
@@ -428,6 +455,10 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
         if (!id) {
             forget(in, at.netns_ino, at.ifindex, Direction::none);
             restore_foreign();
+            if (id.error().err == EEXIST || id.error().err == EBUSY) {
+                XdpState now = query(at.ifindex, in.dispatcher(), entry_map_id(in));
+                if (now.attached && !now.ours && !now.multiprog) return occupied(in, opt.ifname, now, why_alone);
+            }
             return propagate(id);
         }
     } else {
@@ -442,6 +473,11 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
         if (int err = xdp_program__attach(prog.get(), static_cast<int>(at.ifindex), to_libxdp(opt.mode), 0)) {
             forget(in, at.netns_ino, at.ifindex, Direction::none);
             restore_foreign();
+            if (err == -EEXIST || err == -EBUSY) {
+                // Another attach came first: the same answer as when it is found above.
+                XdpState now = query(at.ifindex, in.dispatcher(), entry_map_id(in));
+                if (now.attached && !now.ours) return occupied(in, opt.ifname, now, why_alone);
+            }
             return explain_attach(err, opt.ifname, opt.mode);
         }
     }

@@ -127,7 +127,7 @@ DirCheck inspect_pin_dir(const std::string& dir) {
         while (path.has_relative_path() && path.filename().empty()) path = path.parent_path();  // a trailing '/'
         std::string parent = path.parent_path().string();
         std::string base = path.filename().string();
-        if ((base == "maps" || base == "links") && Instance::is_loaded(parent)) {
+        if ((base == "maps" || base == "links" || base == "tree") && Instance::is_loaded(parent)) {
             c.found = fmt::format("{} is the {} directory of the instance {}, not an instance", dir, base, parent);
             c.hint = "did you mean -d " + parent + "?";
         } else {

@@ -494,6 +494,7 @@ json detach_json(const std::vector<DetachResult>& rs) {
     for (const auto& r : rs) {
         json j = attachment_json(r.where);
         j["changed"] = r.changed;
+        if (!r.stale.empty()) j["stale"] = r.stale;
         a.push_back(std::move(j));
     }
     return a;
@@ -503,10 +504,14 @@ std::string detach_plain(const std::vector<DetachResult>& rs) {
     if (rs.empty()) return "attached nowhere, nothing to do\n";
     std::string out;
     for (const auto& r : rs) {
-        std::string where = r.where.ifname +
+        std::string name = r.where.ifname.empty() ? "ifindex " + std::to_string(r.where.ifindex) : r.where.ifname;
+        std::string where = name +
                             (r.where.direction == Direction::none ? "" : std::string(" ") + direction_name(r.where.direction)) +
                             (r.where.netns.empty() ? "" : " in " + r.where.netns);
-        out += r.changed ? fmt::format("detached from {}\n", where) : fmt::format("{}: not attached\n", where);
+        if (!r.stale.empty())
+            out += fmt::format("cleared the stale attach record of {}: {}\n", where, r.stale);
+        else
+            out += r.changed ? fmt::format("detached from {}\n", where) : fmt::format("{}: not attached\n", where);
     }
     return out;
 }

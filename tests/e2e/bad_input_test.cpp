@@ -415,4 +415,103 @@ TEST(BadInput, LoadKeepsTheKindItIsNotGiven) {
     EXPECT_EQ(sh(tcd + "-q unload").rc, 0);
 }
 
+// detach --all that clears attach records leading nowhere says what it
+// cleared (it said "attached nowhere, nothing to do"): a record whose
+// interface is gone, and one whose namespace is gone; in JSON with "stale".
+TEST(BadInput, DetachAllNamesTheStaleRecordsItClears) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::LockFiles locks;
+    std::string ns = tcdtest::unique_name("safety_st");
+    std::string ns2 = ns + "b";
+    std::string dir = locks.add("/sys/fs/bpf/" + ns);
+    std::string tcd = std::string(TCD_BIN) + " -d " + dir + " ";
+    auto cleanup = [&] { sh(tcd + "-q unload; ip netns del " + ns + " 2>/dev/null; ip netns del " + ns2 + " 2>/dev/null"); };
+    cleanup();
+    auto veth = [&](const std::string& n) {
+        return sh("ip netns add " + n + " && ip -n " + n + " link add st0 type veth peer name st1 && ip -n " + n +
+                  " link set st0 up && ip -n " + n + " link set st1 up")
+            .rc;
+    };
+    ASSERT_EQ(veth(ns), 0);
+    ASSERT_EQ(veth(ns2), 0);
+    for (int round = 0; round < 2; ++round) {
+        ASSERT_EQ(sh(tcd + "-q attach st0 --netns " + ns + " --mode skb").rc, 0);
+        ASSERT_EQ(sh(tcd + "-q attach st0 --netns " + ns2 + " --mode skb").rc, 0);
+        std::string ifindex = sh("ip -n " + ns + " -o link show st0 | cut -d: -f1").out;
+        ifindex.erase(ifindex.find_last_not_of("\n") + 1);
+        // The interface goes in the first namespace; the second namespace goes.
+        ASSERT_EQ(sh("ip -n " + ns + " link del st0").rc, 0);
+        ASSERT_EQ(sh("ip netns del " + ns2).rc, 0);
+        Cmd st = sh(tcd + "status");
+        EXPECT_NE(st.out.find("stale attach record"), std::string::npos) << st.out;
+        Cmd r = sh(tcd + (round ? "-j " : "") + "detach --all");
+        EXPECT_EQ(r.rc, 0) << r.err;
+        if (round == 0) {
+            EXPECT_EQ(r.out.find("nothing to do"), std::string::npos) << r.out;
+            EXPECT_NE(r.out.find("cleared the stale attach record of ifindex " + ifindex + " in /run/netns/" + ns +
+                                 ": the interface is gone\n"),
+                      std::string::npos)
+                << r.out;
+            EXPECT_NE(r.out.find("cleared the stale attach record of ifindex "), std::string::npos) << r.out;
+            EXPECT_NE(r.out.find(": the network namespace is gone\n"), std::string::npos) << r.out;
+            EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;
+        } else {
+            EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+            EXPECT_NE(r.out.find("\"stale\":"), std::string::npos) << r.out;
+            EXPECT_NE(r.out.find("the interface is gone"), std::string::npos) << r.out;
+            EXPECT_NE(r.out.find("the network namespace is gone"), std::string::npos) << r.out;
+        }
+        // Cleared: status has no stale record, a second detach --all has nothing to do.
+        EXPECT_EQ(sh(tcd + "status").out.find("stale attach record"), std::string::npos);
+        EXPECT_EQ(sh(tcd + "detach --all").out, "attached nowhere, nothing to do\n");
+        // Again, on fresh interfaces, for the JSON round.
+        ASSERT_EQ(sh("ip -n " + ns + " link add st0 type veth peer name st2 && ip -n " + ns + " link set st0 up && ip -n " +
+                     ns + " link set st2 up")
+                      .rc,
+                  0);
+        ASSERT_EQ(veth(ns2), 0);
+    }
+    cleanup();
+}
+
+// Two instances on one interface: the second finds the first's dispatcher
+// running alone there (the same answer as when a concurrent attach of the
+// first wins the kernel's attach: EEXIST, then the same query). It names the
+// tcd instance that runs there, and its hint does not take that one off.
+TEST(BadInput, SecondInstanceOnAnInterfaceNamesTheFirst) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::LockFiles locks;
+    std::string ns = tcdtest::unique_name("safety_two");
+    std::string a = locks.add("/sys/fs/bpf/" + ns + "_a");
+    std::string b = locks.add("/sys/fs/bpf/" + ns + "_b");
+    std::string bin = std::string(TCD_BIN);
+    auto cleanup = [&] {
+        sh(bin + " -q -d " + b + " unload; " + bin + " -q -d " + a + " unload; ip netns del " + ns + " 2>/dev/null");
+    };
+    cleanup();
+    ASSERT_EQ(sh("ip netns add " + ns + " && ip -n " + ns + " link add tw0 type veth peer name tw1 && ip -n " + ns +
+                 " link set tw0 up && ip -n " + ns + " link set tw1 up")
+                  .rc,
+              0);
+    ASSERT_EQ(sh(bin + " -q -d " + a + " attach tw0 --netns " + ns + " --mode skb --alone").rc, 0);
+    ASSERT_EQ(sh(bin + " -q -d " + b + " load").rc, 0);
+    std::string id = sh("bpftool prog show pinned " + a + "/xdp_dispatch | head -1 | cut -d: -f1").out;
+    id.erase(id.find_last_not_of("\n") + 1);
+    std::string before = sh(bin + " -j -d " + a + " status").out;
+    for (const char* extra : {"", " --alone", " --mode skb --alone"}) {
+        Cmd r = sh(bin + " -d " + b + " attach tw0 --netns " + ns + extra);
+        EXPECT_EQ(r.rc, 1) << extra << ": " << r.err;
+        EXPECT_EQ(r.err.rfind("tcd: interface tw0: the tcd instance " + a + " runs there: xdp_dispatch (id " + id + ")", 0),
+                  0u)
+            << extra << ": " << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+        EXPECT_NE(r.err.find("see 'tcd -d " + a + " status'"), std::string::npos) << r.err;
+        for (const char* destructive : {"xdp off", "detach", "--force", "unload"})
+            EXPECT_EQ(r.err.find(destructive), std::string::npos) << destructive << " in " << r.err;
+        EXPECT_EQ(sh(bin + " -j -d " + a + " status").out, before) << extra;
+        EXPECT_NE(sh("ip -n " + ns + " link show tw0").out.find("prog/xdp id " + id), std::string::npos);
+    }
+    cleanup();
+}
+
 }  // namespace

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -443,6 +444,40 @@ TEST_F(TraceCli, FollowsTheExampleChains) {
     // Port 80 takes no hop.
     json p = json::parse(sh(tcd_ + " -j trace --hex " + hex(ipv4_tcp())).out)["frames"][0];
     EXPECT_EQ(p["levels"].size(), 1u) << p.dump();
+}
+
+// A capture cut in the middle of a frame, after whole frames: with -j stdout
+// holds one whole JSON document (the frames traced, their summary, "error"),
+// plain or pretty; the error is the one line on stderr, exit 1. Cut in its
+// header, nothing is traced and stdout is empty.
+TEST_F(TraceCli, JsonOfACutCaptureIsOneWholeDocument) {
+    TCD_REQUIRE_KERNEL();
+    ASSERT_EQ(sh(tcd_ + " -q load").rc, 0);
+    std::string whole = base_ + "-whole.pcap", cut = base_ + "-cut.pcap", head = base_ + "-head.pcap";
+    write_pcap(whole, {ipv4_tcp(), ipv4_tcp(), ipv4_tcp()});
+    auto size = std::filesystem::file_size(whole);
+    ASSERT_EQ(sh("head -c " + std::to_string(size - 9) + " " + whole + " > " + cut).rc, 0);
+    ASSERT_EQ(sh("head -c 10 " + whole + " > " + head).rc, 0);
+    for (const char* flag : {"-j", "-p"}) {
+        Cmd c = sh(tcd_ + " " + flag + " trace --pcap " + cut);
+        EXPECT_EQ(c.rc, 1) << c.err;
+        EXPECT_EQ(c.err.rfind("tcd: ", 0), 0u) << c.err;
+        EXPECT_EQ(std::count(c.err.begin(), c.err.end(), '\n'), 1) << c.err;
+        json doc = json::parse(c.out, nullptr, false);
+        ASSERT_FALSE(doc.is_discarded()) << flag << ": not one whole JSON document:\n" << c.out;
+        EXPECT_EQ(doc["frames"].size(), 2u) << c.out;
+        ASSERT_TRUE(doc["error"].is_string()) << c.out;
+        EXPECT_EQ("tcd: " + doc["error"].get<std::string>() + "\n", c.err) << c.out;
+        ASSERT_EQ(doc["summary"].size(), 1u) << c.out;
+        EXPECT_EQ(doc["summary"][0]["frames"], 2) << c.out;
+    }
+    Cmd h = sh(tcd_ + " -j trace --pcap " + head);
+    EXPECT_EQ(h.rc, 1) << h.err;
+    EXPECT_EQ(h.out, "");
+    // The whole file: no "error".
+    json ok = json::parse(sh(tcd_ + " -j trace --pcap " + whole).out);
+    EXPECT_EQ(ok["frames"].size(), 3u);
+    EXPECT_FALSE(ok.contains("error"));
 }
 
 }  // namespace

@@ -89,6 +89,18 @@ TEST_F(ApplyFile, MistakesNameTheirLine) {
     // One key twice, by name and number.
     EXPECT_NE(refused("wiring:\n  tcp: pass\n  6: drop\n").find("key 6 is wired twice (also as tcp)"),
               std::string::npos);
+    // A field given twice is refused, naming both lines (yaml-cpp keeps both
+    // and a lookup took the first: pin_dir twice applied the first silently).
+    EXPECT_NE(refused("pin_dir: /sys/fs/bpf/a\nkey: port\npin_dir: /sys/fs/bpf/b\n")
+                  .find("line 3: pin_dir given twice (also on line 1)"),
+              std::string::npos);
+    EXPECT_NE(refused("instances:\n  - pin_dir: /a\n    hook: tc\n    pin_dir: /b\n")
+                  .find("line 4: pin_dir given twice (also on line 2)"),
+              std::string::npos);
+    EXPECT_NE(refused("wiring:\n  tcp: pass\n  tcp: drop\n").find("line 3: tcp given twice (also on line 2)"),
+              std::string::npos);
+    EXPECT_NE(refused("interfaces:\n  - name: a\n    name: b\n").find("line 3: name given twice (also on line 2)"),
+              std::string::npos);
     // Two instances in one directory, however spelled.
     auto f = read("instances:\n  - pin_dir: /sys/fs/bpf/a\n  - pin_dir: /sys/fs/bpf//a/\n");
     ASSERT_TRUE(f) << f.error().message();
