@@ -26,7 +26,9 @@ VM_B=${TCD_VM_KERNELS:+}
 [ -n "${TCD_VM_KERNELS:-}" ] || VM_B=6.1:paths+2/3
 VM_PID=
 guests() {  # LOCK KERNELS: one chain of guests, one after the other
-  TCD_VM_LOCK=$1 BUILD_DIR="$BUILD_DIR" "$(pwd)/scripts/vm-test.sh" --kernel "$2"
+  # A guest's hard limit: 45 minutes (a quiet machine needs about a third;
+  # a busy one has slowed a guest fourfold).
+  TCD_VM_TIMEOUT=${TCD_VM_TIMEOUT:-2700} TCD_VM_LOCK=$1 BUILD_DIR="$BUILD_DIR" "$(pwd)/scripts/vm-test.sh" --kernel "$2"
 }
 vm_rc() {  # the status of a chain: 77 (skipped) counts as passed
   [ "$1" = 0 ] || [ "$1" = 77 ]

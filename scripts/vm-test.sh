@@ -166,8 +166,8 @@ guest_suite() {
   case "$suite" in
     paths|paths+*/*)
       TCD_DIFF_FRAMES=${TCD_DIFF_FRAMES:-10000} GTEST_FILTER="-$kernel_rest" \
-        run_one kernel 900 "$B/tcd_kernel_tests"
-      GTEST_FILTER=${GTEST_FILTER:-$paths_filter} run_one e2e 900 "$B/tcd_e2e_tests"
+        run_one kernel 1200 "$B/tcd_kernel_tests"
+      GTEST_FILTER=${GTEST_FILTER:-$paths_filter} run_one e2e 1500 "$B/tcd_e2e_tests"
       if [ "$suite" != paths ]; then
         # paths+I/N: then the I-th of N shares of the rest of the guest
         # suite (gtest's own sharding, so the N kernels of one run cover
@@ -177,9 +177,9 @@ guest_suite() {
         i=${share%/*} n=${share#*/}
         share="${i}of$n"
         GTEST_TOTAL_SHARDS=$n GTEST_SHARD_INDEX=$((i - 1)) TCD_DIFF_FRAMES=${TCD_DIFF_FRAMES:-10000} \
-          GTEST_FILTER="$kernel_rest" run_one "kernel-share-$share" 600 "$B/tcd_kernel_tests"
+          GTEST_FILTER="$kernel_rest" run_one "kernel-share-$share" 1200 "$B/tcd_kernel_tests"
         GTEST_TOTAL_SHARDS=$n GTEST_SHARD_INDEX=$((i - 1)) GTEST_FILTER="-$paths_e2e:$(IFS=:; echo "${HOST_ONLY[*]}")" \
-          run_one "e2e-share-$share" 900 "$B/tcd_e2e_tests"
+          run_one "e2e-share-$share" 1500 "$B/tcd_e2e_tests"
         GTEST_TOTAL_SHARDS=$n GTEST_SHARD_INDEX=$((i - 1)) run_one "apply-share-$share" 600 "$B/tcd_apply_tests"
       fi
       ;;
