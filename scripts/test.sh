@@ -25,6 +25,7 @@ VM_A=${TCD_VM_KERNELS:-6.12:paths+1/3,5.10:paths+3/3}
 VM_B=${TCD_VM_KERNELS:+}
 [ -n "${TCD_VM_KERNELS:-}" ] || VM_B=6.1:paths+2/3
 VM_PID=
+rm -f "$BUILD_DIR/vm-test-a.log" "$BUILD_DIR/vm-test-b.log"
 guests() {  # LOCK KERNELS: one chain of guests, one after the other
   # A guest's hard limit: 45 minutes (a quiet machine needs about a third;
   # a busy one has slowed a guest fourfold).
@@ -60,6 +61,12 @@ if [ "${TCD_VM:-1}" != 0 ]; then
   VM_PID=
   cat "$BUILD_DIR/vm-test-a.log"
   vm_rc "$vrc" || rc=1
+  # One table for every guest of the run, last.
+  echo
+  echo "test: kernels"
+  for l in "$BUILD_DIR/vm-test-a.log" "$BUILD_DIR/vm-test-b.log"; do
+    [ -e "$l" ] && sed -n '/^vm-test: kernels$/,$p' "$l" | sed 1d
+  done | awk '!seen[$0]++'
 fi
 [ "$rc" = 0 ] && echo "test: PASS" || echo "test: FAIL"
 exit "$rc"
