@@ -113,7 +113,9 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
         if (!v) return propagate(v);
         prev = now;
         if (ctx.json()) {
-            ctx.print_line(render::stats_json(*v));
+            auto line = render::stats_json(*v);
+            line["time"] = render::iso_time(static_cast<int64_t>(time(nullptr)));  // when this reading was taken
+            ctx.print_line(line);
         } else if (!ctx.g.quiet) {
             char stamp[32];
             time_t t = time(nullptr);

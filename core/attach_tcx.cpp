@@ -250,19 +250,22 @@ Result<uint32_t> tcx_relative_id(const Place& at, const std::string& prog) {
     std::string here = fmt::format("the tcx chain of {} {}", at.ifname, direction_name(at.direction));
     bool numeric = !prog.empty() && prog.find_first_not_of("0123456789") == std::string::npos;
     std::vector<uint32_t> named;
+    std::string chain;  // "name (id N), ...": what runs there, for the hint
     for (uint32_t id : *ids) {
-        if (numeric) {
-            if (std::to_string(id) == prog) return id;
-            continue;
-        }
+        if (numeric && std::to_string(id) == prog) return id;
         auto fd = prog_fd_by_id(id);
         if (!fd) continue;  // gone in between
         auto info = prog_info(fd->get());
         if (!info) continue;
+        chain += fmt::format("{}{} (id {})", chain.empty() ? "" : ", ", info->name.empty() ? "-" : info->name, id);
+        if (numeric) continue;
         if (info->name == prog || (prog.size() > 15 && info->name == prog.substr(0, 15))) named.push_back(id);
     }
     if (named.size() == 1) return named[0];
-    std::string hint = fmt::format("see 'bpftool net show dev {}'", at.ifname);
+    // Named here rather than through bpftool: Debian 12's 'bpftool net show'
+    // does not list tcx programs.
+    std::string hint = chain.empty() ? "nothing runs there yet: use --order first or last"
+                                     : "it holds, first to last: " + chain;
     if (named.empty())
         return fail("attach --order", fmt::format("no program {} {} runs in {}", numeric ? "with id" : "named", prog, here),
                     hint);

@@ -12,6 +12,7 @@ namespace tcd {
 namespace {
 
 bool g_verbose = false;
+thread_local int g_quiet = 0;  // live QuietLibraries on this thread
 std::mutex g_mu;
 std::string g_last;
 std::string g_verifier;
@@ -39,18 +40,23 @@ void remember(const char* fmt, va_list ap) {
 }
 
 int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list ap) {
+    if (g_quiet) return 0;
     if (g_verbose) return vfprintf(stderr, fmt, ap);
     if (level == LIBBPF_WARN) remember(fmt, ap);
     return 0;
 }
 
 int libxdp_print(enum libxdp_print_level level, const char* fmt, va_list ap) {
+    if (g_quiet) return 0;
     if (g_verbose) return vfprintf(stderr, fmt, ap);
     if (level == LIBXDP_WARN) remember(fmt, ap);
     return 0;
 }
 
 }  // namespace
+
+QuietLibraries::QuietLibraries() { ++g_quiet; }
+QuietLibraries::~QuietLibraries() { --g_quiet; }
 
 void set_library_verbosity(bool verbose) {
     g_verbose = verbose;

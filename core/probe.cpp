@@ -1,5 +1,7 @@
 #include "core/probe.h"
 
+#include "core/log.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
@@ -307,6 +309,11 @@ Result<bool> has(Feature f) {
     Cache& c = cache();
     std::lock_guard lock(c.mu);
     if (auto& k = c.known[index(f)]) return *k;
+    // A probe expects refusals (freplace under lockdown, a kernel without
+    // tcx): libbpf's and libxdp's words about them are not the user's
+    // problem, not even with -v (libbpf calls an EPERM "a permission error
+    // while running as root; try raising 'ulimit -l'?").
+    QuietLibraries quiet;
     Result<bool> r = f == Feature::xdp_frags            ? probe_frags()
                      : f == Feature::percpu_array_batch ? probe_batch()
                      : f == Feature::tcx                ? probe_tcx()

@@ -1,5 +1,7 @@
 #include "core/render.h"
 
+#include <algorithm>
+
 #include <ctime>
 #include <fmt/format.h>
 
@@ -18,6 +20,10 @@ std::string key_label(uint32_t key, const std::string& name) {
     return name.empty() ? std::to_string(key) : fmt::format("{} ({})", key, name);
 }
 
+std::string ns_label(const std::string& netns) { return netns.empty() ? "-" : netns; }
+
+}  // namespace
+
 std::string iso_time(int64_t t) {
     char buf[32];
     time_t tt = static_cast<time_t>(t);
@@ -26,10 +32,6 @@ std::string iso_time(int64_t t) {
     strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return buf;
 }
-
-std::string ns_label(const std::string& netns) { return netns.empty() ? "-" : netns; }
-
-}  // namespace
 
 std::string dump(const json& j, int indent) {
     return j.dump(indent, ' ', false, json::error_handler_t::replace);
@@ -82,32 +84,42 @@ json stats_json(const StatsView& v) {
 std::string stats_plain(const StatsView& v) {
     bool rates = v.interval_s.has_value();
     const char* name_col = v.kind == KeyKind::port ? "PORT" : "PROTO";  // the key's name: service or protocol
+    // Columns as wide as their widest cell (a port's five digits, a child's
+    // pin path as the handler), never narrower than the usual widths.
+    size_t kw = 4, nw = 12, hw = 16;
+    for (const auto& r : v.keys) {
+        kw = std::max(kw, std::to_string(r.key).size());
+        nw = std::max(nw, r.key_name.size());
+        hw = std::max(hw, r.handler ? r.handler->size() : 1);
+    }
     std::string out;
     if (rates)
-        out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10} {:>10} {:>10}\n", "KEY", name_col,
-                           "HANDLER", "PACKETS", "BYTES", "PPS", "BIT/S", "MISSED");
+        out += fmt::format("{:>{}}  {:<{}} {:<{}} {:>12} {:>14} {:>10} {:>10} {:>10}\n", "KEY", kw, name_col, nw,
+                           "HANDLER", hw, "PACKETS", "BYTES", "PPS", "BIT/S", "MISSED");
     else
-        out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", "KEY", name_col, "HANDLER",
+        out += fmt::format("{:>{}}  {:<{}} {:<{}} {:>12} {:>14} {:>10}\n", "KEY", kw, name_col, nw, "HANDLER", hw,
                            "PACKETS", "BYTES", "MISSED");
     for (const auto& r : v.keys) {
         std::string name = r.key_name.empty() ? "-" : r.key_name;
         std::string handler = r.handler ? *r.handler : "-";
         if (rates)
-            out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10} {:>10} {:>10}\n", r.key, name,
-                               handler, r.c.packets, r.c.bytes, si(r.pps), si(r.bps), r.c.missed);
+            out += fmt::format("{:>{}}  {:<{}} {:<{}} {:>12} {:>14} {:>10} {:>10} {:>10}\n", r.key, kw, name, nw,
+                               handler, hw, r.c.packets, r.c.bytes, si(r.pps), si(r.bps), r.c.missed);
         else
-            out += fmt::format("{:>4}  {:<12} {:<16} {:>12} {:>14} {:>10}\n", r.key, name, handler,
+            out += fmt::format("{:>{}}  {:<{}} {:<{}} {:>12} {:>14} {:>10}\n", r.key, kw, name, nw, handler, hw,
                                r.c.packets, r.c.bytes, r.c.missed);
     }
+    // The class rows line up their numbers under PACKETS and BYTES.
+    const size_t lw = kw + 2 + nw + 1 + hw;
     if (v.keys.empty()) out += "   (no key wired or counted yet)\n";
     if (v.kind == KeyKind::port) {
-        out += fmt::format("{:<35} {:>12} {:>14}{:>{}}\n", "other ports", v.other_ports.packets, v.other_ports.bytes,
-                           v.other_ports.missed, rates ? 33 : 11);
-        out += fmt::format("{:<35} {:>12} {:>14}\n", "no-port", v.no_port.packets, v.no_port.bytes);
+        out += fmt::format("{:<{}} {:>12} {:>14}{:>{}}\n", "other ports", lw, v.other_ports.packets,
+                           v.other_ports.bytes, v.other_ports.missed, rates ? 33 : 11);
+        out += fmt::format("{:<{}} {:>12} {:>14}\n", "no-port", lw, v.no_port.packets, v.no_port.bytes);
     }
-    out += fmt::format("{:<35} {:>12} {:>14}\n", "non-ip", v.non_ip.packets, v.non_ip.bytes);
-    out += fmt::format("{:<35} {:>12} {:>14}\n", "malformed", v.malformed.packets, v.malformed.bytes);
-    out += fmt::format("{:<35} {:>12} {:>14}\n", "total", v.total.packets, v.total.bytes);
+    out += fmt::format("{:<{}} {:>12} {:>14}\n", "non-ip", lw, v.non_ip.packets, v.non_ip.bytes);
+    out += fmt::format("{:<{}} {:>12} {:>14}\n", "malformed", lw, v.malformed.packets, v.malformed.bytes);
+    out += fmt::format("{:<{}} {:>12} {:>14}\n", "total", lw, v.total.packets, v.total.bytes);
     return out;
 }
 
@@ -154,10 +166,10 @@ std::string stats_prometheus(const StatsView& v, const std::string& pin_dir) {
            "# TYPE tcd_class_bytes_total counter\n";
     for (const auto& [name, c] : classes)
         out += fmt::format("tcd_class_bytes_total{{{},class=\"{}\"}} {}\n", inst, name, c.bytes);
-    out += fmt::format("# HELP tcd_total_packets_total Every packet the dispatcher saw.\n"
+    out += fmt::format("# HELP tcd_total_packets_total The sum of every row: each packet the dispatcher saw, and what handlers counted with tcd_count().\n"
                        "# TYPE tcd_total_packets_total counter\ntcd_total_packets_total{{{}}} {}\n",
                        inst, v.total.packets);
-    out += fmt::format("# HELP tcd_total_bytes_total Every byte the dispatcher saw.\n"
+    out += fmt::format("# HELP tcd_total_bytes_total The sum of every row: each byte the dispatcher saw, and what handlers counted with tcd_count().\n"
                        "# TYPE tcd_total_bytes_total counter\ntcd_total_bytes_total{{{}}} {}\n",
                        inst, v.total.bytes);
     return out;
@@ -179,11 +191,22 @@ json wiring_json(const std::vector<WiredEntry>& w) {
 
 std::string wiring_plain(const std::vector<WiredEntry>& w, KeyKind kind) {
     if (w.empty()) return "no key is wired\n";
-    std::string out = fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", "KEY", kind == KeyKind::port ? "PORT" : "PROTO",
-                                  "HANDLER", "PROG ID", "TAG");
-    for (const auto& e : w)
-        out += fmt::format("{:>4}  {:<12} {:<16} {:>8}  {}\n", e.key, e.key_name.empty() ? "-" : e.key_name,
-                           e.handler, e.prog_id, e.tag);
+    size_t kw = 4, nw = 12, hw = 16;
+    for (const auto& e : w) {
+        kw = std::max(kw, std::to_string(e.key).size());
+        nw = std::max(nw, e.key_name.size());
+        hw = std::max(hw, e.handler.size());
+    }
+    const bool port = kind == KeyKind::port;  // port instances: the counter slot too
+    std::string out = fmt::format("{:>{}}  {:<{}} {:<{}} {:>8}  {}\n", "KEY", kw, port ? "PORT" : "PROTO", nw,
+                                  "HANDLER", hw, "PROG ID", port ? "TAG               SLOT" : "TAG");
+    for (const auto& e : w) {
+        std::string slot = !port ? "" : e.slot ? fmt::format("  {:>4}", e.slot) : fmt::format("  {:>4}", "-");
+        std::string line = fmt::format("{:>{}}  {:<{}} {:<{}} {:>8}  {:<16}{}", e.key, kw,
+                                       e.key_name.empty() ? "-" : e.key_name, nw, e.handler, hw, e.prog_id, e.tag, slot);
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        out += line + "\n";
+    }
     return out;
 }
 

@@ -17,6 +17,8 @@ namespace tcd::render {
 using json = nlohmann::ordered_json;
 
 json stats_json(const StatsView& v);
+// UTC, YYYY-MM-DDTHH:MM:SSZ (the JSON documents' time format).
+std::string iso_time(int64_t unix_seconds);
 std::string stats_plain(const StatsView& v);
 // Prometheus text exposition (node_exporter's textfile collector, a scrape).
 std::string stats_prometheus(const StatsView& v, const std::string& pin_dir);

@@ -415,6 +415,26 @@ TEST(BadInput, LoadKeepsTheKindItIsNotGiven) {
     EXPECT_EQ(sh(tcd + "-q unload").rc, 0);
 }
 
+// -v shows libbpf's and libxdp's words about the command's own work, not
+// those of tcd's feature probes, which expect refusals: libbpf called the
+// freplace probe's EPERM under lockdown "a permission error while running
+// as root; try raising 'ulimit -l'?" in status -v and attach -v.
+TEST(BadInput, VerboseShowsNoProbeRefusals) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::LockFiles locks;
+    std::string dir = locks.add("/sys/fs/bpf/" + tcdtest::unique_name("tcdverb"));
+    std::string tcd = std::string(TCD_BIN) + " -d " + dir + " ";
+    sh(tcd + "-q unload");
+    ASSERT_EQ(sh(tcd + "-q load").rc, 0);
+    for (const char* cmd : {"-v status", "-v -j status", "-v map set tcp pass"}) {
+        Cmd c = sh(tcd + cmd);
+        EXPECT_EQ(c.rc, 0) << cmd << ": " << c.err;
+        EXPECT_EQ(c.err.find("ulimit"), std::string::npos) << cmd << ": " << c.err;
+        EXPECT_EQ(c.err.find("permission error"), std::string::npos) << cmd << ": " << c.err;
+    }
+    EXPECT_EQ(sh(tcd + "-q unload").rc, 0);
+}
+
 // detach --all that clears attach records leading nowhere says what it
 // cleared (it said "attached nowhere, nothing to do"): a record whose
 // interface is gone, and one whose namespace is gone; in JSON with "stale".

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <map>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -158,6 +159,11 @@ TEST(E2E, MainJob) {
     for (std::string line; std::getline(lines, line); n++) {
         json j = json::parse(line);
         EXPECT_TRUE(j.contains("interval_s"));
+        // Each reading says when it was taken (UTC, the documents' format).
+        ASSERT_TRUE(j.contains("time")) << line;
+        EXPECT_TRUE(std::regex_match(j["time"].get<std::string>(),
+                                     std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")))
+            << line;
         EXPECT_TRUE(j["keys"][0].contains("pps"));
         EXPECT_TRUE(j["keys"][0].contains("bps"));
     }

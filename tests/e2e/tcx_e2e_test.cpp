@@ -15,6 +15,7 @@
 #include <cstring>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <string>
 #include <thread>
 
@@ -151,6 +152,9 @@ TEST(TcxE2E, OrderRelativeToANamedProgram) {
     Cmd unknown = p.tcd(p.dir1(), at + "before:nb_nosuch");
     EXPECT_EQ(unknown.rc, 1);
     EXPECT_NE(unknown.err.find("no program named nb_nosuch runs in the tcx chain of vb ingress"), std::string::npos)
+        << unknown.err;
+    // The hint names what runs there (Debian 12's bpftool net show lists no tcx programs).
+    EXPECT_TRUE(std::regex_search(unknown.err, std::regex(R"(it holds, first to last: nb_count \(id \d+\), nb_drop_udp \(id \d+\))")))
         << unknown.err;
     EXPECT_FALSE(tcd::bpffs::exists(p.dir1())) << "the refused attach left its load behind";
     Cmd bad_id = p.tcd(p.dir1(), at + "after:4294967295");

@@ -305,3 +305,57 @@ TEST(RenderTrace, SummaryCountsFramesInWords) {
     s.add(f);
     EXPECT_EQ(tcd::render::trace_summary_plain(s).rfind("\n2 frames\n", 0), 0u) << tcd::render::trace_summary_plain(s);
 }
+
+// Columns are as wide as their widest cell: a five-digit port and a child's
+// pin path as the handler push the later columns right instead of running
+// into them, in stats and map list alike; map list on a port instance has
+// the SLOT column the docs name.
+TEST(RenderColumns, WideCellsWidenTheirColumn) {
+    const std::string child = "/sys/fs/bpf/a-rather-long-child-instance";
+    tcd::WiredEntry wide{65535, "", child, 7, "0123456789abcdef"};
+    wide.slot = 3;
+    tcd::WiredEntry narrow{80, "http", "pass", 8, "fedcba9876543210"};
+    narrow.slot = 1;
+    // The column of each header word, and each row's cell there.
+    auto column_of = [](const std::string& line, const std::string& word) { return line.find(word); };
+    std::string list = tcd::render::wiring_plain({narrow, wide}, tcd::KeyKind::port);
+    std::istringstream lines(list);
+    std::string header, row1, row2;
+    std::getline(lines, header);
+    std::getline(lines, row1);
+    std::getline(lines, row2);
+    size_t pid = column_of(header, "PROG ID"), slot = column_of(header, "SLOT");
+    ASSERT_NE(slot, std::string::npos) << list;
+    EXPECT_GT(pid, column_of(header, "HANDLER") + child.size()) << list;
+    EXPECT_EQ(row2.substr(column_of(header, "HANDLER"), child.size()), child) << list;
+    EXPECT_EQ(row1.substr(slot), "   1") << list;
+    EXPECT_EQ(row2.substr(slot), "   3") << list;
+    EXPECT_EQ(row2.substr(0, 5), "65535") << list;
+    EXPECT_EQ(header.find("KEY") + 3, row1.find("80") + 2) << list;  // keys right-aligned under KEY
+    // A proto instance's map list has no SLOT column.
+    EXPECT_EQ(tcd::render::wiring_plain({narrow}, tcd::KeyKind::proto).find("SLOT"), std::string::npos);
+
+    tcd::StatsSnapshot s;
+    s.kind = tcd::KeyKind::port;
+    s.keys = std::vector<tcd::Counters>(1024);
+    s.keys[1] = {5, 500, 0};
+    s.keys[3] = {7, 700, 0};
+    s.taken_ns = 1'000'000'000;
+    auto v = tcd::make_stats_view(s, nullptr, {narrow, wide}, false);
+    std::string plain = tcd::render::stats_plain(v);
+    std::istringstream st(plain);
+    std::string h;
+    std::getline(st, h);
+    size_t packets_end = column_of(h, "PACKETS") + 7;
+    std::string line;
+    int rows = 0;
+    while (std::getline(st, line)) {
+        if (line.empty()) continue;
+        // Every row's packet count ends where the PACKETS header ends.
+        ASSERT_GE(line.size(), packets_end) << plain;
+        EXPECT_NE(line[packets_end - 1], ' ') << "row: " << line << "\n" << plain;
+        EXPECT_EQ(line[packets_end], ' ') << "row: " << line << "\n" << plain;
+        rows++;
+    }
+    EXPECT_GE(rows, 5) << plain;
+}
