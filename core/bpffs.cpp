@@ -92,6 +92,18 @@ void remove_temp_pins(const std::string& dir, bool keep_staged) {
             (void)remove(dir + "/" + name);
 }
 
+Result<> put_symlink(const std::string& path, const std::string& text, const std::string& what) {
+    const std::string tmp = temp_path(path);
+    ::unlink(tmp.c_str());
+    if (::symlink(text.c_str(), tmp.c_str()) != 0) return fail_errno(what, errno);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        return fail_errno(what, err);
+    }
+    return {};
+}
+
 Result<> pin(int fd, const std::string& path) {
     std::string tmp = temp_path(path);
     ::unlink(tmp.c_str());

@@ -26,6 +26,9 @@ Result<UniqueFd> get(const std::string& path);
 
 // Pins fd at path: pins temp_path(path) first, then renames it over path.
 Result<> pin(int fd, const std::string& path);
+// A symlink at path holding text (tcd's records in an instance), made whole
+// under temp_path(path), then renamed over path; `what` names it in errors.
+Result<> put_symlink(const std::string& path, const std::string& text, const std::string& what);
 
 // Temporary pins (bpffs forbids dots in names): "path~tmp-PID" while this
 // process makes path, "path~tmp-next" for a dispatcher load --force stages.

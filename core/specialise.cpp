@@ -53,17 +53,8 @@ std::string undo_dir(const std::string& dir) { return dir + "/undo"; }
 std::string undo_path(const std::string& dir) { return undo_dir(dir) + "/map-set"; }
 std::string undo_part(const std::string& dir, size_t i) { return fmt::format("{}/part-{}", undo_dir(dir), i); }
 
-// A symlink made whole under a temporary name, then renamed into place.
 Result<> put_link(const std::string& path, const std::string& text) {
-    const std::string tmp = bpffs::temp_path(path);
-    ::unlink(tmp.c_str());
-    if (::symlink(text.c_str(), tmp.c_str()) != 0) return fail_errno("map set: record the prior wiring in " + path, errno);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        int err = errno;
-        ::unlink(tmp.c_str());
-        return fail_errno("map set: record the prior wiring in " + path, err);
-    }
-    return {};
+    return bpffs::put_symlink(path, text, "map set: record the prior wiring in " + path);
 }
 
 // The record: the entries in symlinks undo/part-0, part-1, ... (a symlink

@@ -266,15 +266,7 @@ Result<> put_record(const std::string& dir, bool up, uint32_t key, const std::st
     if (n >= 0 && std::string(buf, static_cast<size_t>(n)) == other) return {};
     if (::mkdir(tree_dir(dir).c_str(), 0700) != 0 && errno != EEXIST)
         return fail_errno("record the link in " + tree_dir(dir), errno);
-    // Made whole under a temporary name, then renamed into place.
-    const std::string tmp = bpffs::temp_path(path);
-    ::unlink(tmp.c_str());
-    if (::symlink(other.c_str(), tmp.c_str()) != 0) return fail_errno("record the link " + path, errno);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        int err = errno;
-        ::unlink(tmp.c_str());
-        return fail_errno("record the link " + path, err);
-    }
+    if (auto r = bpffs::put_symlink(path, other, "record the link " + path); !r) return r;
     crash_point("record");
     return {};
 }
