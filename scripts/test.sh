@@ -65,7 +65,7 @@ if [ "${TCD_VM:-1}" != 0 ]; then
   echo
   echo "test: kernels"
   for l in "$BUILD_DIR/vm-test-a.log" "$BUILD_DIR/vm-test-b.log"; do
-    [ -e "$l" ] && sed -n '/^vm-test: kernels$/,$p' "$l" | sed 1d
+    if [ -e "$l" ]; then sed -n '/^vm-test: kernels$/,$p' "$l" | sed 1d; fi
   done | awk '!seen[$0]++'
 fi
 [ "$rc" = 0 ] && echo "test: PASS" || echo "test: FAIL"
