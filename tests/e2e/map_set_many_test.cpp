@@ -10,6 +10,7 @@
 #include "tests/common/kernel.h"
 #include "tests/common/pin_dirs.h"
 #include "tests/common/shell.h"
+#include "tests/common/tcd_cmd.h"
 
 namespace {
 
@@ -21,13 +22,9 @@ struct Dirs : tcdtest::PinDirs {
     Dirs() : PinDirs("tcdmany") {}
 };
 
-Cmd tcd(const std::string& dir, const std::string& args) { return sh(std::string(TCD_BIN) + " -d " + dir + " " + args); }
+using tcdtest::tcd;
 
-json tcd_json(const std::string& dir, const std::string& args) {
-    Cmd c = tcd(dir, "-j " + args);
-    EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
-    return json::parse(c.out.empty() ? "null" : c.out);
-}
+using tcdtest::tcd_json;
 
 // What a refused call must leave as it was: the wiring (keys, handlers,
 // slots) and the dispatcher (no respecialise).

@@ -17,6 +17,7 @@
 #include "tests/common/pin_dirs.h"
 #include "tests/common/lock_files.h"
 #include "tests/common/shell.h"
+#include "tests/common/tcd_cmd.h"
 #include "tests/common/topology.h"
 #include "tests/common/wait.h"
 
@@ -31,13 +32,9 @@ struct Dirs : tcdtest::PinDirs {
     Dirs() : PinDirs("tcdt") {}
 };
 
-Cmd tcd(const std::string& dir, const std::string& args) { return sh(std::string(TCD_BIN) + " -d " + dir + " " + args); }
+using tcdtest::tcd;
 
-json tcd_json(const std::string& dir, const std::string& args) {
-    Cmd c = tcd(dir, "-j " + args);
-    EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
-    return json::parse(c.out.empty() ? "null" : c.out);
-}
+using tcdtest::tcd_json;
 
 const json* key_row(const json& rows, int key) {
     for (const auto& k : rows)
