@@ -5,7 +5,7 @@
 # and, two at a time with those, the kernel and end-to-end tests on three
 # Debian kernels in qemu guests (scripts/vm-test.sh), Debian 13's 6.12,
 # Debian 12's 6.1 and Debian 11's 5.10: each runs the tests whose kernel
-# paths differ, and a third of the rest of the guest suite, so the three
+# paths differ, and a share of the rest of the guest suite, so the three
 # cover it once between them (the README's "Kernels" says why). TCD_VM=0
 # leaves the guests out, saying so; TCD_VM_KERNELS replaces the list
 # (scripts/vm-test.sh --kernel syntax; then one chain, beside the host's tests).
@@ -17,13 +17,16 @@ BUILD_DIR=${BUILD_DIR:-build}
 # The guests: qemu runs both vCPUs of a guest in one host thread, so a guest
 # takes one core. The first chain (6.12, then 5.10) starts as soon as the
 # build is done, in the background, while the host's tests take the other
-# core; the second (6.1) follows the host's tests on that core. Their output
+# core; the second (6.1) follows the host's tests on that core. The rest of
+# the guest suite is cut in five shares: one each for 6.12 and 5.10, three
+# for 6.1, so that both chains end at about the same time (each guest's
+# kernel paths take about 600 s; the shares about 1,600 s in all). Their output
 # goes to $BUILD_DIR/vm-test-*.log, printed as each chain ends. Exit 77 is a
 # skip (no qemu, no kernel package, no boot; with CI=true those fail
 # instead). TCD_VM_KERNELS replaces both chains with one list.
-VM_A=${TCD_VM_KERNELS:-6.12:paths+1/3,5.10:paths+3/3}
+VM_A=${TCD_VM_KERNELS:-6.12:paths+1/5,5.10:paths+2/5}
 VM_B=${TCD_VM_KERNELS:+}
-[ -n "${TCD_VM_KERNELS:-}" ] || VM_B=6.1:paths+2/3
+[ -n "${TCD_VM_KERNELS:-}" ] || VM_B=6.1:paths+3-5/5
 VM_PID=
 rm -f "$BUILD_DIR/vm-test-a.log" "$BUILD_DIR/vm-test-b.log"
 guests() {  # LOCK KERNELS: one chain of guests, one after the other

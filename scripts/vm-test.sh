@@ -17,9 +17,9 @@
 #                                      the default, the whole guest suite); or
 #                                      --suite paths|full for every kernel given
 #   scripts/vm-test.sh --kernel K:paths+I/N  ... the kernel paths, then the I-th
-#                                      of N shares of the rest of the guest suite
-#                                      (scripts/test.sh: 6.12:paths+1/3,
-#                                      6.1:paths+2/3, 5.10:paths+3/3)
+#                                      of N shares of the rest of the guest suite;
+#                                      K:paths+I-J/N the I-th to J-th (scripts/test.sh:
+#                                      6.12:paths+1/5, 5.10:paths+2/5, 6.1:paths+3-5/5)
 #   scripts/vm-test.sh --run 'CMD'     run CMD (bash -c) in the guest, from the
 #                                      checkout's root; exit with its status
 #   scripts/vm-test.sh --help
@@ -64,7 +64,7 @@
 # the differential test's other miss actions and its random wirings of port
 # instances, with TCD_DIFF_FRAMES=10000,
 # the e2e tests in PATHS_E2E below, and the demo. :paths+I/N adds the I-th of
-# N shares (gtest's sharding) of the rest: the differential's other miss
+# N shares (gtest's sharding; :paths+I-J/N the I-th to J-th) of the rest: the differential's other miss
 # actions and port wirings (10,000 frames), the other e2e tests, the apply tests; N kernels
 # with shares 1/N..N/N run each of those once between them. The completions
 # make no kernel call at all and run on the host only (and in :full).
@@ -169,18 +169,22 @@ guest_suite() {
         run_one kernel 1200 "$B/tcd_kernel_tests"
       GTEST_FILTER=${GTEST_FILTER:-$paths_filter} run_one e2e 1500 "$B/tcd_e2e_tests"
       if [ "$suite" != paths ]; then
-        # paths+I/N: then the I-th of N shares of the rest of the guest
-        # suite (gtest's own sharding, so the N kernels of one run cover
-        # it once between them): the differential's other miss actions,
-        # the other e2e tests, the apply tests.
-        local share=${suite#paths+} i n
-        i=${share%/*} n=${share#*/}
-        share="${i}of$n"
-        GTEST_TOTAL_SHARDS=$n GTEST_SHARD_INDEX=$((i - 1)) TCD_DIFF_FRAMES=${TCD_DIFF_FRAMES:-10000} \
-          GTEST_FILTER="$kernel_rest" run_one "kernel-share-$share" 1200 "$B/tcd_kernel_tests"
-        GTEST_TOTAL_SHARDS=$n GTEST_SHARD_INDEX=$((i - 1)) GTEST_FILTER="-$paths_e2e:$(IFS=:; echo "${HOST_ONLY[*]}")" \
-          run_one "e2e-share-$share" 1500 "$B/tcd_e2e_tests"
-        GTEST_TOTAL_SHARDS=$n GTEST_SHARD_INDEX=$((i - 1)) run_one "apply-share-$share" 600 "$B/tcd_apply_tests"
+        # paths+I/N (or I-J/N): then the I-th (to J-th) of N shares of the
+        # rest of the guest suite (gtest's own sharding, so the kernels of
+        # one run, with shares 1..N between them, cover it once): the
+        # differential's other miss actions, the other e2e tests, the apply
+        # tests.
+        local share=${suite#paths+} i j n first last
+        n=${share#*/} share=${share%/*}
+        first=${share%-*} last=${share#*-}
+        for ((i = first; i <= last; i++)); do
+          j="${i}of$n"
+          GTEST_TOTAL_SHARDS=$n GTEST_SHARD_INDEX=$((i - 1)) TCD_DIFF_FRAMES=${TCD_DIFF_FRAMES:-10000} \
+            GTEST_FILTER="$kernel_rest" run_one "kernel-share-$j" 1200 "$B/tcd_kernel_tests"
+          GTEST_TOTAL_SHARDS=$n GTEST_SHARD_INDEX=$((i - 1)) GTEST_FILTER="-$paths_e2e:$(IFS=:; echo "${HOST_ONLY[*]}")" \
+            run_one "e2e-share-$j" 1500 "$B/tcd_e2e_tests"
+          GTEST_TOTAL_SHARDS=$n GTEST_SHARD_INDEX=$((i - 1)) run_one "apply-share-$j" 600 "$B/tcd_apply_tests"
+        done
       fi
       ;;
     *)
@@ -235,9 +239,11 @@ if [ -z "$ONE" ]; then
     case "$k" in
       *:*) case "${k#*:}" in
              full|paths) ;;
-             paths+[1-9]/[1-9]) s=${k#*:paths+}; [ "${s%/*}" -le "${s#*/}" ] ||
-               { echo "vm-test: share ${s} in '$k': I/N with I at most N" >&2; exit 2; } ;;
-             *) echo "vm-test: unknown suite in '$k' (full, paths or paths+I/N)" >&2; exit 2 ;;
+             paths+[1-9]/[1-9]|paths+[1-9]-[1-9]/[1-9])
+               s=${k#*:paths+} n=${k##*/}; s=${s%/*}
+               [ "${s%-*}" -le "${s#*-}" ] && [ "${s#*-}" -le "$n" ] ||
+                 { echo "vm-test: share ${s}/$n in '$k': I/N or I-J/N with I at most J at most N" >&2; exit 2; } ;;
+             *) echo "vm-test: unknown suite in '$k' (full, paths, paths+I/N or paths+I-J/N)" >&2; exit 2 ;;
            esac ;;
     esac
   done
