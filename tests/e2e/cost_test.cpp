@@ -183,10 +183,20 @@ TEST(Cost, PortInstanceWithoutTheSlotIndex) {
     std::string me = d.add("old");
     ASSERT_EQ(tcd(me, "load --key port").rc, 0);
     ASSERT_EQ(tcd(me, "map set http pass 22 drop").rc, 0);
+    // key=handler/slot of each wired port (load --force gives the built-ins
+    // new program ids).
     auto list = [&] {
         Cmd c = sh(std::string(TCD_BIN) + " -j -d " + me + " map list");
         EXPECT_EQ(c.rc, 0) << c.err;
-        return c.out;
+        std::string out;
+        for (size_t at = 0; (at = c.out.find("\"key\":", at)) != std::string::npos; at++) {
+            auto field = [&](const std::string& name) {
+                size_t f = c.out.find("\"" + name + "\":", at) + name.size() + 3;
+                return c.out.substr(f, c.out.find_first_of(",}", f) - f);
+            };
+            out += field("key") + "=" + field("handler") + "/" + field("slot") + " ";
+        }
+        return out;
     };
     const std::string before = list();
     ASSERT_EQ(sh("rm " + me + "/maps/slot_port").rc, 0);  // as an older tcd left it
