@@ -5,6 +5,7 @@
 //   tcd_bench [--rounds N] [--repeat R] [--copies N] [--set-runs N] [--stats-runs N] [--json]
 //   tcd_bench --scan RUNS [--json]   (only the instance-tree walk: see scan_bench)
 //   tcd_bench --cli RUNS [--others N] [--json]   (only whole-process tcd against bpftool: see cli_bench)
+//   tcd_bench --respec RUNS [--json]   (only where a respecialise spends its time: see respec_bench)
 //
 // Dispatch: BPF_PROG_TEST_RUN's own duration with `repeat`, every program
 // loaded in several copies, all programs interleaved round by round. Per
@@ -54,6 +55,7 @@
 #include "core/attach.h"
 #include "core/jumptable.h"
 #include "core/lifecycle.h"
+#include "core/phases.h"
 #include "core/specialise.h"
 #include "core/status.h"
 #include "core/tree.h"
@@ -334,9 +336,124 @@ nlohmann::ordered_json cli_bench(int runs, int others, bool json_out) {
     return out;
 }
 
+// --respec: where a respecialise spends its time, in-process, phase by phase
+// (core/phases.h): a map set of a key that joins the direct set and the map
+// del that takes it out again, on a proto and on a port instance attached to
+// a veth in a namespace of its own, each the child of a proto parent (so the
+// parent's key is moved too). Phases: the command's own checks and locks
+// (before the respecialise), reading the wiring, the checks load does, opening
+// the embedded object, probing the jump table's attach type, verify+load (the
+// JIT is part of it), pinning, the parents' lookup and update, the swap on
+// the interface, releasing slots. Minimum and mean per phase over RUNS.
+nlohmann::ordered_json respec_bench(int runs, bool json_out) {
+    nlohmann::ordered_json out;
+    const std::string id = std::to_string(getpid());
+    const std::string ns = "tcdbenchr" + id, nsfile = "/run/netns/" + ns;
+    const std::string parent = "/sys/fs/bpf/tcd-bench-rp-" + id, child = "/sys/fs/bpf/tcd-bench-rc-" + id;
+    auto sh = [](const std::string& c) { return std::system(c.c_str()); };
+    auto cleanup = [&] {
+        (void)tcd::unload(parent, true);
+        (void)tcd::unload(child, true);
+        sh("ip netns del " + ns + " 2>/dev/null");
+    };
+    if (sh("ip netns add " + ns + " && ip -n " + ns + " link add ra type veth peer name rb && ip -n " + ns +
+           " link set ra up && ip -n " + ns + " link set rb up") != 0) {
+        cleanup();
+        die("cannot make the veth pair in namespace " + ns);
+    }
+    auto spec = [](const std::string& n) { return *tcd::parse_handler_spec(n); };
+    if (!json_out)
+        std::printf("\nrespecialise, in-process, attached to a veth, child of a proto parent: min / mean of %d (ms)\n",
+                    runs);
+    tcd::LoadOptions po;
+    po.kind = {tcd::KeyKind::proto, tcd::Hook::xdp};
+    if (auto l = tcd::load(parent, po); !l) {
+        cleanup();
+        die("load: " + l.error().message());
+    }
+    for (tcd::KeyKind kind : {tcd::KeyKind::proto, tcd::KeyKind::port}) {
+        tcd::LoadOptions lo;
+        lo.kind = {kind, tcd::Hook::xdp};
+        auto fail = [&](const std::string& what) {
+            tcd::phases::record_into(nullptr);
+            cleanup();
+            die(what);
+        };
+        if (auto l = tcd::load(child, lo); !l) fail("load: " + l.error().message());
+        {
+            auto in = tcd::Instance::open(child);
+            if (!in) fail(in.error().message());
+            if (auto a = tcd::attach(*in, {.ifname = "ra", .netns = nsfile}); !a) fail("attach: " + a.error().message());
+            auto p = tcd::Instance::open(parent);
+            if (!p || !tcd::set_wired(*p, 6, spec(child))) fail("wire the child into the parent");
+            if (kind == tcd::KeyKind::port && !tcd::set_wired(*in, 8080, spec("pass"))) fail("map set 8080");
+        }
+        const uint32_t fresh = kind == tcd::KeyKind::proto ? 47 : 9000;
+        for (const char* what : {"map set, new direct key", "map del, direct key"}) {
+            const bool set = what[4] == 's';
+            std::map<std::string, std::vector<double>> t;
+            std::vector<std::string> order;
+            for (int r = 0; r < runs; r++) {
+                if (!set) {  // the key to delete
+                    auto in = tcd::Instance::open(child);
+                    if (!in || !tcd::set_wired(*in, fresh, spec("pass"))) fail("map set");
+                }
+                tcd::phases::Table table;
+                double total = 0;
+                {
+                    auto in = tcd::Instance::open(child);
+                    if (!in) fail(in.error().message());
+                    tcd::phases::record_into(&table);
+                    total = ms_of([&] {
+                        bool swapped = false;
+                        if (set) {
+                            auto s = tcd::set_wired(*in, fresh, spec("pass"));
+                            swapped = s && s->respecialised;
+                        } else {
+                            auto d = tcd::del_wired(*in, {fresh});
+                            swapped = d && d->respecialised;
+                        }
+                        if (!swapped) fail(std::string(what) + ": no respecialise");
+                    });
+                    tcd::phases::record_into(nullptr);
+                }
+                double sum = 0;
+                for (auto& [name, ms] : table) {
+                    if (std::find(order.begin(), order.end(), name) == order.end()) order.push_back(name);
+                    t[name].push_back(ms);
+                    sum += ms;
+                }
+                t["the rest (locks, checks, the key's own write)"].push_back(total - sum);
+                t["total"].push_back(total);
+                if (set) {  // back out, untimed
+                    auto in = tcd::Instance::open(child);
+                    if (!in || !tcd::del_wired(*in, {fresh})) fail("map del");
+                }
+            }
+            order.push_back("the rest (locks, checks, the key's own write)");
+            order.push_back("total");
+            auto& o = out[key_kind_name(kind)][what];
+            for (const auto& name : order) {
+                auto v = t[name];
+                v.resize(runs, 0.0);  // a phase some runs skipped
+                double mn = *std::min_element(v.begin(), v.end()), mean = 0;
+                for (double x : v) mean += x / v.size();
+                o[name] = {{"min_ms", mn}, {"mean_ms", mean}};
+                if (!json_out)
+                    std::printf("  %-6s %-24s %-46s %8.3f %8.3f\n", key_kind_name(kind), what, name.c_str(), mn, mean);
+            }
+        }
+        auto p = tcd::Instance::open(parent);
+        if (p) (void)tcd::del_wired(*p, {6});
+        (void)tcd::unload(child, true);
+    }
+    cleanup();
+    return out;
+}
+
 int main(int argc, char** argv) {
     int rounds = 31, repeat = 100000, stats_runs = 30, copies = 3, set_runs = 15, scan_runs = 0, cli_runs = 0,
-        others = 50;
+        others = 50, respec_runs = 0;
     bool json_out = false;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
@@ -355,10 +472,11 @@ int main(int argc, char** argv) {
         else if (a == "--scan") num(scan_runs);
         else if (a == "--cli") num(cli_runs);
         else if (a == "--others") num(others);
+        else if (a == "--respec") num(respec_runs);
         else if (a == "--json") json_out = true;
         else {
             std::fprintf(stderr, "usage: tcd_bench [--rounds N] [--repeat R] [--copies N] [--set-runs N] "
-                                 "[--stats-runs N] [--scan RUNS] [--cli RUNS [--others N]] [--json]\n");
+                                 "[--stats-runs N] [--scan RUNS] [--cli RUNS [--others N]] [--respec RUNS] [--json]\n");
             return 2;
         }
     }
@@ -367,6 +485,17 @@ int main(int argc, char** argv) {
         nlohmann::ordered_json j;
         j["load_before"] = load_avg();
         j["cli_ms"] = cli_bench(cli_runs, others, json_out);
+        j["load_after"] = load_avg();
+        if (json_out) std::printf("%s\n", j.dump(2).c_str());
+        else std::printf("load average %s before, %s after\n", j["load_before"].get<std::string>().c_str(),
+                         j["load_after"].get<std::string>().c_str());
+        return 0;
+    }
+    if (respec_runs > 0) {  // only the respecialise breakdown
+        libbpf_set_print([](enum libbpf_print_level, const char*, va_list) { return 0; });
+        nlohmann::ordered_json j;
+        j["load_before"] = load_avg();
+        j["respecialise_ms"] = respec_bench(respec_runs, json_out);
         j["load_after"] = load_avg();
         if (json_out) std::printf("%s\n", j.dump(2).c_str());
         else std::printf("load average %s before, %s after\n", j["load_before"].get<std::string>().c_str(),

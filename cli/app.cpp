@@ -101,8 +101,10 @@ static Result<> check_privileges(const std::string& command) {
 
 // Gives every command its row of the policy table, and holds the table to
 // the command tree: a command without a row, or a row without a command, is
-// a mistake in tcd itself.
-static void apply_policies(CLI::App& app, Context& ctx) {
+// a mistake in tcd itself. A tree built for one command family (`family`,
+// its first word) holds only that family's rows; the whole tree, which the
+// sync tests build, holds them all.
+static void apply_policies(CLI::App& app, Context& ctx, const std::string& family = "") {
     auto commands = [](CLI::App* a) {
         return a->get_subcommands([](CLI::App* s) { return !s->get_name().empty(); });  // not option groups
     };
@@ -113,9 +115,17 @@ static void apply_policies(CLI::App& app, Context& ctx) {
         for (CLI::App* s : subs) count(s);
     };
     count(&app);
-    if (leaves != policies().size())
-        throw std::logic_error(fmt::format("{} commands, {} policy rows", leaves, policies().size()));
+    auto in_family = [&](const Policy& p) {
+        if (family.empty()) return true;
+        auto declared = commands(&app);
+        std::string first = std::string(p.command).substr(0, std::string(p.command).find(' '));
+        return std::any_of(declared.begin(), declared.end(), [&](CLI::App* s) { return s->get_name() == first; });
+    };
+    size_t rows = 0;
+    for (const Policy& p : policies()) rows += in_family(p);
+    if (leaves != rows) throw std::logic_error(fmt::format("{} commands, {} policy rows", leaves, rows));
     for (const Policy& p : policies()) {
+        if (!in_family(p)) continue;
         CLI::App* cmd = &app;
         std::istringstream words(p.command);
         for (std::string w; words >> w;) cmd = cmd->get_subcommand(w);  // throws for a row without a command
@@ -128,7 +138,38 @@ static void apply_policies(CLI::App& app, Context& ctx) {
     }
 }
 
-void build_app(CLI::App& app, Context& ctx) {
+// The command families by their first word, each declared by one setup_x.
+using Setup = void (*)(CLI::App&, Context&);
+static const std::vector<std::pair<const char*, Setup>>& families() {
+    static const std::vector<std::pair<const char*, Setup>> table = {
+        {"attach", setup_attach}, {"detach", setup_attach}, {"map", setup_map},         {"stats", setup_stats},
+        {"load", setup_instance}, {"unload", setup_instance}, {"status", setup_instance}, {"handler", setup_handler},
+        {"trace", setup_trace},   {"object", setup_object},   {"apply", setup_apply},
+    };
+    return table;
+}
+
+// The command line's first command word, when it names a command family:
+// only that family's commands need declaring (a short command's start-up is
+// part of every script's loop). Global options and the value of -d are
+// skipped, as unknown_command() skips them; "" (declare everything) for no
+// command, an unknown word, or a "--" first.
+static std::string family_of(int argc, const char* const* argv) {
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--") return "";
+        if (a.size() > 1 && a[0] == '-') {
+            if (a == "--pin-dir" || (a[1] != '-' && a.back() == 'd')) ++i;
+            continue;
+        }
+        for (const auto& [word, setup] : families())
+            if (a == word) return a;
+        return "";
+    }
+    return "";
+}
+
+static void declare_globals(CLI::App& app, Context& ctx) {
     app.name("tcd");
     app.description("BPF tail-call dispatch: load, wire, attach and count per-protocol dispatchers");
     app.footer("Run 'tcd COMMAND --help' for a command's options. See tcd(8).");
@@ -144,7 +185,10 @@ void build_app(CLI::App& app, Context& ctx) {
     app.add_flag("-q,--quiet", ctx.g.quiet, "print nothing on success");
     app.add_flag("-v,--verbose", ctx.g.verbose, "libbpf/libxdp debug log on stderr");
     app.set_version_flag("-V,--version", version_text(), "version, and the libbpf/libxdp versions in use");
+}
 
+void build_app(CLI::App& app, Context& ctx) {
+    declare_globals(app, ctx);
     setup_attach(app, ctx);
     setup_map(app, ctx);
     setup_stats(app, ctx);
@@ -154,6 +198,18 @@ void build_app(CLI::App& app, Context& ctx) {
     setup_object(app, ctx);
     setup_apply(app, ctx);
     apply_policies(app, ctx);
+}
+
+// The global options and one command family (all of them for family "").
+static void build_app_for(CLI::App& app, Context& ctx, const std::string& family) {
+    if (family.empty()) return build_app(app, ctx);
+    declare_globals(app, ctx);
+    for (const auto& [word, setup] : families())
+        if (family == word) {
+            setup(app, ctx);
+            break;
+        }
+    apply_policies(app, ctx, family);
 }
 
 // CLI11's messages, said the way the rest of tcd speaks.
@@ -217,9 +273,14 @@ static std::optional<std::string> unknown_command(CLI::App& app, int argc, const
 }
 
 int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+    // `tcd --version` alone: what CLI11 would print, without a command tree.
+    if (argc == 2 && (std::string(argv[1]) == "-V" || std::string(argv[1]) == "--version")) {
+        out << version_text() << '\n';
+        return 0;
+    }
     Context ctx(out, err);
     CLI::App app;
-    build_app(app, ctx);
+    build_app_for(app, ctx, family_of(argc, argv));
     if (auto bad = unknown_command(app, argc, argv)) {
         err << "tcd: " << *bad << '\n';
         return static_cast<int>(ExitCode::usage);

@@ -292,11 +292,9 @@ std::function<Result<>()> put_back(const std::string& dir, uint32_t key, Held ol
     return [dir, key, old]() -> Result<> {
         auto in = Instance::open(dir);
         if (!in) return propagate(in);
-        if (old.slot && in->port_slot_fd() >= 0) {
-            uint32_t slot = *old.slot;
-            if (bpf_map_update_elem(in->port_slot_fd(), &key, &slot, BPF_ANY) != 0)
-                return fail_errno(fmt::format("put back the counter slot of port {}", key), errno);
-        }
+        if (old.slot && in->port_slot_fd() >= 0)
+            if (auto r = write_port_slot(*in, key, *old.slot); !r)
+                return propagate(r, fmt::format("put back the counter slot of port {}", key));
         if (old.prog && *old.prog) {
             int fd = old.prog->get();
             if (bpf_map_update_elem(in->jt_fd(), &key, &fd, BPF_ANY) != 0)

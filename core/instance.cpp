@@ -177,7 +177,8 @@ Result<Instance> Instance::open_for_teardown(const std::string& dir) {
     if (!info) return propagate(info, in.dispatcher_path());
     in.info_ = std::move(*info);
     for (auto [path, out] : {std::pair{in.paths_.jt(), &in.jt_}, std::pair{in.paths_.stats(), &in.stats_},
-                             std::pair{in.paths_.port_slot(), &in.port_slot_}, std::pair{in.paths_.attach(), &in.attach_}})
+                             std::pair{in.paths_.port_slot(), &in.port_slot_}, std::pair{in.paths_.attach(), &in.attach_},
+                             std::pair{in.paths_.slot_port(), &in.slot_port_}})
         if (auto m = bpffs::get(path)) *out = std::move(*m);
     return in;
 }
@@ -204,8 +205,10 @@ Result<Instance> Instance::open(const std::string& dir) {
         return fail("instance " + dir, in.dispatcher_path() + " is not a program", "look at it with bpftool");
     if (auto r = want(in.paths_.jt(), in.jt_); !r) return propagate(r);
     if (auto r = want(in.paths_.stats(), in.stats_); !r) return propagate(r);
-    if (in.kind_.key == KeyKind::port)
+    if (in.kind_.key == KeyKind::port) {
         if (auto r = want(in.paths_.port_slot(), in.port_slot_); !r) return propagate(r);
+        if (auto fd = bpffs::get(in.paths_.slot_port())) in.slot_port_ = std::move(*fd);  // older instances: none
+    }
     if (auto fd = bpffs::get(in.paths_.attach())) in.attach_ = std::move(*fd);
     auto info = prog_info(in.dispatcher_.get());
     if (!info) return propagate(info, in.dispatcher_path());

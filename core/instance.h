@@ -32,6 +32,7 @@ struct Paths {
     std::string stats() const { return maps_dir() + "/proto_stats"; }
     std::string attach() const { return maps_dir() + "/attach"; }
     std::string port_slot() const { return maps_dir() + "/port_slot"; }
+    std::string slot_port() const { return maps_dir() + "/slot_port"; }  // port_slot's index (slot -> port)
     // XDP multiprog mode: the entry shim's one-slot prog array (slot 0 = the dispatcher).
     std::string mp_entry() const { return maps_dir() + "/mp_entry"; }
     std::string handler(const std::string& name) const { return dir + "/" + name; }
@@ -108,13 +109,16 @@ public:
     int stats_fd() const { return stats_.get(); }
     int attach_fd() const { return attach_.get(); }       // -1 when missing
     int port_slot_fd() const { return port_slot_.get(); }  // port instances
+    // Port instances: maps/slot_port, port_slot's index; -1 on an instance
+    // an older tcd loaded (until load --force makes it).
+    int slot_port_fd() const { return slot_port_.get(); }
     const ProgInfo& dispatcher() const { return info_; }
     MissAction miss_action() const { return miss_; }
 
 private:
     Paths paths_;
     Kind kind_;
-    UniqueFd dispatcher_, jt_, stats_, attach_, port_slot_;
+    UniqueFd dispatcher_, jt_, stats_, attach_, port_slot_, slot_port_;
     ProgInfo info_;
     MissAction miss_ = MissAction::pass;
 };

@@ -59,23 +59,21 @@ WiredEntry describe(KeyKind kind, uint32_t key, uint32_t id, const std::map<uint
 // Port instances: the port's counter slot, assigning a free one (its counters
 // zeroed) when it has none. second: whether it was assigned now.
 Result<std::pair<uint32_t, bool>> assign_slot(const Instance& in, uint32_t port, SetBatch* cache) {
-    // A port that has its slot (a rewiring): one lookup, not the whole
-    // 65,536-entry map (one batch lookup of it is about 24 ms).
+    // A port that has its slot (a rewiring): one lookup.
     uint32_t had = 0;
     if (bpf_map_lookup_elem(in.port_slot_fd(), &port, &had) == 0 && had) return std::pair{had, false};
     SetBatch local;
     if (!cache) cache = &local;
     if (!cache->slots) {
-        auto read = read_port_slots(in);
+        auto read = slotted_ports(in);
         if (!read) return propagate(read);
         cache->slots = std::move(*read);
     }
-    std::vector<uint32_t>& slots_now = *cache->slots;
-    const std::vector<uint32_t>* slots = &slots_now;
-    if ((*slots)[port]) return std::pair{(*slots)[port], false};
+    std::map<uint32_t, uint32_t>& slots = *cache->slots;
+    if (auto it = slots.find(port); it != slots.end()) return std::pair{it->second, false};
     std::vector<bool> used(TCD_PORT_SLOTS, false);
     used[0] = true;
-    for (uint32_t s : *slots)
+    for (const auto& [p, s] : slots)
         if (s < TCD_PORT_SLOTS) used[s] = true;
     uint32_t slot = 0;
     for (uint32_t i = 1; i < TCD_PORT_SLOTS && !slot; i++)
@@ -85,16 +83,12 @@ Result<std::pair<uint32_t, bool>> assign_slot(const Instance& in, uint32_t port,
                     fmt::format("all {} port counter slots are in use", TCD_PORT_SLOTS - 1),
                     "unwire ports with 'tcd map del'");
     if (auto r = reset_row(in.stats_fd(), slot); !r) return propagate(r);
-    if (bpf_map_update_elem(in.port_slot_fd(), &port, &slot, BPF_ANY) != 0)
-        return fail_errno(fmt::format("map set {}", port), errno);
-    slots_now[port] = slot;
+    if (auto r = write_port_slot(in, port, slot); !r) return propagate(r, fmt::format("map set {}", port));
+    slots[port] = slot;
     return std::pair{slot, true};
 }
 
-void release_slot(const Instance& in, uint32_t port) {
-    uint32_t zero = 0;
-    bpf_map_update_elem(in.port_slot_fd(), &port, &zero, BPF_ANY);
-}
+void release_slot(const Instance& in, uint32_t port) { (void)write_port_slot(in, port, 0); }
 
 }  // namespace
 
@@ -129,27 +123,93 @@ Result<std::vector<uint32_t>> read_port_slots(const Instance& in) {
     return slots;
 }
 
+Result<std::map<uint32_t, uint32_t>> slotted_ports(const Instance& in) {
+    std::map<uint32_t, uint32_t> out;
+    if (in.port_slot_fd() < 0) return out;
+    if (in.slot_port_fd() < 0) {  // an instance an older tcd loaded: no index
+        auto all = read_port_slots(in);
+        if (!all) return propagate(all);
+        for (uint32_t port = 0; port < all->size(); port++)
+            if ((*all)[port]) out[port] = (*all)[port];
+        return out;
+    }
+    std::vector<uint32_t> keys(TCD_PORT_SLOTS), values(TCD_PORT_SLOTS);
+    uint32_t count = TCD_PORT_SLOTS, next = 0;
+    LIBBPF_OPTS(bpf_map_batch_opts, o);
+    int rc = bpf_map_lookup_batch(in.slot_port_fd(), nullptr, &next, keys.data(), values.data(), &count, &o);
+    if (rc != 0 && !(errno == ENOENT && count > 0)) {  // ENOENT: the last batch
+        count = 0;
+        for (uint32_t slot = 0; slot < TCD_PORT_SLOTS; slot++, count++) {
+            keys[slot] = slot;
+            if (bpf_map_lookup_elem(in.slot_port_fd(), &slot, &values[slot]) != 0)
+                return fail_errno("read " + in.paths().slot_port(), errno);
+        }
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        const uint32_t slot = keys[i], v = values[i];
+        if (!slot || slot >= TCD_PORT_SLOTS || !(v & TCD_SLOT_TAKEN)) continue;
+        // The entry holds while port_slot names this slot (a kill between
+        // the two writes leaves an entry that does not).
+        uint32_t port = v & 0xffff, now = 0;
+        if (bpf_map_lookup_elem(in.port_slot_fd(), &port, &now) == 0 && now == slot) out[port] = slot;
+    }
+    return out;
+}
+
+Result<> write_port_slot(const Instance& in, uint32_t port, uint32_t slot) {
+    if (in.port_slot_fd() < 0) return {};
+    const int index = in.slot_port_fd();
+    if (slot) {
+        uint32_t entry = TCD_SLOT_TAKEN | port;
+        if (index >= 0 && bpf_map_update_elem(index, &slot, &entry, BPF_ANY) != 0)
+            return fail_errno(fmt::format("give port {} counter slot {} in {}", port, slot, in.paths().slot_port()),
+                              errno);
+        crash_point("slot");
+        if (bpf_map_update_elem(in.port_slot_fd(), &port, &slot, BPF_ANY) != 0)
+            return fail_errno(fmt::format("give port {} counter slot {}", port, slot), errno);
+        return {};
+    }
+    uint32_t had = 0, zero = 0;
+    if (bpf_map_lookup_elem(in.port_slot_fd(), &port, &had) != 0 || !had) return {};
+    if (bpf_map_update_elem(in.port_slot_fd(), &port, &zero, BPF_ANY) != 0)
+        return fail_errno(fmt::format("free the counter slot of port {}", port), errno);
+    crash_point("slot");
+    uint32_t entry = 0;
+    if (index >= 0 && had < TCD_PORT_SLOTS && bpf_map_lookup_elem(index, &had, &entry) == 0 &&
+        entry == (TCD_SLOT_TAKEN | port))
+        bpf_map_update_elem(index, &had, &zero, BPF_ANY);  // left set, it does not count (port_slot is 0)
+    return {};
+}
+
 Result<std::vector<WiredEntry>> list_wiring(const Instance& in, bool slotted_only) {
     std::vector<WiredEntry> out;
     std::vector<std::pair<uint32_t, uint32_t>> ids;
-    std::vector<uint32_t> slots;
-    if (in.kind().key == KeyKind::port) {
-        auto s = read_port_slots(in);
+    std::map<uint32_t, uint32_t> slots;
+    const bool port = in.kind().key == KeyKind::port;
+    if (port) {
+        auto s = slotted_ports(in);
         if (!s) return propagate(s);
         slots = std::move(*s);
     }
-    const uint32_t last = max_key(in.kind().key);
-    for (uint32_t key = 0; key <= last; key++) {
-        if (slotted_only && !slots.empty() && !slots[key]) continue;
+    auto look = [&](uint32_t key) -> Result<> {
         auto id = wired_prog_id(in, key);
         if (!id) return propagate(id);
         if (*id) ids.emplace_back(key, **id);
+        return {};
+    };
+    if (port && slotted_only) {
+        for (const auto& [key, slot] : slots)
+            if (auto r = look(key); !r) return propagate(r);
+    } else {
+        const uint32_t last = max_key(in.kind().key);
+        for (uint32_t key = 0; key <= last; key++)
+            if (auto r = look(key); !r) return propagate(r);
     }
     if (ids.empty()) return out;
     auto pins = pins_by_id(in);
     for (auto [key, id] : ids) {
         out.push_back(describe(in.kind().key, key, id, pins, in.paths().dir));
-        if (!slots.empty()) out.back().slot = slots[key];
+        if (auto it = slots.find(key); it != slots.end()) out.back().slot = it->second;
     }
     return out;
 }
@@ -292,7 +352,14 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
     if (!child_locks) return propagate(child_locks, "map set");
     // A child instance: same hook, no loop, within the kernel's tail calls.
     if (auto r = tree::check_wiring(in, key, *h, batch && batch->wired); !r) return propagate(r);
-    if (auto r = check_compatible(in, *h); !r) return propagate(r);
+    // Whether the kernel takes the program into this jump table: the table
+    // itself judges when the key is written (its owner is the dispatcher, so
+    // it answers as a scratch table would, without one); check_compatible
+    // then names what differs. Checked first for a handler that enters
+    // another instance (nothing is recorded for a link the kernel refuses)
+    // and for the dispatcher itself (which the kernel would take).
+    if (h->info.id == in.dispatcher().id || !children.empty())
+        if (auto r = check_compatible(in, *h); !r) return propagate(r);
     // The link recorded before the key is written (docs/datapath.md,
     // "Instance trees"): a kill after this leaves a record that is checked
     // when read, never a link without one.
@@ -324,6 +391,8 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
     if (bpf_map_update_elem(in.jt_fd(), &key, &fd, BPF_ANY) != 0) {
         int err = errno;
         if (new_slot) release_slot(in, key);
+        if (err == EINVAL)
+            if (auto r = check_compatible(in, *h); !r) return propagate(r);
         if (err == EINVAL)
             return fail("map set", "the kernel refused " + h->display +
                                        " for this jump table (program type, expected attach "

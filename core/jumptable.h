@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,8 +27,21 @@ struct WiredEntry {
 // at ports that have a counter slot (what stats needs; 65536 lookups less).
 Result<std::vector<WiredEntry>> list_wiring(const Instance& in, bool slotted_only = false);
 
-// Port instances: port -> counter slot, for every port (0: no slot).
+// Port instances: port -> counter slot, for every port (0: no slot); reads
+// maps/port_slot whole (65,536 entries).
 Result<std::vector<uint32_t>> read_port_slots(const Instance& in);
+
+// Port instances: the ports that have a counter slot, port -> slot. Read
+// through maps/slot_port (1,024 entries), each entry counted only when
+// port_slot names its slot (one lookup each); an instance without the index
+// (an older tcd loaded it) reads port_slot whole.
+Result<std::map<uint32_t, uint32_t>> slotted_ports(const Instance& in);
+
+// Port instances: gives `port` counter slot `slot`, or takes its slot away
+// (slot 0), in port_slot and its index, in the order that keeps the index a
+// superset of port_slot under a kill: the index entry is written before
+// port_slot and cleared after it.
+Result<> write_port_slot(const Instance& in, uint32_t port, uint32_t slot);
 
 // The program wired at key, or nullopt.
 Result<std::optional<uint32_t>> wired_prog_id(const Instance& in, uint32_t key);
@@ -45,12 +59,11 @@ struct SetResult {
 // Wires key -> handler with one atomic update (never delete then insert),
 // after checking the handler can go into this jump table.
 // What several set_handler calls under one lock share (map set with several
-// pairs): a port instance's maps/port_slot as read once (read when empty,
-// kept up to date), so that wiring N new ports reads the 65,536-entry map
-// once, not N times; and whether a key is wired already (by an earlier pair),
+// pairs): a port instance's slotted ports as read once (read when empty,
+// kept up to date), so that wiring N new ports reads them once, not N times; and whether a key is wired already (by an earlier pair),
 // which spares tree::check_wiring its search of the jump table for one.
 struct SetBatch {
-    std::optional<std::vector<uint32_t>> slots;
+    std::optional<std::map<uint32_t, uint32_t>> slots;  // slotted_ports()
     bool wired = false;
 };
 Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& handler,

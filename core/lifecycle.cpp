@@ -20,6 +20,7 @@
 #include "core/keys.h"
 #include "core/lock.h"
 #include "core/ownership.h"
+#include "core/phases.h"
 #include "core/tree.h"
 #include "tcd/shared.h"
 
@@ -52,6 +53,34 @@ UniqueFd create_attach_map() {
     LIBBPF_OPTS(bpf_map_create_opts, o);
     return UniqueFd(bpf_map_create(BPF_MAP_TYPE_HASH, TCD_MAP_ATTACH, sizeof(tcd_attach_key),
                                    sizeof(tcd_attach_val), 1024, &o));
+}
+
+// Port instances: maps/slot_port, port_slot's index (slot -> port), filled
+// from `port_slot` when that holds slots already (an instance an older tcd
+// loaded, upgraded by load --force).
+Result<UniqueFd> create_slot_index(int port_slot, bool fill) {
+    LIBBPF_OPTS(bpf_map_create_opts, o);
+    UniqueFd idx(bpf_map_create(BPF_MAP_TYPE_ARRAY, TCD_MAP_SLOT_PORT, 4, 4, TCD_PORT_SLOTS, &o));
+    if (!idx) return fail_errno("create the port slot index", errno);
+    if (!fill) return idx;
+    std::vector<uint32_t> keys(TCD_PORT_JT_ENTRIES), slots(TCD_PORT_JT_ENTRIES);
+    uint32_t count = TCD_PORT_JT_ENTRIES, next = 0;
+    LIBBPF_OPTS(bpf_map_batch_opts, bo);
+    if (bpf_map_lookup_batch(port_slot, nullptr, &next, keys.data(), slots.data(), &count, &bo) != 0 &&
+        !(errno == ENOENT && count > 0)) {
+        count = 0;
+        for (uint32_t port = 0; port < TCD_PORT_JT_ENTRIES; port++, count++) {
+            keys[port] = port;
+            if (bpf_map_lookup_elem(port_slot, &port, &slots[port]) != 0)
+                return fail_errno("read the port slots", errno);
+        }
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t slot = slots[i], entry = TCD_SLOT_TAKEN | keys[i];
+        if (slot && slot < TCD_PORT_SLOTS && bpf_map_update_elem(idx.get(), &slot, &entry, BPF_ANY) != 0)
+            return fail_errno("fill the port slot index", errno);
+    }
+    return idx;
 }
 
 std::string load_failure_hint() {
@@ -198,8 +227,10 @@ Result<> load_dispatcher(DispatcherObject& d, bool reused_maps) {
 }
 
 // Pins what is new: the directories, the maps (the jump table before anything
-// is written to it), the attach map. Their names go to `pinned`.
-Result<> pin_new_maps(PinTransaction& tx, const Parts& parts, const Paths& paths, std::vector<std::string>& pinned) {
+// is written to it), the attach map, a port instance's slot index. Their
+// names go to `pinned`.
+Result<> pin_new_maps(PinTransaction& tx, const Parts& parts, const Paths& paths, KeyKind key,
+                      std::vector<std::string>& pinned) {
     auto made = bpffs::make_dirs(paths.maps_dir());
     if (!made) return propagate(made);
     tx.add_dirs(*made);
@@ -214,6 +245,13 @@ Result<> pin_new_maps(PinTransaction& tx, const Parts& parts, const Paths& paths
         if (!am) return fail_errno("create the attach map", errno);
         if (auto r = tx.pin(am.get(), paths.attach()); !r) return propagate(r);
         pinned.push_back("maps/attach");
+    }
+    if (key == KeyKind::port && !bpffs::exists(paths.slot_port())) {
+        const Parts::Map& slots = parts.maps.back();  // port_slot, reused or new
+        auto idx = create_slot_index(bpf_map__fd(slots.map), bool(slots.pinned));
+        if (!idx) return propagate(idx);
+        if (auto r = tx.pin(idx->get(), paths.slot_port()); !r) return propagate(r);
+        pinned.push_back("maps/" TCD_MAP_SLOT_PORT);
     }
     return {};
 }
@@ -257,12 +295,15 @@ Result<std::vector<Attachment>> replace_dispatcher(const Instance& old, int new_
                                                    BuiltinUpgrade& upgrade, std::vector<ParentKey>& parents) {
     const Hook hook = old.kind().hook;
     std::string staged = staged_dispatcher(paths, hook);
+    phases::Timer timer;
     if (auto r = bpffs::pin(new_fd, staged); !r) {
         upgrade.undo();
         return propagate(r);
     }
     crash_point("load");
+    timer.mark("pin");
     auto swapped = swap_dispatcher(old, new_fd);
+    timer.mark("swap");
     if (!swapped) {
         (void)bpffs::remove(staged);
         upgrade.undo();
@@ -271,8 +312,10 @@ Result<std::vector<Attachment>> replace_dispatcher(const Instance& old, int new_
     crash_point("load");
     size_t moved = 0;
     int err = repoint_parents(parents, new_fd, &moved, true);
+    timer.mark("parents");
     Result<> renamed;
     if (!err) renamed = bpffs::rename(staged, paths.dispatcher(hook));
+    timer.mark("pin");
     if (err || !renamed) {
         std::vector<ParentKey> back;
         for (size_t i = 0; i < moved; i++) back.push_back({parents[i].parent, parents[i].key, UniqueFd(dup(parents[i].jt.get()))});
@@ -303,6 +346,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     const MissAction miss = opt.miss.value_or(default_miss_action(opt.kind.hook));
     if (miss == MissAction::next && opt.kind.hook != Hook::tc)
         return usage_error("load --miss-action next", "is for tc instances; XDP has pass and drop");
+    phases::Timer timer;
     if (auto r = bpffs::ensure_mounted(dir); !r) return propagate(r);
     // Pins are made and replaced only in a directory that is tcd's.
     if (auto r = require_own_dir(dir, opt.force ? "load --force" : "load"); !r) return propagate(r);
@@ -333,13 +377,16 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
         old = std::move(*in);
     }
 
+    timer.mark("checks");
     auto object = DispatcherObject::open(opt.kind);
     if (!object) return propagate(object);
     object->configure(miss, false);
     // A reload keeps the pinned jump table, so its programs keep its owner's
     // expected attach type (BPF_XDP on an instance an older tcd loaded).
+    timer.mark("open");
     if (old && opt.kind.hook == Hook::xdp)
         if (auto at = xdp_table_attach_type(old->dispatcher_fd())) object->set_xdp_attach_type(*at);
+    timer.mark("probe the table's attach type");
     auto direct = direct_keys_for(old, opt);
     if (!direct) return propagate(direct);
     object->specialise(*direct);
@@ -348,11 +395,13 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     const bool replace = old && opt.upgrade_builtins;
     auto parts = reuse_pinned(*object, paths, opt.kind.key, replace);
     if (!parts) return propagate(parts);
+    timer.mark("open");
     if (auto r = load_dispatcher(*object, parts->reused_maps); !r) return propagate(r);
     crash_point("load");
+    timer.mark("verify+load (JIT too)");
 
     PinTransaction tx;
-    if (auto r = pin_new_maps(tx, *parts, paths, res.pinned); !r) return propagate(r);
+    if (auto r = pin_new_maps(tx, *parts, paths, opt.kind.key, res.pinned); !r) return propagate(r);
     BuiltinUpgrade upgrade;
     if (replace) {
         auto up = upgrade_builtins(*old, *parts, paths);
@@ -365,6 +414,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
         return propagate(r);
     }
     int new_fd = bpf_program__fd(object->dispatcher());
+    timer.mark("pin");
     if (old) {
         auto parents = parent_keys(dir, old->dispatcher().id, true);
         if (parents && !opt.relock) {
@@ -384,7 +434,9 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
             upgrade.undo();
             return propagate(parents);
         }
+        timer.mark("parents");
         auto swapped = replace_dispatcher(*old, new_fd, paths, upgrade, *parents);
+        timer = phases::Timer();
         if (!swapped) return propagate(swapped);
         for (const auto& p : *parents) res.repointed.push_back({p.parent, p.key});
         res.swapped = std::move(*swapped);
@@ -397,6 +449,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
 
     if (auto info = prog_info(new_fd)) res.dispatcher = std::move(*info);
     res.changed = true;
+    timer.mark("pin");
     return res;
 }
 

@@ -53,7 +53,7 @@ const char* kind_word(ObjKind k) {
 
 // The maps tcd pins in an instance's maps/.
 bool is_tcd_map_name(const std::string& n) {
-    return n == "jt" || n == "proto_stats" || n == "port_slot" || n == "attach" || n == "mp_entry";
+    return n == "jt" || n == "proto_stats" || n == "port_slot" || n == "slot_port" || n == "attach" || n == "mp_entry";
 }
 
 // "NAME (a program), NAME2 (a directory) and 3 more"

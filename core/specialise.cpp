@@ -19,6 +19,7 @@
 #include "core/crashpoint.h"
 #include "core/lifecycle.h"
 #include "core/lock.h"
+#include "core/phases.h"
 #include "core/tree.h"
 #include "tcd/shared.h"
 
@@ -31,14 +32,12 @@ constexpr uint32_t kHot[] = {6, 17, 1, 58};  // tcp, udp, icmp, icmpv6
 // one cut short) give it back.
 void release_unwired_slots(const Instance& in) {
     if (in.kind().key != KeyKind::port || in.port_slot_fd() < 0) return;
-    auto slots = read_port_slots(in);
+    auto slots = slotted_ports(in);
     if (!slots) return;
-    for (uint32_t port = 0; port < slots->size(); port++) {
-        if (!(*slots)[port]) continue;
+    for (const auto& [port, slot] : *slots) {
         auto id = wired_prog_id(in, port);
         if (!id || *id) continue;
-        uint32_t zero = 0;
-        bpf_map_update_elem(in.port_slot_fd(), &port, &zero, BPF_ANY);
+        (void)write_port_slot(in, port, 0);
     }
 }
 
@@ -116,10 +115,7 @@ void roll_back_map_set(const Instance& in) {
                     err = bpf_map_update_elem(in.jt_fd(), &k, &f, BPF_ANY);
                 }
             if (err != 0) bpf_map_delete_elem(in.jt_fd(), &k);  // not wired before (or its program is gone)
-            if (!had_slot && in.kind().key == KeyKind::port && in.port_slot_fd() >= 0) {
-                uint32_t zero = 0;
-                bpf_map_update_elem(in.port_slot_fd(), &k, &zero, BPF_ANY);
-            }
+            if (!had_slot && in.kind().key == KeyKind::port) (void)write_port_slot(in, k, 0);
             crash_point("undo");
         }
     }
@@ -196,11 +192,13 @@ Result<std::vector<DirectKey>> wanted_direct(const Instance& in) {
 
 Result<Respecialised> respecialise(const Instance& in, bool release_slots) {
     Respecialised res;
+    phases::Timer timer;
     auto want = wanted_direct(in);
     if (!want) return propagate(want);
     res.after = *want;
     auto live = read_direct_keys(in.dispatcher());
     if (live) res.before = *live;
+    timer.mark("read the wiring");
     if (!live || *live != *want) {
         LoadOptions o;
         o.miss = in.miss_action();
@@ -213,8 +211,10 @@ Result<Respecialised> respecialise(const Instance& in, bool release_slots) {
         if (!r) return propagate(r);
         res.swapped = true;
         crash_point("map");
+        timer = phases::Timer();
     }
     if (release_slots) release_unwired_slots(in);
+    timer.mark("release slots");
     return res;
 }
 
@@ -232,10 +232,7 @@ void put_back(const Instance& in, const SetResult& r) {
             err = bpf_map_update_elem(in.jt_fd(), &key, &f, BPF_ANY);
         }
     if (err != 0) bpf_map_delete_elem(in.jt_fd(), &key);
-    if (!r.old && in.kind().key == KeyKind::port) {
-        uint32_t zero = 0;
-        bpf_map_update_elem(in.port_slot_fd(), &key, &zero, BPF_ANY);
-    }
+    if (!r.old && in.kind().key == KeyKind::port) (void)write_port_slot(in, key, 0);
 }
 
 }  // namespace
@@ -275,19 +272,18 @@ Result<std::vector<SetResult>> set_wired(const Instance& in0,
     // Every key written: a kill from here on leaves all of them (the next
     // map set or del respecialises the dispatcher if the kill came before).
     if (pairs.size() > 1) remove_undo(in.paths().dir);
-    // A port instance where every pair rewires a port that is direct
-    // already (wired before, its slot kept): the ports with a slot are the
-    // same, so the direct keys are; the respecialise, which reads
-    // maps/port_slot whole to choose them, is skipped.
+    // Every pair rewires (or leaves) a key that is direct already (wired
+    // before, a port keeping its slot): the wired keys (and the ports with a
+    // slot) are the same, so the direct keys are; the respecialise, which
+    // reads the wiring to choose them (256 lookups on a proto instance), is
+    // skipped. A key wired but not direct (a kill before the respecialise)
+    // is respecialised by any map set of it.
     Result<Respecialised> sp = Respecialised{};
-    auto live = in.kind().key == KeyKind::port ? read_direct_keys(in.dispatcher())
-                                               : Result<std::vector<DirectKey>>(std::vector<DirectKey>{});
-    const bool same_direct =
-        in.kind().key == KeyKind::port && live &&
-        std::all_of(done.begin(), done.end(), [&](const SetResult& r) {
-            return !r.changed || (r.old && !r.new_slot &&
-                                  std::any_of(live->begin(), live->end(), [&](auto& d) { return d.key == r.key; }));
-        });
+    auto live = read_direct_keys(in.dispatcher());
+    const bool same_direct = live && std::all_of(done.begin(), done.end(), [&](const SetResult& r) {
+        return (!r.changed || r.old) && !r.new_slot &&
+               std::any_of(live->begin(), live->end(), [&](auto& d) { return d.key == r.key; });
+    });
     if (same_direct)
         sp->before = sp->after = *live;
     else

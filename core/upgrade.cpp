@@ -1,5 +1,7 @@
 #include "core/upgrade.h"
 
+#include <algorithm>
+
 #include <bpf/bpf.h>
 
 #include <cerrno>
@@ -86,6 +88,12 @@ Result<BuiltinUpgrade> replace_builtins(const Instance& in, const std::vector<st
 }
 
 void complete_builtin_upgrade(const std::string& dir) {
+    // Nothing staged (every command but one after a killed upgrade): a few
+    // stat calls, the instance not opened.
+    const Paths paths{dir};
+    if (std::none_of(builtin_handlers().begin(), builtin_handlers().end(),
+                     [&](const std::string& name) { return bpffs::exists(bpffs::staged_path(paths.handler(name))); }))
+        return;
     auto in = Instance::open_for_teardown(dir);
     if (!in || in->jt_fd() < 0) return;
     std::map<uint32_t, uint32_t> wired;

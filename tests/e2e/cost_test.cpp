@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -170,6 +171,51 @@ TEST(Cost, PortCommandsReadOnlyTheSlottedPorts) {
     Cmd st_scan = sh(std::string(TCD_BIN) + " -j -d " + me + " status --scan");
     ASSERT_EQ(st.rc, 0) << st.err;
     EXPECT_EQ(st.out, st_scan.out);
+    EXPECT_EQ(tcd(me, "unload").rc, 0);
+}
+
+// An instance an older tcd loaded has no slot index (maps/slot_port): its
+// commands read maps/port_slot whole and say the same, and load --force makes
+// the index from port_slot.
+TEST(Cost, PortInstanceWithoutTheSlotIndex) {
+    TCD_REQUIRE_KERNEL();
+    Dirs d;
+    std::string me = d.add("old");
+    ASSERT_EQ(tcd(me, "load --key port").rc, 0);
+    ASSERT_EQ(tcd(me, "map set http pass 22 drop").rc, 0);
+    // key=handler/slot of each wired port (load --force gives the built-ins
+    // new program ids).
+    auto list = [&] {
+        Cmd c = sh(std::string(TCD_BIN) + " -j -d " + me + " map list");
+        EXPECT_EQ(c.rc, 0) << c.err;
+        std::string out;
+        for (size_t at = 0; (at = c.out.find("\"key\":", at)) != std::string::npos; at++) {
+            auto field = [&](const std::string& name) {
+                size_t f = c.out.find("\"" + name + "\":", at) + name.size() + 3;
+                return c.out.substr(f, c.out.find_first_of(",}", f) - f);
+            };
+            out += field("key") + "=" + field("handler") + "/" + field("slot") + " ";
+        }
+        return out;
+    };
+    const std::string before = list();
+    ASSERT_EQ(sh("rm " + me + "/maps/slot_port").rc, 0);  // as an older tcd left it
+    EXPECT_EQ(list(), before);
+    ASSERT_EQ(tcd(me, "map set 9999 pass").rc, 0);  // a new port gets a free slot
+    ASSERT_EQ(tcd(me, "map del 9999").rc, 0);
+    EXPECT_EQ(list(), before);
+    Cmd st = sh(std::string(TCD_BIN) + " -j -d " + me + " status");
+    EXPECT_EQ(st.rc, 0) << st.err;
+    ASSERT_EQ(tcd(me, "load --key port --force").rc, 0);
+    EXPECT_EQ(sh("test -e " + me + "/maps/slot_port").rc, 0) << "load --force makes the index";
+    EXPECT_EQ(list(), before);
+    // The index holds the slots port_slot had: a new port takes another.
+    ASSERT_EQ(tcd(me, "map set 9999 pass").rc, 0);
+    Cmd l = sh(std::string(TCD_BIN) + " -j -d " + me + " map list");
+    std::set<std::string> slots;
+    for (size_t at = 0; (at = l.out.find("\"slot\":", at)) != std::string::npos; at += 7)
+        slots.insert(l.out.substr(at + 7, l.out.find_first_of(",}", at) - at - 7));
+    EXPECT_EQ(slots.size(), 3u) << l.out;
     EXPECT_EQ(tcd(me, "unload").rc, 0);
 }
 

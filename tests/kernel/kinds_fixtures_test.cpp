@@ -279,12 +279,9 @@ TEST(PortSlots, RunningOutIsRefusedAndWritesNothing) {
     ASSERT_TRUE(tcd::load(dir, o));
     auto in = tcd::Instance::open(dir);
     ASSERT_TRUE(in);
-    // Slots 1-1022 written straight into maps/port_slot (ports 10001...), the
-    // last one through map set, so the table is as tcd leaves it.
-    for (uint32_t slot = 1; slot < 1023; slot++) {
-        uint32_t port = 10000 + slot;
-        ASSERT_EQ(bpf_map_update_elem(in->port_slot_fd(), &port, &slot, BPF_ANY), 0);
-    }
+    // Slots 1-1022 given straight (maps/port_slot and its index, ports
+    // 10001...), the last one through map set, so the table is as tcd leaves it.
+    for (uint32_t slot = 1; slot < 1023; slot++) ASSERT_TRUE(tcd::write_port_slot(*in, 10000 + slot, slot));
     auto last = tcd::set_handler(*in, 11023, *tcd::parse_handler_spec("pass"));
     ASSERT_TRUE(last) << last.error().message();
     EXPECT_EQ(last->now.slot, 1023u);

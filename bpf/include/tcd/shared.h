@@ -39,6 +39,16 @@
 #define TCD_PORT_STATS_ENTRIES  1027
 #define TCD_MAP_PORT_SLOT       "port_slot"
 
+/* Port instances: maps/slot_port, the index of port_slot the other way
+ * round (slot -> port), an array of TCD_PORT_SLOTS entries that only user
+ * space reads and writes, so that a command finds the slotted ports by
+ * reading 1,024 entries instead of 65,536. An entry is TCD_SLOT_TAKEN | port,
+ * or 0 for a free slot. It is written before port_slot when a port gets a
+ * slot and cleared after it when the port gives it back; an entry counts
+ * only while port_slot[port] names its slot (docs/datapath.md, "Counters"). */
+#define TCD_MAP_SLOT_PORT       "slot_port"
+#define TCD_SLOT_TAKEN          0x10000u
+
 /* Specialised dispatch: up to TCD_DIRECT_MAX keys per instance are written
  * into the dispatcher's .rodata before it is loaded (sorted ascending, the
  * unused slots TCD_DIRECT_NONE), each with a tail-call site of its own whose
