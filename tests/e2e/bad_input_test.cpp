@@ -623,4 +623,60 @@ TEST(BadInput, RacingAttachesNameTheWinner) {
     cleanup();
 }
 
+// A handler pinned outside any instance (issue 20), wired by its bpffs
+// path, goes by that path in map set, map list and status, plain and JSON,
+// not by id:N; once the path names another program, id:N again. The record
+// of it (PINDIR/paths/) is tcd's: map del removes it, unload takes it along.
+TEST(BadInput, HandlerPinnedElsewhereShowsItsPath) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::LockFiles locks;
+    std::string name = tcdtest::unique_name("safety_hpath");
+    std::string dir = locks.add("/sys/fs/bpf/" + name);
+    std::string other = "/sys/fs/bpf/" + name + "_other";
+    std::string tcd = std::string(TCD_BIN) + " -d " + dir;
+    auto cleanup = [&] { sh(tcd + " -q unload --force; rm -rf " + other); };
+    cleanup();
+    ASSERT_EQ(sh(tcd + " -q load && " + tcd + " -q handler load " + std::string(TCD_BPF_OBJ_DIR) + "/chain.bpf.o").rc,
+              0);
+    // "mark" lives on only as another tool's pin.
+    ASSERT_EQ(sh("mkdir " + other + " && bpftool prog pin pinned " + dir + "/mark " + other + "/mark").rc, 0);
+    ASSERT_EQ(sh(tcd + " -q handler unload mark").rc, 0);
+    std::string id = sh("bpftool prog show pinned " + other + "/mark | head -1 | cut -d: -f1").out;
+    id.erase(id.find_last_not_of("\n") + 1);
+    ASSERT_FALSE(id.empty());
+    const std::string path = other + "/mark";
+
+    Cmd set = sh(tcd + " map set udp " + path);
+    ASSERT_EQ(set.rc, 0) << set.err;
+    EXPECT_NE(set.out.find(path), std::string::npos) << set.out;
+    Cmd list = sh(tcd + " map list");
+    EXPECT_NE(list.out.find(path), std::string::npos) << list.out;
+    EXPECT_EQ(list.out.find("id:" + id), std::string::npos) << list.out;
+    Cmd jlist = sh(tcd + " -j map list");
+    EXPECT_NE(jlist.out.find("\"handler\":\"" + path + "\",\"prog_id\":" + id), std::string::npos) << jlist.out;
+    EXPECT_NE(sh(tcd + " status").out.find(path), std::string::npos);
+    EXPECT_NE(sh(tcd + " -j status").out.find("\"handler\":\"" + path + "\""), std::string::npos);
+    EXPECT_TRUE(tcd::bpffs::exists(dir + "/paths/key-17"));
+
+    // The path names another program now: the wired one is id:N again.
+    ASSERT_EQ(sh("rm " + path + " && bpftool prog pin pinned " + dir + "/inspect " + path).rc, 0);
+    jlist = sh(tcd + " -j map list");
+    EXPECT_NE(jlist.out.find("\"handler\":\"id:" + id + "\""), std::string::npos) << jlist.out;
+    EXPECT_EQ(jlist.out.find(path), std::string::npos) << jlist.out;
+
+    // map del takes the record; wiring by name leaves none.
+    ASSERT_EQ(sh(tcd + " -q map del udp").rc, 0);
+    EXPECT_FALSE(tcd::bpffs::exists(dir + "/paths"));
+    ASSERT_EQ(sh(tcd + " -q map set udp " + path).rc, 0);
+    EXPECT_TRUE(tcd::bpffs::exists(dir + "/paths/key-17"));
+    ASSERT_EQ(sh(tcd + " -q map set udp pass").rc, 0);
+    EXPECT_FALSE(tcd::bpffs::exists(dir + "/paths"));
+    // unload takes the record along (it is no entry tcd did not make).
+    ASSERT_EQ(sh(tcd + " -q map set tcp " + path).rc, 0);
+    Cmd un = sh(tcd + " unload");
+    EXPECT_EQ(un.rc, 0) << un.err;
+    EXPECT_FALSE(tcd::bpffs::exists(dir));
+    cleanup();
+}
+
 }  // namespace
