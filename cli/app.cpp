@@ -243,18 +243,48 @@ static std::string command_path(CLI::App& app) {
     return path.empty() ? "tcd" : path;
 }
 
+// How many of the words after an option word are its values, as CLI11
+// reads them at `level` (and, falling through, its parents): a cluster of
+// short flags goes on to its last letter, and the first letter that takes a
+// value takes the rest of the word ("-qdDIR", "-dq": DIR, q) or, when it is
+// the last, the next word ("-qd DIR", "-vjd DIR"); "--pin-dir DIR" takes one,
+// "--pin-dir=DIR" and flags none. An option CLI11 does not know takes none
+// (CLI11 names it).
+static int option_values(CLI::App* level, const std::string& word) {
+    auto find = [level](const std::string& name) -> const CLI::Option* {
+        for (CLI::App* at = level; at; at = at->get_parent())
+            if (const CLI::Option* o = at->get_option_no_throw(name)) return o;
+        return nullptr;
+    };
+    auto takes = [](const CLI::Option* o) {
+        return o->get_items_expected_max() == 0 ? 0
+                                                : std::max(1, std::min(o->get_type_size_min(), o->get_items_expected_min()));
+    };
+    if (word.rfind("--", 0) == 0) {
+        if (word.find('=') != std::string::npos) return 0;
+        const CLI::Option* o = find(word);
+        return o ? takes(o) : 0;
+    }
+    for (size_t at = 1; at < word.size(); ++at) {
+        const CLI::Option* o = find(std::string("-") + word[at]);
+        if (!o) return 0;
+        if (int n = takes(o)) return at + 1 < word.size() ? 0 : n;
+    }
+    return 0;
+}
+
 // The first word of the command line that names no command, checked before
 // CLI11 parses (which would call it an unexpected argument, or print the
-// top-level help for it when --help follows). Global options and the value
-// of -d are skipped; the words of a command group are checked at their level.
+// top-level help for it when --help follows). Options and their values are
+// skipped (option_values); the words of a command group are checked at their
+// level.
 static std::optional<std::string> unknown_command(CLI::App& app, int argc, const char* const* argv) {
     CLI::App* level = &app;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--") return std::nullopt;
         if (a.size() > 1 && a[0] == '-') {
-            // -d DIR, --pin-dir DIR, -qd DIR (but not -dDIR, --pin-dir=DIR)
-            if (a == "--pin-dir" || (a[1] != '-' && a.back() == 'd')) ++i;
+            i += option_values(level, a);
             continue;
         }
         auto subs = level->get_subcommands([](CLI::App* s) { return !s->get_name().empty(); });

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "core/crashpoint.h"
+#include "core/handler_paths.h"
 #include "core/keys.h"
 #include "core/lock.h"
 #include "core/probe.h"
@@ -52,6 +53,9 @@ WiredEntry describe(KeyKind kind, uint32_t key, uint32_t id, const std::map<uint
                     }
                 }
             }
+        // A handler pinned outside any instance: the path it was wired by.
+        if (e.instance.empty() && e.handler.rfind("id:", 0) == 0)
+            if (auto path = handler_paths::recorded(self, key, id)) e.handler = *path;
     }
     return e;
 }
@@ -365,6 +369,7 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
     // when read, never a link without one.
     for (const auto& c : children)
         if (auto r = tree::record(in.paths().dir, key, c); !r) return propagate(r, "map set");
+    if (auto r = handler_paths::note(in.paths().dir, key, spec, *h); !r) return propagate(r);
 
     auto cur = wired_prog_id(in, key);
     if (!cur) return propagate(cur);
@@ -440,6 +445,7 @@ Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys
         res.removed.push_back(describe(in.kind().key, key, **cur, pins, in.paths().dir));
         taken.emplace_back(key, std::move(*fd));
     }
+    for (const auto& [key, fd] : taken) handler_paths::forget(in.paths().dir, key);
     // Ports give their counter slot back (their packets count as other ports).
     if (in.kind().key == KeyKind::port && release_slots)
         for (const auto& [key, fd] : taken) release_slot(in, key);

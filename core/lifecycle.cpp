@@ -20,6 +20,7 @@
 #include "core/keys.h"
 #include "core/lock.h"
 #include "core/ownership.h"
+#include "core/handler_paths.h"
 #include "core/phases.h"
 #include "core/tree.h"
 #include "tcd/shared.h"
@@ -544,6 +545,8 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
     // pruned by the next command on that instance.
     for (const auto& name : bpffs::list_pins(dir + "/tree")) (void)bpffs::remove(dir + "/tree/" + name);
     (void)bpffs::remove(dir + "/tree");
+    // The handlers' path records (PINDIR/paths/).
+    handler_paths::remove_all(dir);
     // A multi-pair map set's undo record (PINDIR/undo/, left by a kill).
     for (const auto& name : bpffs::list_pins(dir + "/undo")) (void)bpffs::remove(dir + "/undo/" + name);
     (void)bpffs::remove(dir + "/undo");

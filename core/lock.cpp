@@ -51,14 +51,43 @@ std::string InstanceLock::path_for(const std::string& pin_dir) {
 
 namespace {
 
-// The locks this thread holds: canonical dir -> the lock file's fd.
-thread_local std::map<std::string, int> held_locks;
+// The locks this thread holds: canonical dir -> the lock file's fd, its path,
+// and whether its flock is held now (a relock lets go for a while).
+struct Held {
+    int fd = -1;
+    std::string path;
+    bool locked = false;
+};
+thread_local std::map<std::string, Held> held_locks;
 
-// Waits for the flock on fd until timeout_s; writes this pid into the file.
+// Whether path names the file open at fd. A holder removes the lock file
+// before it lets go (~InstanceLock), so one who waited on it and got it must
+// take the new one instead.
+bool names_fd(int fd, const std::string& path) {
+    struct stat open_st {}, path_st {};
+    return fstat(fd, &open_st) == 0 && stat(path.c_str(), &path_st) == 0 && open_st.st_dev == path_st.st_dev &&
+           open_st.st_ino == path_st.st_ino;
+}
+
+// Waits for the flock on fd until timeout_s, and holds it only on the file
+// that path names: when the flock was got on a file removed meanwhile, path
+// is opened again onto the same fd number (which the caller's InstanceLock
+// owns) and waited for. Writes this pid into the file.
 Result<double> lock_fd(int fd, const std::string& pin_dir, const std::string& path, double timeout_s) {
     auto start = std::chrono::steady_clock::now();
     auto delay = std::chrono::milliseconds(1);
-    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            if (names_fd(fd, path)) break;
+            // Removed by the holder that let go: the lock is path's new file.
+            int again = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+            if (again < 0) return fail_errno("lock " + path, errno);
+            int r = dup3(again, fd, O_CLOEXEC);  // closes the old file, and its flock
+            int err = errno;
+            ::close(again);
+            if (r < 0) return fail_errno("lock " + path, err);
+            continue;
+        }
         if (errno != EWOULDBLOCK && errno != EINTR) return fail_errno("lock " + path, errno);
         double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (waited >= timeout_s) {
@@ -95,14 +124,22 @@ Result<InstanceLock> InstanceLock::acquire(const std::string& pin_dir, double ti
     if (!waited) return propagate(waited);
     l.waited_ = *waited;
     l.dir_ = canonical_dir(pin_dir);
-    held_locks[l.dir_] = l.fd_.get();
+    held_locks[l.dir_] = Held{l.fd_.get(), path, true};
     return l;
 }
 
+// The lock file goes while its flock is still held: a waiter that gets the
+// removed file's flock then sees that the path no longer names it and takes
+// the path's new file (lock_fd), so no two commands ever hold one
+// instance's lock, and /run/tcd keeps only the files of locks held now (or
+// of a holder that was killed).
 InstanceLock::~InstanceLock() {
     if (!fd_) return;
+    if (auto it = held_locks.find(dir_); it != held_locks.end() && it->second.fd == fd_.get()) {
+        if (it->second.locked) ::unlink(it->second.path.c_str());
+        held_locks.erase(it);
+    }
     flock(fd_.get(), LOCK_UN);
-    if (auto it = held_locks.find(dir_); it != held_locks.end() && it->second == fd_.get()) held_locks.erase(it);
 }
 
 bool LockSet::held(const std::string& dir) { return held_locks.count(InstanceLock::canonical_dir(dir)) > 0; }
@@ -150,13 +187,18 @@ Result<LockSet> LockSet::acquire(const std::vector<std::string>& dirs, bool relo
     // Let go of everything, then take it all again in order.
     if (relocked) *relocked = true;
     out.locks_.clear();
-    std::map<std::string, int> own = held_locks;
-    for (const auto& [dir, fd] : own) flock(fd, LOCK_UN);
+    // (Let go without removing the files: lock_fd takes a file's successor
+    // when the path names another by the time it is retaken.)
     std::set<std::string> all = need;
-    for (const auto& [dir, fd] : own) all.insert(dir);
+    for (auto& [dir, h] : held_locks) {
+        h.locked = false;
+        flock(h.fd, LOCK_UN);
+        all.insert(dir);
+    }
     for (const auto& dir : all) {
-        if (auto o = own.find(dir); o != own.end()) {
-            if (auto r = lock_fd(o->second, dir, InstanceLock::path_for(dir), timeout); !r) return propagate(r);
+        if (auto o = held_locks.find(dir); o != held_locks.end()) {
+            if (auto r = lock_fd(o->second.fd, dir, o->second.path, timeout); !r) return propagate(r);
+            o->second.locked = true;
             continue;
         }
         auto l = InstanceLock::acquire(dir, timeout);

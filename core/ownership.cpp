@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/bpffs.h"
+#include "core/handler_paths.h"
 #include "core/instance.h"
 #include "core/progs.h"
 
@@ -127,7 +128,8 @@ DirCheck inspect_pin_dir(const std::string& dir) {
         while (path.has_relative_path() && path.filename().empty()) path = path.parent_path();  // a trailing '/'
         std::string parent = path.parent_path().string();
         std::string base = path.filename().string();
-        if ((base == "maps" || base == "links" || base == "tree") && Instance::is_loaded(parent)) {
+        if ((base == "maps" || base == "links" || base == "tree" || base == handler_paths::kDir) &&
+            Instance::is_loaded(parent)) {
             c.found = fmt::format("{} is the {} directory of the instance {}, not an instance", dir, base, parent);
             c.hint = "did you mean -d " + parent + "?";
         } else {
@@ -150,6 +152,15 @@ DirCheck inspect_pin_dir(const std::string& dir) {
             } else if (e.name == "links") {
                 for (const auto& l : entries(dir + "/links"))
                     if (l.dir) note("links/", l);
+            } else if (e.name == handler_paths::kDir) {
+                // tcd's records of the paths handlers were wired by
+                // (symlinks key-N, core/handler_paths.h), and their temporaries.
+                for (const auto& t : entries(dir + "/" + e.name)) {
+                    struct stat ts {};
+                    bool link = lstat((dir + "/" + e.name + "/" + t.name).c_str(), &ts) == 0 && S_ISLNK(ts.st_mode);
+                    if (t.dir || !link || !(handler_paths::is_record_name(t.name) || bpffs::is_temp_pin(t.name)))
+                        note(e.name + "/", t);
+                }
             } else if (e.name == "tree" || e.name == "undo") {
                 // tcd's records, symlinks (docs/datapath.md): tree/ holds the
                 // instance tree's links (up-KEY-HASH, down-KEY-HASH), undo/ a

@@ -1,8 +1,8 @@
 // tcd's lock files. A command that changes an instance locks
-// /run/tcd/NAME.lock (core/lock.h) and leaves the file there: removing it in
-// tcd would race a command that has it open and waits. So a test removes the
+// /run/tcd/NAME.lock (core/lock.h) and removes the file when it lets go;
+// one that was killed (the crash tests) leaves it. So a test removes the
 // lock files of the pin dirs it made, after its last tcd command on them, or
-// the pid-named dirs of every run pile up in /run/tcd.
+// the pid-named files of such runs pile up in /run/tcd.
 //
 //   class Fixture {
 //       tcdtest::LockFiles locks_;  // first member: goes last, after the destructor's unload

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "core/bpffs.h"
 #include "core/error.h"
@@ -533,6 +535,147 @@ TEST(BadInput, SecondInstanceOnAnInterfaceNamesTheFirst) {
         EXPECT_EQ(sh(bin + " -j -d " + a + " status").out, before) << extra;
         EXPECT_NE(sh("ip -n " + ns + " link show tw0").out.find("prog/xdp id " + id), std::string::npos);
     }
+    cleanup();
+}
+
+// Two instances attaching to one interface at the same moment (issue 20):
+// the kernel refuses the later one (EEXIST/EBUSY), and the loser must name
+// the winner's instance as when it finds it there first, never say "attached
+// in another mode" with an 'xdp off' hint. Each round starts both attaches
+// together (two threads released at once) and checks the outcome, whoever
+// wins: one wins, the loser exits 1 naming the winner's pin dir, nothing of
+// the loser stays attached or recorded, and no hint to detach. Rounds in one
+// mode (native, skb) and in two (skb against native, where the kernel's
+// answer is EBUSY/EEXIST for the other mode). A fixed number of rounds.
+TEST(BadInput, RacingAttachesNameTheWinner) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::LockFiles locks;
+    std::string ns = tcdtest::unique_name("safety_race");
+    std::string dirs[2] = {locks.add("/sys/fs/bpf/" + ns + "_a"), locks.add("/sys/fs/bpf/" + ns + "_b")};
+    std::string bin = std::string(TCD_BIN);
+    auto cleanup = [&] {
+        sh(bin + " -q -d " + dirs[0] + " unload; " + bin + " -q -d " + dirs[1] + " unload; ip netns del " + ns +
+           " 2>/dev/null");
+    };
+    cleanup();
+    ASSERT_EQ(sh("ip netns add " + ns + " && ip -n " + ns + " link add ra0 type veth peer name ra1 && ip -n " + ns +
+                 " link set ra0 up && ip -n " + ns + " link set ra1 up")
+                  .rc,
+              0);
+    std::string ids[2];
+    for (int i = 0; i < 2; i++) {
+        ASSERT_EQ(sh(bin + " -q -d " + dirs[i] + " load").rc, 0);
+        ids[i] = sh("bpftool prog show pinned " + dirs[i] + "/xdp_dispatch | head -1 | cut -d: -f1").out;
+        ids[i].erase(ids[i].find_last_not_of("\n") + 1);
+        ASSERT_FALSE(ids[i].empty());
+    }
+    const std::pair<const char*, const char*> modes[] = {
+        {" --alone", " --alone"},
+        {" --alone --mode skb", " --alone --mode skb"},
+        {" --alone --mode skb", " --alone"},
+        {" --alone", " --alone --mode skb"},
+    };
+    int wins[2] = {0, 0};
+    for (int round = 0; round < 20; round++) {
+        const auto& [mode_a, mode_b] = modes[round % 4];
+        const std::string extra[2] = {mode_a, mode_b};
+        std::string where = "round " + std::to_string(round) + " (a" + extra[0] + ", b" + extra[1] + ")";
+        std::atomic<int> ready{0};
+        std::atomic<bool> go{false};
+        Cmd r[2];
+        auto run = [&](int i) {
+            ready++;
+            while (!go) std::this_thread::yield();
+            r[i] = sh(bin + " -d " + dirs[i] + " attach ra0 --netns " + ns + extra[i]);
+        };
+        std::thread ta(run, 0), tb(run, 1);
+        while (ready < 2) std::this_thread::yield();
+        go = true;
+        ta.join();
+        tb.join();
+        ASSERT_EQ((r[0].rc == 0) + (r[1].rc == 0), 1)
+            << where << ": a exit " << r[0].rc << " (" << r[0].err << "), b exit " << r[1].rc << " (" << r[1].err << ")";
+        const int w = r[0].rc == 0 ? 0 : 1, l = 1 - w;
+        wins[w]++;
+        const Cmd& lost = r[l];
+        EXPECT_EQ(lost.rc, 1) << where << ": " << lost.err;
+        EXPECT_EQ(lost.err.rfind("tcd: interface ra0: the tcd instance " + dirs[w] + " runs there: xdp_dispatch (id " +
+                                     ids[w] + ")",
+                                 0),
+                  0u)
+            << where << ": " << lost.err;
+        EXPECT_EQ(std::count(lost.err.begin(), lost.err.end(), '\n'), 1) << where << ": " << lost.err;
+        for (const char* destructive : {"xdp off", "detach", "--force", "unload", "another mode"})
+            EXPECT_EQ(lost.err.find(destructive), std::string::npos) << where << ": " << destructive << " in " << lost.err;
+        // Only the winner's dispatcher is on the interface; the loser keeps no record.
+        std::string link = sh("ip -n " + ns + " link show ra0").out;
+        EXPECT_NE(link.find("prog/xdp id " + ids[w] + " "), std::string::npos) << where << ": " << link;
+        EXPECT_EQ(link.find("id " + ids[l] + " "), std::string::npos) << where << ": " << link;
+        EXPECT_EQ(sh("bpftool map dump pinned " + dirs[l] + "/maps/attach").out.find("key"), std::string::npos)
+            << where;
+        EXPECT_NE(sh(bin + " -d " + dirs[l] + " status").out.find("attached: nowhere"), std::string::npos) << where;
+        Cmd d = sh(bin + " -q -d " + dirs[w] + " detach ra0 --netns " + ns);
+        ASSERT_EQ(d.rc, 0) << where << ": " << d.err;
+        ASSERT_EQ(sh("ip -n " + ns + " link show ra0").out.find("prog/xdp"), std::string::npos) << where;
+        if (HasFailure()) break;
+    }
+    std::printf("racing attaches: a won %d, b won %d of 20 rounds\n", wins[0], wins[1]);
+    cleanup();
+}
+
+// A handler pinned outside any instance (issue 20), wired by its bpffs
+// path, goes by that path in map set, map list and status, plain and JSON,
+// not by id:N; once the path names another program, id:N again. The record
+// of it (PINDIR/paths/) is tcd's: map del removes it, unload takes it along.
+TEST(BadInput, HandlerPinnedElsewhereShowsItsPath) {
+    TCD_REQUIRE_KERNEL();
+    tcdtest::LockFiles locks;
+    std::string name = tcdtest::unique_name("safety_hpath");
+    std::string dir = locks.add("/sys/fs/bpf/" + name);
+    std::string other = "/sys/fs/bpf/" + name + "_other";
+    std::string tcd = std::string(TCD_BIN) + " -d " + dir;
+    auto cleanup = [&] { sh(tcd + " -q unload --force; rm -rf " + other); };
+    cleanup();
+    ASSERT_EQ(sh(tcd + " -q load && " + tcd + " -q handler load " + std::string(TCD_BPF_OBJ_DIR) + "/chain.bpf.o").rc,
+              0);
+    // "mark" lives on only as another tool's pin.
+    ASSERT_EQ(sh("mkdir " + other + " && bpftool prog pin pinned " + dir + "/mark " + other + "/mark").rc, 0);
+    ASSERT_EQ(sh(tcd + " -q handler unload mark").rc, 0);
+    std::string id = sh("bpftool prog show pinned " + other + "/mark | head -1 | cut -d: -f1").out;
+    id.erase(id.find_last_not_of("\n") + 1);
+    ASSERT_FALSE(id.empty());
+    const std::string path = other + "/mark";
+
+    Cmd set = sh(tcd + " map set udp " + path);
+    ASSERT_EQ(set.rc, 0) << set.err;
+    EXPECT_NE(set.out.find(path), std::string::npos) << set.out;
+    Cmd list = sh(tcd + " map list");
+    EXPECT_NE(list.out.find(path), std::string::npos) << list.out;
+    EXPECT_EQ(list.out.find("id:" + id), std::string::npos) << list.out;
+    Cmd jlist = sh(tcd + " -j map list");
+    EXPECT_NE(jlist.out.find("\"handler\":\"" + path + "\",\"prog_id\":" + id), std::string::npos) << jlist.out;
+    EXPECT_NE(sh(tcd + " status").out.find(path), std::string::npos);
+    EXPECT_NE(sh(tcd + " -j status").out.find("\"handler\":\"" + path + "\""), std::string::npos);
+    EXPECT_TRUE(tcd::bpffs::exists(dir + "/paths/key-17"));
+
+    // The path names another program now: the wired one is id:N again.
+    ASSERT_EQ(sh("rm " + path + " && bpftool prog pin pinned " + dir + "/inspect " + path).rc, 0);
+    jlist = sh(tcd + " -j map list");
+    EXPECT_NE(jlist.out.find("\"handler\":\"id:" + id + "\""), std::string::npos) << jlist.out;
+    EXPECT_EQ(jlist.out.find(path), std::string::npos) << jlist.out;
+
+    // map del takes the record; wiring by name leaves none.
+    ASSERT_EQ(sh(tcd + " -q map del udp").rc, 0);
+    EXPECT_FALSE(tcd::bpffs::exists(dir + "/paths"));
+    ASSERT_EQ(sh(tcd + " -q map set udp " + path).rc, 0);
+    EXPECT_TRUE(tcd::bpffs::exists(dir + "/paths/key-17"));
+    ASSERT_EQ(sh(tcd + " -q map set udp pass").rc, 0);
+    EXPECT_FALSE(tcd::bpffs::exists(dir + "/paths"));
+    // unload takes the record along (it is no entry tcd did not make).
+    ASSERT_EQ(sh(tcd + " -q map set tcp " + path).rc, 0);
+    Cmd un = sh(tcd + " unload");
+    EXPECT_EQ(un.rc, 0) << un.err;
+    EXPECT_FALSE(tcd::bpffs::exists(dir));
     cleanup();
 }
 

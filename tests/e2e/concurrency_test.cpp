@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -184,6 +185,53 @@ TEST(Concurrency, StuckHolderIsNamed) {
     auto list = tcdtest::sh(tcd + " -j map list");
     EXPECT_EQ(list.out.find("\"tcp\""), std::string::npos) << list.out;
     std::system((tcd + " -q unload").c_str());
+}
+
+}  // namespace
+
+namespace {
+
+// /run/tcd entries whose name holds `tag`.
+std::vector<std::string> lock_files_with(const std::string& tag) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it("/run/tcd", ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().filename().string().find(tag) != std::string::npos) out.push_back(it->path().string());
+    return out;
+}
+
+// A lock file goes with its holder (docs/cli.md, "Privileges and locking"):
+// commands on many pin dirs, failing ones and paths outside bpffs (/proc,
+// /tmp) included, leave none of their lock files in /run/tcd. (Counted by
+// this test's own names: other tcd commands may run on the machine meanwhile.)
+TEST(Concurrency, LockFilesGoWithTheirHolders) {
+    TCD_REQUIRE_KERNEL();
+    const std::string tag = tcdtest::unique_name("tcdlockgone");
+    ASSERT_EQ(lock_files_with(tag), std::vector<std::string>{}) << "left by an earlier run with this pid";
+    std::vector<std::string> dirs;
+    std::string bin = TCD_BIN;
+    auto run = [&](const std::string& dir, const std::string& args, int want) {
+        dirs.push_back(dir);
+        auto r = tcdtest::sh(bin + " -q -d '" + dir + "' " + args);
+        EXPECT_EQ(r.rc, want) << dir << " " << args << ": " << r.err;
+    };
+    const std::string live = "/sys/fs/bpf/" + tag + "_live";
+    run(live, "load", 0);
+    run(live, "map set tcp drop", 0);
+    run(live + "/", "map del tcp", 0);  // another spelling, the same lock
+    run(live, "unload", 0);
+    for (int i = 0; i < 8; i++) {
+        run("/sys/fs/bpf/" + tag + "_none" + std::to_string(i), "map set tcp drop", 1);  // not loaded
+        run("/sys/fs/bpf/" + tag + "_none" + std::to_string(i), "stats --reset", 1);
+        run("/tmp/" + tag + "_tmp" + std::to_string(i), "load", 1);  // not on a bpffs
+        if (i % 2) run("/proc/" + tag + std::to_string(i), "load", 1);  // not on a bpffs
+        else run("/proc/" + tag + std::to_string(i), "unload", 0);      // nothing there
+    }
+    run("/proc/self", "unload", 1);
+    EXPECT_EQ(lock_files_with(tag), std::vector<std::string>{});
+    std::error_code ec;
+    for (const auto& d : dirs) EXPECT_FALSE(std::filesystem::exists(tcd::InstanceLock::path_for(d), ec)) << d;
+    tcdtest::sh(bin + " -q -d " + live + " unload");
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 //
 // A fixed number of runs (TCD_FUZZ_RUNS, default 300), not a time; the seed is
 // printed and TCD_FUZZ_SEED sets it, so a failure can be run again.
+// TCD_FUZZ_BIN runs another tcd binary (an older build, to see that the
+// test finds what was wrong with it) instead of the one built with the test.
 //
 // What the fuzzer can reach is fenced: -d is always its own pin dir (a second
 // -d is refused by tcd), TCD_PIN_DIR is unset, the only interfaces it names
@@ -359,8 +361,13 @@ TEST(FuzzCli, RandomArgumentVectorsOnALoadedInstance) {
     std::string dir = locks.add("/sys/fs/bpf/" + name);
     std::string ns = name;
     std::string tmp = "/tmp/" + name;
-    std::string work = tmp + "/a/b/c/work";
+    // Deep enough that the hostile "../../../../../../etc/passwd" (six up)
+    // stays inside tmp: from /tmp/NAME/a/b/c/work it was /etc/passwd, which
+    // a run such as 'object -o' (a word dropped, a hostile one added) writes.
+    std::string work = tmp + "/a/b/c/d/e/f/work";
     std::string bin = TCD_BIN;
+    if (const char* b = std::getenv("TCD_FUZZ_BIN"); b && *b) bin = b;
+    if (bin != TCD_BIN) std::cout << "[ FUZZ     ] TCD_FUZZ_BIN=" << bin << std::endl;
     std::string tcd = bin + " -d " + dir + " ";
     struct Cleanup {
         std::function<void()> f;

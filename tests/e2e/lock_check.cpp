@@ -1,7 +1,7 @@
 // Linked into every binary whose tests run tcd on pin dirs of their own: after
 // the tests, no lock file of a pin dir named after this process (its pid, as
 // unique_name() and the fixtures spell it) may be left in /run/tcd
-// (tests/common/lock_files.h says why tcd leaves them and the tests remove
+// (tests/common/lock_files.h says when tcd leaves them and why the tests remove
 // them). Files that were there before the tests began (a dead process of an
 // earlier run had this pid) are not counted; other processes' files do not
 // carry this pid.

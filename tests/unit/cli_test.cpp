@@ -42,6 +42,32 @@ TEST(Cli, NoCommand) { expect_usage_error({}, "a command is required"); }
 TEST(Cli, UnknownOption) { expect_usage_error({"--bogus"}, "unknown option --bogus (see tcd --help)"); }
 TEST(Cli, UnknownOptionAfterCommand) { expect_usage_error({"stats", "--bogus"}, "unknown option --bogus"); }
 TEST(Cli, UnknownCommand) { expect_usage_error({"frobnicate"}, "frobnicate"); }
+// A cluster of short options is read as CLI11 reads it: flags up to the
+// first letter that takes a value, which takes the rest of the word or, at
+// its end, the next word. So the word after "-qd DIR" is the command, and
+// in "-dd X" the pin dir is "d" and X is the (unknown) command.
+TEST(Cli, ShortOptionClustersBeforeAnUnknownCommand) {
+    for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+             {"-qd", "/sys/fs/bpf/x", "frob"},
+             {"-vjd", "/sys/fs/bpf/x", "frob", "--help"},
+             {"-qd/sys/fs/bpf/x", "frob"},
+             {"-dq", "frob"},
+             {"-qdj", "frob"},
+             {"-qdd", "frob"},
+             {"-dd", "frob", "status"},
+             {"--pin-dir", "/sys/fs/bpf/x", "-q", "frob"},
+             {"--pin-dir=/sys/fs/bpf/x", "frob"},
+             {"map", "-qd", "/sys/fs/bpf/x", "frob"},
+         }) {
+        auto o = tcd_run(args);
+        std::string what;
+        for (auto& a : args) what += a + " ";
+        EXPECT_EQ(o.rc, 2) << what;
+        EXPECT_NE(o.err.find("unknown command '" + std::string(args[0] == "map" ? "map " : "") + "frob'"),
+                  std::string::npos)
+            << what << "-> " << o.err;
+    }
+}
 TEST(Cli, MissingHandler) { expect_usage_error({"map", "set", "6"}, "HANDLER is required"); }
 TEST(Cli, MapNeedsSubcommand) { expect_usage_error({"map"}, "see tcd map --help"); }
 TEST(Cli, KeyOutOfRange) { expect_usage_error({"map", "set", "256", "tcp_handler"}, "key 256: out of range"); }

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "core/lock.h"
 
@@ -103,6 +104,87 @@ TEST(LockSet, CrossedNeedsDoNotDeadlock) {
     EXPECT_TRUE(ok_b);
     EXPECT_FALSE(relocked_a);  // b sorts after a: waited for in order
     EXPECT_TRUE(relocked_b);   // a sorts before b and was busy: b let go and retook both
+}
+
+}  // namespace
+
+namespace {
+
+// The lock file goes when its holder lets go (core/lock.cpp): a waiter that
+// got the flock of the removed file must notice and take the path's new
+// file, or two would hold one instance's lock at once. Threads of one
+// process open the file each for itself, so their flocks contend as two
+// processes' do. No lock file is left.
+TEST(InstanceLock, OneHolderAtATimeAndNoFileLeft) {
+    if (!lock_dir_usable()) GTEST_SKIP() << "/run/tcd cannot be created (not root)";
+    const std::string dir = fake_dir("excl");
+    const std::string file = InstanceLock::path_for(dir);
+    constexpr int kThreads = 4, kRounds = 300;
+    std::atomic<int> inside{0}, overlaps{0}, failures{0};
+    auto run = [&] {
+        for (int i = 0; i < kRounds; i++) {
+            auto l = InstanceLock::acquire(dir, 60);
+            if (!l) {
+                failures++;
+                continue;
+            }
+            if (inside.fetch_add(1) != 0) overlaps++;
+            struct stat st {};
+            if (::stat(file.c_str(), &st) != 0) failures++;  // the holder's file is there
+            std::this_thread::yield();
+            inside.fetch_sub(1);
+        }
+    };
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; i++) threads.emplace_back(run);
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(overlaps.load(), 0) << "two threads held the lock at once";
+    EXPECT_EQ(failures.load(), 0);
+    struct stat st {};
+    EXPECT_NE(::stat(file.c_str(), &st), 0) << file << " is left after its last holder let go";
+}
+
+// A relock (LockSet::acquire letting go of this thread's locks and taking
+// them again, in order) takes the file another holder made meanwhile, and
+// the lock files go when the locks do.
+TEST(LockSet, RelockTakesTheNewFileAndLeavesNone) {
+    if (!lock_dir_usable()) GTEST_SKIP() << "/run/tcd cannot be created (not root)";
+    const std::string a = fake_dir("ra"), b = fake_dir("rb");  // a sorts first
+    {
+        auto own = InstanceLock::acquire(b, 1);
+        ASSERT_TRUE(own) << own.error().message();
+        struct stat before {};
+        ASSERT_EQ(::stat(InstanceLock::path_for(b).c_str(), &before), 0);
+        // Another thread holds a and waits for b: this thread, needing a,
+        // must let go of b (relock). The other then takes b and lets go of
+        // both, removing their files, while this thread waits for a on a's
+        // old file and will retake b through its old fd.
+        std::atomic<bool> holding{false};
+        bool other_ok = false;
+        std::thread other([&] {
+            auto la = InstanceLock::acquire(a, 10);
+            holding = true;
+            if (!la) return;
+            auto lb = InstanceLock::acquire(b, 10);
+            other_ok = lb.has_value();
+        });
+        while (!holding) std::this_thread::yield();
+        bool relocked = false;
+        auto set = LockSet::acquire({a}, true, &relocked);
+        other.join();
+        ASSERT_TRUE(other_ok);
+        ASSERT_TRUE(set) << set.error().message();
+        EXPECT_TRUE(relocked);
+        EXPECT_TRUE(LockSet::held(a));
+        EXPECT_TRUE(LockSet::held(b));
+        struct stat st {};
+        EXPECT_EQ(::stat(InstanceLock::path_for(a).c_str(), &st), 0);
+        ASSERT_EQ(::stat(InstanceLock::path_for(b).c_str(), &st), 0) << "b's holder has no lock file";
+        EXPECT_NE(st.st_ino, before.st_ino) << "b was retaken on the file its other holder removed";
+    }
+    struct stat st {};
+    EXPECT_NE(::stat(InstanceLock::path_for(a).c_str(), &st), 0);
+    EXPECT_NE(::stat(InstanceLock::path_for(b).c_str(), &st), 0);
 }
 
 }  // namespace
