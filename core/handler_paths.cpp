@@ -26,18 +26,42 @@ bool is_record_name(const std::string& name) {
     return name.find_first_not_of("0123456789", 4) == std::string::npos;
 }
 
-Result<> note(const std::string& dir, uint32_t key, const HandlerSpec& spec, const Handler& h) {
-    if (spec.kind != HandlerSpec::Kind::path || !h.instance.empty()) {
-        forget(dir, key);
-        return {};
-    }
-    const std::string path = record_path(dir, key);
+namespace {
+
+std::optional<std::string> read_record(const std::string& path) {
     char buf[4096];
     ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
-    if (n >= 0 && std::string(buf, static_cast<size_t>(n)) == spec.text) return {};
+    if (n <= 0) return std::nullopt;
+    return std::string(buf, static_cast<size_t>(n));
+}
+
+Result<> write_record(const std::string& dir, uint32_t key, const std::string& target) {
+    const std::string path = record_path(dir, key);
     if (::mkdir(record_dir(dir).c_str(), 0700) != 0 && errno != EEXIST)
         return fail_errno("map set: record the handler's path in " + record_dir(dir), errno);
-    return bpffs::put_symlink(path, spec.text, "map set: record the handler's path in " + path);
+    return bpffs::put_symlink(path, target, "map set: record the handler's path in " + path);
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> note(const std::string& dir, uint32_t key, const HandlerSpec& spec,
+                                        const Handler& h) {
+    auto previous = read_record(record_path(dir, key));
+    if (spec.kind != HandlerSpec::Kind::path || !h.instance.empty()) {
+        forget(dir, key);
+        return previous;
+    }
+    if (previous == spec.text) return previous;
+    if (auto r = write_record(dir, key, spec.text); !r) return propagate(r);
+    return previous;
+}
+
+void put_back(const std::string& dir, uint32_t key, const std::optional<std::string>& previous) {
+    if (read_record(record_path(dir, key)) == previous) return;
+    if (previous)
+        (void)write_record(dir, key, *previous);
+    else
+        forget(dir, key);
 }
 
 void forget(const std::string& dir, uint32_t key) {
@@ -45,10 +69,9 @@ void forget(const std::string& dir, uint32_t key) {
 }
 
 std::optional<std::string> recorded(const std::string& dir, uint32_t key, uint32_t prog_id) {
-    char buf[4096];
-    ssize_t n = ::readlink(record_path(dir, key).c_str(), buf, sizeof buf);
-    if (n <= 0) return std::nullopt;
-    std::string path(buf, static_cast<size_t>(n));
+    auto recorded_path = read_record(record_path(dir, key));
+    if (!recorded_path) return std::nullopt;
+    const std::string& path = *recorded_path;
     auto fd = bpffs::get(path);
     if (!fd || fd_kind(fd->get()) != ObjKind::prog) return std::nullopt;
     bpf_prog_info info{};

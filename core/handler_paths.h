@@ -23,8 +23,13 @@ bool is_record_name(const std::string& name);
 
 // Before key is wired to h (given as spec): records spec's path when it is a
 // bpffs path of a program (not another instance's pin dir), else removes
-// any record the key had.
-Result<> note(const std::string& dir, uint32_t key, const HandlerSpec& spec, const Handler& h);
+// any record the key had. Returns the record the key had before (its path),
+// for put_back when the wiring fails after all.
+Result<std::optional<std::string>> note(const std::string& dir, uint32_t key, const HandlerSpec& spec,
+                                        const Handler& h);
+
+// Undoes note: key's record as it was (previous: what note returned).
+void put_back(const std::string& dir, uint32_t key, const std::optional<std::string>& previous);
 
 // After key is unwired: its record goes.
 void forget(const std::string& dir, uint32_t key);

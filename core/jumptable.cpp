@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <fmt/format.h>
+#include <functional>
 #include <map>
 
 #include "core/crashpoint.h"
@@ -369,7 +370,16 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
     // when read, never a link without one.
     for (const auto& c : children)
         if (auto r = tree::record(in.paths().dir, key, c); !r) return propagate(r, "map set");
-    if (auto r = handler_paths::note(in.paths().dir, key, spec, *h); !r) return propagate(r);
+    auto previous_path = handler_paths::note(in.paths().dir, key, spec, *h);
+    if (!previous_path) return propagate(previous_path);
+    // A refusal from here on leaves the key's path record as it was.
+    bool wired = false;
+    struct PathGuard {
+        const std::function<void()> undo;
+        ~PathGuard() { undo(); }
+    } path_guard{[&] {
+        if (!wired) handler_paths::put_back(in.paths().dir, key, *previous_path);
+    }};
 
     auto cur = wired_prog_id(in, key);
     if (!cur) return propagate(cur);
@@ -380,7 +390,10 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
     if (*cur) res.old = describe(kind, key, **cur, pins, in.paths().dir);
     res.now = describe(kind, key, h->info.id, pins, in.paths().dir);
     if (batch) batch->wired = true;  // this key, from here on (or put back with the whole batch)
-    if (*cur && **cur == h->info.id) return res;  // wired already
+    if (*cur && **cur == h->info.id) {  // wired already
+        wired = true;
+        return res;
+    }
 
     // A port gets a counter slot of its own before its handler is wired.
     std::optional<uint32_t> new_slot;
@@ -406,6 +419,7 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
         return fail_errno("map set", err);
     }
     crash_point("map");
+    wired = true;
     res.changed = true;
     return res;
 }
