@@ -320,8 +320,8 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
 
 void add_kind_options(CLI::App& cmd, std::string& key, std::string& hook, const std::string& key_help,
                       const std::string& hook_help) {
-    cmd.add_option("--key", key, key_help)->check(CLI::IsMember({"proto", "port"}))->type_name("proto|port");
-    cmd.add_option("--hook", hook, hook_help)->check(CLI::IsMember({"xdp", "tc"}))->type_name("xdp|tc");
+    cmd.add_option("--key", key, key_help)->check(CLI::IsMember(names_of<KeyKind>()))->type_name("proto|port");
+    cmd.add_option("--hook", hook, hook_help)->check(CLI::IsMember(names_of<Hook>()))->type_name("xdp|tc");
 }
 
 }  // namespace tcd::cli

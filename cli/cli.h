@@ -12,10 +12,23 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/names.h"
 
 namespace CLI {
 class App;
 }
+
+namespace tcd {
+namespace cli {
+// stats --format.
+enum class StatsFormat { plain, json, prometheus };
+}  // namespace cli
+template <>
+struct Names<cli::StatsFormat> {
+    static constexpr EnumName<cli::StatsFormat> table[] = {
+        {cli::StatsFormat::plain, "plain"}, {cli::StatsFormat::json, "json"}, {cli::StatsFormat::prometheus, "prometheus"}};
+};
+}  // namespace tcd
 
 namespace tcd::cli {
 

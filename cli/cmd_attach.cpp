@@ -138,12 +138,12 @@ void setup_attach(CLI::App& app, Context& ctx) {
     auto* attach = app.add_subcommand("attach", "attach the dispatcher to IFACE (XDP, or tc with --direction; loads it first if needed)");
     attach->add_option("IFACE", a->ifname, "interface name")->required();
     attach->add_option("--mode", a->mode, "XDP mode (default auto)")
-        ->check(CLI::IsMember({"auto", "native", "skb", "hw"}))
+        ->check(CLI::IsMember(names_of<AttachMode>(is_xdp_mode)))
         ->type_name("auto|native|skb|hw");
     attach->add_option("--netns", a->netns, "network namespace (/run/netns/NAME or a path) for the netlink work")
         ->type_name("NAME|PATH");
     attach->add_option("--direction", a->direction, "tc instances: ingress (default) or egress; both may be attached")
-        ->check(CLI::IsMember({"ingress", "egress"}))
+        ->check(CLI::IsMember(names_of<Direction>()))
         ->type_name("ingress|egress");
     attach->add_option("--order", a->order,
                        "tc instances on tcx links: first or last (default) in the interface's chain of programs, "
@@ -162,7 +162,7 @@ void setup_attach(CLI::App& app, Context& ctx) {
     detach->add_option("IFACE", d->ifname, "interface name");
     detach->add_option("--netns", d->netns, "network namespace (/run/netns/NAME or a path)")->type_name("NAME|PATH");
     detach->add_option("--direction", d->direction, "tc instances: only this direction (default both)")
-        ->check(CLI::IsMember({"ingress", "egress"}))
+        ->check(CLI::IsMember(names_of<Direction>()))
         ->type_name("ingress|egress");
     detach->add_flag("--all", d->all, "every interface the dispatcher runs on");
     detach->callback([&ctx, d] { ctx.action = [&ctx, d] { return run_detach(*d, ctx); }; });

@@ -54,7 +54,7 @@ void setup_instance(CLI::App& app, Context& ctx) {
     load->add_option("--miss-action", load_opts->miss_action,
                      "verdict for a key with no handler: pass, drop, or (tc) next, the next tcx program or the stack "
                      "(default pass on XDP, next on tc)")
-        ->check(CLI::IsMember({"pass", "drop", "next"}))
+        ->check(CLI::IsMember(names_of<MissAction>()))
         ->type_name("pass|drop|next");
     add_kind_options(*load, load_opts->key, load_opts->hook,
                      "dispatch on the IP protocol (default) or the TCP/UDP destination port",

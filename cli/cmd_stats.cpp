@@ -57,8 +57,8 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
     if ((o.count || o.interval != 1.0) && !o.watch)
         return usage_error("stats", "--interval and --count go with --watch");
     if (o.reset && o.watch) return usage_error("stats", "--reset and --watch do not go together");
-    if (o.format != "plain" && o.format != "json" && o.format != "prometheus")
-        return usage_error("--format " + o.format, "not plain, json or prometheus");
+    if (!from_name<StatsFormat>(o.format))
+        return usage_error("--format " + o.format, "not " + or_list(names_of<StatsFormat>()));
     if (o.format == "prometheus" && ctx.json())
         return usage_error("stats", "-j asks for JSON, --format prometheus for the Prometheus text", "give one of them");
     if (o.format == "prometheus" && o.watch)
@@ -143,7 +143,7 @@ void setup_stats(CLI::App& app, Context& ctx) {
     stats->add_flag("--all", o->all, "all 256 keys, not only wired or counted ones");
     stats->add_flag("--reset", o->reset, "print, then zero the counters");
     stats->add_option("--format", o->format, "plain (default), json (as -j) or prometheus (text exposition)")
-        ->check(CLI::IsMember({"plain", "json", "prometheus"}))
+        ->check(CLI::IsMember(names_of<StatsFormat>()))
         ->type_name("plain|json|prometheus");
     stats->add_option("--listen", o->listen,
                       "serve the Prometheus text over HTTP at /metrics, read on each scrape, until SIGTERM")

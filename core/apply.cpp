@@ -100,12 +100,12 @@ Result<> read_instance(const std::string& path, const YAML::Node& root, bool sev
     }
     if (root["key"]) {
         auto k = parse_key_kind(root["key"].as<std::string>());
-        if (!k) return bad(path, root["key"], "key must be proto or port");
+        if (!k) return bad(path, root["key"], "key must be " + or_list(names_of<KeyKind>()));
         d.kind.key = *k;
     }
     if (root["hook"]) {
         auto h = parse_hook(root["hook"].as<std::string>());
-        if (!h) return bad(path, root["hook"], "hook must be xdp or tc");
+        if (!h) return bad(path, root["hook"], "hook must be " + or_list(names_of<Hook>()));
         d.kind.hook = *h;
     }
     if (root["miss_action"]) {
@@ -113,8 +113,11 @@ Result<> read_instance(const std::string& path, const YAML::Node& root, bool sev
         auto miss = parse_miss_action(m, d.kind.hook);
         if (!miss)
             return bad(path, root["miss_action"],
-                       d.kind.hook == Hook::tc ? "miss_action must be pass, drop or next"
-                                               : "miss_action must be pass or drop (next is for hook: tc)");
+                       d.kind.hook == Hook::tc
+                           ? "miss_action must be " + or_list(names_of<MissAction>())
+                           : "miss_action must be " +
+                                 or_list(names_of<MissAction>([](MissAction a) { return a != MissAction::next; })) +
+                                 " (next is for hook: tc)");
         d.miss = *miss;
     } else {
         d.miss = default_miss_action(d.kind.hook);
@@ -179,8 +182,8 @@ Result<> read_instance(const std::string& path, const YAML::Node& root, bool sev
             if (auto m = parse_xdp_mode(di.mode); !m) return bad(path, i, m.error().message());
             if (d.kind.hook == Hook::tc && di.direction.empty()) di.direction = "ingress";
             if (d.kind.hook == Hook::xdp && !di.direction.empty()) return bad(path, i, "direction is for hook: tc");
-            if (!di.direction.empty() && di.direction != "ingress" && di.direction != "egress")
-                return bad(path, i, "direction must be ingress or egress");
+            if (!di.direction.empty() && !from_name<Direction>(di.direction))
+                return bad(path, i, "direction must be " + or_list(names_of<Direction>()));
             d.interfaces.push_back(std::move(di));
         }
     }

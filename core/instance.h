@@ -51,7 +51,12 @@ struct DirectKey {
     bool operator==(const DirectKey&) const = default;
     auto operator<=>(const DirectKey&) const = default;
 };
-const char* miss_action_name(MissAction a);
+template <>
+struct Names<MissAction> {
+    static constexpr EnumName<MissAction> table[] = {
+        {MissAction::pass, "pass"}, {MissAction::drop, "drop"}, {MissAction::next, "next"}};
+};
+inline const char* miss_action_name(MissAction a) { return name_of(a); }
 MissAction default_miss_action(Hook h);
 // pass, drop or next; next is refused on XDP.
 Result<MissAction> parse_miss_action(const std::string& text, Hook h);

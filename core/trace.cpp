@@ -59,8 +59,6 @@ const char* class_name(uint32_t cls) {
     }
 }
 
-std::string verdict_name(uint32_t action) { return tcd::verdict_name(Hook::xdp, action); }
-
 void TraceSummary::add(const TraceFrame& f) {
     frames_++;
     std::vector<TraceLevel> levels = f.levels;

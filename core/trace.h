@@ -22,8 +22,7 @@ namespace tcd {
 // "45 00 ..", "4500..", "45:00:.." -> bytes; a usage error otherwise.
 Result<std::vector<uint8_t>> parse_hex(std::string_view text);
 
-const char* class_name(uint32_t cls);     // "ipv4", "ipv6", "non-ip", "malformed", "no-port"
-std::string verdict_name(uint32_t action);  // "XDP_PASS", ... (XDP)
+const char* class_name(uint32_t cls);  // "ipv4", "ipv6", "non-ip", "malformed", "no-port"
 
 // One level a frame went through: the root, then each child instance a key
 // handed it to (docs/datapath.md, "Instance trees"), then each hop a handler
