@@ -17,6 +17,7 @@
 #include <stdexcept>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "core/instance.h"
 #include "core/lock.h"
 #include "core/log.h"
@@ -318,10 +319,10 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     return 0;
 }
 
-void add_kind_options(CLI::App& cmd, std::string& key, std::string& hook, const std::string& key_help,
-                      const std::string& hook_help) {
-    cmd.add_option("--key", key, key_help)->check(CLI::IsMember(names_of<KeyKind>()))->type_name("proto|port");
-    cmd.add_option("--hook", hook, hook_help)->check(CLI::IsMember(names_of<Hook>()))->type_name("xdp|tc");
+void add_kind_options(CLI::App& cmd, std::optional<KeyKind>& key, std::optional<Hook>& hook,
+                      const std::string& key_help, const std::string& hook_help) {
+    add_enum_option<KeyKind>(cmd, "--key", key, key_help)->type_name("proto|port");
+    add_enum_option<Hook>(cmd, "--hook", hook, hook_help)->type_name("xdp|tc");
 }
 
 }  // namespace tcd::cli

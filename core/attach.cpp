@@ -182,7 +182,7 @@ Result<> check_xdp_mode(const std::string& ifname, const std::string& netns, Att
     return check_xdp_offload(ifname, *ifindex);
 }
 
-Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
+Result<AttachResult> attach(const Instance& in, const AttachRequest& opt) {
     auto ns = resolve_netns(opt.netns);
     if (!ns) return propagate(ns);
     uint64_t ino = netns_inode(*ns);
@@ -198,7 +198,7 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
 
     // Before or after a program of the tcx chain: that program found (by id,
     // or by a name exactly one program there has) before anything changes.
-    AttachOptions o = opt;
+    AttachRequest o = opt;
     if (o.order && o.order->is_relative() && tc && tcx_supported()) {
         auto id = tcx_relative_id(at, o.order->relative);
         if (!id) return propagate(id);
@@ -348,7 +348,7 @@ Result<std::vector<Attachment>> detach_all(const Instance& in) {
             for (const auto& d : done) {
                 auto g = NetnsGuard::enter(d.netns);
                 if (!g) continue;
-                AttachOptions again{.ifname = d.ifname, .netns = d.netns, .mode = d.mode, .direction = d.direction};
+                AttachRequest again{.ifname = d.ifname, .netns = d.netns, .mode = d.mode, .direction = d.direction};
                 Place at{d.ifname, d.ifindex, d.netns, netns_inode(d.netns), d.direction};
                 (void)attacher_for(d.mode).attach(in, at, again);
             }

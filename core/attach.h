@@ -98,7 +98,7 @@ struct Attachment {
     std::string alone_reason;
 };
 
-struct AttachOptions {
+struct AttachRequest {
     std::string ifname;
     std::string netns;  // as given on the command line
     AttachMode mode = AttachMode::auto_mode;
@@ -118,7 +118,7 @@ struct AttachResult {
     std::optional<std::string> replaced;  // "NAME (id N)" of a foreign program
 };
 
-Result<AttachResult> attach(const Instance& in, const AttachOptions& opt);
+Result<AttachResult> attach(const Instance& in, const AttachRequest& opt);
 
 struct DetachResult {
     bool changed = false;

@@ -245,7 +245,7 @@ public:
         return a;
     }
 
-    Result<AttachResult> attach(const Instance& in, const Place& at, const AttachOptions& opt) const override;
+    Result<AttachResult> attach(const Instance& in, const Place& at, const AttachRequest& opt) const override;
 
     Result<> detach(const Instance& in, const Attachment& a) const override {
         if (a.entry_id) {
@@ -318,7 +318,7 @@ std::string alone_reason() {
 }
 
 // The reason to attach alone that the request itself gives ("" = none).
-std::string asked_alone(const AttachOptions& opt) {
+std::string asked_alone(const AttachRequest& opt) {
     if (opt.alone) return "--alone asked for it";
     if (opt.mode == AttachMode::hw) return "libxdp has no multi-program dispatcher in hw mode";
     if (const char* e = secure_getenv("LIBXDP_SKIP_DISPATCHER"); e && std::string(e) == "1")
@@ -358,7 +358,7 @@ Result<UniqueFd> entry_array(const Instance& in, const std::string& ifname) {
 // Hands libxdp tcd's entry shim, unloaded, to load as a freplace program
 // into a dispatcher of its own (kept programs there, or a new one). The
 // entry's program id, once it runs.
-Result<uint32_t> attach_entry(int entry_map, const Place& at, const AttachOptions& opt, AttachMode mode) {
+Result<uint32_t> attach_entry(int entry_map, const Place& at, const AttachRequest& opt, AttachMode mode) {
     size_t sz = 0;
     const void* elf = tcd_entry__elf_bytes(&sz);
     LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "tcd_entry");
@@ -380,7 +380,7 @@ Result<uint32_t> attach_entry(int entry_map, const Place& at, const AttachOption
     return xdp_program__id(prog.get());
 }
 
-Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, const AttachOptions& opt) const {
+Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, const AttachRequest& opt) const {
     AttachResult res;
     res.where = where_of(at);
     XdpState st = query(at.ifindex, in.dispatcher(), entry_map_id(in));

@@ -46,9 +46,13 @@ MissAction default_miss_action(Hook h) { return h == Hook::tc ? MissAction::next
 Result<MissAction> parse_miss_action(const std::string& text, Hook h) {
     auto a = from_name<MissAction>(text);
     if (!a) return usage_error("--miss-action " + text, "not " + or_list(names_of<MissAction>()));
-    if (*a == MissAction::next && h != Hook::tc)
-        return usage_error("--miss-action next", "is for tc instances (the next tcx program); XDP has pass and drop");
+    if (auto r = miss_action_fits(*a, h); !r) return propagate(r);
     return *a;
+}
+Result<> miss_action_fits(MissAction a, Hook h) {
+    if (a == MissAction::next && h != Hook::tc)
+        return usage_error("--miss-action next", "is for tc instances (the next tcx program); XDP has pass and drop");
+    return {};
 }
 uint32_t miss_action_verdict(MissAction a, Hook h) {
     if (a == MissAction::drop) return verdict_drop(h);

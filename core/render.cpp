@@ -581,7 +581,7 @@ json trace_frame_json(const TraceFrame& f) {
     json levels = json::array();
     for (const auto& l : f.levels)
         levels.push_back({{"instance", l.instance.empty() ? json(nullptr) : json(l.instance)},
-                          {"via", l.via},
+                          {"via", name_of(l.via)},
                           {"from", l.from ? json(*l.from) : json(nullptr)},
                           {"class", l.cls},
                           {"key", l.key ? json(*l.key) : json(nullptr)},
@@ -615,7 +615,7 @@ std::string trace_frame_plain(const TraceFrame& f) {
         const auto& l = f.levels[i];
         std::string handler = l.handler ? *l.handler : (l.missed ? "(miss)" : "-");
         std::string key = l.key ? key_label(*l.key, l.key_name) : "-";
-        if (l.via == "tcd_next")
+        if (l.via == Via::tcd_next)
             out += fmt::format("{:>15}{} tcd_next from {}: {:<16} {}\n", "", std::string(2 * i, ' ') + "->",
                                l.from.value_or("-"), key, handler);
         else
@@ -634,7 +634,7 @@ json trace_summary_json(const TraceSummary& s) {
     for (const auto& r : s.rows())
         rows.push_back({{"level", r.level},
                         {"instance", r.instance.empty() ? json(nullptr) : json(r.instance)},
-                        {"via", r.via},
+                        {"via", name_of(r.via)},
                         {"from", r.from ? json(*r.from) : json(nullptr)},
                         {"class", r.cls},
                         {"key", r.key ? json(*r.key) : json(nullptr)},
@@ -657,7 +657,7 @@ std::string trace_summary_plain(const TraceSummary& s) {
         level = r.level;
         std::string verdicts;
         for (const auto& [v, n] : r.verdicts) verdicts += (verdicts.empty() ? "" : ", ") + fmt::format("{} {}", v, n);
-        if (r.via == "tcd_next")
+        if (r.via == Via::tcd_next)
             verdicts += "  (tcd_next from " + r.from.value_or("-") + (r.instance.empty() ? "" : ", " + r.instance) + ")";
         else if (r.level > 0)
             verdicts += "  (" + r.instance + ")";
