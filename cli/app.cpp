@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <exception>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <functional>
 #include <iostream>
 #include <fstream>
@@ -206,11 +207,11 @@ static std::optional<std::string> unknown_command(CLI::App& app, int argc, const
         if (subs.empty()) return std::nullopt;  // a command's own arguments
         auto it = std::find_if(subs.begin(), subs.end(), [&](CLI::App* s) { return s->get_name() == a; });
         if (it == subs.end()) {
-            std::string names;
-            for (CLI::App* s : subs) names += (names.empty() ? "" : ", ") + s->get_name();
+            std::vector<std::string> names;
+            for (CLI::App* s : subs) names.push_back(s->get_name());
             std::string where = level == &app ? "" : level->get_name() + " ";
             return "unknown command '" + where + a + "' (the commands" + (where.empty() ? "" : " of " + level->get_name()) +
-                   ": " + names + "; see 'tcd " + where + "--help')";
+                   ": " + fmt::format("{}", fmt::join(names, ", ")) + "; see 'tcd " + where + "--help')";
         }
         level = *it;
     }

@@ -1,6 +1,7 @@
 // The command line: a thin layer over the core. Each command family has a
-// setup_x(CLI::App&, Context&) that declares it and run_x(options, ctx) that
-// does it, callable from tests without argv.
+// setup_x(CLI::App&, Context&) that declares it, CLI11 parsing into typed
+// options (the core's requests and enums, cli/options.h), and
+// run_x(options, ctx) that does it (tests/unit/listen_test calls run_stats so).
 #pragma once
 
 #include <optional>
@@ -44,7 +45,7 @@ struct Globals {
 };
 
 // What a command needs and what it changes, apart from its options: one row
-// per command in the table build_app walks (kPolicies in cli/app.cpp). run()
+// per command in the table build_app walks (policies() in cli/app.cpp). run()
 // acts on the chosen command's row before the command runs: the privilege
 // check first, then the instance lock.
 struct Policy {

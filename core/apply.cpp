@@ -1,7 +1,5 @@
 #include "core/apply.h"
 
-#include "core/specialise.h"
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -247,7 +245,8 @@ Result<DesiredFile> read_desired(const std::string& path) {
 
 namespace {
 
-std::string canon(const std::string& dir) { return InstanceLock::canonical_dir(dir); }
+using tree::canon;
+using tree::chain_text;
 
 // A step's outcome without the value of what it ran.
 template <typename T>
@@ -635,12 +634,6 @@ Result<> plan_interfaces(const std::string& dir, const Desired& want, const Inst
             }));
     }
     return {};
-}
-
-std::string chain_text(const std::vector<std::string>& dirs) {
-    std::string s;
-    for (const auto& d : dirs) s += (s.empty() ? "" : " -> ") + d;
-    return s;
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -50,16 +51,10 @@ std::vector<std::string> chain_call_of(const xdp_program* p) {
     return out;
 }
 
-uint32_t map_id_of(int fd) {
-    bpf_map_info info{};
-    uint32_t len = sizeof info;
-    return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
-}
-
 // The instance's mp_entry map id (0: none pinned).
 uint32_t entry_map_id(const Instance& in) {
     auto fd = bpffs::get(in.paths().mp_entry());
-    return fd ? map_id_of(fd->get()) : 0;
+    return fd ? map_id(fd->get()) : 0;
 }
 
 // The program id in slot 0 of the instance's mp_entry (0: empty or none).
@@ -407,8 +402,9 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
         if (!opt.force && st.multiprog && asked.empty()) {
             // Programs in libxdp's dispatcher that tcd cannot join here (the
             // kernel or the installed libxdp): the cause, and no change.
-            std::string names;
-            for (const auto& o : st.others) names += (names.empty() ? "" : ", ") + o.name;
+            std::vector<std::string> others;
+            for (const auto& o : st.others) others.push_back(o.name);
+            const std::string names = fmt::format("{}", fmt::join(others, ", "));
             return fail("attach " + opt.ifname,
                         fmt::format("tcd's entry cannot join libxdp's dispatcher there ({}): {}",
                                     names.empty() ? who : "running " + names, why_alone),
