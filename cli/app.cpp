@@ -289,9 +289,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
                    (!policy.only_with || ctx.command->get_option(policy.only_with)->count() > 0);
     std::optional<InstanceLock> lock;
     if (changes) {
-        double timeout = 10;
-        if (const char* t = std::getenv("TCD_LOCK_TIMEOUT")) timeout = std::strtod(t, nullptr);
-        auto l = InstanceLock::acquire(ctx.g.pin_dir, timeout);
+        auto l = InstanceLock::acquire(ctx.g.pin_dir, lock_timeout());
         if (!l) {
             err << "tcd: " << l.error().message() << '\n';
             return static_cast<int>(l.error().code);

@@ -5,7 +5,6 @@
 #include "cli/options.h"
 #include "core/attach.h"
 #include "core/bpffs.h"
-#include "core/crashpoint.h"
 #include "core/lifecycle.h"
 #include "core/ownership.h"
 #include "core/render.h"
@@ -16,67 +15,12 @@ namespace tcd::cli {
 
 Result<> run_attach(const AttachOptions& opts, Context& ctx) {
     if (opts.bad_order) return tl::unexpected(*opts.bad_order);
-    const AttachRequest& o = opts.req;
-    const bool tc_asked = o.direction != Direction::none || o.order;
-    auto ns = resolve_netns(o.netns);  // validate before anything is loaded
-    if (!ns) return propagate(ns);
-    {
-        auto guard = NetnsGuard::enter(*ns);
-        if (!guard) return propagate(guard);
-        if (o.ifname.empty() || !if_nametoindex(o.ifname.c_str()))
-            return fail("interface " + o.ifname,
-                        "no such interface" + (ns->empty() ? std::string() : " in network namespace " + *ns),
-                        ns->empty() ? "see 'ip link'; one in another network namespace needs --netns NAME"
-                                    : "see 'ip -n NAME link'");
-    }
-    // Before anything is loaded: hw mode on a device without offload.
-    if (auto r = check_xdp_mode(o.ifname, o.netns, o.mode); !r) return propagate(r);
-
-    // Attach on a fresh machine loads the instance first, with defaults; a
-    // failed attach takes that load back.
-    bool loaded_now = false;
-    if (!Instance::is_loaded(ctx.g.pin_dir)) {
-        // --direction asks for a tc instance; plain attach for the default.
-        tcd::LoadOptions lo;
-        if (tc_asked) lo.kind.hook = Hook::tc;
-        auto l = tcd::load(ctx.g.pin_dir, lo);
-        if (!l) return propagate(l);
-        loaded_now = true;
-        crash_point("attach");
-    }
-    auto in = Instance::open(ctx.g.pin_dir);
-    if (!in) return propagate(in);
-    auto undo_load = [&] {
-        if (loaded_now) (void)tcd::unload(ctx.g.pin_dir);
-    };
-    if (in->kind().hook == Hook::tc && o.mode != AttachMode::auto_mode) {
-        undo_load();
-        return usage_error("attach", "--mode is for XDP instances; this one is on tc", "use --direction");
-    }
-    if (in->kind().hook == Hook::tc && (o.priority || o.alone)) {
-        undo_load();
-        return usage_error("attach", std::string(o.priority ? "--priority" : "--alone") + " is for XDP instances; this one is on tc",
-                           "use --order");
-    }
-    if (o.priority && o.alone) {
-        undo_load();
-        return usage_error("attach", "--priority is libxdp's run priority; --alone attaches without libxdp's dispatcher",
-                           "give one of them");
-    }
-    if (in->kind().hook == Hook::xdp && tc_asked) {
-        undo_load();
-        return usage_error("attach", std::string(o.order ? "--order" : "--direction") + " is for tc instances; this one is on XDP",
-                           "load a tc instance with 'tcd load --hook tc' (another --pin-dir)");
-    }
-    auto r = tcd::attach(*in, o);
-    if (!r) {
-        undo_load();
-        return propagate(r);
-    }
-    auto j = render::attach_json(*r);
-    j["loaded"] = loaded_now;
-    std::string plain = render::attach_plain(*r);
-    if (loaded_now) plain = "loaded " + ctx.g.pin_dir + "\n" + plain;
+    auto r = attach_loading(ctx.g.pin_dir, opts.req);
+    if (!r) return propagate(r);
+    auto j = render::attach_json(r->result);
+    j["loaded"] = r->loaded;
+    std::string plain = render::attach_plain(r->result);
+    if (r->loaded) plain = "loaded " + ctx.g.pin_dir + "\n" + plain;
     ctx.print(j, plain);
     return {};
 }

@@ -70,4 +70,15 @@ struct UnloadResult {
 // "Instance trees"), unless force, which first unwires it in every parent.
 Result<UnloadResult> unload(const std::string& dir, bool force = false);
 
+// Attach as `tcd attach` does: the interface checked in its namespace and hw
+// mode probed before anything is loaded; with no instance in dir, one loaded
+// first with defaults (on tc when the request asks for a direction or an
+// order); the request checked against the instance's hook. A failed attach
+// takes that load back.
+struct AttachOutcome {
+    AttachResult result;
+    bool loaded = false;  // the instance was loaded for it
+};
+Result<AttachOutcome> attach_loading(const std::string& dir, const AttachRequest& req);
+
 }  // namespace tcd
