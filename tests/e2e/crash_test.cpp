@@ -22,6 +22,7 @@
 #include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
+#include "tests/common/veth_test.h"
 #include "tests/common/wait.h"
 
 namespace {
@@ -31,34 +32,12 @@ using tcdtest::sh;
 
 constexpr int kKilled = 128 + 9;
 
-class Crash : public ::testing::Test {
+// Pin dir tcdcrash<pid>, namespace tcdcr<pid> with ca/cb (tests/common/veth_test.h).
+class Crash : public tcdtest::VethTest {
 protected:
-    void SetUp() override {
-        TCD_REQUIRE_KERNEL();
-        id_ = std::to_string(getpid());
-        dir_ = "/sys/fs/bpf/tcdcrash" + id_;
-        unload();
-        // One namespace "tcdcr<pid>" with the veth pair ca/cb, both up.
-        net_.emplace(tcdtest::TopologySpec{
-            .prefix = "tcdcr", .namespaces = {""}, .veths = {{.a = {"", "ca"}, .b = {"", "cb"}}}});
-        ASSERT_TRUE(net_->ok()) << net_->error();
-        ns_ = net_->ns();
-    }
-    void TearDown() override {
-        if (dir_.empty()) return;  // skipped before it made anything
-        unload();
-        tcdtest::remove_lock_file(dir_);
-        net_.reset();
-    }
-    void unload() { sh(tcd("-q unload")); }
-    std::string tcd(const std::string& args) const { return std::string(TCD_BIN) + " -d " + dir_ + " " + args; }
+    Crash() : VethTest("tcdcrash", "tcdcr") {}
     std::string crash(const std::string& op, int n, const std::string& args) const {
         return "TCD_CRASHPOINT=" + op + ":" + std::to_string(n) + " " + tcd(args);
-    }
-    json status() const {
-        auto c = sh(tcd("-j status"));
-        EXPECT_EQ(c.rc, 0) << c.err;
-        return json::parse(c.out.empty() ? "{}" : c.out);
     }
     // Entries of the instance's attach map (records of attachments).
     size_t records() const {
@@ -95,8 +74,6 @@ protected:
     bool xdp_on_cb() const {
         return sh("nsenter --net=/run/netns/" + ns_ + " ip link show cb").out.find("prog/xdp") != std::string::npos;
     }
-    std::string id_, dir_, ns_;
-    std::optional<tcdtest::Topology> net_;
 };
 
 TEST_F(Crash, LoadKilledAtEveryStep) {
