@@ -126,12 +126,7 @@ struct AttachOptions {
 };
 Result<> run_attach(const AttachOptions& o, Context& ctx);
 
-struct DetachOptions {
-    std::string ifname;
-    std::string netns;
-    bool all = false;
-    Direction direction = Direction::none;  // none: not given (both, on tc)
-};
+using DetachOptions = DetachRequest;
 Result<> run_detach(const DetachOptions& o, Context& ctx);
 
 struct StatsOptions {

@@ -4,12 +4,9 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "core/attach.h"
-#include "core/bpffs.h"
 #include "core/lifecycle.h"
-#include "core/ownership.h"
 #include "core/render.h"
 
-#include <net/if.h>
 
 namespace tcd::cli {
 
@@ -26,45 +23,9 @@ Result<> run_attach(const AttachOptions& opts, Context& ctx) {
 }
 
 Result<> run_detach(const DetachOptions& o, Context& ctx) {
-    if (o.all && !o.ifname.empty())
-        return usage_error("detach", "give an interface or --all, not both");
-    if (!o.all && o.ifname.empty()) return usage_error("detach", "an interface or --all is required");
-    std::vector<DetachResult> results;
-    if (!Instance::is_loaded(ctx.g.pin_dir)) {
-        if (auto r = require_own_dir(ctx.g.pin_dir, "detach"); !r) return propagate(r);
-        // Nothing of ours can run anywhere; still say so for a missing interface.
-        if (!o.all) {
-            auto ns = resolve_netns(o.netns);
-            if (!ns) return propagate(ns);
-            auto guard = NetnsGuard::enter(*ns);
-            if (!guard) return propagate(guard);
-            if (!if_nametoindex(o.ifname.c_str())) return fail("interface " + o.ifname, "no such interface");
-            Attachment where;
-            where.ifname = o.ifname;
-            where.ifindex = if_nametoindex(o.ifname.c_str());
-            where.netns = *ns;
-            where.direction = o.direction;
-            results.push_back({false, where});
-        }
-        ctx.print(render::detach_json(results), render::detach_plain(results));
-        return {};
-    }
-    auto in = Instance::open(ctx.g.pin_dir);
-    if (!in) return propagate(in);
-    if (o.all) {
-        auto stale = stale_records(*in);  // detach_all clears them with the rest: said so
-        auto r = detach_all(*in);
-        if (!r) return propagate(r);
-        for (auto& a : *r) results.push_back({true, a});
-        for (auto& s : stale) results.push_back(std::move(s));
-    } else {
-        if (o.direction != Direction::none && in->kind().hook != Hook::tc)
-            return usage_error("detach", "--direction is for tc instances");
-        auto r = tcd::detach(*in, o.ifname, o.netns, o.direction);
-        if (!r) return propagate(r);
-        results = std::move(*r);
-    }
-    ctx.print(render::detach_json(results), render::detach_plain(results));
+    auto results = detach_as_asked(ctx.g.pin_dir, o);
+    if (!results) return propagate(results);
+    ctx.print(render::detach_json(*results), render::detach_plain(*results));
     return {};
 }
 

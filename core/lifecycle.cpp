@@ -555,4 +555,45 @@ Result<AttachOutcome> attach_loading(const std::string& dir, const AttachRequest
     return out;
 }
 
+Result<std::vector<DetachResult>> detach_as_asked(const std::string& dir, const DetachRequest& o) {
+    if (o.all && !o.ifname.empty())
+        return usage_error("detach", "give an interface or --all, not both");
+    if (!o.all && o.ifname.empty()) return usage_error("detach", "an interface or --all is required");
+    std::vector<DetachResult> results;
+    if (!Instance::is_loaded(dir)) {
+        if (auto r = require_own_dir(dir, "detach"); !r) return propagate(r);
+        // Nothing of ours can run anywhere; still say so for a missing interface.
+        if (!o.all) {
+            auto ns = resolve_netns(o.netns);
+            if (!ns) return propagate(ns);
+            auto guard = NetnsGuard::enter(*ns);
+            if (!guard) return propagate(guard);
+            if (!if_nametoindex(o.ifname.c_str())) return fail("interface " + o.ifname, "no such interface");
+            Attachment where;
+            where.ifname = o.ifname;
+            where.ifindex = if_nametoindex(o.ifname.c_str());
+            where.netns = *ns;
+            where.direction = o.direction;
+            results.push_back({false, where});
+        }
+        return results;
+    }
+    auto in = Instance::open(dir);
+    if (!in) return propagate(in);
+    if (o.all) {
+        auto stale = stale_records(*in);  // detach_all clears them with the rest: said so
+        auto r = detach_all(*in);
+        if (!r) return propagate(r);
+        for (auto& a : *r) results.push_back({true, a});
+        for (auto& s : stale) results.push_back(std::move(s));
+    } else {
+        if (o.direction != Direction::none && in->kind().hook != Hook::tc)
+            return usage_error("detach", "--direction is for tc instances");
+        auto r = tcd::detach(*in, o.ifname, o.netns, o.direction);
+        if (!r) return propagate(r);
+        results = std::move(*r);
+    }
+    return results;
+}
+
 }  // namespace tcd

@@ -81,4 +81,16 @@ struct AttachOutcome {
 };
 Result<AttachOutcome> attach_loading(const std::string& dir, const AttachRequest& req);
 
+// Detach as `tcd detach` does: from one interface (a direction, or both on
+// tc), or from every one (all), stale attach records cleared with them. With
+// no instance in dir nothing of it runs anywhere: an empty result, or, for
+// an interface, one that changed nothing (after checking the interface).
+struct DetachRequest {
+    std::string ifname;
+    std::string netns;  // as given on the command line
+    bool all = false;
+    Direction direction = Direction::none;  // none: both, on tc
+};
+Result<std::vector<DetachResult>> detach_as_asked(const std::string& dir, const DetachRequest& req);
+
 }  // namespace tcd
