@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <exception>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <functional>
 #include <iostream>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include <stdexcept>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "core/instance.h"
 #include "core/lock.h"
 #include "core/log.h"
@@ -291,11 +293,11 @@ static std::optional<std::string> unknown_command(CLI::App& app, int argc, const
         if (subs.empty()) return std::nullopt;  // a command's own arguments
         auto it = std::find_if(subs.begin(), subs.end(), [&](CLI::App* s) { return s->get_name() == a; });
         if (it == subs.end()) {
-            std::string names;
-            for (CLI::App* s : subs) names += (names.empty() ? "" : ", ") + s->get_name();
+            std::vector<std::string> names;
+            for (CLI::App* s : subs) names.push_back(s->get_name());
             std::string where = level == &app ? "" : level->get_name() + " ";
             return "unknown command '" + where + a + "' (the commands" + (where.empty() ? "" : " of " + level->get_name()) +
-                   ": " + names + "; see 'tcd " + where + "--help')";
+                   ": " + fmt::format("{}", fmt::join(names, ", ")) + "; see 'tcd " + where + "--help')";
         }
         level = *it;
     }
@@ -378,9 +380,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
                    (!policy.only_with || ctx.command->get_option(policy.only_with)->count() > 0);
     std::optional<InstanceLock> lock;
     if (changes) {
-        double timeout = 10;
-        if (const char* t = std::getenv("TCD_LOCK_TIMEOUT")) timeout = std::strtod(t, nullptr);
-        auto l = InstanceLock::acquire(ctx.g.pin_dir, timeout);
+        auto l = InstanceLock::acquire(ctx.g.pin_dir, lock_timeout());
         if (!l) {
             err << "tcd: " << l.error().message() << '\n';
             return static_cast<int>(l.error().code);
@@ -409,10 +409,10 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     return 0;
 }
 
-void add_kind_options(CLI::App& cmd, std::string& key, std::string& hook, const std::string& key_help,
-                      const std::string& hook_help) {
-    cmd.add_option("--key", key, key_help)->check(CLI::IsMember({"proto", "port"}))->type_name("proto|port");
-    cmd.add_option("--hook", hook, hook_help)->check(CLI::IsMember({"xdp", "tc"}))->type_name("xdp|tc");
+void add_kind_options(CLI::App& cmd, std::optional<KeyKind>& key, std::optional<Hook>& hook,
+                      const std::string& key_help, const std::string& hook_help) {
+    add_enum_option<KeyKind>(cmd, "--key", key, key_help)->type_name("proto|port");
+    add_enum_option<Hook>(cmd, "--hook", hook, hook_help)->type_name("xdp|tc");
 }
 
 }  // namespace tcd::cli

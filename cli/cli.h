@@ -1,6 +1,7 @@
 // The command line: a thin layer over the core. Each command family has a
-// setup_x(CLI::App&, Context&) that declares it and run_x(options, ctx) that
-// does it, callable from tests without argv.
+// setup_x(CLI::App&, Context&) that declares it, CLI11 parsing into typed
+// options (the core's requests and enums, cli/options.h), and
+// run_x(options, ctx) that does it (tests/unit/listen_test calls run_stats so).
 #pragma once
 
 #include <optional>
@@ -11,11 +12,27 @@
 #include <string>
 #include <vector>
 
+#include "core/attach.h"
 #include "core/error.h"
+#include "core/kind.h"
+#include "core/lifecycle.h"
+#include "core/names.h"
 
 namespace CLI {
 class App;
 }
+
+namespace tcd {
+namespace cli {
+// stats --format.
+enum class StatsFormat { plain, json, prometheus };
+}  // namespace cli
+template <>
+struct Names<cli::StatsFormat> {
+    static constexpr EnumName<cli::StatsFormat> table[] = {
+        {cli::StatsFormat::plain, "plain"}, {cli::StatsFormat::json, "json"}, {cli::StatsFormat::prometheus, "prometheus"}};
+};
+}  // namespace tcd
 
 namespace tcd::cli {
 
@@ -28,7 +45,7 @@ struct Globals {
 };
 
 // What a command needs and what it changes, apart from its options: one row
-// per command in the table build_app walks (kPolicies in cli/app.cpp). run()
+// per command in the table build_app walks (policies() in cli/app.cpp). run()
 // acts on the chosen command's row before the command runs: the privilege
 // check first, then the instance lock.
 struct Policy {
@@ -79,18 +96,17 @@ void setup_trace(CLI::App& app, Context& ctx);     // trace
 void setup_object(CLI::App& app, Context& ctx);    // object
 void setup_apply(CLI::App& app, Context& ctx);     // apply
 
-// --key proto|port and --hook xdp|tc, as load, object and trace take them.
-void add_kind_options(CLI::App& cmd, std::string& key, std::string& hook, const std::string& key_help,
-                      const std::string& hook_help);
+// --key proto|port and --hook xdp|tc, as load, object and trace take them
+// (not given: left as they are).
+void add_kind_options(CLI::App& cmd, std::optional<KeyKind>& key, std::optional<Hook>& hook,
+                      const std::string& key_help, const std::string& hook_help);
 
 struct LoadOptions {
-    std::string miss_action;  // "" = the hook's default
-    bool force = false;
-    std::string key = "proto";
-    std::string hook = "xdp";
-    // Whether --key and --hook were given: a loaded instance keeps its own
-    // kind where they were not.
-    bool key_given = true, hook_given = true;
+    tcd::LoadOptions req;  // force, and miss when --miss-action is given
+    // --key and --hook when given: a loaded instance keeps its own kind where
+    // they are not (proto and xdp for a new one).
+    std::optional<KeyKind> key;
+    std::optional<Hook> hook;
 };
 Result<> run_load(const LoadOptions& o, Context& ctx);
 Result<> run_unload(bool force, Context& ctx);
@@ -105,23 +121,12 @@ Result<> run_map_del(const std::vector<std::string>& keys, Context& ctx);
 Result<> run_map_list(Context& ctx);
 
 struct AttachOptions {
-    std::string ifname;
-    std::string mode = "auto";
-    std::string netns;
-    bool force = false;
-    std::string direction;
-    std::string order;  // tcx: first or last ("" = last)
-    std::optional<uint32_t> priority;  // XDP multiprog: libxdp run priority
-    bool alone = false;                // XDP: not through libxdp's dispatcher
+    AttachRequest req;
+    std::optional<Error> bad_order;  // --order's text was no placement: said when the command runs
 };
 Result<> run_attach(const AttachOptions& o, Context& ctx);
 
-struct DetachOptions {
-    std::string ifname;
-    std::string netns;
-    bool all = false;
-    std::string direction;
-};
+using DetachOptions = DetachRequest;
 Result<> run_detach(const DetachOptions& o, Context& ctx);
 
 struct StatsOptions {
@@ -130,7 +135,7 @@ struct StatsOptions {
     long count = 0;  // 0 = until Ctrl-C
     bool all = false;
     bool reset = false;
-    std::string format = "plain";  // plain, json, prometheus
+    StatsFormat format = StatsFormat::plain;
     std::string listen;            // ADDR:PORT: serve /metrics there (cli/metrics_server.h)
 };
 Result<> run_stats(const StatsOptions& o, Context& ctx);
@@ -150,14 +155,15 @@ Result<> run_handler_unload(const HandlerUnloadOptions& o, Context& ctx);
 struct TraceOptions {
     std::string pcap;
     std::string hex;
-    std::string key, hook;  // the dispatcher to run when none is loaded ("" = proto, xdp)
+    std::optional<KeyKind> key;  // the dispatcher to run when none is loaded (proto, xdp when not given)
+    std::optional<Hook> hook;
 };
 Result<> run_trace(const TraceOptions& o, Context& ctx);
 
 struct ObjectOptions {
     std::string output;
-    std::string key = "proto";
-    std::string hook = "xdp";
+    std::optional<KeyKind> key;  // proto when not given
+    std::optional<Hook> hook;    // xdp when not given
 };
 Result<> run_object(const ObjectOptions& o, Context& ctx);
 

@@ -3,8 +3,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-
 #include "cli/cli.h"
 #include "core/apply.h"
 #include "core/bpffs.h"
@@ -23,18 +21,10 @@ Result<> run_apply(const ApplyOptions& o, Context& ctx) {
     for (const auto& dir : *dirs)
         if (auto r = bpffs::ensure_mounted(dir); !r) return r;
     // The file names its own pin dirs: the locks are taken here, on every one
-    // of them, in one order (so two applies of overlapping files cannot each
-    // hold what the other waits for).
-    double timeout = 10;
-    if (const char* t = std::getenv("TCD_LOCK_TIMEOUT")) timeout = std::strtod(t, nullptr);
-    std::vector<std::string> sorted = *dirs;
-    std::sort(sorted.begin(), sorted.end());
-    std::vector<InstanceLock> locks;
-    for (const auto& dir : sorted) {
-        auto lock = InstanceLock::acquire(dir, timeout);
-        if (!lock) return propagate(lock);
-        locks.push_back(std::move(*lock));
-    }
+    // of them, in one order (LockSet: so two applies of overlapping files
+    // cannot each hold what the other waits for).
+    auto locks = LockSet::acquire(*dirs, /*relock=*/true);
+    if (!locks) return propagate(locks);
 
     // What a command killed half-way left (apply's own steps are commands'
     // steps): finished or removed first, as every command that loads or

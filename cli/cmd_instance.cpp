@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "core/lifecycle.h"
 #include "core/render.h"
 #include "core/status.h"
@@ -9,25 +10,14 @@
 namespace tcd::cli {
 
 Result<> run_load(const LoadOptions& o, Context& ctx) {
-    tcd::LoadOptions lo;
-    lo.force = o.force;
-    auto key = parse_key_kind(o.key);
-    if (!key) return propagate(key);
-    auto hook = parse_hook(o.hook);
-    if (!hook) return propagate(hook);
+    tcd::LoadOptions lo = o.req;
     // The kind of a loaded instance is read from its pins: what the command
     // line leaves out is kept (load --force --miss-action drop on a port
     // instance reloads a port instance).
-    if (auto pinned = pinned_kind(ctx.g.pin_dir)) {
-        if (!o.key_given) *key = pinned->key;
-        if (!o.hook_given) *hook = pinned->hook;
-    }
-    if (!o.miss_action.empty()) {
-        auto miss = parse_miss_action(o.miss_action, *hook);
-        if (!miss) return propagate(miss);
-        lo.miss = *miss;
-    }
-    lo.kind = {*key, *hook};
+    Kind pinned = pinned_kind(ctx.g.pin_dir).value_or(Kind{});
+    lo.kind = {o.key.value_or(pinned.key), o.hook.value_or(pinned.hook)};
+    if (lo.miss)
+        if (auto r = miss_action_fits(*lo.miss, lo.kind.hook); !r) return r;
     auto r = tcd::load(ctx.g.pin_dir, lo);
     if (!r) return propagate(r);
     ctx.print(render::load_json(*r), render::load_plain(*r));
@@ -51,19 +41,16 @@ Result<> run_status(bool scan, Context& ctx) {
 void setup_instance(CLI::App& app, Context& ctx) {
     auto load_opts = std::make_shared<LoadOptions>();
     auto* load = app.add_subcommand("load", "load the dispatcher and its built-in handlers, pinned in the pin dir");
-    load->add_option("--miss-action", load_opts->miss_action,
-                     "verdict for a key with no handler: pass, drop, or (tc) next, the next tcx program or the stack "
-                     "(default pass on XDP, next on tc)")
-        ->check(CLI::IsMember({"pass", "drop", "next"}))
+    add_enum_option<MissAction>(*load, "--miss-action", load_opts->req.miss,
+                                "verdict for a key with no handler: pass, drop, or (tc) next, the next tcx program "
+                                "or the stack (default pass on XDP, next on tc)")
         ->type_name("pass|drop|next");
     add_kind_options(*load, load_opts->key, load_opts->hook,
                      "dispatch on the IP protocol (default) or the TCP/UDP destination port",
                      "XDP (default) or tc's clsact (ingress and egress)");
-    load->add_flag("--force", load_opts->force,
+    load->add_flag("--force", load_opts->req.force,
                    "reload a loaded instance: new dispatcher, same wiring and counters, swapped live");
-    load->callback([&ctx, load, load_opts] {
-        load_opts->key_given = load->get_option("--key")->count() > 0;
-        load_opts->hook_given = load->get_option("--hook")->count() > 0;
+    load->callback([&ctx, load_opts] {
         ctx.action = [&ctx, load_opts] { return run_load(*load_opts, ctx); };
     });
 

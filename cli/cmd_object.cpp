@@ -68,17 +68,15 @@ Result<std::pair<UniqueFd, std::string>> create_temp(const std::string& target) 
 // regular file is written whole under a fresh temporary name beside it and
 // renamed over it, so it is never half written.
 Result<> run_object(const ObjectOptions& o, Context& ctx) {
-    auto key = parse_key_kind(o.key);
-    if (!key) return propagate(key);
-    auto hook = parse_hook(o.hook);
-    if (!hook) return propagate(hook);
+    const Kind kind{o.key.value_or(KeyKind::proto), o.hook.value_or(Hook::xdp)};
     if (o.output.empty()) return usage_error("object", "-o FILE is required");
-    std::string_view elf = embedded_elf({*key, *hook});
+    std::string_view elf = embedded_elf(kind);
     const std::string what = "write " + o.output;
-    nlohmann::ordered_json j = {{"file", o.output}, {"key", o.key}, {"hook", o.hook}, {"bytes", elf.size()},
-                                {"dispatcher", dispatcher_name(*hook)}};
-    std::string plain = o.output + ": " + std::to_string(elf.size()) + " bytes, the " + o.key + " dispatcher for " +
-                        o.hook + " (program " + dispatcher_name(*hook) + ", maps jt, proto_stats)\n";
+    const std::string key = key_kind_name(kind.key), hook = hook_name(kind.hook);
+    nlohmann::ordered_json j = {{"file", o.output}, {"key", key}, {"hook", hook}, {"bytes", elf.size()},
+                                {"dispatcher", dispatcher_name(kind.hook)}};
+    std::string plain = o.output + ": " + std::to_string(elf.size()) + " bytes, the " + key + " dispatcher for " +
+                        hook + " (program " + dispatcher_name(kind.hook) + ", maps jt, proto_stats)\n";
 
     if (o.output == "-") {
         if (ctx.json())

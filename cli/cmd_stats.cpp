@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli/cli.h"
+#include "cli/options.h"
 #include "cli/metrics_server.h"
 #include "core/instance.h"
 #include "core/jumptable.h"
@@ -57,19 +58,18 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
     if ((o.count || o.interval != 1.0) && !o.watch)
         return usage_error("stats", "--interval and --count go with --watch");
     if (o.reset && o.watch) return usage_error("stats", "--reset and --watch do not go together");
-    if (o.format != "plain" && o.format != "json" && o.format != "prometheus")
-        return usage_error("--format " + o.format, "not plain, json or prometheus");
-    if (o.format == "prometheus" && ctx.json())
+    if (o.format == StatsFormat::prometheus && ctx.json())
         return usage_error("stats", "-j asks for JSON, --format prometheus for the Prometheus text", "give one of them");
-    if (o.format == "prometheus" && o.watch)
+    if (o.format == StatsFormat::prometheus && o.watch)
         return usage_error("stats", "--format prometheus is one reading; a scraper or a timer repeats it");
     if (!o.listen.empty()) {
         if (o.watch || o.reset) return usage_error("stats", "--listen serves until stopped, not with --watch or --reset");
-        if (o.format != "plain" && o.format != "prometheus")
-            return usage_error("stats", "--listen serves the Prometheus text, not --format " + o.format);
+        if (o.format == StatsFormat::json)
+            return usage_error("stats", std::string("--listen serves the Prometheus text, not --format ") +
+                                            name_of(o.format));
         return run_stats_listen(o, ctx);
     }
-    if (o.format == "json") ctx.g.json = true;
+    if (o.format == StatsFormat::json) ctx.g.json = true;
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
 
@@ -89,7 +89,7 @@ Result<> run_stats(const StatsOptions& o, Context& ctx) {
         if (o.reset) {
             if (auto r = reset_stats(in->stats_fd(), in->kind().key); !r) return r;
         }
-        if (o.format == "prometheus") {
+        if (o.format == StatsFormat::prometheus) {
             if (!ctx.g.quiet) ctx.out << render::stats_prometheus(*v, ctx.g.pin_dir) << std::flush;
             return {};
         }
@@ -142,8 +142,8 @@ void setup_stats(CLI::App& app, Context& ctx) {
     stats->add_option("--count", o->count, "stop after N readings with --watch")->type_name("N");
     stats->add_flag("--all", o->all, "all 256 keys, not only wired or counted ones");
     stats->add_flag("--reset", o->reset, "print, then zero the counters");
-    stats->add_option("--format", o->format, "plain (default), json (as -j) or prometheus (text exposition)")
-        ->check(CLI::IsMember({"plain", "json", "prometheus"}))
+    add_enum_option<StatsFormat>(*stats, "--format", o->format,
+                                 "plain (default), json (as -j) or prometheus (text exposition)")
         ->type_name("plain|json|prometheus");
     stats->add_option("--listen", o->listen,
                       "serve the Prometheus text over HTTP at /metrics, read on each scrape, until SIGTERM")

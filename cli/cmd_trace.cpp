@@ -63,10 +63,7 @@ private:
 
 Result<> run_trace(const TraceOptions& o, Context& ctx) {
     if (o.pcap.empty() == o.hex.empty()) return usage_error("trace", "give exactly one of --pcap FILE or --hex HEXBYTES");
-    auto key = parse_key_kind(o.key.empty() ? "proto" : o.key);
-    if (!key) return propagate(key);
-    auto hook = parse_hook(o.hook.empty() ? "xdp" : o.hook);
-    if (!hook) return propagate(hook);
+    const Kind kind{o.key.value_or(KeyKind::proto), o.hook.value_or(Hook::xdp)};
     std::vector<uint8_t> hex;
     std::optional<PcapReader> reader;
     if (!o.hex.empty()) {
@@ -78,11 +75,11 @@ Result<> run_trace(const TraceOptions& o, Context& ctx) {
         if (!r) return propagate(r);
         reader.emplace(std::move(*r));
     }
-    auto tracer = Tracer::open(ctx.g.pin_dir, {*key, *hook});
+    auto tracer = Tracer::open(ctx.g.pin_dir, kind);
     if (!tracer) return propagate(tracer);
     // A loaded instance decides the dispatcher; --key/--hook may only agree.
-    if (tracer->instance_loaded() && ((!o.key.empty() && tracer->kind().key != *key) ||
-                                      (!o.hook.empty() && tracer->kind().hook != *hook)))
+    if (tracer->instance_loaded() &&
+        ((o.key && tracer->kind().key != *o.key) || (o.hook && tracer->kind().hook != *o.hook)))
         return fail("trace", fmt::format("{} holds a {} dispatcher on {}", ctx.g.pin_dir,
                                          key_kind_name(tracer->kind().key), hook_name(tracer->kind().hook)),
                     "leave out --key/--hook to trace it, or give a --pin-dir with no instance");

@@ -1,7 +1,5 @@
 #include "core/apply.h"
 
-#include "core/specialise.h"
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -100,12 +98,12 @@ Result<> read_instance(const std::string& path, const YAML::Node& root, bool sev
     }
     if (root["key"]) {
         auto k = parse_key_kind(root["key"].as<std::string>());
-        if (!k) return bad(path, root["key"], "key must be proto or port");
+        if (!k) return bad(path, root["key"], "key must be " + or_list(names_of<KeyKind>()));
         d.kind.key = *k;
     }
     if (root["hook"]) {
         auto h = parse_hook(root["hook"].as<std::string>());
-        if (!h) return bad(path, root["hook"], "hook must be xdp or tc");
+        if (!h) return bad(path, root["hook"], "hook must be " + or_list(names_of<Hook>()));
         d.kind.hook = *h;
     }
     if (root["miss_action"]) {
@@ -113,8 +111,11 @@ Result<> read_instance(const std::string& path, const YAML::Node& root, bool sev
         auto miss = parse_miss_action(m, d.kind.hook);
         if (!miss)
             return bad(path, root["miss_action"],
-                       d.kind.hook == Hook::tc ? "miss_action must be pass, drop or next"
-                                               : "miss_action must be pass or drop (next is for hook: tc)");
+                       d.kind.hook == Hook::tc
+                           ? "miss_action must be " + or_list(names_of<MissAction>())
+                           : "miss_action must be " +
+                                 or_list(names_of<MissAction>([](MissAction a) { return a != MissAction::next; })) +
+                                 " (next is for hook: tc)");
         d.miss = *miss;
     } else {
         d.miss = default_miss_action(d.kind.hook);
@@ -173,14 +174,19 @@ Result<> read_instance(const std::string& path, const YAML::Node& root, bool sev
                 if (!i["name"]) return bad(path, i, "an interface needs name: IFACE");
                 di.name = i["name"].as<std::string>();
                 if (i["netns"]) di.netns = i["netns"].as<std::string>();
-                if (i["mode"]) di.mode = i["mode"].as<std::string>();
-                if (i["direction"]) di.direction = i["direction"].as<std::string>();
+                if (i["mode"]) {
+                    auto m = parse_xdp_mode(i["mode"].as<std::string>());
+                    if (!m) return bad(path, i, m.error().message());
+                    di.mode = *m;
+                }
+                if (std::string text = i["direction"] ? i["direction"].as<std::string>() : ""; !text.empty()) {
+                    if (d.kind.hook == Hook::xdp) return bad(path, i, "direction is for hook: tc");
+                    auto dir = from_name<Direction>(text);
+                    if (!dir) return bad(path, i, "direction must be " + or_list(names_of<Direction>()));
+                    di.direction = *dir;
+                }
             }
-            if (auto m = parse_xdp_mode(di.mode); !m) return bad(path, i, m.error().message());
-            if (d.kind.hook == Hook::tc && di.direction.empty()) di.direction = "ingress";
-            if (d.kind.hook == Hook::xdp && !di.direction.empty()) return bad(path, i, "direction is for hook: tc");
-            if (!di.direction.empty() && di.direction != "ingress" && di.direction != "egress")
-                return bad(path, i, "direction must be ingress or egress");
+            if (d.kind.hook == Hook::tc && di.direction == Direction::none) di.direction = Direction::ingress;
             d.interfaces.push_back(std::move(di));
         }
     }
@@ -239,7 +245,8 @@ Result<DesiredFile> read_desired(const std::string& path) {
 
 namespace {
 
-std::string canon(const std::string& dir) { return InstanceLock::canonical_dir(dir); }
+using tree::canon;
+using tree::chain_text;
 
 // A step's outcome without the value of what it ran.
 template <typename T>
@@ -561,10 +568,11 @@ Result<> plan_interfaces(const std::string& dir, const Desired& want, const Inst
     std::vector<Attachment> now;
     if (in) now = attachments(*in);
     auto same_place = [](const Attachment& a, const DesiredInterface& d, const std::string& ns) {
-        return a.ifname == d.name && a.netns == ns && direction_name(a.direction) == d.direction;
+        return a.ifname == d.name && a.netns == ns && a.direction == d.direction;
     };
     auto same = [&](const Attachment& a, const DesiredInterface& d, const std::string& ns) {
-        return same_place(a, d, ns) && (!d.direction.empty() || d.mode == "auto" || mode_name(a.mode) == d.mode);
+        return same_place(a, d, ns) &&
+               (d.direction != Direction::none || d.mode == AttachMode::auto_mode || a.mode == d.mode);
     };
     // Attaching again where it was (undo of a detach): in its mode on XDP.
     auto reattach = [](const Instance& i, const std::string& ifname, const std::string& netns, AttachMode mode,
@@ -578,30 +586,27 @@ Result<> plan_interfaces(const std::string& dir, const Desired& want, const Inst
         if (!ns) return propagate(ns);
         wanted_ns.push_back(*ns);
         // hw mode on a device without XDP offload: refused before any step runs.
-        if (d.direction.empty())
-            if (auto m = parse_xdp_mode(d.mode); m)
-                if (auto r = check_xdp_mode(d.name, d.netns, *m); !r) return propagate(r);
+        if (d.direction == Direction::none)
+            if (auto r = check_xdp_mode(d.name, d.netns, d.mode); !r) return propagate(r);
         if (std::any_of(now.begin(), now.end(), [&](const Attachment& a) { return same(a, d, *ns); })) continue;
         auto other = std::find_if(now.begin(), now.end(), [&](const Attachment& a) { return same_place(a, d, *ns); });
         bool again = other != now.end();
         std::string what = "attach " + d.name + (d.netns.empty() ? "" : " --netns " + d.netns) +
-                           (d.direction.empty() ? " --mode " + d.mode : " --direction " + d.direction);
+                           (d.direction == Direction::none ? std::string(" --mode ") + mode_name(d.mode)
+                                                           : std::string(" --direction ") + direction_name(d.direction));
         AttachMode was = again ? other->mode : AttachMode::auto_mode;
         if (again) what = "re-" + what + " (attached in " + mode_name(was) + " mode)";
         steps.push_back(on_instance(what, dir, [dir, d, again, was, reattach](const Instance& i) -> Result<Done> {
-            auto mode = parse_xdp_mode(d.mode);
-            if (!mode) return propagate(mode);
-            auto direction = parse_direction(d.direction);
-            if (!direction) return propagate(direction);
+            const Direction direction = d.direction;
             if (again)
-                if (auto r = detach(i, d.name, d.netns, *direction); !r) return propagate(r);
-            auto r = attach(i, {.ifname = d.name, .netns = d.netns, .mode = *mode, .direction = *direction});
+                if (auto r = detach(i, d.name, d.netns, direction); !r) return propagate(r);
+            auto r = attach(i, {.ifname = d.name, .netns = d.netns, .mode = d.mode, .direction = direction});
             if (!r) {
                 // Back where it was, in its old mode.
-                if (again) (void)reattach(i, d.name, d.netns, was, *direction);
+                if (again) (void)reattach(i, d.name, d.netns, was, direction);
                 return propagate(r);
             }
-            return Done{true, [dir, d, again, was, direction = *direction, reattach]() -> Result<> {
+            return Done{true, [dir, d, again, was, direction, reattach]() -> Result<> {
                             auto in = Instance::open(dir);
                             if (!in) return propagate(in);
                             if (auto r = detach(*in, d.name, d.netns, direction); !r) return propagate(r);
@@ -627,12 +632,6 @@ Result<> plan_interfaces(const std::string& dir, const Desired& want, const Inst
             }));
     }
     return {};
-}
-
-std::string chain_text(const std::vector<std::string>& dirs) {
-    std::string s;
-    for (const auto& d : dirs) s += (s.empty() ? "" : " -> ") + d;
-    return s;
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/attach.h"
 #include "core/error.h"
 #include "core/instance.h"
 #include "core/kind.h"
@@ -30,9 +31,9 @@ struct DesiredHandler {
 
 struct DesiredInterface {
     std::string name;
-    std::string netns;      // "" = tcd's own
-    std::string mode = "auto";
-    std::string direction;  // tc: ingress or egress
+    std::string netns;  // "" = tcd's own
+    AttachMode mode = AttachMode::auto_mode;  // XDP
+    Direction direction = Direction::none;    // tc: ingress (the default) or egress
 };
 
 // One instance of the file.

@@ -17,6 +17,7 @@
 
 #include <array>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <set>
 #include <tuple>
 
@@ -31,23 +32,6 @@ const HookAttacher& clsact_attacher();
 const HookAttacher& tcx_attacher();
 
 namespace {
-
-struct ModeName {
-    AttachMode mode;
-    const char* name;
-};
-constexpr std::array<ModeName, 6> kModeNames{{{AttachMode::auto_mode, "auto"},
-                                              {AttachMode::native, "native"},
-                                              {AttachMode::skb, "skb"},
-                                              {AttachMode::hw, "hw"},
-                                              {AttachMode::tc, "tc"},
-                                              {AttachMode::tcx, "tcx"}}};
-
-constexpr std::array<std::pair<Direction, const char*>, 3> kDirectionNames{
-    {{Direction::none, ""}, {Direction::ingress, "ingress"}, {Direction::egress, "egress"}}};
-
-constexpr std::array<std::pair<Order, const char*>, 4> kOrderNames{
-    {{Order::first, "first"}, {Order::last, "last"}, {Order::before, "before"}, {Order::after, "after"}}};
 
 Result<uint32_t> find_ifindex(const std::string& ifname, const std::string& netns) {
     if (ifname.empty() || ifname.size() >= IFNAMSIZ)
@@ -160,50 +144,22 @@ std::string prog_label(uint32_t id) {
     return fmt::format("id {}", id);
 }
 
-const char* mode_name(AttachMode m) {
-    for (const auto& [mode, name] : kModeNames)
-        if (mode == m) return name;
-    return "unknown";
-}
-
-std::optional<AttachMode> attach_mode_from_name(const std::string& text) {
-    for (const auto& [mode, name] : kModeNames)
-        if (text == name) return mode;
-    return std::nullopt;
-}
-
 bool is_tc_mode(AttachMode m) { return m == AttachMode::tc || m == AttachMode::tcx; }
 
 Result<AttachMode> parse_xdp_mode(const std::string& text) {
     if (text.empty()) return AttachMode::auto_mode;
-    if (text == "drv") return AttachMode::native;
-    if (text == "generic") return AttachMode::skb;
-    if (text == "offload") return AttachMode::hw;
-    if (auto m = attach_mode_from_name(text); m && !is_tc_mode(*m)) return *m;
-    return usage_error("mode " + text, "unknown XDP mode", "one of auto, native, skb, hw");
-}
-
-const char* direction_name(Direction d) {
-    for (const auto& [dir, name] : kDirectionNames)
-        if (dir == d) return name;
-    return "";
+    if (auto m = from_name<AttachMode>(text); m && is_xdp_mode(*m)) return *m;
+    return usage_error("mode " + text, "unknown XDP mode", "one of " + fmt::format("{}", fmt::join(names_of<AttachMode>(is_xdp_mode), ", ")));
 }
 
 Result<Direction> parse_direction(const std::string& text) {
-    for (const auto& [dir, name] : kDirectionNames)
-        if (text == name) return dir;
-    return usage_error("--direction " + text, "not ingress or egress");
-}
-
-const char* order_name(Order o) {
-    for (const auto& [order, name] : kOrderNames)
-        if (order == o) return name;
-    return "";
+    if (auto d = from_name<Direction>(text)) return *d;
+    return usage_error("--direction " + text, "not " + or_list(names_of<Direction>()));
 }
 
 Result<Placement> parse_order(const std::string& text) {
-    if (text == "first") return Placement{Order::first};
-    if (text == "last") return Placement{Order::last};
+    for (Order o : {Order::first, Order::last})
+        if (text == order_name(o)) return Placement{o};
     for (Order o : {Order::before, Order::after}) {
         std::string prefix = std::string(order_name(o)) + ":";
         if (text.rfind(prefix, 0) != 0) continue;
@@ -226,7 +182,7 @@ Result<> check_xdp_mode(const std::string& ifname, const std::string& netns, Att
     return check_xdp_offload(ifname, *ifindex);
 }
 
-Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
+Result<AttachResult> attach(const Instance& in, const AttachRequest& opt) {
     auto ns = resolve_netns(opt.netns);
     if (!ns) return propagate(ns);
     uint64_t ino = netns_inode(*ns);
@@ -242,7 +198,7 @@ Result<AttachResult> attach(const Instance& in, const AttachOptions& opt) {
 
     // Before or after a program of the tcx chain: that program found (by id,
     // or by a name exactly one program there has) before anything changes.
-    AttachOptions o = opt;
+    AttachRequest o = opt;
     if (o.order && o.order->is_relative() && tc && tcx_supported()) {
         auto id = tcx_relative_id(at, o.order->relative);
         if (!id) return propagate(id);
@@ -392,7 +348,7 @@ Result<std::vector<Attachment>> detach_all(const Instance& in) {
             for (const auto& d : done) {
                 auto g = NetnsGuard::enter(d.netns);
                 if (!g) continue;
-                AttachOptions again{.ifname = d.ifname, .netns = d.netns, .mode = d.mode, .direction = d.direction};
+                AttachRequest again{.ifname = d.ifname, .netns = d.netns, .mode = d.mode, .direction = d.direction};
                 Place at{d.ifname, d.ifindex, d.netns, netns_inode(d.netns), d.direction};
                 (void)attacher_for(d.mode).attach(in, at, again);
             }

@@ -12,20 +12,28 @@
 #include "core/error.h"
 #include "core/fd.h"
 #include "core/instance.h"
+#include "core/names.h"
 #include "core/netns.h"
 
 namespace tcd {
 
 // How the dispatcher runs at a hook. auto_mode only as a request (XDP: let
-// libxdp choose); native, skb and hw are XDP's; tc is a clsact filter, tcx a
-// tcx link. One table of names: mode_name / parse_attach_mode.
+// libxdp choose); native, skb and hw are XDP's (drv, generic and offload
+// their aliases); tc is a clsact filter, tcx a tcx link.
 enum class AttachMode { auto_mode, native, skb, hw, tc, tcx };
-const char* mode_name(AttachMode m);
-std::optional<AttachMode> attach_mode_from_name(const std::string& text);  // any of the names
-// --mode: auto, native (drv), skb (generic), hw (offload).
+template <>
+struct Names<AttachMode> {
+    static constexpr EnumName<AttachMode> table[] = {
+        {AttachMode::auto_mode, "auto"}, {AttachMode::native, "native"},     {AttachMode::skb, "skb"},
+        {AttachMode::hw, "hw"},          {AttachMode::tc, "tc"},             {AttachMode::tcx, "tcx"},
+        {AttachMode::native, "drv", true}, {AttachMode::skb, "generic", true}, {AttachMode::hw, "offload", true}};
+};
+inline const char* mode_name(AttachMode m) { return name_of(m); }
+bool is_tc_mode(AttachMode m);
+inline bool is_xdp_mode(AttachMode m) { return !is_tc_mode(m); }
+// --mode: auto, native (drv), skb (generic), hw (offload); "" is auto.
 using XdpMode = AttachMode;
 Result<AttachMode> parse_xdp_mode(const std::string& text);
-bool is_tc_mode(AttachMode m);
 
 // --mode hw asks for XDP offload, which only some drivers have (libxdp
 // crashes when asked on one that has not): refused unless the interface's
@@ -34,13 +42,23 @@ Result<> check_xdp_mode(const std::string& ifname, const std::string& netns, Att
 
 // tc's two directions; none for XDP. Names: "ingress", "egress", "".
 enum class Direction { none, ingress, egress };
-const char* direction_name(Direction d);
+template <>
+struct Names<Direction> {
+    static constexpr EnumName<Direction> table[] = {
+        {Direction::none, ""}, {Direction::ingress, "ingress"}, {Direction::egress, "egress"}};
+};
+inline const char* direction_name(Direction d) { return name_of(d); }
 Result<Direction> parse_direction(const std::string& text);  // "" -> none
 
 // Where tcd goes in a tcx chain: at the head or at the tail, or right
 // before or after a program that runs in the chain.
 enum class Order { first, last, before, after };
-const char* order_name(Order o);
+template <>
+struct Names<Order> {
+    static constexpr EnumName<Order> table[] = {
+        {Order::first, "first"}, {Order::last, "last"}, {Order::before, "before"}, {Order::after, "after"}};
+};
+inline const char* order_name(Order o) { return name_of(o); }
 struct Placement {
     Order order = Order::last;
     std::string relative;      // before, after: the program as given, an id or a name
@@ -80,7 +98,7 @@ struct Attachment {
     std::string alone_reason;
 };
 
-struct AttachOptions {
+struct AttachRequest {
     std::string ifname;
     std::string netns;  // as given on the command line
     AttachMode mode = AttachMode::auto_mode;
@@ -100,7 +118,7 @@ struct AttachResult {
     std::optional<std::string> replaced;  // "NAME (id N)" of a foreign program
 };
 
-Result<AttachResult> attach(const Instance& in, const AttachOptions& opt);
+Result<AttachResult> attach(const Instance& in, const AttachRequest& opt);
 
 struct DetachResult {
     bool changed = false;

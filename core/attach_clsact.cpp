@@ -159,7 +159,7 @@ public:
         return a;
     }
 
-    Result<AttachResult> attach(const Instance& in, const Place& at, const AttachOptions& opt) const override {
+    Result<AttachResult> attach(const Instance& in, const Place& at, const AttachRequest& opt) const override {
         AttachResult res;
         res.where = attachment_at(at, AttachMode::tc);
         QdiscMarks marks;

@@ -47,7 +47,7 @@ public:
     // Attaches the instance's dispatcher at place (recorded first, so a kill
     // in between leaves a record status checks). The caller has checked that
     // it does not run there already.
-    virtual Result<AttachResult> attach(const Instance& in, const Place& at, const AttachOptions& opt) const = 0;
+    virtual Result<AttachResult> attach(const Instance& in, const Place& at, const AttachRequest& opt) const = 0;
 
     // Takes the dispatcher off where it runs (a found attachment).
     virtual Result<> detach(const Instance& in, const Attachment& a) const = 0;

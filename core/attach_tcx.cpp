@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/attach_impl.h"
 #include "core/probe.h"
@@ -141,7 +142,7 @@ public:
         return a;
     }
 
-    Result<AttachResult> attach(const Instance& in, const Place& at, const AttachOptions& opt) const override {
+    Result<AttachResult> attach(const Instance& in, const Place& at, const AttachRequest& opt) const override {
         AttachResult res;
         res.where = attachment_at(at, AttachMode::tcx);
         std::string dir = tcx_links_dir(in);
@@ -269,9 +270,8 @@ Result<uint32_t> tcx_relative_id(const Place& at, const std::string& prog) {
     if (named.empty())
         return fail("attach --order", fmt::format("no program {} {} runs in {}", numeric ? "with id" : "named", prog, here),
                     hint);
-    std::string list;
-    for (uint32_t id : named) list += (list.empty() ? "" : ", ") + std::to_string(id);
-    return fail("attach --order", fmt::format("{} programs named {} run in {} (ids {})", named.size(), prog, here, list),
+    return fail("attach --order",
+                fmt::format("{} programs named {} run in {} (ids {})", named.size(), prog, here, fmt::join(named, ", ")),
                 "name one by its id");
 }
 

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -50,16 +51,10 @@ std::vector<std::string> chain_call_of(const xdp_program* p) {
     return out;
 }
 
-uint32_t map_id_of(int fd) {
-    bpf_map_info info{};
-    uint32_t len = sizeof info;
-    return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
-}
-
 // The instance's mp_entry map id (0: none pinned).
 uint32_t entry_map_id(const Instance& in) {
     auto fd = bpffs::get(in.paths().mp_entry());
-    return fd ? map_id_of(fd->get()) : 0;
+    return fd ? map_id(fd->get()) : 0;
 }
 
 // The program id in slot 0 of the instance's mp_entry (0: empty or none).
@@ -245,7 +240,7 @@ public:
         return a;
     }
 
-    Result<AttachResult> attach(const Instance& in, const Place& at, const AttachOptions& opt) const override;
+    Result<AttachResult> attach(const Instance& in, const Place& at, const AttachRequest& opt) const override;
 
     Result<> detach(const Instance& in, const Attachment& a) const override {
         if (a.entry_id) {
@@ -318,7 +313,7 @@ std::string alone_reason() {
 }
 
 // The reason to attach alone that the request itself gives ("" = none).
-std::string asked_alone(const AttachOptions& opt) {
+std::string asked_alone(const AttachRequest& opt) {
     if (opt.alone) return "--alone asked for it";
     if (opt.mode == AttachMode::hw) return "libxdp has no multi-program dispatcher in hw mode";
     if (const char* e = secure_getenv("LIBXDP_SKIP_DISPATCHER"); e && std::string(e) == "1")
@@ -358,7 +353,7 @@ Result<UniqueFd> entry_array(const Instance& in, const std::string& ifname) {
 // Hands libxdp tcd's entry shim, unloaded, to load as a freplace program
 // into a dispatcher of its own (kept programs there, or a new one). The
 // entry's program id, once it runs.
-Result<uint32_t> attach_entry(int entry_map, const Place& at, const AttachOptions& opt, AttachMode mode) {
+Result<uint32_t> attach_entry(int entry_map, const Place& at, const AttachRequest& opt, AttachMode mode) {
     size_t sz = 0;
     const void* elf = tcd_entry__elf_bytes(&sz);
     LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "tcd_entry");
@@ -380,7 +375,7 @@ Result<uint32_t> attach_entry(int entry_map, const Place& at, const AttachOption
     return xdp_program__id(prog.get());
 }
 
-Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, const AttachOptions& opt) const {
+Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, const AttachRequest& opt) const {
     AttachResult res;
     res.where = where_of(at);
     XdpState st = query(at.ifindex, in.dispatcher(), entry_map_id(in));
@@ -407,8 +402,9 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
         if (!opt.force && st.multiprog && asked.empty()) {
             // Programs in libxdp's dispatcher that tcd cannot join here (the
             // kernel or the installed libxdp): the cause, and no change.
-            std::string names;
-            for (const auto& o : st.others) names += (names.empty() ? "" : ", ") + o.name;
+            std::vector<std::string> others;
+            for (const auto& o : st.others) others.push_back(o.name);
+            const std::string names = fmt::format("{}", fmt::join(others, ", "));
             return fail("attach " + opt.ifname,
                         fmt::format("tcd's entry cannot join libxdp's dispatcher there ({}): {}",
                                     names.empty() ? who : "running " + names, why_alone),

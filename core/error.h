@@ -1,6 +1,6 @@
 // One error convention for the whole core: functions return Result<T>, which
 // carries either the value or an Error (errno + one sentence of context + an
-// optional hint). Only main() prints errors, once, as "tcd: WHAT: WHY (HINT)".
+// optional hint). Only cli::run (cli/app.cpp) prints errors, once, as "tcd: WHAT: WHY (HINT)".
 #pragma once
 
 #include <string>

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/bpffs.h"
 #include "core/crashpoint.h"
@@ -147,10 +148,9 @@ Result<std::vector<bpf_program*>> choose_programs(const std::string& what, bpf_o
     }
     for (const auto& named : progs)
         if (std::none_of(chosen.begin(), chosen.end(), [&](bpf_program* c) { return named == bpf_program__name(c); })) {
-            std::string list;
-            for (const auto& a : available) list += (list.empty() ? "" : ", ") + a;
             return fail(what, fmt::format("no {} program named {}", want_name, named),
-                        available.empty() ? fmt::format("it has no {} program", want_name) : "it has: " + list);
+                        available.empty() ? fmt::format("it has no {} program", want_name)
+                                          : fmt::format("it has: {}", fmt::join(available, ", ")));
         }
     if (chosen.empty())
         return fail(what, fmt::format("no {} program in it", want_name),

@@ -42,17 +42,17 @@ const std::vector<std::string>& builtin_handlers() {
     return names;
 }
 
-const char* miss_action_name(MissAction a) {
-    return a == MissAction::drop ? "drop" : a == MissAction::next ? "next" : "pass";
-}
 MissAction default_miss_action(Hook h) { return h == Hook::tc ? MissAction::next : MissAction::pass; }
 Result<MissAction> parse_miss_action(const std::string& text, Hook h) {
-    if (text == "pass") return MissAction::pass;
-    if (text == "drop") return MissAction::drop;
-    if (text == "next" && h == Hook::tc) return MissAction::next;
-    if (text == "next")
+    auto a = from_name<MissAction>(text);
+    if (!a) return usage_error("--miss-action " + text, "not " + or_list(names_of<MissAction>()));
+    if (auto r = miss_action_fits(*a, h); !r) return propagate(r);
+    return *a;
+}
+Result<> miss_action_fits(MissAction a, Hook h) {
+    if (a == MissAction::next && h != Hook::tc)
         return usage_error("--miss-action next", "is for tc instances (the next tcx program); XDP has pass and drop");
-    return usage_error("--miss-action " + text, "not pass, drop or next");
+    return {};
 }
 uint32_t miss_action_verdict(MissAction a, Hook h) {
     if (a == MissAction::drop) return verdict_drop(h);

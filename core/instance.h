@@ -52,10 +52,17 @@ struct DirectKey {
     bool operator==(const DirectKey&) const = default;
     auto operator<=>(const DirectKey&) const = default;
 };
-const char* miss_action_name(MissAction a);
+template <>
+struct Names<MissAction> {
+    static constexpr EnumName<MissAction> table[] = {
+        {MissAction::pass, "pass"}, {MissAction::drop, "drop"}, {MissAction::next, "next"}};
+};
+inline const char* miss_action_name(MissAction a) { return name_of(a); }
 MissAction default_miss_action(Hook h);
 // pass, drop or next; next is refused on XDP.
 Result<MissAction> parse_miss_action(const std::string& text, Hook h);
+// Whether the hook has the miss action: next is tc's alone.
+Result<> miss_action_fits(MissAction a, Hook h);
 uint32_t miss_action_verdict(MissAction a, Hook h = Hook::xdp);
 // The verdict of frames tcd does not dispatch (non-IP, malformed): pass, or
 // next with miss action next (so they too reach what follows).

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/names.h"
 
 namespace tcd {
 
@@ -18,8 +19,17 @@ struct Kind {
     bool operator==(const Kind&) const = default;
 };
 
-const char* key_kind_name(KeyKind k);  // "proto", "port"
-const char* hook_name(Hook h);         // "xdp", "tc"
+template <>
+struct Names<KeyKind> {
+    static constexpr EnumName<KeyKind> table[] = {{KeyKind::proto, "proto"}, {KeyKind::port, "port"}};
+};
+template <>
+struct Names<Hook> {
+    static constexpr EnumName<Hook> table[] = {{Hook::xdp, "xdp"}, {Hook::tc, "tc"}};
+};
+
+inline const char* key_kind_name(KeyKind k) { return name_of(k); }  // "proto", "port"
+inline const char* hook_name(Hook h) { return name_of(h); }         // "xdp", "tc"
 Result<KeyKind> parse_key_kind(const std::string& s);
 Result<Hook> parse_hook(const std::string& s);
 
@@ -28,6 +38,7 @@ const char* dispatcher_name(Hook h);
 // The hook's verdicts for pass and drop (XDP_PASS/XDP_DROP, TC_ACT_OK/SHOT).
 uint32_t verdict_pass(Hook h);
 uint32_t verdict_drop(Hook h);
+// The verdict's name: "XDP_PASS", "TC_ACT_SHOT", ... (XDP_7 for one it has not).
 std::string verdict_name(Hook h, uint32_t verdict);
 
 uint32_t max_key(KeyKind k);        // 255 or 65535

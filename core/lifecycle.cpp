@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
+#include <net/if.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -554,6 +555,101 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
         return fail("unload", dir + " still holds entries tcd did not make", "look inside and remove them");
     res.changed = true;  // the directory existed and is gone
     return res;
+}
+
+Result<AttachOutcome> attach_loading(const std::string& dir, const AttachRequest& o) {
+    const bool tc_asked = o.direction != Direction::none || o.order;
+    auto ns = resolve_netns(o.netns);  // validate before anything is loaded
+    if (!ns) return propagate(ns);
+    {
+        auto guard = NetnsGuard::enter(*ns);
+        if (!guard) return propagate(guard);
+        if (o.ifname.empty() || !if_nametoindex(o.ifname.c_str()))
+            return fail("interface " + o.ifname,
+                        "no such interface" + (ns->empty() ? std::string() : " in network namespace " + *ns),
+                        ns->empty() ? "see 'ip link'; one in another network namespace needs --netns NAME"
+                                    : "see 'ip -n NAME link'");
+    }
+    // Before anything is loaded: hw mode on a device without offload.
+    if (auto r = check_xdp_mode(o.ifname, o.netns, o.mode); !r) return propagate(r);
+
+    AttachOutcome out;
+    if (!Instance::is_loaded(dir)) {
+        // --direction asks for a tc instance; plain attach for the default.
+        LoadOptions lo;
+        if (tc_asked) lo.kind.hook = Hook::tc;
+        auto l = load(dir, lo);
+        if (!l) return propagate(l);
+        out.loaded = true;
+        crash_point("attach");
+    }
+    auto in = Instance::open(dir);
+    if (!in) return propagate(in);
+    // The load taken back unless the attach is made.
+    struct UndoLoad {
+        const std::string& dir;
+        bool armed;
+        ~UndoLoad() {
+            if (armed) (void)unload(dir);
+        }
+    } undo{dir, out.loaded};
+    if (in->kind().hook == Hook::tc && o.mode != AttachMode::auto_mode)
+        return usage_error("attach", "--mode is for XDP instances; this one is on tc", "use --direction");
+    if (in->kind().hook == Hook::tc && (o.priority || o.alone))
+        return usage_error("attach", std::string(o.priority ? "--priority" : "--alone") + " is for XDP instances; this one is on tc",
+                           "use --order");
+    if (o.priority && o.alone)
+        return usage_error("attach", "--priority is libxdp's run priority; --alone attaches without libxdp's dispatcher",
+                           "give one of them");
+    if (in->kind().hook == Hook::xdp && tc_asked)
+        return usage_error("attach", std::string(o.order ? "--order" : "--direction") + " is for tc instances; this one is on XDP",
+                           "load a tc instance with 'tcd load --hook tc' (another --pin-dir)");
+    auto r = attach(*in, o);
+    if (!r) return propagate(r);
+    undo.armed = false;
+    out.result = std::move(*r);
+    return out;
+}
+
+Result<std::vector<DetachResult>> detach_as_asked(const std::string& dir, const DetachRequest& o) {
+    if (o.all && !o.ifname.empty())
+        return usage_error("detach", "give an interface or --all, not both");
+    if (!o.all && o.ifname.empty()) return usage_error("detach", "an interface or --all is required");
+    std::vector<DetachResult> results;
+    if (!Instance::is_loaded(dir)) {
+        if (auto r = require_own_dir(dir, "detach"); !r) return propagate(r);
+        // Nothing of ours can run anywhere; still say so for a missing interface.
+        if (!o.all) {
+            auto ns = resolve_netns(o.netns);
+            if (!ns) return propagate(ns);
+            auto guard = NetnsGuard::enter(*ns);
+            if (!guard) return propagate(guard);
+            if (!if_nametoindex(o.ifname.c_str())) return fail("interface " + o.ifname, "no such interface");
+            Attachment where;
+            where.ifname = o.ifname;
+            where.ifindex = if_nametoindex(o.ifname.c_str());
+            where.netns = *ns;
+            where.direction = o.direction;
+            results.push_back({false, where});
+        }
+        return results;
+    }
+    auto in = Instance::open(dir);
+    if (!in) return propagate(in);
+    if (o.all) {
+        auto stale = stale_records(*in);  // detach_all clears them with the rest: said so
+        auto r = detach_all(*in);
+        if (!r) return propagate(r);
+        for (auto& a : *r) results.push_back({true, a});
+        for (auto& s : stale) results.push_back(std::move(s));
+    } else {
+        if (o.direction != Direction::none && in->kind().hook != Hook::tc)
+            return usage_error("detach", "--direction is for tc instances");
+        auto r = tcd::detach(*in, o.ifname, o.netns, o.direction);
+        if (!r) return propagate(r);
+        results = std::move(*r);
+    }
+    return results;
 }
 
 }  // namespace tcd

@@ -70,4 +70,27 @@ struct UnloadResult {
 // "Instance trees"), unless force, which first unwires it in every parent.
 Result<UnloadResult> unload(const std::string& dir, bool force = false);
 
+// Attach as `tcd attach` does: the interface checked in its namespace and hw
+// mode probed before anything is loaded; with no instance in dir, one loaded
+// first with defaults (on tc when the request asks for a direction or an
+// order); the request checked against the instance's hook. A failed attach
+// takes that load back.
+struct AttachOutcome {
+    AttachResult result;
+    bool loaded = false;  // the instance was loaded for it
+};
+Result<AttachOutcome> attach_loading(const std::string& dir, const AttachRequest& req);
+
+// Detach as `tcd detach` does: from one interface (a direction, or both on
+// tc), or from every one (all), stale attach records cleared with them. With
+// no instance in dir nothing of it runs anywhere: an empty result, or, for
+// an interface, one that changed nothing (after checking the interface).
+struct DetachRequest {
+    std::string ifname;
+    std::string netns;  // as given on the command line
+    bool all = false;
+    Direction direction = Direction::none;  // none: both, on tc
+};
+Result<std::vector<DetachResult>> detach_as_asked(const std::string& dir, const DetachRequest& req);
+
 }  // namespace tcd

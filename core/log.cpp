@@ -3,6 +3,10 @@
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <mutex>
@@ -84,10 +88,7 @@ std::string last_verifier_words() {
             continue;
         lines.push_back(l);
     }
-    std::string out;
-    for (size_t i = lines.size() > 2 ? lines.size() - 2 : 0; i < lines.size(); ++i)
-        out += (out.empty() ? "" : " / ") + lines[i];
-    return out;
+    return fmt::format("{}", fmt::join(lines.end() - std::min<size_t>(lines.size(), 2), lines.end(), " / "));
 }
 
 std::string last_library_warning() {

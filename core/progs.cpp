@@ -40,6 +40,12 @@ Result<ProgInfo> prog_info(int prog_fd) {
     return p;
 }
 
+uint32_t map_id(int map_fd) {
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    return bpf_obj_get_info_by_fd(map_fd, &info, &len) == 0 ? info.id : 0;
+}
+
 Result<UniqueFd> prog_fd_by_id(uint32_t id) {
     int fd = bpf_prog_get_fd_by_id(id);
     if (fd < 0) {

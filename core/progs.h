@@ -28,6 +28,8 @@ struct ProgInfo {
 
 Result<ProgInfo> prog_info(int prog_fd);
 Result<UniqueFd> prog_fd_by_id(uint32_t id);
+// The id of the map behind fd (0 when the kernel does not say).
+uint32_t map_id(int map_fd);
 std::string prog_type_name(uint32_t type);
 
 // What a bpffs object or fd is.

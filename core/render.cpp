@@ -4,6 +4,7 @@
 
 #include <ctime>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/keys.h"
 
@@ -228,8 +229,7 @@ std::string handlers_plain(const std::vector<HandlerInfo>& hs) {
     std::string out = fmt::format("{:<16} {:>8}  {:<16}  {:<5} {:<8} {:<20}  {}\n", "NAME", "PROG ID", "TAG",
                                   "TYPE", "KIND", "LOADED", "KEYS");
     for (const auto& h : hs) {
-        std::string keys;
-        for (auto k : h.keys) keys += (keys.empty() ? "" : ",") + std::to_string(k);
+        const std::string keys = fmt::format("{}", fmt::join(h.keys, ","));
         out += fmt::format("{:<16} {:>8}  {:<16}  {:<5} {:<8} {:<20}  {}\n", h.name, h.prog_id, h.tag, h.type,
                            h.builtin ? "built-in" : "user", iso_time(h.loaded_at), keys.empty() ? "-" : keys);
     }
@@ -266,8 +266,7 @@ json attachment_json(const Attachment& a) {
 
 // ", priority 50, 2 of 3 in libxdp's dispatcher, chain-call pass" (XDP multiprog).
 static std::string multiprog_words(const Attachment& a) {
-    std::string cc;
-    for (const auto& c : a.chain_call) cc += (cc.empty() ? "" : ",") + c;
+    const std::string cc = fmt::format("{}", fmt::join(a.chain_call, ","));
     return fmt::format(", priority {}, {} of {} in the dispatcher, chain-call {}", a.priority, a.position, a.chain,
                        cc.empty() ? "none" : cc);
 }
@@ -275,8 +274,7 @@ static std::string multiprog_words(const Attachment& a) {
 static std::string neighbour_lines(const Attachment& a) {
     std::string out;
     for (const auto& o : a.others) {
-        std::string cc;
-        for (const auto& c : o.chain_call) cc += (cc.empty() ? "" : ",") + c;
+        const std::string cc = fmt::format("{}", fmt::join(o.chain_call, ","));
         out += fmt::format("  beside: {} (id {}, priority {}, chain-call {})\n", o.name, o.id, o.priority,
                            cc.empty() ? "none" : cc);
     }
@@ -373,8 +371,9 @@ std::string status_plain(const Status& s, bool verbose) {
     if (s.wired.empty()) out += "wired: nothing\n";
     for (const auto& w : s.wired)
         out += fmt::format("wired: {} -> {}\n", key_label(w.key, w.key_name), w.handler);
-    std::string hs;
-    for (const auto& h : s.handlers) hs += (hs.empty() ? "" : ", ") + h.name;
+    std::vector<std::string> names;
+    for (const auto& h : s.handlers) names.push_back(h.name);
+    const std::string hs = fmt::format("{}", fmt::join(names, ", "));
     out += "handlers: " + (hs.empty() ? std::string("none") : hs) + "\n";
     tree_plain(out, s.parents, true, 0);
     tree_plain(out, s.children, false, 0);
@@ -420,9 +419,7 @@ std::string load_plain(const LoadResult& r) {
             out += fmt::format("swapped on {} ({} mode)\n", s.ifname, mode_name(s.mode));
     }
     if (!r.upgraded.empty()) {
-        std::string names;
-        for (const auto& n : r.upgraded) names += (names.empty() ? "" : ", ") + n;
-        out += "built-in handlers replaced: " + names + "\n";
+        out += fmt::format("built-in handlers replaced: {}\n", fmt::join(r.upgraded, ", "));
     }
     for (const auto& p : r.repointed) out += fmt::format("repointed {} key {} to it\n", p.parent, p.key);
     return out;
@@ -553,9 +550,7 @@ std::string handler_load_plain(const HandlerLoadResult& r) {
     std::string out;
     for (const auto& h : r.loaded) out += fmt::format("loaded {} (prog id {}, tag {})\n", h.name, h.prog_id, h.tag);
     if (!r.shared_maps.empty()) {
-        std::string maps;
-        for (const auto& m : r.shared_maps) maps += (maps.empty() ? "" : ", ") + m;
-        out += "sharing the instance's " + maps + "\n";
+        out += fmt::format("sharing the instance's {}\n", fmt::join(r.shared_maps, ", "));
     }
     return out;
 }
@@ -581,7 +576,7 @@ json trace_frame_json(const TraceFrame& f) {
     json levels = json::array();
     for (const auto& l : f.levels)
         levels.push_back({{"instance", l.instance.empty() ? json(nullptr) : json(l.instance)},
-                          {"via", l.via},
+                          {"via", name_of(l.via)},
                           {"from", l.from ? json(*l.from) : json(nullptr)},
                           {"class", l.cls},
                           {"key", l.key ? json(*l.key) : json(nullptr)},
@@ -615,7 +610,7 @@ std::string trace_frame_plain(const TraceFrame& f) {
         const auto& l = f.levels[i];
         std::string handler = l.handler ? *l.handler : (l.missed ? "(miss)" : "-");
         std::string key = l.key ? key_label(*l.key, l.key_name) : "-";
-        if (l.via == "tcd_next")
+        if (l.via == Via::tcd_next)
             out += fmt::format("{:>15}{} tcd_next from {}: {:<16} {}\n", "", std::string(2 * i, ' ') + "->",
                                l.from.value_or("-"), key, handler);
         else
@@ -634,7 +629,7 @@ json trace_summary_json(const TraceSummary& s) {
     for (const auto& r : s.rows())
         rows.push_back({{"level", r.level},
                         {"instance", r.instance.empty() ? json(nullptr) : json(r.instance)},
-                        {"via", r.via},
+                        {"via", name_of(r.via)},
                         {"from", r.from ? json(*r.from) : json(nullptr)},
                         {"class", r.cls},
                         {"key", r.key ? json(*r.key) : json(nullptr)},
@@ -657,7 +652,7 @@ std::string trace_summary_plain(const TraceSummary& s) {
         level = r.level;
         std::string verdicts;
         for (const auto& [v, n] : r.verdicts) verdicts += (verdicts.empty() ? "" : ", ") + fmt::format("{} {}", v, n);
-        if (r.via == "tcd_next")
+        if (r.via == Via::tcd_next)
             verdicts += "  (tcd_next from " + r.from.value_or("-") + (r.instance.empty() ? "" : ", " + r.instance) + ")";
         else if (r.level > 0)
             verdicts += "  (" + r.instance + ")";

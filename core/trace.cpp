@@ -59,8 +59,6 @@ const char* class_name(uint32_t cls) {
     }
 }
 
-std::string verdict_name(uint32_t action) { return tcd::verdict_name(Hook::xdp, action); }
-
 void TraceSummary::add(const TraceFrame& f) {
     frames_++;
     std::vector<TraceLevel> levels = f.levels;
@@ -421,7 +419,7 @@ void Tracer::follow_hops(TraceFrame& f, const std::vector<Tracer*>& path, uint32
         const HopTable* t = hop_table(cur);
         if (!t || t->dispatcher) break;
         TraceLevel h;
-        h.via = "tcd_next";
+        h.via = Via::tcd_next;
         h.from = cur_name;
         h.cls = cls;
         h.key = keys[i];

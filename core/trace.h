@@ -22,8 +22,14 @@ namespace tcd {
 // "45 00 ..", "4500..", "45:00:.." -> bytes; a usage error otherwise.
 Result<std::vector<uint8_t>> parse_hex(std::string_view text);
 
-const char* class_name(uint32_t cls);     // "ipv4", "ipv6", "non-ip", "malformed", "no-port"
-std::string verdict_name(uint32_t action);  // "XDP_PASS", ... (XDP)
+const char* class_name(uint32_t cls);  // "ipv4", "ipv6", "non-ip", "malformed", "no-port"
+
+// How a frame reached a level: the dispatcher's tail call, or a handler's tcd_next().
+enum class Via { dispatcher, tcd_next };
+template <>
+struct Names<Via> {
+    static constexpr EnumName<Via> table[] = {{Via::dispatcher, "dispatcher"}, {Via::tcd_next, "tcd_next"}};
+};
 
 // One level a frame went through: the root, then each child instance a key
 // handed it to (docs/datapath.md, "Instance trees"), then each hop a handler
@@ -35,7 +41,7 @@ struct TraceLevel {
     std::string key_name;
     std::optional<std::string> handler;
     bool missed = false;
-    std::string via = "dispatcher";   // "dispatcher" or "tcd_next"
+    Via via = Via::dispatcher;
     std::optional<std::string> from;  // tcd_next: the handler that took the hop
     uint32_t prog_id = 0;             // the handler's program id (0 on a miss)
 };
@@ -57,7 +63,7 @@ struct TraceFrame {
 struct TraceSummaryRow {
     int level = 0;         // 0: the instance traced, 1: its child or the first hop, ...
     std::string instance;  // the level's pin dir ("" when no instance is loaded)
-    std::string via = "dispatcher";
+    Via via = Via::dispatcher;
     std::optional<std::string> from;
     std::string cls;
     std::optional<uint32_t> key;
@@ -73,7 +79,7 @@ public:
     uint64_t frames() const { return frames_; }
 
 private:
-    std::map<std::tuple<int, std::string, std::string, std::string, std::string, int>, TraceSummaryRow> rows_;
+    std::map<std::tuple<int, std::string, Via, std::string, std::string, int>, TraceSummaryRow> rows_;
     uint64_t frames_ = 0;
 };
 

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <functional>
 #include <set>
 #include <tuple>
@@ -20,17 +21,13 @@
 #include "tcd/shared.h"
 
 namespace tcd::tree {
-namespace {
-namespace fs = std::filesystem;
 
 std::string canon(const std::string& dir) { return InstanceLock::canonical_dir(dir); }
 
-uint32_t map_id(int fd) {
-    bpf_map_info info{};
-    uint32_t len = sizeof info;
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return 0;
-    return info.id;
-}
+std::string chain_text(const std::vector<std::string>& dirs) { return fmt::format("{}", fmt::join(dirs, " -> ")); }
+
+namespace {
+namespace fs = std::filesystem;
 
 // Directories that hold a tcd dispatcher pin, canonical, sorted.
 std::vector<std::string> instance_dirs(const std::vector<std::string>& also) {
@@ -74,12 +71,6 @@ Result<std::vector<std::pair<uint32_t, uint32_t>>> read_wires(int fd, uint32_t l
         if (id) out.emplace_back(key, id);
     }
     return out;
-}
-
-std::string chain_text(const std::vector<std::string>& dirs) {
-    std::string s;
-    for (const auto& d : dirs) s += (s.empty() ? "" : " -> ") + d;
-    return s;
 }
 
 }  // namespace

@@ -32,6 +32,11 @@
 
 namespace tcd::tree {
 
+// A pin dir in the one spelling its lock goes by (InstanceLock::canonical_dir).
+std::string canon(const std::string& dir);
+// "a -> b -> c": a chain of instances, in messages.
+std::string chain_text(const std::vector<std::string>& dirs);
+
 // The kernel's MAX_TAIL_CALL_CNT: tail calls one packet may make.
 inline constexpr int kMaxTailCalls = 33;
 // Tail calls kept back for tcd's entry shim, which tail-calls the dispatcher

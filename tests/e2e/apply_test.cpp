@@ -25,6 +25,7 @@
 #include "tests/common/lock_files.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
+#include "tests/common/veth_test.h"
 
 namespace {
 
@@ -43,43 +44,33 @@ std::set<std::string> changes(const json& j) {
     return out;
 }
 
-class Apply : public ::testing::Test {
+// Pin dir tcdapply<pid> (and the tree tests' r, w, x after it), namespace
+// tcdap<pid> with ca/cb (tests/common/veth_test.h), and the file apply reads.
+class Apply : public tcdtest::VethTest {
 protected:
-    void SetUp() override {
-        TCD_REQUIRE_KERNEL();
-        id_ = std::to_string(getpid());
-        dir_ = "/sys/fs/bpf/tcdapply" + id_;
-        root_ = dir_ + "r";
-        web_ = dir_ + "w";
-        extra_ = dir_ + "x";
-        file_ = "/tmp/tcdapply" + id_ + ".yaml";
-        unload();
-        // One namespace "tcdap<pid>" with the veth pair ca/cb, both up.
-        net_.emplace(tcdtest::TopologySpec{
-            .prefix = "tcdap", .namespaces = {""}, .veths = {{.a = {"", "ca"}, .b = {"", "cb"}}}});
-        ASSERT_TRUE(net_->ok()) << net_->error();
-        ns_ = net_->ns();
-    }
+    Apply()
+        : VethTest("tcdapply", "tcdap"),
+          file_("/tmp/tcdapply" + id_ + ".yaml"),
+          root_(dir_ + "r"),
+          web_(dir_ + "w"),
+          extra_(dir_ + "x") {}
     void TearDown() override {
-        if (dir_.empty()) return;  // skipped before it made anything
-        unload();
-        // dir_ and every pin dir named after it (the tree tests' r, w, x, dN, nN).
-        {
-            std::string own = tcd::InstanceLock::path_for(dir_);
-            std::string stem = own.substr(0, own.size() - std::string(".lock").size());
-            std::error_code ec;
-            for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(own).parent_path(), ec))
-                if (e.path().string().rfind(stem, 0) == 0) std::filesystem::remove(e.path(), ec);
-        }
-        net_.reset();
+        VethTest::TearDown();
         std::remove(file_.c_str());
     }
     // Parents first (a wired child is not unloaded): the tree tests' root,
     // then its children.
-    void unload() {
+    void unload() override {
         for (const auto& d : {root_, dir_, web_, extra_}) sh(std::string(TCD_BIN) + " -q -d " + d + " unload --force");
     }
-    std::string tcd(const std::string& args) const { return std::string(TCD_BIN) + " -d " + dir_ + " " + args; }
+    // dir_ and every pin dir named after it (the tree tests' r, w, x, dN, nN).
+    void remove_lock_files() override {
+        std::string own = tcd::InstanceLock::path_for(dir_);
+        std::string stem = own.substr(0, own.size() - std::string(".lock").size());
+        std::error_code ec;
+        for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(own).parent_path(), ec))
+            if (e.path().string().rfind(stem, 0) == 0) std::filesystem::remove(e.path(), ec);
+    }
     // apply -f FILE (the text), as JSON.
     json apply(const std::string& yaml, bool dry = false, int want_rc = 0) {
         std::ofstream(file_) << yaml;
@@ -87,11 +78,6 @@ protected:
         EXPECT_EQ(c.rc, want_rc) << yaml << "\n" << c.err;
         if (c.rc != 0 || c.out.empty()) return json::object();
         return json::parse(c.out);
-    }
-    json status() const {
-        auto c = sh(tcd("-j status"));
-        EXPECT_EQ(c.rc, 0) << c.err;
-        return json::parse(c.out.empty() ? "{}" : c.out);
     }
     // apply with any flags on the file (the text): the command's outcome.
     tcdtest::Cmd run(const std::string& yaml, const std::string& flags) {
@@ -126,8 +112,7 @@ protected:
                "    interfaces:\n      - name: ca\n        netns: " + ns_ + "\n        mode: skb\n" +
                "  - name: web\n    pin_dir: " + web_ + "\n    key: port\n    wiring:\n" + web_wiring + more;
     }
-    std::string id_, dir_, ns_, file_, root_, web_, extra_;
-    std::optional<tcdtest::Topology> net_;
+    std::string file_, root_, web_, extra_;
 };
 
 // deploy/tcd.yaml as shipped, with the paths of this build and machine: the

@@ -16,11 +16,13 @@
 #include <string>
 
 #include "core/bpffs.h"
+#include "core/fd.h"
 #include "tests/common/kernel.h"
 #include "tests/common/lock_files.h"
 #include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
+#include "tests/common/veth_test.h"
 #include "tests/common/wait.h"
 
 namespace {
@@ -30,42 +32,12 @@ using tcdtest::sh;
 
 constexpr int kKilled = 128 + 9;
 
-struct UniqueFdHolder {
-    int fd;
-    explicit UniqueFdHolder(int f) : fd(f) {}
-    ~UniqueFdHolder() {
-        if (fd >= 0) close(fd);
-    }
-};
-
-class Crash : public ::testing::Test {
+// Pin dir tcdcrash<pid>, namespace tcdcr<pid> with ca/cb (tests/common/veth_test.h).
+class Crash : public tcdtest::VethTest {
 protected:
-    void SetUp() override {
-        TCD_REQUIRE_KERNEL();
-        id_ = std::to_string(getpid());
-        dir_ = "/sys/fs/bpf/tcdcrash" + id_;
-        unload();
-        // One namespace "tcdcr<pid>" with the veth pair ca/cb, both up.
-        net_.emplace(tcdtest::TopologySpec{
-            .prefix = "tcdcr", .namespaces = {""}, .veths = {{.a = {"", "ca"}, .b = {"", "cb"}}}});
-        ASSERT_TRUE(net_->ok()) << net_->error();
-        ns_ = net_->ns();
-    }
-    void TearDown() override {
-        if (dir_.empty()) return;  // skipped before it made anything
-        unload();
-        tcdtest::remove_lock_file(dir_);
-        net_.reset();
-    }
-    void unload() { sh(tcd("-q unload")); }
-    std::string tcd(const std::string& args) const { return std::string(TCD_BIN) + " -d " + dir_ + " " + args; }
+    Crash() : VethTest("tcdcrash", "tcdcr") {}
     std::string crash(const std::string& op, int n, const std::string& args) const {
         return "TCD_CRASHPOINT=" + op + ":" + std::to_string(n) + " " + tcd(args);
-    }
-    json status() const {
-        auto c = sh(tcd("-j status"));
-        EXPECT_EQ(c.rc, 0) << c.err;
-        return json::parse(c.out.empty() ? "{}" : c.out);
     }
     // Entries of the instance's attach map (records of attachments).
     size_t records() const {
@@ -94,17 +66,14 @@ protected:
     uint64_t running_on_cb(const json& st) const {
         bool multi = !st["attached"].empty() && st["attached"][0].value("multiprog", false);
         if (!multi) return xdp_id_on_cb();
-        int fd = bpf_obj_get((dir_ + "/maps/mp_entry").c_str());
-        UniqueFdHolder h(fd);
+        tcd::UniqueFd fd(bpf_obj_get((dir_ + "/maps/mp_entry").c_str()));
         uint32_t k = 0, id = 0;
-        if (fd < 0 || bpf_map_lookup_elem(fd, &k, &id) != 0) return 0;
+        if (!fd || bpf_map_lookup_elem(fd.get(), &k, &id) != 0) return 0;
         return id;
     }
     bool xdp_on_cb() const {
         return sh("nsenter --net=/run/netns/" + ns_ + " ip link show cb").out.find("prog/xdp") != std::string::npos;
     }
-    std::string id_, dir_, ns_;
-    std::optional<tcdtest::Topology> net_;
 };
 
 TEST_F(Crash, LoadKilledAtEveryStep) {
@@ -399,11 +368,11 @@ TEST_F(Crash, RespecialiseKilledAtEveryStep) {
         const std::string frame = std::string("020000000002" "020000000001" "0800") +  // Ethernet
                                   "45000028000140004006" "0000" "0a000001" "0a000002" +  // IPv4, TCP
                                   "30390050" "00000001" "00000000" "50020000" "00000000";  // TCP
-        UniqueFdHolder fd(bpf_obj_get((dir_ + "/xdp_dispatch").c_str()));
+        tcd::UniqueFd fd(bpf_obj_get((dir_ + "/xdp_dispatch").c_str()));
         std::vector<uint8_t> f;
         for (size_t i = 0; i + 1 < frame.size(); i += 2) f.push_back(uint8_t(std::stoi(frame.substr(i, 2), nullptr, 16)));
         LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_size_in = uint32_t(f.size()), .repeat = static_cast<int>(n));
-        ASSERT_EQ(bpf_prog_test_run_opts(fd.fd, &o), 0);
+        ASSERT_EQ(bpf_prog_test_run_opts(fd.get(), &o), 0);
         sent += uint64_t(n);
     };
     send(5);

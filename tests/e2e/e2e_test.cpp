@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/probe.h"
+#include "tests/common/background.h"
 #include "tests/common/commands.h"
 #include "tests/common/kernel.h"
 #include "tests/common/lock_files.h"
@@ -699,50 +700,7 @@ TEST(E2E, ApplyConvergesAndIsIdempotent) {
 
 namespace {
 
-// A command started in the background, stdout and stderr into files of
-// their own; killed and reaped in the destructor if the test did not.
-class Background {
-public:
-    explicit Background(const std::vector<std::string>& argv) {
-        static int seq = 0;
-        base_ = "/tmp/tcd_bg_" + std::to_string(getpid()) + "_" + std::to_string(seq++);
-        pid_ = fork();
-        if (pid_ == 0) {
-            int out = open((base_ + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-            int err = open((base_ + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-            if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(126);
-            std::vector<char*> args;
-            for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-            args.push_back(nullptr);
-            execv(args[0], args.data());
-            _exit(127);
-        }
-    }
-    ~Background() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-        std::remove((base_ + ".out").c_str());
-        std::remove((base_ + ".err").c_str());
-    }
-    bool started() const { return pid_ > 0; }
-    std::string out() const { return tcdtest::slurp(base_ + ".out"); }
-    // Sends sig and waits for the exit: status, stdout and stderr.
-    Cmd stop(int sig) {
-        Cmd c;
-        int st = 0;
-        if (kill(pid_, sig) == 0 && waitpid(pid_, &st, 0) == pid_) c.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        pid_ = -1;
-        c.out = tcdtest::slurp(base_ + ".out");
-        c.err = tcdtest::slurp(base_ + ".err");
-        return c;
-    }
-
-private:
-    std::string base_;
-    pid_t pid_ = -1;
-};
+using tcdtest::Background;
 
 TEST(E2E, WatchEndsWithStatusZeroOnCtrlC) {
     TOPOLOGY(t);

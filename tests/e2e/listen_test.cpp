@@ -22,6 +22,7 @@
 #include "core/lifecycle.h"
 #include "tests/common/instance.h"
 #include "tests/common/kernel.h"
+#include "tests/common/background.h"
 #include "tests/common/shell.h"
 #include "tests/common/wait.h"
 
@@ -29,34 +30,10 @@ namespace {
 
 using tcdtest::Cmd;
 
-// tcd stats --listen in the background, stdout and stderr to files; killed
-// and reaped in the destructor if the test did not stop it.
-class Server {
+// tcd stats --listen in the background (tests/common/background.h).
+class Server : public tcdtest::Background {
 public:
-    explicit Server(const std::vector<std::string>& argv) {
-        static int seq = 0;
-        base_ = "/tmp/tcd_listen_" + std::to_string(getpid()) + "_" + std::to_string(seq++);
-        pid_ = fork();
-        if (pid_ == 0) {
-            int out = open((base_ + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-            int err = open((base_ + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-            if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(126);
-            std::vector<char*> args;
-            for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-            args.push_back(nullptr);
-            execv(args[0], args.data());
-            _exit(127);
-        }
-    }
-    ~Server() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-        std::remove((base_ + ".out").c_str());
-        std::remove((base_ + ".err").c_str());
-    }
-    std::string out() const { return tcdtest::slurp(base_ + ".out"); }
+    explicit Server(const std::vector<std::string>& argv) : Background(argv, "/tmp/tcd_listen") {}
     // The port from the -j line it prints when it serves; 0 until then.
     int port() const {
         std::string o = out();
@@ -67,19 +44,6 @@ public:
         std::string l = j["listen"];
         return std::stoi(l.substr(l.rfind(':') + 1));
     }
-    Cmd stop(int sig) {
-        Cmd c;
-        int st = 0;
-        if (kill(pid_, sig) == 0 && waitpid(pid_, &st, 0) == pid_) c.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        pid_ = -1;
-        c.out = tcdtest::slurp(base_ + ".out");
-        c.err = tcdtest::slurp(base_ + ".err");
-        return c;
-    }
-
-private:
-    std::string base_;
-    pid_t pid_ = -1;
 };
 
 struct Reply {

@@ -111,4 +111,19 @@ inline json stats_when(const Pair& p, const std::string& dir, uint64_t want) {
     return s;
 }
 
+// After a UDP stream to key 17 ran through reloads of dir1's instance: all of
+// it arrived, and the instance has one attachment, one wired key, no problems,
+// and counters that kept the stream across the swaps. Its status.
+inline json expect_reloads_kept_the_stream(const Pair& p, const StreamResult& r) {
+    EXPECT_GT(r.sent, 4);
+    EXPECT_EQ(r.received, r.sent);
+    EXPECT_EQ(r.missing, 0);
+    json st = p.tcd_json(p.dir1(), "status");
+    EXPECT_EQ(st["attached"].size(), 1u);
+    EXPECT_TRUE(st["problems"].empty()) << st.dump();
+    EXPECT_EQ(st["wired"].size(), 1u);
+    EXPECT_GE(packets(p.tcd_json(p.dir1(), "stats"), 17), uint64_t(r.sent));
+    return st;
+}
+
 }  // namespace tcdtest

@@ -40,27 +40,11 @@ struct Dirs : tcdtest::PinDirs {
     Dirs() : PinDirs("tcds") {}
 };
 
+using tcdtest::dispatcher_id;
 using tcdtest::tcd;
-
 using tcdtest::tcd_json;
-
-const json* key_row(const json& rows, int key) {
-    for (const auto& k : rows)
-        if (k["key"] == key) return &k;
-    return nullptr;
-}
-
-// The program id wired at key in dir's jump table, 0 if none.
-uint64_t wired_id(const std::string& dir, int key) {
-    json l = tcd_json(dir, "map list");
-    const json* r = key_row(l, key);
-    return r ? (*r)["prog_id"].get<uint64_t>() : 0;
-}
-
-uint64_t dispatcher_id(const std::string& dir) {
-    json s = tcd_json(dir, "status");
-    return s.is_object() && s["dispatcher"].is_object() ? s["dispatcher"]["prog_id"].get<uint64_t>() : 0;
-}
+using tcdtest::wired_id;
+const auto key_row = tcdtest::row_of_key;
 
 // Two commands started together; their results.
 std::pair<Cmd, Cmd> at_once(const std::string& a, const std::string& b) {

@@ -33,13 +33,20 @@ struct Dirs : tcdtest::PinDirs {
 };
 
 using tcdtest::tcd;
-
 using tcdtest::tcd_json;
+const auto key_row = tcdtest::row_of_key;
 
-const json* key_row(const json& rows, int key) {
-    for (const auto& k : rows)
-        if (k["key"] == key) return &k;
-    return nullptr;
+// bpftool, for the tests that wire by hand: skipped without it (a failure in CI).
+#define REQUIRE_BPFTOOL()                                                                        \
+    if (sh("command -v bpftool").rc != 0) {                                                      \
+        if (tcdtest::in_ci()) FAIL() << "bpftool is missing (scripts/packages.txt)";              \
+        GTEST_SKIP() << "bpftool is missing";                                                    \
+    }
+
+// root, a proto instance, and web, a port instance: loaded.
+void load_root_and_web(const std::string& root, const std::string& web) {
+    ASSERT_EQ(tcd(root, "load").rc, 0);
+    ASSERT_EQ(tcd(web, "load --key port").rc, 0);
 }
 
 TEST(Tree, ChildWiredByPinDirIsNamedAndShownAsATree) {
@@ -328,14 +335,10 @@ TEST(Tree, TraceFollowsTheChainForEveryKind) {
 // and then every command sees it (docs/datapath.md, "Instance trees").
 TEST(Tree, WiredByHandIsFoundByStatusScan) {
     TCD_REQUIRE_KERNEL();
-    if (sh("command -v bpftool").rc != 0) {
-        if (tcdtest::in_ci()) FAIL() << "bpftool is missing (scripts/packages.txt)";
-        GTEST_SKIP() << "bpftool is missing";
-    }
+    REQUIRE_BPFTOOL();
     Dirs d;
     std::string root = d.add("root"), web = d.add("web");
-    ASSERT_EQ(tcd(root, "load").rc, 0);
-    ASSERT_EQ(tcd(web, "load --key port").rc, 0);
+    ASSERT_NO_FATAL_FAILURE(load_root_and_web(root, web));
     Cmd hand = sh("bpftool map update pinned " + root + "/maps/jt key 6 0 0 0 value pinned " + web + "/xdp_dispatch");
     ASSERT_EQ(hand.rc, 0) << hand.err;
 
@@ -398,14 +401,10 @@ TEST(Tree, KilledWhileRecordingALink) {
 // the next map set on the parent removes it.
 TEST(Tree, StaleLinkRecordIsIgnoredAndPruned) {
     TCD_REQUIRE_KERNEL();
-    if (sh("command -v bpftool").rc != 0) {
-        if (tcdtest::in_ci()) FAIL() << "bpftool is missing (scripts/packages.txt)";
-        GTEST_SKIP() << "bpftool is missing";
-    }
+    REQUIRE_BPFTOOL();
     Dirs d;
     std::string root = d.add("root"), web = d.add("web");
-    ASSERT_EQ(tcd(root, "load").rc, 0);
-    ASSERT_EQ(tcd(web, "load --key port").rc, 0);
+    ASSERT_NO_FATAL_FAILURE(load_root_and_web(root, web));
     ASSERT_EQ(tcd(root, "map set tcp " + web).rc, 0);
     EXPECT_NE(sh("ls " + root + "/tree").out.find("down-6-"), std::string::npos);
     EXPECT_NE(sh("ls " + web + "/tree").out.find("up-6-"), std::string::npos);

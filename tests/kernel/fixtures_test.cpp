@@ -174,7 +174,7 @@ void check_suite(tcd::MissAction miss, const std::string& tag) {
             EXPECT_EQ(int(*t->key), f.key);
             EXPECT_EQ(t->missed, !wired(f.key));
         }
-        EXPECT_EQ(t->verdict, tcd::verdict_name(expected_verdict(f, miss)));
+        EXPECT_EQ(t->verdict, tcd::verdict_name(tcd::Hook::xdp, expected_verdict(f, miss)));
     }
 }
 

@@ -81,7 +81,7 @@ TEST_F(Handlers, PortsExampleSharesTheJumpTable) {
     const bool hops = t->limitation().empty();
     if (hops) {
         ASSERT_EQ(f->levels.size(), 2u);
-        EXPECT_EQ(f->levels[1].via, "tcd_next");
+        EXPECT_EQ(f->levels[1].via, tcd::Via::tcd_next);
         EXPECT_EQ(f->levels[1].from.value_or(""), "tcp_ports");
         EXPECT_EQ(f->levels[1].key.value_or(0), 254u);
         EXPECT_EQ(f->levels[1].handler.value_or(""), "port22");

@@ -27,6 +27,8 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "core/attach.h"
+#include "core/kind.h"
 
 namespace {
 
@@ -452,6 +454,15 @@ TEST(Sync, TreeIsNotEmpty) {
     EXPECT_GE(opts, 25u);
     EXPECT_GE(choices, 8u);  // --mode, --direction x2, --format, --key x2, --hook x2, --miss-action
     EXPECT_TRUE(t.at("attach").choices.count("--mode"));
+    // The choices are the core's name tables (core/names.h), which the
+    // completions are held to below.
+    auto names = [](std::vector<std::string> v) { return Set(v.begin(), v.end()); };
+    EXPECT_EQ(show(t.at("attach").choices.at("--mode")), show(names(tcd::names_of<tcd::AttachMode>(tcd::is_xdp_mode))));
+    EXPECT_EQ(show(t.at("attach").choices.at("--direction")), show(names(tcd::names_of<tcd::Direction>())));
+    EXPECT_EQ(show(t.at("load").choices.at("--miss-action")), show(names(tcd::names_of<tcd::MissAction>())));
+    EXPECT_EQ(show(t.at("load").choices.at("--key")), show(names(tcd::names_of<tcd::KeyKind>())));
+    EXPECT_EQ(show(t.at("load").choices.at("--hook")), show(names(tcd::names_of<tcd::Hook>())));
+    EXPECT_EQ(show(t.at("stats").choices.at("--format")), show(names(tcd::names_of<tcd::cli::StatsFormat>())));
     EXPECT_TRUE(t.at("object").options.count("-o"));
 }
 

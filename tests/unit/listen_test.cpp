@@ -83,11 +83,11 @@ TEST(Listen, DoesNotGoWithWatchResetOrAnotherFormat) {
     o.reset = true;
     EXPECT_EQ(tcd::cli::run_stats(o, ctx).error().code, tcd::ExitCode::usage);
     o.reset = false;
-    o.format = "json";
+    o.format = tcd::cli::StatsFormat::json;
     r = tcd::cli::run_stats(o, ctx);
     ASSERT_FALSE(r.has_value());
     EXPECT_EQ(r.error().message(), "stats: --listen serves the Prometheus text, not --format json");
-    o.format = "plain";
+    o.format = tcd::cli::StatsFormat::plain;
     o.listen = "9435";
     r = tcd::cli::run_stats(o, ctx);
     ASSERT_FALSE(r.has_value());

@@ -157,7 +157,15 @@ TEST(RenderStatus, TcxAndClsactAttachments) {
 TEST(AttachNames, RoundTrip) {
     for (auto m : {tcd::AttachMode::auto_mode, tcd::AttachMode::native, tcd::AttachMode::skb, tcd::AttachMode::hw,
                    tcd::AttachMode::tc, tcd::AttachMode::tcx})
-        EXPECT_EQ(tcd::attach_mode_from_name(tcd::mode_name(m)), m) << tcd::mode_name(m);
+        EXPECT_EQ(tcd::from_name<tcd::AttachMode>(tcd::mode_name(m)), m) << tcd::mode_name(m);
+    // Aliases are read, never printed; the CLI lists XDP's modes alone.
+    EXPECT_EQ(tcd::from_name<tcd::AttachMode>("offload"), tcd::AttachMode::hw);
+    EXPECT_STREQ(tcd::mode_name(tcd::AttachMode::hw), "hw");
+    EXPECT_EQ(tcd::names_of<tcd::AttachMode>(tcd::is_xdp_mode), (std::vector<std::string>{"auto", "native", "skb", "hw"}));
+    EXPECT_EQ(tcd::names_of<tcd::Direction>(), (std::vector<std::string>{"ingress", "egress"}));
+    EXPECT_EQ(tcd::or_list(tcd::names_of<tcd::MissAction>()), "pass, drop or next");
+    EXPECT_EQ(tcd::verdict_name(tcd::Hook::tc, uint32_t(-1)), "TC_ACT_UNSPEC");
+    EXPECT_EQ(tcd::verdict_name(tcd::Hook::xdp, 9), "XDP_9");
     EXPECT_EQ(*tcd::parse_xdp_mode("drv"), tcd::AttachMode::native);
     EXPECT_FALSE(tcd::parse_xdp_mode("tcx"));
     EXPECT_EQ(*tcd::parse_direction(""), tcd::Direction::none);
