@@ -268,7 +268,7 @@ Result<std::vector<DetachResult>> detach(const Instance& in, const std::string& 
         forget(in, ino, *ifindex, d);
         if (res.changed || direction == d || !tc) out.push_back(res);
     }
-    if (out.empty()) out.push_back({false, attachment_at(Place{ifname, *ifindex, *ns, ino, direction}, AttachMode::tc)});
+    if (out.empty()) out.push_back({false, attachment_at(Place{ifname, *ifindex, *ns, ino, direction}, AttachMode::tc), {}});
     return out;
 }
 

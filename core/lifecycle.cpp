@@ -630,7 +630,7 @@ Result<std::vector<DetachResult>> detach_as_asked(const std::string& dir, const 
             where.ifindex = if_nametoindex(o.ifname.c_str());
             where.netns = *ns;
             where.direction = o.direction;
-            results.push_back({false, where});
+            results.push_back({false, where, {}});
         }
         return results;
     }
@@ -640,7 +640,7 @@ Result<std::vector<DetachResult>> detach_as_asked(const std::string& dir, const 
         auto stale = stale_records(*in);  // detach_all clears them with the rest: said so
         auto r = detach_all(*in);
         if (!r) return propagate(r);
-        for (auto& a : *r) results.push_back({true, a});
+        for (auto& a : *r) results.push_back({true, a, {}});
         for (auto& s : stale) results.push_back(std::move(s));
     } else {
         if (o.direction != Direction::none && in->kind().hook != Hook::tc)

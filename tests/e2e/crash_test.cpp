@@ -502,7 +502,7 @@ TEST_F(Crash, MultiPairMapSetAllOrNothing) {
 // index maps/slot_port; "" when so, else what is wrong.
 std::string slot_index_problems(const std::string& dir) {
     int ps = bpf_obj_get((dir + "/maps/port_slot").c_str()), sp = bpf_obj_get((dir + "/maps/slot_port").c_str());
-    UniqueFdHolder a(ps), b(sp);
+    tcd::UniqueFd a(ps), b(sp);
     if (ps < 0 || sp < 0) return "maps/port_slot or maps/slot_port cannot be opened";
     std::string out;
     for (uint32_t port = 0; port < 65536; port++) {
