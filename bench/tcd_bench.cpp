@@ -480,39 +480,25 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    if (cli_runs > 0) {  // only the whole-process comparison with bpftool
+    // One of the single-figure modes: that figure alone, with the machine's
+    // load before and after it.
+    auto only = [&](const char* key, const std::function<nlohmann::ordered_json()>& figure) {
         libbpf_set_print([](enum libbpf_print_level, const char*, va_list) { return 0; });
         nlohmann::ordered_json j;
         j["load_before"] = load_avg();
-        j["cli_ms"] = cli_bench(cli_runs, others, json_out);
+        j[key] = figure();
         j["load_after"] = load_avg();
         if (json_out) std::printf("%s\n", j.dump(2).c_str());
         else std::printf("load average %s before, %s after\n", j["load_before"].get<std::string>().c_str(),
                          j["load_after"].get<std::string>().c_str());
         return 0;
-    }
-    if (respec_runs > 0) {  // only the respecialise breakdown
-        libbpf_set_print([](enum libbpf_print_level, const char*, va_list) { return 0; });
-        nlohmann::ordered_json j;
-        j["load_before"] = load_avg();
-        j["respecialise_ms"] = respec_bench(respec_runs, json_out);
-        j["load_after"] = load_avg();
-        if (json_out) std::printf("%s\n", j.dump(2).c_str());
-        else std::printf("load average %s before, %s after\n", j["load_before"].get<std::string>().c_str(),
-                         j["load_after"].get<std::string>().c_str());
-        return 0;
-    }
-    if (scan_runs > 0) {  // only the tree walk
-        libbpf_set_print([](enum libbpf_print_level, const char*, va_list) { return 0; });
-        nlohmann::ordered_json j;
-        j["load_before"] = load_avg();
-        j["scan_ms"] = scan_bench(scan_runs, json_out);
-        j["load_after"] = load_avg();
-        if (json_out) std::printf("%s\n", j.dump(2).c_str());
-        else std::printf("load average %s before, %s after\n", j["load_before"].get<std::string>().c_str(),
-                         j["load_after"].get<std::string>().c_str());
-        return 0;
-    }
+    };
+    // only the whole-process comparison with bpftool
+    if (cli_runs > 0) return only("cli_ms", [&] { return cli_bench(cli_runs, others, json_out); });
+    // only the respecialise breakdown
+    if (respec_runs > 0) return only("respecialise_ms", [&] { return respec_bench(respec_runs, json_out); });
+    // only the tree walk
+    if (scan_runs > 0) return only("scan_ms", [&] { return scan_bench(scan_runs, json_out); });
     nlohmann::ordered_json j;
     j["rounds"] = rounds;
     j["repeat"] = repeat;

@@ -8,19 +8,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "tests/common/shell.h"
+#include "tests/common/commands.h"
 
 namespace tcdtest {
 
-inline Cmd tcd(const std::string& dir, const std::string& args) {
-    return sh(std::string(TCD_BIN) + " -d " + dir + " " + args);
-}
-
-inline nlohmann::json tcd_json(const std::string& dir, const std::string& args) {
-    Cmd c = tcd(dir, "-j " + args);
-    EXPECT_EQ(c.rc, 0) << args << ": " << c.err;
-    return nlohmann::json::parse(c.out.empty() ? "null" : c.out);
-}
+// Short names for the tests of one pin dir (commands.h's tcd_on, tcd_json_on).
+inline Cmd tcd(const std::string& dir, const std::string& args) { return tcd_on(dir, args); }
+inline nlohmann::json tcd_json(const std::string& dir, const std::string& args) { return tcd_json_on(dir, args); }
 
 // The row of key in a list of rows (map list -j, stats -j's keys), or null.
 inline const nlohmann::json* row_of_key(const nlohmann::json& rows, int key) {
