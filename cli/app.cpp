@@ -19,10 +19,11 @@
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "cli/render.h"
+#include "cli/words.h"
 #include "core/instance.h"
 #include "core/lock.h"
 #include "core/log.h"
-#include "core/render.h"
 
 #include <optional>
 
@@ -372,7 +373,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     const Policy& policy = *ctx.policy;
     if (policy.privileged) {
         if (auto p = check_privileges(command_path(app)); !p) {
-            err << "tcd: " << p.error().message() << '\n';
+            err << "tcd: " << said(p.error()) << '\n';
             return static_cast<int>(p.error().code);
         }
     }
@@ -382,7 +383,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     if (changes) {
         auto l = InstanceLock::acquire(ctx.g.pin_dir, lock_timeout());
         if (!l) {
-            err << "tcd: " << l.error().message() << '\n';
+            err << "tcd: " << said(l.error()) << '\n';
             return static_cast<int>(l.error().code);
         }
         lock.emplace(std::move(*l));
@@ -403,7 +404,7 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
     }
     if (!r) {
         out.flush();
-        err << "tcd: " << r.error().message() << '\n';
+        err << "tcd: " << said(r.error()) << '\n';
         return static_cast<int>(r.error().code);
     }
     return 0;

@@ -3,9 +3,9 @@
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "cli/render.h"
 #include "core/attach.h"
 #include "core/lifecycle.h"
-#include "core/render.h"
 
 
 namespace tcd::cli {

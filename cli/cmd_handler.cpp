@@ -2,10 +2,10 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/cli.h"
+#include "cli/render.h"
 #include "core/handlers.h"
 #include "core/instance.h"
 #include "core/jumptable.h"
-#include "core/render.h"
 #include "core/status.h"
 
 namespace tcd::cli {

@@ -3,8 +3,8 @@
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "cli/render.h"
 #include "core/lifecycle.h"
-#include "core/render.h"
 #include "core/status.h"
 
 namespace tcd::cli {

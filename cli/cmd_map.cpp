@@ -4,12 +4,12 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/render.h"
 #include "core/instance.h"
 #include "core/jumptable.h"
 #include "core/keys.h"
 #include "core/lifecycle.h"
 #include "core/specialise.h"
-#include "core/render.h"
 
 namespace tcd::cli {
 

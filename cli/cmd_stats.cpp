@@ -8,11 +8,11 @@
 #include <iostream>
 
 #include "cli/cli.h"
-#include "cli/options.h"
 #include "cli/metrics_server.h"
+#include "cli/options.h"
+#include "cli/render.h"
 #include "core/instance.h"
 #include "core/jumptable.h"
-#include "core/render.h"
 #include "core/stats.h"
 
 namespace tcd::cli {

@@ -3,9 +3,10 @@
 #include <fmt/format.h>
 
 #include "cli/cli.h"
+#include "cli/render.h"
+#include "cli/words.h"
 #include "core/kind.h"
 #include "core/pcap_reader.h"
-#include "core/render.h"
 #include "core/trace.h"
 
 namespace tcd::cli {
@@ -49,7 +50,7 @@ public:
         if (ctx_.g.quiet || !ctx_.json() || first_) return;
         ctx_.out << (ctx_.g.pretty ? "\n],\n\"summary\": " : "], \"summary\": ")
                  << render::dump(render::trace_summary_json(summary_), ctx_.g.pretty ? 2 : -1)
-                 << (ctx_.g.pretty ? ",\n\"error\": " : ", \"error\": ") << render::dump(e.message()) << "}\n";
+                 << (ctx_.g.pretty ? ",\n\"error\": " : ", \"error\": ") << render::dump(said(e)) << "}\n";
         ctx_.out.flush();
     }
 

@@ -17,9 +17,10 @@
 #include <ostream>
 
 #include "cli/http_module.h"
+#include "cli/render.h"
+#include "cli/words.h"
 #include "core/instance.h"
 #include "core/jumptable.h"
-#include "core/render.h"
 #include "core/stats.h"
 
 #ifndef TCD_HTTP_MODULE_REL
@@ -183,13 +184,13 @@ std::string listen_text(const ListenAddress& a) {
 HttpAnswer metrics_answer(const std::string& path, const std::string& pin_dir, bool all) {
     if (path == "/metrics") {
         auto text = prometheus_now(pin_dir, all);
-        if (!text) return {503, kTextType, "tcd: " + text.error().message() + "\n"};
+        if (!text) return {503, kTextType, "tcd: " + cli::said(text.error()) + "\n"};
         return {200, kPromType, std::move(*text)};
     }
     if (path == "/-/healthy") return {200, kTextType, "tcd is healthy.\n"};
     if (path == "/-/ready") {
         auto text = prometheus_now(pin_dir, all);
-        if (!text) return {503, kTextType, "tcd: " + text.error().message() + "\n"};
+        if (!text) return {503, kTextType, "tcd: " + cli::said(text.error()) + "\n"};
         return {200, kTextType, "tcd is ready: " + pin_dir + " is loaded.\n"};
     }
     if (path == "/") {

@@ -24,6 +24,7 @@
 #include "core/attach_impl.h"
 #include "core/attach_records.h"
 #include "core/bpffs.h"
+#include "core/reasons.h"
 
 namespace tcd {
 
@@ -70,12 +71,13 @@ Result<> check_xdp_offload(const std::string& ifname, uint32_t ifindex) {
     int err = errno;
     if (err == EINVAL || err == EOPNOTSUPP) {
         std::string driver = driver_name(ifname);
-        return fail("attach " + ifname + " --mode hw",
-                    "this device " + (driver.empty() ? std::string() : "(driver " + driver + ") ") +
-                        "has no XDP offload",
-                    "use --mode native or skb, or leave --mode out");
+        return worded(about(fail("attach " + ifname,
+                                 "this device " + (driver.empty() ? std::string() : "(driver " + driver + ") ") +
+                                     "has no XDP offload"),
+                            Flag::mode, "hw"),
+                      Reason::xdp_modes_other);
     }
-    return fail_errno("attach " + ifname + " --mode hw: probe for XDP offload", err);
+    return about(fail_errno("attach " + ifname, err), Flag::mode, "hw: probe for XDP offload");
 }
 
 // The tc ways of attaching, the one a new attach uses first.
@@ -154,7 +156,7 @@ Result<AttachMode> parse_xdp_mode(const std::string& text) {
 
 Result<Direction> parse_direction(const std::string& text) {
     if (auto d = from_name<Direction>(text)) return *d;
-    return usage_error("--direction " + text, "not " + or_list(names_of<Direction>()));
+    return about(usage_error("", "not " + or_list(names_of<Direction>())), Flag::direction, text);
 }
 
 Result<Placement> parse_order(const std::string& text) {
@@ -165,10 +167,10 @@ Result<Placement> parse_order(const std::string& text) {
         if (text.rfind(prefix, 0) != 0) continue;
         std::string prog = text.substr(prefix.size());
         if (prog.empty())
-            return usage_error("--order " + text, "names no program", prefix + "ID or " + prefix + "NAME");
+            return about(usage_error("", "names no program", prefix + "ID or " + prefix + "NAME"), Flag::order, text);
         return Placement{o, prog};
     }
-    return usage_error("--order " + text, "not first, last, before:PROG or after:PROG");
+    return about(usage_error("", "not first, last, before:PROG or after:PROG"), Flag::order, text);
 }
 
 Result<> check_xdp_mode(const std::string& ifname, const std::string& netns, AttachMode mode) {
@@ -203,8 +205,8 @@ Result<AttachResult> attach(const Instance& in, const AttachRequest& opt) {
         auto id = tcx_relative_id(at, o.order->relative);
         if (!id) return propagate(id);
         if (*id == in.dispatcher().id)
-            return fail("attach --order " + std::string(order_name(o.order->order)) + ":" + o.order->relative,
-                        "that is this instance's own dispatcher", "name another program of the chain");
+            return about(fail("attach", "that is this instance's own dispatcher", "name another program of the chain"),
+                         Flag::order, std::string(order_name(o.order->order)) + ":" + o.order->relative);
         o.order->relative_id = *id;
     }
 
@@ -238,8 +240,9 @@ Result<AttachResult> attach(const Instance& in, const AttachRequest& opt) {
     if (!tc) return xdp_attacher().attach(in, at, o);
     if (tcx_supported()) return tcx_attacher().attach(in, at, o);
     if (opt.order)
-        return fail("attach --order", "this kernel has no tcx links; tcd attaches through tc's clsact, which has no order",
-                    "leave --order out");
+        return worded(about(fail("attach", "this kernel has no tcx links; tcd attaches through tc's clsact, which has no order"),
+                            Flag::order),
+                      Reason::leave_flag_out);
     return clsact_attacher().attach(in, at, opt);
 }
 
@@ -283,10 +286,9 @@ std::vector<Attachment> attachments(const Instance& in) {
     return out;
 }
 
-std::vector<std::string> stale_attachments(const Instance& in) {
-    std::vector<std::string> out;
+std::vector<Error> stale_attachments(const Instance& in) {
+    std::vector<Error> out;
     bool tc = in.kind().hook == Hook::tc;
-    const std::string fix = "; 'tcd unload' or 'tcd detach --all' clears it";
     // The new dispatcher of a load --force killed between its swap and its
     // rename, pinned under its staged name.
     std::string staged = bpffs::staged_path(in.dispatcher_path());
@@ -301,16 +303,17 @@ std::vector<std::string> stale_attachments(const Instance& in) {
             if (find_at(in, at, in.dispatcher().id)) return;
             std::string here = at.ifname + (at.netns.empty() ? "" : " in " + at.netns) + dir_words(at.direction);
             if (next && find_at(in, at, next->id))
-                out.push_back("interrupted load --force: " + here + " runs the new dispatcher, still pinned as " +
-                              staged.substr(staged.rfind('/') + 1) +
-                              "; 'tcd load --force' or 'tcd unload' finishes it");
+                out.push_back(finding("an interrupted reload: " + here + " runs the new dispatcher, still pinned as " +
+                                          staged.substr(staged.rfind('/') + 1),
+                                      Reason::interrupted_force, {here, staged.substr(staged.rfind('/') + 1)}));
             else
-                out.push_back("stale attach record (" + here + "): the dispatcher does not run there" + fix);
+                out.push_back(finding("stale attach record (" + here + "): the dispatcher does not run there",
+                                      Reason::unload_or_detach_all));
         },
         [&](const AttachRecord& r, const std::string& ns, const char* why) {
             std::string where = "ifindex " + std::to_string(r.key.ifindex) + (ns.empty() ? "" : " in " + ns) +
                                 dir_words(r.direction());
-            out.push_back("stale attach record (" + where + "): " + why + fix);
+            out.push_back(finding("stale attach record (" + where + "): " + why, Reason::unload_or_detach_all));
         });
     return out;
 }

@@ -134,8 +134,9 @@ Result<std::vector<DetachResult>> detach(const Instance& in, const std::string& 
 std::vector<Attachment> attachments(const Instance& in);
 
 // Attach records that do not match what runs (namespace or interface gone, or
-// the dispatcher not there: an attach or detach cut short), one line each.
-std::vector<std::string> stale_attachments(const Instance& in);
+// the dispatcher not there: an attach or detach cut short), one finding each
+// (core/reasons.h).
+std::vector<Error> stale_attachments(const Instance& in);
 
 // The attach records that lead nowhere (namespace or interface gone, or the
 // dispatcher not running there), as detach --all clears them: where (the

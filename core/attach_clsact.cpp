@@ -16,6 +16,7 @@
 #include "core/attach_impl.h"
 #include "core/attach_records.h"
 #include "core/crashpoint.h"
+#include "core/reasons.h"
 #include "core/tc_filters.h"
 
 namespace tcd {
@@ -165,8 +166,8 @@ public:
         QdiscMarks marks;
         uint32_t id = slot_prog(at.ifindex, at.direction);
         if (id && !opt.force)
-            return fail("interface " + opt.ifname, "another program holds tcd's tc filter slot: " + prog_label(id),
-                        "use --force to replace it (without tcx links, one tcd instance per interface and direction)");
+            return worded(fail("interface " + opt.ifname, "another program holds tcd's tc filter slot: " + prog_label(id)),
+                          Reason::force_replaces_slot);
         if (id) res.replaced = prog_label(id);
         // A clsact qdisc with no tcd filter in either direction was not
         // made by tcd as far as anyone can tell (a mark left from a qdisc

@@ -20,6 +20,7 @@
 #include "core/bpffs.h"
 #include "core/crashpoint.h"
 #include "core/progs.h"
+#include "core/reasons.h"
 
 namespace tcd {
 namespace {
@@ -265,14 +266,16 @@ Result<uint32_t> tcx_relative_id(const Place& at, const std::string& prog) {
     if (named.size() == 1) return named[0];
     // Named here rather than through bpftool: Debian 12's 'bpftool net show'
     // does not list tcx programs.
-    std::string hint = chain.empty() ? "nothing runs there yet: use --order first or last"
-                                     : "it holds, first to last: " + chain;
-    if (named.empty())
-        return fail("attach --order", fmt::format("no program {} {} runs in {}", numeric ? "with id" : "named", prog, here),
-                    hint);
-    return fail("attach --order",
-                fmt::format("{} programs named {} run in {} (ids {})", named.size(), prog, here, fmt::join(named, ", ")),
-                "name one by its id");
+    if (named.empty()) {
+        auto e = about(fail("attach", fmt::format("no program {} {} runs in {}", numeric ? "with id" : "named", prog, here),
+                            chain.empty() ? "" : "it holds, first to last: " + chain),
+                       Flag::order);
+        return chain.empty() ? worded(e, Reason::order_first_last) : e;
+    }
+    return about(fail("attach",
+                      fmt::format("{} programs named {} run in {} (ids {})", named.size(), prog, here, fmt::join(named, ", ")),
+                      "name one by its id"),
+                 Flag::order);
 }
 
 bool tcx_next_to(const Place& at, uint32_t prog_id, const Placement& p) {

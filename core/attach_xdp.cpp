@@ -18,6 +18,7 @@
 #include "core/crashpoint.h"
 #include "core/jumptable.h"
 #include "core/probe.h"
+#include "core/reasons.h"
 #include "core/tree.h"
 #include "tcd/shared.h"
 #include "tcd_entry.skel.h"
@@ -163,9 +164,9 @@ tl::unexpected<Error> explain_attach(int err, const std::string& ifname, AttachM
     err = err < 0 ? -err : err;
     std::string what = "attach " + ifname;
     if (err == EOPNOTSUPP && mode == AttachMode::native)
-        return fail(what, "the driver has no native XDP support", "try --mode skb", err);
+        return worded(fail(what, "the driver has no native XDP support", "", err), Reason::try_skb);
     if (err == EOPNOTSUPP || (err == EINVAL && mode == AttachMode::hw))
-        return fail(what, "this mode is not supported by the device", "try --mode skb", err);
+        return worded(fail(what, "this mode is not supported by the device", "", err), Reason::try_skb);
     if (err == ERANGE || err == E2BIG)
         return fail(what, "the MTU is too large for XDP on this device", "lower the MTU", err);
     if (err == EEXIST || err == EBUSY)
@@ -197,12 +198,10 @@ tl::unexpected<Error> occupied(const Instance& in, const std::string& ifname, co
                                const std::string& why_alone) {
     std::string who = fmt::format("{} (id {})", st.prog_name, st.prog_id);
     if (auto dir = tcd_instance_running(st.prog_id, in.paths().dir))
-        return fail("interface " + ifname, "the tcd instance " + *dir + " runs there: " + who,
-                    "see 'tcd -d " + *dir + " status'; one XDP dispatcher per interface: attach this instance "
-                    "elsewhere, or wire its keys into that one");
-    return fail("interface " + ifname, "another XDP program runs there: " + who,
-                st.multiprog ? "use --force to replace it (tcd attaches alone: " + why_alone + ")"
-                             : "use --force to replace it");
+        return worded(fail("interface " + ifname, "the tcd instance " + *dir + " runs there: " + who),
+                      Reason::other_instance_runs, {*dir});
+    return worded(fail("interface " + ifname, "another XDP program runs there: " + who), Reason::force_replaces,
+                  st.multiprog ? std::vector<std::string>{why_alone} : std::vector<std::string>{});
 }
 
 Attachment where_of(const Place& at) { return attachment_at(at, AttachMode::auto_mode); }
@@ -341,10 +340,11 @@ Result<UniqueFd> entry_array(const Instance& in, const std::string& ifname) {
     if (bpf_map_update_elem(arr.get(), &k, &dfd, BPF_ANY) != 0) {
         int err = errno;
         if (err == EINVAL)
-            return fail("attach " + ifname,
-                        "the entry shim's prog array (maps/mp_entry) refuses the dispatcher: its program type, "
-                        "expected attach type, frags flag or JIT status differ from the array's owner",
-                        "'tcd unload' and 'tcd load' again, or attach with --alone", err);
+            return worded(fail("attach " + ifname,
+                               "the entry shim's prog array (maps/mp_entry) refuses the dispatcher: its program type, "
+                               "expected attach type, frags flag or JIT status differ from the array's owner",
+                               "", err),
+                          Reason::reload_or_alone);
         return fail_errno("attach " + ifname + ": write " + pin, err);
     }
     return arr;
@@ -387,10 +387,10 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
         // its prog array takes only a dispatcher loaded the same way.
         auto at_type = xdp_table_attach_type(in.dispatcher_fd());
         if (at_type && *at_type != 0)
-            return fail("attach " + opt.ifname,
-                        "this instance's dispatcher has expected attach type BPF_XDP (loaded by an older tcd), and "
-                        "the prog array of tcd's entry into libxdp's dispatcher takes only none",
-                        "'tcd unload' and 'tcd load' again, or attach with --alone");
+            return worded(fail("attach " + opt.ifname,
+                               "this instance's dispatcher has expected attach type BPF_XDP (loaded by an older tcd), "
+                               "and the prog array of tcd's entry into libxdp's dispatcher takes only none"),
+                          Reason::reload_or_alone);
     }
     // A libxdp dispatcher is joined; anything else there is another tool's
     // program: refused, or replaced with --force.
@@ -405,10 +405,10 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
             std::vector<std::string> others;
             for (const auto& o : st.others) others.push_back(o.name);
             const std::string names = fmt::format("{}", fmt::join(others, ", "));
-            return fail("attach " + opt.ifname,
-                        fmt::format("tcd's entry cannot join libxdp's dispatcher there ({}): {}",
-                                    names.empty() ? who : "running " + names, why_alone),
-                        "detach those programs first (tcd then attaches alone), or use --force to replace them");
+            return worded(fail("attach " + opt.ifname,
+                               fmt::format("tcd's entry cannot join libxdp's dispatcher there ({}): {}",
+                                           names.empty() ? who : "running " + names, why_alone)),
+                          Reason::detach_or_force);
         }
         if (!opt.force) return occupied(in, opt.ifname, st, why_alone);
         XdpMultiprogPtr mp(xdp_multiprog__get_from_ifindex(static_cast<int>(at.ifindex)));
@@ -497,8 +497,8 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
             e.release();
         forget(in, at.netns_ino, at.ifindex, Direction::none);
         restore_foreign();
-        return fail("attach " + opt.ifname, "libxdp did not link tcd's entry into its dispatcher",
-                    "run with -v for libxdp's log, or attach with --alone");
+        return worded(fail("attach " + opt.ifname, "libxdp did not link tcd's entry into its dispatcher"),
+                      Reason::verbose_or_alone);
     }
     if (auto r = record(in, res.where, at.netns_ino); !r) {
         undo();

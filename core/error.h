@@ -1,10 +1,16 @@
 // One error convention for the whole core: functions return Result<T>, which
 // carries either the value or an Error (errno + one sentence of context + an
-// optional hint). Only cli::run (cli/app.cpp) prints errors, once, as "tcd: WHAT: WHY (HINT)".
+// optional hint). The core says WHAT and WHY in its own words and names no
+// command or flag: where the user's words need one (a flag in WHAT, a hint
+// that says what to run), it sets a Reason or a Flag with the data they need
+// (core/reasons.h), and cli/ words them (cli/words.h). Only cli::run
+// (cli/app.cpp) prints errors, once, worded, as "tcd: WHAT: WHY (HINT)".
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <tl/expected.hpp>
 
@@ -14,14 +20,27 @@ namespace tcd {
 // 1 = operation failed, 2 = command line wrong.
 enum class ExitCode : int { ok = 0, failed = 1, usage = 2 };
 
+// Both are defined in core/reasons.h; their value-initialised {} is "none".
+enum class Reason : std::uint16_t;  // what cli/ words: a hint, or WHY, that names commands or flags
+enum class Flag : std::uint8_t;     // a command-line option that WHAT is about
+
 struct Error {
+    Error() = default;
+    Error(std::string what_, std::string why_, std::string hint_ = {}, int err_ = 0, ExitCode code_ = ExitCode::failed)
+        : what(std::move(what_)), why(std::move(why_)), hint(std::move(hint_)), err(err_), code(code_) {}
+
     std::string what;  // the object or step: "map set", "interface veth0", ...
     std::string why;   // what went wrong, in words (never a bare errno)
     std::string hint;  // how to get on, or empty
     int err = 0;       // positive errno when the kernel or a library said it
     ExitCode code = ExitCode::failed;
+    Reason reason{};                // cli/ words it (core/reasons.h): none leaves the error as it is
+    std::vector<std::string> args;  // the data the reason's words take (core/reasons.h says which)
+    Flag flag{};                    // WHAT is about this option: worded "WHAT --FLAG VALUE"
+    std::string flag_value;         // the option's value as given, or empty
 
-    // The single line main() prints (without the "tcd: " prefix).
+    // The single line main() prints (without the "tcd: " prefix), once
+    // cli/ has worded it; unworded, the core's own words.
     std::string message() const;
 };
 

@@ -15,6 +15,7 @@
 #include "core/crashpoint.h"
 #include "core/jumptable.h"
 #include "core/log.h"
+#include "core/reasons.h"
 #include "core/specialise.h"
 #include "tcd/shared.h"
 
@@ -140,8 +141,8 @@ Result<std::vector<bpf_program*>> choose_programs(const std::string& what, bpf_o
         if (reserved_name(name))
             return fail(what, fmt::format("program {} has the name of a built-in program", name), "rename it");
         if (bpffs::exists(in.paths().handler(name)))
-            return fail(what, fmt::format("a handler named {} is pinned already", name),
-                        fmt::format("'tcd handler unload {}' first", name));
+            return worded(fail(what, fmt::format("a handler named {} is pinned already", name)),
+                          Reason::handler_unload_first, {name});
         if (!tc) bpf_program__set_expected_attach_type(p, xdp_attach);
         bpf_program__set_flags(p, bpf_program__flags(p) & ~BPF_F_XDP_HAS_FRAGS);
         chosen.push_back(p);
@@ -171,8 +172,8 @@ Result<std::vector<UniqueFd>> share_maps(const std::string& what, bpf_object* ob
         else if (name == TCD_MAP_STATS) pin = in.paths().stats();
         else if (name == TCD_MAP_PORT_SLOT && in.kind().key == KeyKind::port) pin = in.paths().port_slot();
         else if (name == TCD_MAP_PORT_SLOT)
-            return fail(what, fmt::format("map {} is a tcd map that only port instances have", name),
-                        "rename it, or load the handler into a port instance (tcd load --key port)");
+            return worded(fail(what, fmt::format("map {} is a tcd map that only port instances have", name)),
+                          Reason::port_instance_for_handler);
         else if (name == TCD_MAP_TRACE || name == TCD_MAP_ATTACH)
             return fail(what, fmt::format("map {} has the name of a map tcd keeps to itself", name),
                         "rename it; handlers share only jt, proto_stats and port_slot");
@@ -190,12 +191,9 @@ Result<std::vector<UniqueFd>> share_maps(const std::string& what, bpf_object* ob
 Result<> load_object(const std::string& what, bpf_object* obj) {
     if (int err = bpf_object__load(obj)) {
         if (std::string v = last_verifier_words(); !v.empty())
-            return fail(what, "the verifier rejected it: " + v, "-v shows the whole verifier log", -err);
-        std::string w = last_library_warning();
-        return fail(what, "the kernel refused it: " + errno_words(-err),
-                    errno_hint(-err, w.empty() ? "run with -v for the verifier log"
-                                               : "libbpf: " + w + "; -v shows the full log"),
-                    -err);
+            return worded(fail(what, "the verifier rejected it: " + v, "", -err), Reason::verbose_whole_log);
+        return or_verbose(fail(what, "the kernel refused it: " + errno_words(-err), errno_hint(-err), -err),
+                          "the verifier log", last_library_warning());
     }
     return {};
 }
@@ -282,13 +280,13 @@ Result<std::vector<std::string>> object_programs(const std::string& object, Hook
 Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string& name, bool force) {
     std::string what = "handler " + name;
     if (name.empty() || name.find('/') != std::string::npos) return usage_error(what, "not a handler name");
-    if (name == TCD_PROG_DISPATCH) return fail(what, "is the dispatcher", "'tcd unload' removes the instance");
-    if (reserved_name(name)) return fail(what, "is built in", "'tcd unload' removes the instance with it");
+    if (name == TCD_PROG_DISPATCH) return worded(fail(what, "is the dispatcher"), Reason::dispatcher_not_handler);
+    if (reserved_name(name)) return worded(fail(what, "is built in"), Reason::builtin_not_handler);
     std::string path = in.paths().handler(name);
     auto fd = bpffs::get(path);
     if (!fd) {
         if (fd.error().err == ENOENT)
-            return fail(what, "not pinned in " + in.paths().dir, "see 'tcd handler list'");
+            return worded(fail(what, "not pinned in " + in.paths().dir), Reason::see_handler_list);
         return propagate(fd, what);
     }
     if (fd_kind(fd->get()) != ObjKind::prog) return fail(what, "is not a program");
@@ -304,11 +302,10 @@ Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string
     for (const auto& w : *wiring)
         if (w.prog_id == info->id) keys.push_back(w.key);
     if (!keys.empty()) {
-        std::string list;
-        for (auto k : keys) list += (list.empty() ? "" : " ") + std::to_string(k);
+        const std::string list = fmt::format("{}", fmt::join(keys, " "));
         if (!force)
-            return fail(what, "is wired at key" + std::string(keys.size() > 1 ? "s " : " ") + list,
-                        "'tcd map del " + list + "' first, or --force");
+            return worded(fail(what, "is wired at key" + std::string(keys.size() > 1 ? "s " : " ") + list),
+                          Reason::map_del_or_force, {list});
         auto del = del_wired(in, keys);  // and a dispatcher without them, if they were direct
         if (!del) return propagate(del);
         res.unwired = keys;

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "core/bpffs.h"
+#include "core/reasons.h"
 #include "tcd/shared.h"
 #include "tcd_port.skel.h"
 #include "tcd_proto.skel.h"
@@ -45,13 +46,14 @@ const std::vector<std::string>& builtin_handlers() {
 MissAction default_miss_action(Hook h) { return h == Hook::tc ? MissAction::next : MissAction::pass; }
 Result<MissAction> parse_miss_action(const std::string& text, Hook h) {
     auto a = from_name<MissAction>(text);
-    if (!a) return usage_error("--miss-action " + text, "not " + or_list(names_of<MissAction>()));
+    if (!a) return about(usage_error("", "not " + or_list(names_of<MissAction>())), Flag::miss_action, text);
     if (auto r = miss_action_fits(*a, h); !r) return propagate(r);
     return *a;
 }
 Result<> miss_action_fits(MissAction a, Hook h) {
     if (a == MissAction::next && h != Hook::tc)
-        return usage_error("--miss-action next", "is for tc instances (the next tcx program); XDP has pass and drop");
+        return about(usage_error("", "is for tc instances (the next tcx program); XDP has pass and drop"), Flag::miss_action,
+                     "next");
     return {};
 }
 uint32_t miss_action_verdict(MissAction a, Hook h) {
@@ -166,7 +168,7 @@ Result<Instance> Instance::open_for_teardown(const std::string& dir) {
     Instance in;
     in.paths_ = Paths{dir};
     auto kind = pinned_kind(dir);
-    if (!kind) return fail("instance " + dir, "not loaded", "run 'tcd load' or 'tcd attach IFACE' first");
+    if (!kind) return worded(fail("instance " + dir, "not loaded"), Reason::not_loaded);
     in.kind_ = *kind;
     auto fd = bpffs::get(in.dispatcher_path());
     if (!fd) return propagate(fd);
@@ -187,14 +189,13 @@ Result<Instance> Instance::open(const std::string& dir) {
     Instance in;
     in.paths_ = Paths{dir};
     auto kind = pinned_kind(dir);
-    if (!kind) return fail("instance " + dir, "not loaded", "run 'tcd load' or 'tcd attach IFACE' first");
+    if (!kind) return worded(fail("instance " + dir, "not loaded"), Reason::not_loaded);
     in.kind_ = *kind;
     auto want = [&](const std::string& path, UniqueFd& out) -> Result<> {
         auto fd = bpffs::get(path);
         if (!fd) {
             if (fd.error().err == ENOENT)
-                return fail("instance " + dir, path + " is missing (half-made instance)",
-                            "run 'tcd unload' then 'tcd load'");
+                return worded(fail("instance " + dir, path + " is missing (half-made instance)"), Reason::reload);
             return propagate(fd);
         }
         out = std::move(*fd);

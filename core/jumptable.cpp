@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <functional>
 #include <map>
 
@@ -15,6 +16,7 @@
 #include "core/keys.h"
 #include "core/lock.h"
 #include "core/probe.h"
+#include "core/reasons.h"
 #include "core/stats.h"
 #include "core/tree.h"
 #include "tcd/shared.h"
@@ -84,9 +86,9 @@ Result<std::pair<uint32_t, bool>> assign_slot(const Instance& in, uint32_t port,
     for (uint32_t i = 1; i < TCD_PORT_SLOTS && !slot; i++)
         if (!used[i]) slot = i;
     if (!slot)
-        return fail(fmt::format("map set {}", port),
-                    fmt::format("all {} port counter slots are in use", TCD_PORT_SLOTS - 1),
-                    "unwire ports with 'tcd map del'");
+        return worded(fail(fmt::format("map set {}", port),
+                           fmt::format("all {} port counter slots are in use", TCD_PORT_SLOTS - 1)),
+                      Reason::unwire_ports);
     if (auto r = reset_row(in.stats_fd(), slot); !r) return propagate(r);
     if (auto r = write_port_slot(in, port, slot); !r) return propagate(r, fmt::format("map set {}", port));
     slots[port] = slot;
@@ -328,13 +330,12 @@ Result<> check_compatible(int owner_fd, const ProgInfo& owner, uint32_t table_ty
         return fail(what, "the kernel would not take it into this jump table",
                     xdp_owner ? "program type, expected attach type, frags flag or JIT status differ"
                               : "JIT status or other load flags differ");
-    std::string why;
-    for (const auto& d : diffs) why += (why.empty() ? "" : "; ") + d;
+    std::string why = fmt::format("{}", fmt::join(diffs, "; "));
     std::string hint;
     if (mine.type != theirs.type)
         hint = xdp_owner ? "write it as SEC(\"xdp\")" : "write it as SEC(\"tc\")";
     else if (diffs.size() > (mine.jited != theirs.jited ? 1u : 0u))
-        hint = "'tcd handler load' loads XDP programs the way the jump table needs";
+        return worded(fail(what, why), Reason::handler_load_fits);
     return fail(what, why, hint);
 }
 
@@ -412,10 +413,12 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
         if (err == EINVAL)
             if (auto r = check_compatible(in, *h); !r) return propagate(r);
         if (err == EINVAL)
-            return fail("map set", "the kernel refused " + h->display +
-                                       " for this jump table (program type, expected attach "
-                                       "type, frags flag or JIT status differ)",
-                        "see 'tcd handler list' for programs that fit", err);
+            return worded(fail("map set",
+                               "the kernel refused " + h->display +
+                                   " for this jump table (program type, expected attach "
+                                   "type, frags flag or JIT status differ)",
+                               "", err),
+                          Reason::see_handlers_that_fit);
         return fail_errno("map set", err);
     }
     crash_point("map");

@@ -5,18 +5,19 @@
 
 #include <fmt/format.h>
 
+#include "core/reasons.h"
 #include "tcd/shared.h"
 
 namespace tcd {
 
 Result<KeyKind> parse_key_kind(const std::string& s) {
     if (auto k = from_name<KeyKind>(s)) return *k;
-    return usage_error("--key " + s, "not " + or_list(names_of<KeyKind>()));
+    return about(usage_error("", "not " + or_list(names_of<KeyKind>())), Flag::key, s);
 }
 
 Result<Hook> parse_hook(const std::string& s) {
     if (auto h = from_name<Hook>(s)) return *h;
-    return usage_error("--hook " + s, "not " + or_list(names_of<Hook>()));
+    return about(usage_error("", "not " + or_list(names_of<Hook>())), Flag::hook, s);
 }
 
 const char* dispatcher_name(Hook h) { return h == Hook::tc ? TCD_PROG_TC_DISPATCH : TCD_PROG_DISPATCH; }

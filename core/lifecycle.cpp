@@ -15,6 +15,7 @@
 #include "core/bpffs.h"
 #include "core/crashpoint.h"
 #include "core/log.h"
+#include "core/reasons.h"
 #include "core/specialise.h"
 #include "core/upgrade.h"
 #include "core/jumptable.h"
@@ -85,9 +86,9 @@ Result<UniqueFd> create_slot_index(int port_slot, bool fill) {
     return idx;
 }
 
-std::string load_failure_hint() {
-    std::string w = last_library_warning();
-    return w.empty() ? "run with -v for libbpf's log" : "libbpf: " + w + "; -v shows the full log";
+tl::unexpected<Error> load_failure(std::string what, std::string why, int err) {
+    return or_verbose(fail(std::move(what), std::move(why), errno_hint(err), err), "libbpf's log",
+                      last_library_warning());
 }
 
 // The name load --force pins its new dispatcher under until it is swapped in.
@@ -171,12 +172,12 @@ void adopt_staged_dispatcher(const std::string& dir, bool relock) {
 // action asked for unless --force is to change it.
 Result<> check_loaded(const std::string& dir, const Instance& in, const LoadOptions& opt, MissAction miss) {
     if (!(in.kind() == opt.kind))
-        return fail("load", fmt::format("{} holds a {} dispatcher on {}", dir, key_kind_name(in.kind().key),
-                                        hook_name(in.kind().hook)),
-                    "'tcd unload' it first, or use another --pin-dir");
+        return worded(fail("load", fmt::format("{} holds a {} dispatcher on {}", dir, key_kind_name(in.kind().key),
+                                               hook_name(in.kind().hook))),
+                      Reason::unload_or_other_dir);
     if (!opt.force && in.miss_action() != miss)
-        return fail("load", fmt::format("{} is loaded with miss action {}", dir, miss_action_name(in.miss_action())),
-                    "add --force to reload it with the new one (wiring and counters stay)");
+        return worded(fail("load", fmt::format("{} is loaded with miss action {}", dir, miss_action_name(in.miss_action()))),
+                      Reason::force_reloads);
     return {};
 }
 
@@ -222,10 +223,9 @@ Result<> load_dispatcher(DispatcherObject& d, bool reused_maps) {
     if (r) return {};
     int err = r.error().err;
     if (err == EINVAL && reused_maps)
-        return fail("load", "the pinned maps do not match this tcd's dispatcher",
-                    "'tcd unload' first (this drops wiring and counters)", err);
-    return fail("load", "the kernel refused the dispatcher: " + errno_words(err), errno_hint(err, load_failure_hint()),
-                err);
+        return worded(fail("load", "the pinned maps do not match this tcd's dispatcher", "", err),
+                      Reason::unload_first_drops);
+    return load_failure("load", "the kernel refused the dispatcher: " + errno_words(err), err);
 }
 
 // Pins what is new: the directories, the maps (the jump table before anything
@@ -347,18 +347,18 @@ void recover_interrupted(const std::string& dir, bool relock) {
 Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     const MissAction miss = opt.miss.value_or(default_miss_action(opt.kind.hook));
     if (miss == MissAction::next && opt.kind.hook != Hook::tc)
-        return usage_error("load --miss-action next", "is for tc instances; XDP has pass and drop");
+        return about(usage_error("load", "is for tc instances; XDP has pass and drop"), Flag::miss_action, "next");
     phases::Timer timer;
     if (auto r = bpffs::ensure_mounted(dir); !r) return propagate(r);
     // Pins are made and replaced only in a directory that is tcd's.
-    if (auto r = require_own_dir(dir, opt.force ? "load --force" : "load"); !r) return propagate(r);
+    if (auto r = require_own_dir(dir, "load"); !r) return opt.force ? propagate(r, "load", Flag::force) : propagate(r);
     // A reload moves the parents' keys too: their locks first, before
     // anything changes.
     // (Where it may not relock, the caller holds them already: see below.)
     LockSet parent_locks;
     if (opt.force && opt.relock && Instance::is_loaded(dir)) {
         auto l = lock_parents(dir, true);
-        if (!l) return propagate(l, "load --force");
+        if (!l) return propagate(l, "load", Flag::force);
         parent_locks = std::move(*l);
     }
     recover_interrupted(dir, opt.relock);
@@ -427,7 +427,7 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
             auto l = LockSet::acquire(dirs, false);
             if (!l) {
                 upgrade.undo();
-                return propagate(l, "load --force");
+                return propagate(l, "load", Flag::force);
             }
             if (!l->empty()) parents = parent_keys(dir, old->dispatcher().id, true);
             parent_locks.add(std::move(*l));
@@ -461,7 +461,7 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
     Paths paths{dir};
     if (!bpffs::exists(dir)) return res;  // nothing there: done already
     if (!bpffs::is_bpffs(dir))
-        return fail("unload", dir + " is not on a bpffs", "is this the right --pin-dir?");
+        return worded(fail("unload", dir + " is not on a bpffs"), Reason::right_pin_dir);
     // Only an instance's pins are removed, and only when all of them are
     // tcd's: checked before anything is touched.
     if (auto r = require_own_dir(dir, "unload"); !r) return propagate(r);
@@ -481,14 +481,13 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
             std::string key = key_name(pk ? pk->key : KeyKind::proto, p.key);
             if (key.empty()) key = std::to_string(p.key);
             std::string more = parents->size() > 1 ? fmt::format(" (and {} more)", parents->size() - 1) : "";
-            return fail("unload", fmt::format("{} is wired in {} at key {}{}", dir, p.parent, key, more),
-                        fmt::format("'tcd -d {} map del {}' first, or 'tcd unload --force' to unwire it there",
-                                    p.parent, key));
+            return worded(fail("unload", fmt::format("{} is wired in {} at key {}{}", dir, p.parent, key, more)),
+                          Reason::wired_in_parent, {p.parent, key});
         }
         LockSet parent_locks;
         if (!parents->empty()) {
             auto locks = lock_parents(dir, true);
-            if (!locks) return propagate(locks, "unload --force");
+            if (!locks) return propagate(locks, "unload", Flag::force);
             parent_locks = std::move(*locks);
             parents = tree::parents(dir);
             if (!parents) return propagate(parents);
@@ -497,9 +496,9 @@ Result<UnloadResult> unload(const std::string& dir, bool force) {
         for (const auto& p : *parents) by_parent[p.parent].push_back(p.key);
         for (const auto& [parent, keys] : by_parent) {
             auto pin = Instance::open(parent);
-            if (!pin) return propagate(pin, "unload --force");
+            if (!pin) return propagate(pin, "unload", Flag::force);
             auto del = del_keys(*pin, keys);
-            if (!del) return propagate(del, "unload --force");
+            if (!del) return propagate(del, "unload", Flag::force);
             for (const auto& e : del->removed) res.unwired.push_back({parent, e.key, e.key_name});
             crash_point("unload");
             tree::prune(parent);  // its records of the links just undone
@@ -565,10 +564,12 @@ Result<AttachOutcome> attach_loading(const std::string& dir, const AttachRequest
         auto guard = NetnsGuard::enter(*ns);
         if (!guard) return propagate(guard);
         if (o.ifname.empty() || !if_nametoindex(o.ifname.c_str()))
-            return fail("interface " + o.ifname,
-                        "no such interface" + (ns->empty() ? std::string() : " in network namespace " + *ns),
-                        ns->empty() ? "see 'ip link'; one in another network namespace needs --netns NAME"
-                                    : "see 'ip -n NAME link'");
+        {
+            auto e = fail("interface " + o.ifname,
+                          "no such interface" + (ns->empty() ? std::string() : " in network namespace " + *ns),
+                          ns->empty() ? "" : "see 'ip -n NAME link'");
+            return ns->empty() ? worded(e, Reason::netns_needed) : e;
+        }
     }
     // Before anything is loaded: hw mode on a device without offload.
     if (auto r = check_xdp_mode(o.ifname, o.netns, o.mode); !r) return propagate(r);
@@ -594,16 +595,16 @@ Result<AttachOutcome> attach_loading(const std::string& dir, const AttachRequest
         }
     } undo{dir, out.loaded};
     if (in->kind().hook == Hook::tc && o.mode != AttachMode::auto_mode)
-        return usage_error("attach", "--mode is for XDP instances; this one is on tc", "use --direction");
+        return worded(usage_error("attach", "the XDP mode is for XDP instances; this one is on tc"), Reason::mode_on_tc);
     if (in->kind().hook == Hook::tc && (o.priority || o.alone))
-        return usage_error("attach", std::string(o.priority ? "--priority" : "--alone") + " is for XDP instances; this one is on tc",
-                           "use --order");
+        return worded(usage_error("attach", "libxdp's options are for XDP instances; this one is on tc"),
+                      o.priority ? Reason::priority_on_tc : Reason::alone_on_tc);
     if (o.priority && o.alone)
-        return usage_error("attach", "--priority is libxdp's run priority; --alone attaches without libxdp's dispatcher",
-                           "give one of them");
+        return worded(usage_error("attach", "a run priority is for libxdp's dispatcher; alone is without it"),
+                      Reason::priority_and_alone);
     if (in->kind().hook == Hook::xdp && tc_asked)
-        return usage_error("attach", std::string(o.order ? "--order" : "--direction") + " is for tc instances; this one is on XDP",
-                           "load a tc instance with 'tcd load --hook tc' (another --pin-dir)");
+        return worded(usage_error("attach", "an order or direction is for tc instances; this one is on XDP"),
+                      o.order ? Reason::order_on_xdp : Reason::direction_on_xdp);
     auto r = attach(*in, o);
     if (!r) return propagate(r);
     undo.armed = false;
@@ -613,8 +614,9 @@ Result<AttachOutcome> attach_loading(const std::string& dir, const AttachRequest
 
 Result<std::vector<DetachResult>> detach_as_asked(const std::string& dir, const DetachRequest& o) {
     if (o.all && !o.ifname.empty())
-        return usage_error("detach", "give an interface or --all, not both");
-    if (!o.all && o.ifname.empty()) return usage_error("detach", "an interface or --all is required");
+        return worded(usage_error("detach", "an interface and all, not one of them"), Reason::iface_and_all);
+    if (!o.all && o.ifname.empty())
+        return worded(usage_error("detach", "neither an interface nor all"), Reason::iface_or_all);
     std::vector<DetachResult> results;
     if (!Instance::is_loaded(dir)) {
         if (auto r = require_own_dir(dir, "detach"); !r) return propagate(r);
@@ -644,7 +646,7 @@ Result<std::vector<DetachResult>> detach_as_asked(const std::string& dir, const 
         for (auto& s : stale) results.push_back(std::move(s));
     } else {
         if (o.direction != Direction::none && in->kind().hook != Hook::tc)
-            return usage_error("detach", "--direction is for tc instances");
+            return worded(usage_error("detach", "a direction is for tc instances"), Reason::detach_direction_on_xdp);
         auto r = tcd::detach(*in, o.ifname, o.netns, o.direction);
         if (!r) return propagate(r);
         results = std::move(*r);

@@ -13,6 +13,7 @@
 #include "core/handler_paths.h"
 #include "core/instance.h"
 #include "core/progs.h"
+#include "core/reasons.h"
 
 namespace tcd {
 namespace {
@@ -108,13 +109,14 @@ DirCheck inspect_pin_dir(const std::string& dir) {
         c.owner = DirOwner::foreign;
         c.found = S_ISREG(st.st_mode) ? fmt::format("{} is {}, not an instance directory", dir, kind_word(pin_kind(dir)))
                                       : dir + " is not a directory";
-        c.hint = "give the instance's directory with -d";
+        c.fix = Reason::give_dir;
         return c;
     }
     if (is_mount_point(dir)) {
         c.owner = DirOwner::foreign;
         c.found = dir + " is the root of a bpffs mount, not an instance directory";
-        c.hint = "give the instance's own directory, e.g. -d " + std::string(kDefaultPinDir);
+        c.fix = Reason::give_own_dir;
+        c.fix_args = {kDefaultPinDir};
         return c;
     }
     auto top = entries(dir);
@@ -131,10 +133,11 @@ DirCheck inspect_pin_dir(const std::string& dir) {
         if ((base == "maps" || base == "links" || base == "tree" || base == handler_paths::kDir) &&
             Instance::is_loaded(parent)) {
             c.found = fmt::format("{} is the {} directory of the instance {}, not an instance", dir, base, parent);
-            c.hint = "did you mean -d " + parent + "?";
+            c.fix = Reason::did_you_mean;
+            c.fix_args = {parent};
         } else {
             c.found = fmt::format("{} is not a tcd instance: it holds {}", dir, describe(dir, top));
-            c.hint = "tcd touches only its own instances; give the instance's directory with -d";
+            c.fix = Reason::only_own;
         }
         return c;
     }
@@ -188,7 +191,7 @@ DirCheck inspect_pin_dir(const std::string& dir) {
     if (!strange.empty()) {
         c.owner = DirOwner::foreign;
         c.found = fmt::format("{} holds entries tcd did not make: {}", dir, describe(dir, strange));
-        c.hint = "move them out of the instance first; tcd removes only what it made";
+        c.fix = Reason::move_out;
         return c;
     }
     c.owner = DirOwner::instance;
@@ -197,7 +200,7 @@ DirCheck inspect_pin_dir(const std::string& dir) {
 
 Result<> require_own_dir(const std::string& dir, const std::string& what) {
     DirCheck c = inspect_pin_dir(dir);
-    if (c.owner == DirOwner::foreign) return fail(what, c.found, c.hint);
+    if (c.owner == DirOwner::foreign) return worded(fail(what, c.found), c.fix, c.fix_args);
     return {};
 }
 

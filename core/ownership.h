@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/reasons.h"
 
 namespace tcd {
 
@@ -21,7 +22,8 @@ enum class DirOwner {
 struct DirCheck {
     DirOwner owner = DirOwner::missing;
     std::string found;  // foreign: what was found, in words
-    std::string hint;   // foreign: how to get on
+    Reason fix{};       // foreign: how to get on (words in cli/, core/reasons.h)
+    std::vector<std::string> fix_args;
 };
 
 // Reads dir's entries (and those of maps/ and links/ under it); never changes anything.

@@ -14,6 +14,7 @@
 #include "core/bpffs.h"
 #include "core/instance.h"
 #include "core/lock.h"
+#include "core/reasons.h"
 
 namespace tcd {
 
@@ -134,10 +135,9 @@ Result<Handler> open_handler(const HandlerSpec& spec, const std::string& pin_dir
         auto fd = bpffs::get(path);
         if (!fd) {
             if (fd.error().err == ENOENT)
-                return fail("handler " + spec.text,
-                            spec.kind == HandlerSpec::Kind::name ? "not pinned in " + pin_dir
-                                                                 : "no such pin",
-                            "see 'tcd handler list'");
+                return worded(fail("handler " + spec.text,
+                                   spec.kind == HandlerSpec::Kind::name ? "not pinned in " + pin_dir : "no such pin"),
+                              Reason::see_handler_list);
             return propagate(fd, "handler " + spec.text);
         }
         h.fd = std::move(*fd);
@@ -145,8 +145,7 @@ Result<Handler> open_handler(const HandlerSpec& spec, const std::string& pin_dir
     switch (fd_kind(h.fd.get())) {
     case ObjKind::prog: break;
     case ObjKind::map:
-        return fail("handler " + spec.text, "is a map, not a program",
-                    "wire a program: see 'tcd handler list'");
+        return worded(fail("handler " + spec.text, "is a map, not a program"), Reason::wire_a_program);
     case ObjKind::link:
         return fail("handler " + spec.text, "is a link, not a program");
     case ObjKind::other:

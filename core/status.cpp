@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/bpffs.h"
+#include "core/reasons.h"
 #include "core/specialise.h"
 #include "core/keys.h"
 #include "core/lock.h"
@@ -58,27 +60,28 @@ Result<Status> gather_status(const std::string& dir, bool scan) {
     st.pin_dir = dir;
     if (!bpffs::exists(dir)) return st;
     if (!bpffs::is_bpffs(dir)) {
-        st.problems.push_back(dir + " is not on a bpffs");
+        st.problems.push_back(finding(dir + " is not on a bpffs"));
         return st;
     }
     Paths paths{dir};
     const DirCheck owner = inspect_pin_dir(dir);
     if (owner.owner == DirOwner::foreign && !Instance::is_loaded(dir)) {
-        st.problems.push_back(owner.found + "; tcd leaves it alone (" + owner.hint + ")");
+        // Worded, "FOUND; tcd leaves it alone (HINT)".
+        st.problems.push_back(finding(owner.found + "; tcd leaves it alone", owner.fix, owner.fix_args));
         return st;
     }
     if (!Instance::is_loaded(dir)) {
         std::vector<std::string> left = bpffs::list_pins(dir);
         for (const auto& m : bpffs::list_pins(paths.maps_dir())) left.push_back("maps/" + m);
         if (!left.empty())
-            st.problems.push_back("half-made instance (no dispatcher pinned); 'tcd unload' removes it");
+            st.problems.push_back(finding("half-made instance (no dispatcher pinned)", Reason::unload_removes));
         else
-            st.problems.push_back("an empty instance directory (an interrupted load?); 'tcd unload' removes it");
+            st.problems.push_back(finding("an empty instance directory (an interrupted load?)", Reason::unload_removes));
         return st;
     }
     auto in = Instance::open(dir);
     if (!in) {
-        st.problems.push_back(in.error().message());
+        st.problems.push_back(in.error());
         return st;
     }
     st.loaded = true;
@@ -110,13 +113,12 @@ Result<Status> gather_status(const std::string& dir, bool scan) {
             for (const auto& k : want)
                 if (std::none_of(live->begin(), live->end(), [&](auto& l) { return l == k; }))
                     keys += " " + std::to_string(k.key);
-            st.problems.push_back("the dispatcher is not specialised to the wiring" +
-                                  (keys.empty() ? std::string() : " (not direct:" + keys + ")") +
-                                  " (an interrupted map set or del?); the next map set or del, or "
-                                  "'tcd load --force', respecialises it");
+            st.problems.push_back(finding("the dispatcher is not specialised to the wiring" +
+                                              (keys.empty() ? std::string() : " (not direct:" + keys + ")"),
+                                          Reason::respecialise));
         }
     } else {
-        st.problems.push_back(live.error().message());
+        st.problems.push_back(live.error());
     }
     st.handlers = list_handlers(*in, st.wired);
     st.attached = attachments(*in);
@@ -139,19 +141,18 @@ Result<Status> gather_status(const std::string& dir, bool scan) {
                     const tree::Node* pn = g->find(e.parent);
                     std::string key = pn ? key_name(pn->kind.key, e.key) : "";
                     if (key.empty()) key = std::to_string(e.key);
-                    st.problems.push_back(fmt::format(
-                        "{} key {} wires this instance without tcd's record (wired by hand?); other commands do "
-                        "not see the link until it is wired again with 'tcd -d {} map set'",
-                        e.parent, key, e.parent));
+                    st.problems.push_back(
+                        finding(fmt::format("{} key {} wires this instance without tcd's record (wired by hand?)",
+                                            e.parent, key),
+                                Reason::rewire_in, {e.parent}));
                 }
             for (const auto& e : g->children_of(me))
                 if (!recorded(false, e.child, e.key)) {
                     std::string key = key_name(in->kind().key, e.key);
                     if (key.empty()) key = std::to_string(e.key);
-                    st.problems.push_back(fmt::format(
-                        "key {} wires {} without tcd's record (wired by hand?); other commands do not see the "
-                        "link until it is wired again with 'tcd map set'",
-                        key, e.child));
+                    st.problems.push_back(finding(
+                        fmt::format("key {} wires {} without tcd's record (wired by hand?)", key, e.child),
+                        Reason::rewire));
                 }
         }
         std::vector<std::string> path;
@@ -163,28 +164,28 @@ Result<Status> gather_status(const std::string& dir, bool scan) {
             if (e.prog_id != d.id && tree::is_dispatcher(e.prog_id)) {
                 const tree::Node* pn = g->find(e.parent);
                 std::string key = pn ? key_name(pn->kind.key, e.key) : "";
-                st.problems.push_back(fmt::format(
-                    "{} key {} still wires an earlier dispatcher of this instance (prog id {}; an interrupted "
-                    "load --force?); 'tcd load --force' moves it to this one",
-                    e.parent, key.empty() ? std::to_string(e.key) : key, e.prog_id));
+                if (key.empty()) key = std::to_string(e.key);
+                st.problems.push_back(
+                    finding(fmt::format("{} key {} still wires an earlier dispatcher of this instance (prog id {})",
+                                        e.parent, key, e.prog_id),
+                            Reason::parent_behind, {e.parent, key, std::to_string(e.prog_id)}));
             }
         auto a = tree::analyse(*g);
         if (!a.cycle.empty() && std::find(a.cycle.begin(), a.cycle.end(), me) != a.cycle.end()) {
-            std::string loop;
-            for (const auto& c : a.cycle) loop += (loop.empty() ? "" : " -> ") + c;
-            st.problems.push_back("instances wire each other in a loop: " + loop);
+            st.problems.push_back(finding(fmt::format("instances wire each other in a loop: {}", fmt::join(a.cycle, " -> "))));
         }
         if (auto d = a.depth.find(me); d != a.depth.end() && d->second > tree::kMaxTailCalls)
-            st.problems.push_back(fmt::format("a packet can take {} tail calls from here, the kernel allows {}",
-                                              d->second, tree::kMaxTailCalls));
+            st.problems.push_back(finding(fmt::format("a packet can take {} tail calls from here, the kernel allows {}",
+                                                      d->second, tree::kMaxTailCalls)));
     }
     for (auto& p : stale_attachments(*in)) st.problems.push_back(std::move(p));
-    if (in->attach_fd() < 0) st.problems.push_back("maps/attach is missing; attachments in other network namespaces are not tracked");
+    if (in->attach_fd() < 0)
+        st.problems.push_back(finding("maps/attach is missing; attachments in other network namespaces are not tracked"));
     if (owner.owner == DirOwner::foreign)
-        st.problems.push_back(owner.found + "; 'tcd unload' refuses until they are moved out");
+        st.problems.push_back(finding(owner.found, Reason::unload_refuses_foreign));
     for (const auto& name : bpffs::list_pins(dir))
         if (bpffs::is_temp_pin(name))
-            st.problems.push_back("leftover temporary pin " + name + " (an interrupted command); 'tcd unload' removes it");
+            st.problems.push_back(finding("leftover temporary pin " + name + " (an interrupted command)", Reason::unload_removes));
     return st;
 }
 

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/instance.h"
 #include "core/jumptable.h"
+#include "core/reasons.h"
 
 namespace tcd {
 
@@ -53,7 +54,7 @@ struct Status {
     std::vector<HandlerInfo> handlers;
     std::vector<WiredEntry> wired;
     std::vector<Attachment> attached;
-    std::vector<std::string> problems;  // stale or half-made state
+    std::vector<Error> problems;  // stale or half-made state: findings (core/reasons.h) or errors met
     std::vector<TreeLink> parents;   // instances that wire this one (and theirs)
     std::vector<TreeLink> children;  // instances this one wires (and theirs)
 };

@@ -17,6 +17,7 @@
 #include "core/lock.h"
 #include "core/probe.h"
 #include "core/progs.h"
+#include "core/reasons.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -27,7 +28,7 @@ Result<std::vector<uint8_t>> parse_hex(std::string_view text) {
     for (size_t i = 0; i < text.size(); i++) {
         char c = text[i];
         if (c == ' ' || c == ':' || c == '\n' || c == '\t' || c == '-') {
-            if (hi >= 0) return usage_error("--hex", fmt::format("odd hex digit before position {}", i + 1));
+            if (hi >= 0) return about(usage_error("", fmt::format("odd hex digit before position {}", i + 1)), Flag::hex);
             continue;
         }
         if (c == '0' && i + 1 < text.size() && (text[i + 1] == 'x' || text[i + 1] == 'X') && hi < 0) {
@@ -35,7 +36,7 @@ Result<std::vector<uint8_t>> parse_hex(std::string_view text) {
             continue;
         }
         if (!std::isxdigit(static_cast<unsigned char>(c)))
-            return usage_error("--hex", fmt::format("'{}' at position {} is not a hex digit", c, i + 1));
+            return about(usage_error("", fmt::format("'{}' at position {} is not a hex digit", c, i + 1)), Flag::hex);
         int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (std::tolower(c) - 'a' + 10);
         if (hi < 0) {
             hi = v;
@@ -44,8 +45,8 @@ Result<std::vector<uint8_t>> parse_hex(std::string_view text) {
             hi = -1;
         }
     }
-    if (hi >= 0) return usage_error("--hex", "odd number of hex digits");
-    if (out.empty()) return usage_error("--hex", "no bytes given");
+    if (hi >= 0) return about(usage_error("", "odd number of hex digits"), Flag::hex);
+    if (out.empty()) return about(usage_error("", "no bytes given"), Flag::hex);
     return out;
 }
 
@@ -173,8 +174,9 @@ Result<Tracer> Tracer::open_level(const std::string& pin_dir, Kind kind, std::op
     // Only the dispatcher: the handlers that run are the instance's own.
     for (const auto& name : builtin_handlers()) bpf_program__set_autoload(t.obj_->program(name), false);
     if (auto r = t.obj_->load(); !r)
-        return fail("trace", "the kernel refused the trace dispatcher: " + errno_words(r.error().err),
-                    errno_hint(r.error().err, "run with -v for libbpf's log"), r.error().err);
+        return or_verbose(fail("trace", "the kernel refused the trace dispatcher: " + errno_words(r.error().err),
+                               errno_hint(r.error().err), r.error().err),
+                          "libbpf's log");
     if (t.own_jt_) {
         path.push_back(t.dir_);
         for (const auto& e : wiring) {

@@ -16,6 +16,7 @@
 #include "core/jumptable.h"
 #include "core/keys.h"
 #include "core/lifecycle.h"
+#include "core/reasons.h"
 #include "core/stats.h"
 #include "core/trace.h"
 #include "tests/common/kernel.h"
@@ -295,8 +296,9 @@ TEST(PortSlots, RunningOutIsRefusedAndWritesNothing) {
 
     auto full = tcd::set_handler(*in, 8080, *tcd::parse_handler_spec("drop"));
     ASSERT_FALSE(full);
-    EXPECT_EQ(full.error().message(),
-              "map set 8080: all 1023 port counter slots are in use (unwire ports with 'tcd map del')");
+    // The core's words; the hint naming 'tcd map del' is cli/'s (cli/words.cpp).
+    EXPECT_EQ(full.error().message(), "map set 8080: all 1023 port counter slots are in use");
+    EXPECT_EQ(full.error().reason, tcd::Reason::unwire_ports);
     uint32_t key = 8080, value = 0;
     EXPECT_NE(bpf_map_lookup_elem(in->jt_fd(), &key, &value), 0) << "a handler was wired";
     ASSERT_EQ(bpf_map_lookup_elem(in->port_slot_fd(), &key, &value), 0);

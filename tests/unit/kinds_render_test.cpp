@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "core/render.h"
+#include "cli/render.h"
 #include "core/trace.h"
 
 namespace {

@@ -1,7 +1,7 @@
 // JSON shapes of docs/cli.md ("JSON output"), from the renderers over hand-made data.
 #include <gtest/gtest.h>
 
-#include "core/render.h"
+#include "cli/render.h"
 
 #include <sstream>
 

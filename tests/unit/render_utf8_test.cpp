@@ -2,7 +2,7 @@
 // replaces what is not UTF-8 instead of throwing (nlohmann's type_error 316).
 #include <gtest/gtest.h>
 
-#include "core/render.h"
+#include "cli/render.h"
 
 TEST(RenderUtf8, InvalidInterfaceNameIsReplacedNotThrown) {
     tcd::AttachResult r;

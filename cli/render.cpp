@@ -1,4 +1,4 @@
-#include "core/render.h"
+#include "cli/render.h"
 
 #include <algorithm>
 
@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "cli/words.h"
 #include "core/keys.h"
 
 namespace tcd::render {
@@ -325,7 +326,8 @@ json status_json(const Status& s) {
     json att = json::array();
     for (const auto& a : s.attached) att.push_back(attachment_json(a));
     j["attached"] = std::move(att);
-    j["problems"] = s.problems;
+    j["problems"] = json::array();
+    for (const auto& p : s.problems) j["problems"].push_back(cli::said(p));
     j["parents"] = tree_json(s.parents, "parents");
     j["children"] = tree_json(s.children, "children");
     return j;
@@ -335,7 +337,7 @@ std::string status_plain(const Status& s, bool verbose) {
     std::string out;
     if (!s.loaded) {
         out += fmt::format("{}: not loaded\n", s.pin_dir);
-        for (const auto& p : s.problems) out += "problem: " + p + "\n";
+        for (const auto& p : s.problems) out += "problem: " + cli::said(p) + "\n";
         return out;
     }
     const auto& d = *s.dispatcher;
@@ -377,7 +379,7 @@ std::string status_plain(const Status& s, bool verbose) {
     out += "handlers: " + (hs.empty() ? std::string("none") : hs) + "\n";
     tree_plain(out, s.parents, true, 0);
     tree_plain(out, s.children, false, 0);
-    for (const auto& p : s.problems) out += "problem: " + p + "\n";
+    for (const auto& p : s.problems) out += "problem: " + cli::said(p) + "\n";
     return out;
 }
 

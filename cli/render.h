@@ -1,5 +1,7 @@
-// Plain and JSON renderers over the same data. JSON shapes are the contract
-// in docs/cli.md, "JSON output": fields are added, never renamed.
+// Plain and JSON renderers over the same data (the core's structs; the core
+// prints nothing). JSON shapes are the contract in docs/cli.md, "JSON
+// output": fields are added, never renamed. Errors in them (status's
+// problems) are worded by cli/words.h.
 #pragma once
 
 #include <nlohmann/json.hpp>
