@@ -20,6 +20,7 @@
 #include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
+#include "tests/common/veth_test.h"
 
 namespace {
 
@@ -40,34 +41,14 @@ tcdtest::TopologySpec core_topology() {
             .ipv6 = false};
 }
 
-class Pair {
+class Pair : public tcdtest::NetFixture {
 public:
-    Pair() : net_(core_topology()) {
-        dir_ = locks_.add("/sys/fs/bpf/tcdk" + std::to_string(getpid()));
-        unload();
-    }
-    ~Pair() { unload(); }
-    void unload() { sh(std::string(TCD_BIN) + " -q -d " + dir_ + " unload; rm -rf " + dir_); }
-    bool ok() const { return net_.ok(); }
-    const std::string& error() const { return net_.error(); }
-    const std::string& a() const { return net_.ns("a"); }
-    const std::string& b() const { return net_.ns("b"); }
-    const std::string& dir() const { return dir_; }
-    Cmd tcd(const std::string& args) const { return tcdtest::tcd_on(dir_, args); }
-    json tcd_json(const std::string& args) const { return tcdtest::tcd_json_on(dir_, args); }
+    Pair() : NetFixture(core_topology()) {}
     std::string link(const std::string& dev) const { return sh("ip -n " + b() + " -d link show " + dev).out; }
     bool ping(int count) const { return tcdtest::ping_across(a(), "10.202.0.2", count); }
-
-private:
-    tcdtest::LockFiles locks_;  // goes last, after the destructor's unload
-    tcdtest::Topology net_;
-    std::string dir_;
 };
 
-#define PAIR(p)              \
-    TCD_REQUIRE_KERNEL();    \
-    Pair p;                  \
-    ASSERT_TRUE(p.ok()) << "could not build the veth pair: " << p.error()
+#define PAIR(p) NET_FIXTURE(Pair, p)
 
 std::vector<std::string> lines(const std::string& s) {
     std::vector<std::string> out;

@@ -1,7 +1,7 @@
-// Two network namespaces joined by a veth pair (tcdtest::Topology), and two
-// pin dirs, for the end-to-end tests of tc instances (kinds_e2e_test,
-// tcx_e2e_test). They are the test's own and go away in the destructor, also
-// when an assertion fails.
+// Two network namespaces joined by a veth pair, and two pin dirs (a
+// tcdtest::NetFixture), for the end-to-end tests of tc instances
+// (kinds_e2e_test, tcx_e2e_test). They are the test's own and go away in the
+// destructor, also when an assertion fails.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -19,6 +19,7 @@
 #include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
 #include "tests/common/topology.h"
+#include "tests/common/veth_test.h"
 #include "tests/common/wait.h"
 
 namespace tcdtest {
@@ -44,58 +45,32 @@ inline tcdtest::TopologySpec kinds_topology(bool quiet) {
     return spec;
 }
 
-class Pair {
+class Pair : public NetFixture {
 public:
-    explicit Pair(bool quiet = false) : net_(kinds_topology(quiet)) {
-        std::string id = std::to_string(getpid());
-        dir1_ = locks_.add("/sys/fs/bpf/tcdk" + id + "_1");
-        dir2_ = locks_.add("/sys/fs/bpf/tcdk" + id + "_2");
-        unload();
+    explicit Pair(bool quiet = false) : NetFixture(kinds_topology(quiet), {"_1", "_2"}) {
         // Neighbours resolved before a test counts or times anything (the
         // first IPv6 neighbour solicitation after link-up can take a second).
-        if (net_.ok() && !quiet) {
+        if (ok() && !quiet) {
             auto resolved = tcdtest::wait_until(
                 [&] {
                     return sh(in_ns(a(), "ping -q -c 1 -W 1 10.202.0.2")).rc == 0 &&
                            sh(in_ns(a(), "ping -q -6 -c 1 -W 1 fd00:202::2")).rc == 0;
                 },
                 std::chrono::seconds(10), "va to reach vb by ping, over IPv4 and IPv6");
-            if (!resolved) error_ = resolved.message();
+            if (!resolved) failed(resolved.message());
         }
     }
-    ~Pair() { unload(); }
-    void unload() {
-        std::string bin = TCD_BIN;
-        sh(bin + " -q -d " + dir1_ + " unload; " + bin + " -q -d " + dir2_ + " unload");
-    }
-    bool ok() const { return net_.ok() && error_.empty(); }
-    const std::string& error() const { return net_.ok() ? error_ : net_.error(); }
-    const std::string& a() const { return net_.ns("a"); }
-    const std::string& b() const { return net_.ns("b"); }
-    const std::string& dir1() const { return dir1_; }
-    const std::string& dir2() const { return dir2_; }
-
-    Cmd tcd(const std::string& dir, const std::string& args) const { return tcd_on(dir, args); }
-    json tcd_json(const std::string& dir, const std::string& args) const { return tcd_json_on(dir, args); }
-    std::string in_ns(const std::string& ns, const std::string& cmd) const { return tcdtest::in_netns(ns, cmd); }
+    const std::string& dir1() const { return dir(0); }
+    const std::string& dir2() const { return dir(1); }
     bool clsact_on_vb() const { return sh(in_ns(b(), "tc qdisc show dev vb")).out.find("clsact") != std::string::npos; }
 
     // UDP datagrams from A to B (to an address of B, port); how many B got.
     int udp(const std::string& to, int port, int count) const { return udp_across(a(), b(), to, port, count); }
     // A TCP connection from A to B carrying `bytes`.
     bool tcp(const std::string& to, int port, int bytes) const { return tcp_across(a(), b(), to, port, bytes); }
-
-private:
-    tcdtest::LockFiles locks_;  // goes last, after the destructor's unload
-    tcdtest::Topology net_;
-    std::string dir1_, dir2_;
-    std::string error_;
 };
 
-#define PAIR(p, ...)                         \
-    TCD_REQUIRE_KERNEL();                    \
-    Pair p{__VA_ARGS__};                     \
-    ASSERT_TRUE(p.ok()) << "could not build the veth pair: " << p.error()
+#define PAIR(p, ...) NET_FIXTURE(Pair, p, __VA_ARGS__)
 
 // Waits until the instance's total reaches `want` packets (veth's NAPI may
 // lag a moment); returns the last stats (the caller's assertions say what

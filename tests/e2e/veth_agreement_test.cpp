@@ -28,6 +28,7 @@
 #include "tests/common/kernel.h"
 #include "tests/common/lock_files.h"
 #include "tests/common/topology.h"
+#include "tests/common/veth_test.h"
 #include "tests/common/wait.h"
 #include "tests/ref/framegen.h"
 #include "tests/ref/ref_classifier.h"
@@ -36,52 +37,24 @@ namespace {
 
 using nlohmann::json;
 
-std::string run(const std::string& cmd) {
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return out;
-    char buf[4096];
-    while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    pclose(p);
-    return out;
-}
-
 // Two namespaces, a veth pair with no addresses, IPv6 off and VLAN offload
 // off, so nothing but the frames we inject crosses it, as they are.
-class QuietPair {
-public:
-    QuietPair()
-        : net_({.prefix = "tcdv",
-                .namespaces = {"a", "b"},
-                .veths = {{.a = {"a", "va"}, .b = {"b", "vb"}}},
-                .ipv6 = false,
-                .vlan_offload = false}) {
-        dir_ = locks_.add("/sys/fs/bpf/tcdv" + std::to_string(getpid()));
-        unload();
-    }
-    ~QuietPair() { unload(); }
-    void unload() { run(std::string(TCD_BIN) + " -q -d " + dir_ + " unload 2>/dev/null"); }
-    bool ok() const { return net_.ok(); }
-    const std::string& error() const { return net_.error(); }
-    std::string tcd(const std::string& args) const { return run(std::string(TCD_BIN) + " -d " + dir_ + " " + args); }
-    const std::string& a() const { return net_.ns("a"); }
-    const std::string& b() const { return net_.ns("b"); }
-    const std::string& dir() const { return dir_; }
-
-private:
-    tcdtest::LockFiles locks_;  // goes last, after the destructor's unload
-    tcdtest::Topology net_;
-    std::string dir_;
-};
+tcdtest::TopologySpec quiet_topology() {
+    return {.prefix = "tcdv",
+            .namespaces = {"a", "b"},
+            .veths = {{.a = {"a", "va"}, .b = {"b", "vb"}}},
+            .ipv6 = false,
+            .vlan_offload = false};
+}
 
 struct Row {
     uint64_t packets = 0, bytes = 0, missed = 0;
 };
 
 void agree(const std::string& mode) {
-    QuietPair p;
+    tcdtest::NetFixture p(quiet_topology());
     ASSERT_TRUE(p.ok()) << p.error();
-    json att = json::parse(p.tcd("-j attach vb --netns " + p.b() + " --mode " + mode));
+    json att = json::parse(p.tcd("-j attach vb --netns " + p.b() + " --mode " + mode).out);
     ASSERT_EQ(att["mode"], mode);
 
     uint64_t seed = std::random_device{}();
@@ -137,7 +110,7 @@ void agree(const std::string& mode) {
     // veth's NAPI may lag a moment (the assertions below say what it counted).
     (void)tcdtest::wait_until([&] { return counted() >= sent; }, std::chrono::seconds(10),
                               "the live counters to reach " + std::to_string(sent) + " packets");
-    json s = json::parse(p.tcd("-j stats --all"));
+    json s = json::parse(p.tcd("-j stats --all").out);
     EXPECT_EQ(s["total"]["packets"].get<uint64_t>(), sent);
     std::printf("veth agreement (%s): %zu frames sent, %llu counted, %llu non-ip, %llu malformed\n", mode.c_str(), sent,
                 (unsigned long long)s["total"]["packets"].get<uint64_t>(),
