@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ public:
     // Absolute, lexically normal, symlinks resolved where the path exists, no
     // trailing '/': the one spelling of a pin dir that the lock goes by.
     static std::string canonical_dir(const std::string& pin_dir);
+    // The pid of the process holding the flock of the file open at fd (or at
+    // path), from /proc/locks; nullopt when nobody holds it (or it is gone).
+    static std::optional<long> holder_pid(int fd);
+    static std::optional<long> holder_pid(const std::string& path);
 
 private:
     friend class LockSet;

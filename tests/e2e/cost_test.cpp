@@ -177,6 +177,54 @@ TEST(Cost, PortCommandsReadOnlyTheSlottedPorts) {
 // An instance an older tcd loaded has no slot index (maps/slot_port): its
 // commands read maps/port_slot whole and say the same, and load --force makes
 // the index from port_slot.
+// Finding where an XDP instance runs without an attach record (attached by
+// hand with ip or bpftool) asks the kernel about the interfaces of tcd's own
+// namespace: one link dump names those with an XDP program, and only those
+// are asked (bpf_xdp_query dumps every interface each time it is asked).
+// The netlink requests of status, run in a namespace of the test's own,
+// must not grow with 8 more interfaces there, and a dispatcher attached by
+// hand to one of them is still found.
+TEST(Cost, XdpStatusDoesNotAskEveryInterface) {
+    TCD_REQUIRE_KERNEL();
+    if (!have_strace()) GTEST_SKIP() << "strace is missing";
+    if (sh("command -v nsenter").rc != 0) GTEST_SKIP() << "nsenter is missing";
+    Dirs dirs;
+    const std::string me = dirs.add("ifs");
+    const std::string ns = "tcdcostif" + std::to_string(getpid()), in_ns = "nsenter --net=/run/netns/" + ns + " ";
+    struct Netns {
+        std::string name;
+        ~Netns() { sh("ip netns del " + name + " 2>/dev/null"); }
+    } guard{ns};
+    sh("ip netns del " + ns + " 2>/dev/null");
+    ASSERT_EQ(sh("ip netns add " + ns).rc, 0);
+    ASSERT_EQ(tcd(me, "load").rc, 0);
+    auto requests = [&] {
+        const std::string out = "/tmp/tcdcostif" + std::to_string(getpid()) + ".strace";
+        Cmd c = sh(in_ns + "strace -f -qq -e trace=sendto,sendmsg -o " + out + " " + std::string(TCD_BIN) + " -q -d " +
+                   me + " status");
+        EXPECT_EQ(c.rc, 0) << c.err;
+        std::ifstream f(out);
+        long n = 0;
+        for (std::string line; std::getline(f, line);) n += line.find("RTM_GETLINK") != std::string::npos;
+        unlink(out.c_str());
+        return n;
+    };
+    const long few = requests();
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(sh("ip -n " + ns + " link add ci" + std::to_string(i) + " type veth peer name cj" + std::to_string(i)).rc, 0);
+    const long many = requests();
+    EXPECT_GT(few, 0);
+    EXPECT_EQ(many, few) << "8 more interfaces, " << many - few << " more link dumps";
+    // Attached by hand (no record): still found, and unload takes it off.
+    ASSERT_EQ(sh("ip -n " + ns + " link set ci2 up").rc, 0);
+    ASSERT_EQ(sh(in_ns + "ip link set dev ci2 xdpgeneric pinned " + me + "/xdp_dispatch").rc, 0);
+    Cmd st = sh(in_ns + std::string(TCD_BIN) + " -j -d " + me + " status");
+    EXPECT_EQ(st.rc, 0) << st.err;
+    EXPECT_NE(st.out.find("\"ci2\""), std::string::npos) << st.out;
+    EXPECT_EQ(sh(in_ns + std::string(TCD_BIN) + " -q -d " + me + " unload").rc, 0);
+    EXPECT_EQ(sh("ip -n " + ns + " link show ci2 | grep -c xdp").out, "0\n");
+}
+
 TEST(Cost, PortInstanceWithoutTheSlotIndex) {
     TCD_REQUIRE_KERNEL();
     Dirs d;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <atomic>
 #include <chrono>
@@ -54,6 +55,22 @@ TEST(Lock, DistinctDirsDistinctLocks) {
 bool lock_dir_usable() { return ::mkdir("/run/tcd", 0755) == 0 || errno == EEXIST; }
 
 std::string fake_dir(const std::string& tag) { return "/tmp/tcdlockunit" + std::to_string(getpid()) + "/" + tag; }
+
+// The holder is named by the kernel's record of the flock (/proc/locks),
+// not by anything written into the file, which stays empty.
+TEST(InstanceLock, HolderIsNamedByTheKernelAndTheFileStaysEmpty) {
+    if (!lock_dir_usable()) GTEST_SKIP() << "/run/tcd cannot be created (not root)";
+    const std::string dir = fake_dir("holder"), file = InstanceLock::path_for(dir);
+    {
+        auto l = InstanceLock::acquire(dir, 1);
+        ASSERT_TRUE(l) << l.error().message();
+        EXPECT_EQ(InstanceLock::holder_pid(file), std::optional<long>(getpid()));
+        struct stat st {};
+        ASSERT_EQ(::stat(file.c_str(), &st), 0);
+        EXPECT_EQ(st.st_size, 0);
+    }
+    EXPECT_EQ(InstanceLock::holder_pid(file), std::nullopt);  // let go, and the file is gone
+}
 
 TEST(LockSet, TakesWhatIsNotHeldAndLetsGo) {
     if (!lock_dir_usable()) GTEST_SKIP() << "/run/tcd cannot be created (not root)";
