@@ -15,7 +15,7 @@
 #include "core/crashpoint.h"
 #include "core/jumptable.h"
 #include "core/log.h"
-#include "core/specialise.h"
+#include "core/wiring.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -309,7 +309,7 @@ Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string
         if (!force)
             return fail(what, "is wired at key" + std::string(keys.size() > 1 ? "s " : " ") + list,
                         "'tcd map del " + list + "' first, or --force");
-        auto del = del_wired(in, keys);  // and a dispatcher without them, if they were direct
+        auto del = unwire_keys(in, keys);  // and a dispatcher without them, if they were direct
         if (!del) return propagate(del);
         res.unwired = keys;
     }

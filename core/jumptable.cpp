@@ -349,7 +349,7 @@ std::optional<uint32_t> xdp_table_attach_type(int owner_fd) {
 Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& spec, SetBatch* batch) {
     auto h = open_handler(spec, in.paths().dir);
     if (!h) return propagate(h);
-    // A child's lock: its unload checks for parents under it. set_wired has
+    // A child's lock: its unload checks for parents under it. wire_keys has
     // taken it already, in order; other callers get it here, without
     // letting go of what they hold.
     const auto children = tree::instances_used_by(h->info, in.paths().dir, {h->instance});
