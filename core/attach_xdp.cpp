@@ -18,6 +18,7 @@
 #include "core/crashpoint.h"
 #include "core/jumptable.h"
 #include "core/probe.h"
+#include "core/rollback.h"
 #include "core/tree.h"
 #include "tcd/shared.h"
 #include "tcd_entry.skel.h"
@@ -425,32 +426,28 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
             return fail_errno("detach " + who + " from " + opt.ifname, -err);
         res.replaced = who;
     }
-    auto restore_foreign = [&] {
+    // Every failure from here puts back what was there (a replaced program)
+    // and forgets the record.
+    Rollback undo;
+    undo.push([&] {
         if (foreign) xdp_program__attach(foreign.get(), static_cast<int>(at.ifindex), foreign_mode, 0);
-    };
+    });
 
     // Recorded first (the mode is filled in after): a kill between the two
     // leaves a record that status checks against the kernel.
-    if (auto r = record(in, res.where, at.netns_ino); !r) {
-        restore_foreign();
-        return propagate(r);
-    }
+    if (auto r = record(in, res.where, at.netns_ino); !r) return propagate(r);
+    undo.push([&] { forget(in, at.netns_ino, at.ifindex, Direction::none); });
     crash_point("attach");
     XdpProgramPtr prog;
     if (multi) {
         auto arr = entry_array(in, opt.ifname);
-        if (!arr) {
-            forget(in, at.netns_ino, at.ifindex, Direction::none);
-            restore_foreign();
-            return propagate(arr);
-        }
+        if (!arr) return propagate(arr);
         // Joining: in the dispatcher's mode unless one is asked for (libxdp
         // replaces its dispatcher with the mode given; unspec means native).
         AttachMode mode = join && opt.mode == AttachMode::auto_mode ? st.mode : opt.mode;
         auto id = attach_entry(arr->get(), at, opt, mode);
         if (!id) {
-            forget(in, at.netns_ino, at.ifindex, Direction::none);
-            restore_foreign();
+            undo.run();  // as it was, before asking who is there
             if (id.error().err == EEXIST || id.error().err == EBUSY) {
                 XdpState now = query(at.ifindex, in.dispatcher(), entry_map_id(in));
                 if (now.attached && !now.ours && !now.multiprog) return occupied(in, opt.ifname, now, why_alone);
@@ -461,14 +458,11 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
         prog.reset(xdp_program__from_fd(in.dispatcher_fd()));
         if (long err = libxdp_get_error(prog.get())) {
             prog.release();
-            forget(in, at.netns_ino, at.ifindex, Direction::none);
-            restore_foreign();
             return fail_errno("attach " + opt.ifname, static_cast<int>(-err));
         }
         // libxdp would try (and fail) to link the loaded dispatcher into its own.
         if (int err = xdp_program__attach(prog.get(), static_cast<int>(at.ifindex), to_libxdp(opt.mode), 0)) {
-            forget(in, at.netns_ino, at.ifindex, Direction::none);
-            restore_foreign();
+            undo.run();  // as it was, before asking who is there
             if (err == -EEXIST || err == -EBUSY) {
                 // Another attach came first: the same answer as when it is found above.
                 XdpState now = query(at.ifindex, in.dispatcher(), entry_map_id(in));
@@ -484,10 +478,6 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
     res.where.multiprog = after.multiprog;
     if (!multi) res.where.alone_reason = why_alone;
     res.changed = true;
-    auto undo = [&] {
-        if (prog) xdp_program__detach(prog.get(), static_cast<int>(at.ifindex), XDP_MODE_UNSPEC, 0);
-        else if (res.where.entry_id) (void)detach(in, res.where);
-    };
     if (multi && !after.entry_id) {
         // libxdp fell back to running the entry alone (its own compatibility
         // check failed): take it off, say so.
@@ -495,16 +485,15 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
             xdp_program__detach(e.get(), static_cast<int>(at.ifindex), XDP_MODE_UNSPEC, 0);
         else
             e.release();
-        forget(in, at.netns_ino, at.ifindex, Direction::none);
-        restore_foreign();
         return fail("attach " + opt.ifname, "libxdp did not link tcd's entry into its dispatcher",
                     "run with -v for libxdp's log, or attach with --alone");
     }
-    if (auto r = record(in, res.where, at.netns_ino); !r) {
-        undo();
-        restore_foreign();
-        return propagate(r);
-    }
+    undo.push([&] {
+        if (prog) xdp_program__detach(prog.get(), static_cast<int>(at.ifindex), XDP_MODE_UNSPEC, 0);
+        else if (res.where.entry_id) (void)detach(in, res.where);
+    });
+    if (auto r = record(in, res.where, at.netns_ino); !r) return propagate(r);
+    undo.commit();
     return res;
 }
 
