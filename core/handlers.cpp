@@ -15,6 +15,7 @@
 #include "core/crashpoint.h"
 #include "core/jumptable.h"
 #include "core/log.h"
+#include "core/rollback.h"
 #include "core/wiring.h"
 #include "tcd/shared.h"
 
@@ -209,16 +210,16 @@ Result<> load_object(const std::string& what, bpf_object* obj) {
 Result<std::vector<LoadedHandler>> pin_handlers(const Instance& in, const std::vector<bpf_program*>& chosen) {
     bpffs::remove_temp_pins(in.paths().dir, true);
     std::vector<std::string> temps, placed;
-    auto undo = [&] {
+    Rollback undo;
+    undo.push([&] {
         for (const auto& path : temps) (void)bpffs::remove(path);
         for (const auto& path : placed) (void)bpffs::remove(path);
-    };
+    });
     for (bpf_program* c : chosen) {
         std::string tmp = bpffs::temp_path(in.paths().handler(bpf_program__name(c)));
         (void)bpffs::remove(tmp);
         if (bpf_obj_pin(bpf_program__fd(c), tmp.c_str()) != 0) {
             int err = errno;
-            undo();
             return fail_errno("pin " + in.paths().handler(bpf_program__name(c)), err);
         }
         temps.push_back(tmp);
@@ -228,16 +229,14 @@ Result<std::vector<LoadedHandler>> pin_handlers(const Instance& in, const std::v
     for (size_t i = 0; i < chosen.size(); i++) {
         std::string name = bpf_program__name(chosen[i]);
         std::string path = in.paths().handler(name);
-        if (auto r = bpffs::rename(temps[i], path); !r) {
-            undo();
-            return propagate(r);
-        }
+        if (auto r = bpffs::rename(temps[i], path); !r) return propagate(r);
         placed.push_back(path);
         temps[i].clear();
         crash_point("handler");
         auto info = prog_info(bpf_program__fd(chosen[i]));
         loaded.push_back({name, info ? info->id : 0, info ? info->tag : ""});
     }
+    undo.commit();
     return loaded;
 }
 

@@ -19,6 +19,7 @@
 #include "core/crashpoint.h"
 #include "core/lifecycle.h"
 #include "core/lock.h"
+#include "core/rollback.h"
 #include "core/specialise.h"
 #include "core/tree.h"
 
@@ -173,22 +174,21 @@ Result<std::vector<SetResult>> wire_keys(const Instance& in0,
     if (!locks) return propagate(locks);
     const Instance& in = fresh ? *fresh : in0;
     std::vector<SetResult> done;
-    auto undo = [&] {
-        for (auto it = done.rbegin(); it != done.rend(); ++it) put_back(in, *it);
-    };
+    // A failure puts every key written back, last first, then drops the record.
+    Rollback undo;
     if (pairs.size() > 1) {  // one pair is one atomic update
         std::vector<uint32_t> keys;
         for (const auto& p : pairs) keys.push_back(p.first);
         if (auto r = write_undo(in, keys); !r) return propagate(r);
+        undo.push([&] { remove_undo(in.paths().dir); });
     }
+    undo.push([&] {
+        for (auto it = done.rbegin(); it != done.rend(); ++it) put_back(in, *it);
+    });
     SetBatch batch;  // a port instance's slots read once for every pair
     for (const auto& [key, spec] : pairs) {
         auto r = set_handler(in, key, spec, &batch);
-        if (!r) {
-            undo();
-            remove_undo(in.paths().dir);
-            return propagate(r);
-        }
+        if (!r) return propagate(r);
         done.push_back(std::move(*r));
         crash_point("map");
     }
@@ -211,10 +211,8 @@ Result<std::vector<SetResult>> wire_keys(const Instance& in0,
         sp->before = sp->after = *live;
     else
         sp = respecialise(in, false);  // a set frees no slot
-    if (!sp) {
-        undo();
-        return propagate(sp);
-    }
+    if (!sp) return propagate(sp);
+    undo.commit();
     for (auto& r : done) {
         r.respecialised = sp->swapped;
         r.direct = std::any_of(sp->after.begin(), sp->after.end(), [k = r.key](auto& d) { return d.key == k; });
