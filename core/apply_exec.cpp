@@ -1,6 +1,6 @@
 // apply, executing: the Plan's steps (core/apply.h) run in order through the
 // core's calls (load and unload, load_handlers, set_handler and del_keys as
-// map set and del use them, attach and detach), the wiring of an instance
+// map set and del use them, attach, detach_as_asked), the wiring of an instance
 // respecialised once at the end of its batch. Each step that changed
 // something leaves how to take it back on one Rollback for the whole run: a
 // failed step takes back every step made, last first.
@@ -203,16 +203,6 @@ Result<Done> run_on(const Instance& in, const Step& s, SetBatch& batch) {
             }
             return Done{true, put_back_attach(dir, a, r.was)};
         }
-        case StepOp::detach: {
-            const auto& d = std::get<DetachStep>(s.request);
-            const DetachRequest& r = d.detach;
-            return done(detach(in, r.ifname, r.netns, r.direction),
-                        [dir, r, mode = d.mode]() -> Result<> {
-                            auto i = Instance::open(dir);
-                            if (!i) return propagate(i);
-                            return reattach(*i, r.ifname, r.netns, mode, r.direction);
-                        });
-        }
         default:
             return fail("apply", fmt::format("step {} is not one on a loaded instance", name_of(s.op)));
     }
@@ -238,6 +228,15 @@ Result<Done> run(const Step& s, SetBatch& batch) {
             back.force = true;
             back.kind = r.load.kind;
             return done(load(dir, r.load), [dir, back]() { return outcome_of(load(dir, back)); });
+        }
+        case StepOp::detach: {  // as `tcd detach IFACE [--direction D]` does
+            const auto& d = std::get<DetachStep>(s.request);
+            const DetachRequest& r = d.detach;
+            return done(detach_as_asked(dir, r), [dir, r, mode = d.mode]() -> Result<> {
+                auto i = Instance::open(dir);
+                if (!i) return propagate(i);
+                return reattach(*i, r.ifname, r.netns, mode, r.direction);
+            });
         }
         default: {
             auto in = Instance::open(dir);
