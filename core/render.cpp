@@ -563,6 +563,17 @@ std::string handler_unload_plain(const HandlerUnloadResult& r) {
     return out + fmt::format("unloaded {}\n", r.name);
 }
 
+namespace {
+
+// A summary row's verdicts by name (their order in the output).
+std::map<std::string, uint64_t> verdicts_by_name(const std::map<Verdict, uint64_t>& verdicts) {
+    std::map<std::string, uint64_t> out;
+    for (const auto& [v, n] : verdicts) out[verdict_name(v)] += n;
+    return out;
+}
+
+}  // namespace
+
 json trace_frame_json(const TraceFrame& f) {
     json j = {{"frame", f.frame},
               {"len", f.len},
@@ -571,7 +582,7 @@ json trace_frame_json(const TraceFrame& f) {
               {"proto", f.key ? name_or_null(f.key_name) : json(nullptr)},
               {"handler", f.handler ? json(*f.handler) : json(nullptr)},
               {"missed", f.missed},
-              {"verdict", f.verdict}};
+              {"verdict", verdict_name(f.verdict)}};
     if (!f.ran) j["ran"] = false;
     json levels = json::array();
     for (const auto& l : f.levels)
@@ -602,7 +613,7 @@ std::string trace_frame_plain(const TraceFrame& f) {
                                  : "  (not run: tc's test_run refuses a cut IP header; on an interface tc sees "
                                    "it, malformed)";
     std::string out = fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}{}\n", f.frame, f.len, f.cls, key, handler,
-                                  f.verdict, f.ran ? "" : why);
+                                  verdict_name(f.verdict), f.ran ? "" : why);
     // The child levels, one line each under the frame: instance, class, key,
     // handler; a tcd_next() hop: the handler that took it, the key, the
     // handler it reached.
@@ -637,7 +648,7 @@ json trace_summary_json(const TraceSummary& s) {
                         {"frames", r.frames},
                         {"bytes", r.bytes},
                         {"missed", r.missed},
-                        {"verdicts", r.verdicts}});
+                        {"verdicts", verdicts_by_name(r.verdicts)}});
     return rows;
 }
 
@@ -651,7 +662,7 @@ std::string trace_summary_plain(const TraceSummary& s) {
         if (r.level > 0 && r.level != level) out += fmt::format("level {}:\n", r.level);
         level = r.level;
         std::string verdicts;
-        for (const auto& [v, n] : r.verdicts) verdicts += (verdicts.empty() ? "" : ", ") + fmt::format("{} {}", v, n);
+        for (const auto& [v, n] : verdicts_by_name(r.verdicts)) verdicts += (verdicts.empty() ? "" : ", ") + fmt::format("{} {}", v, n);
         if (r.via == Via::tcd_next)
             verdicts += "  (tcd_next from " + r.from.value_or("-") + (r.instance.empty() ? "" : ", " + r.instance) + ")";
         else if (r.level > 0)

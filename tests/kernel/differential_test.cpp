@@ -133,7 +133,8 @@ public:
         uint32_t v = wired ? hit->second
                      : miss ? tcd::miss_action_verdict(miss_, kind_.hook) : tcd::undispatched_verdict(miss_, kind_.hook);
         std::string verdict = tcd::verdict_name(kind_.hook, v);
-        if (got->verdict != verdict) note(where, data, len, "verdict " + got->verdict + ", want " + verdict);
+        if (tcd::verdict_name(got->verdict) != verdict)
+            note(where, data, len, "verdict " + tcd::verdict_name(got->verdict) + ", want " + verdict);
     }
 
     // Compares the trace copy's own counters with the reference's sums.
