@@ -63,6 +63,7 @@
 #include "core/phases.h"
 #include "core/probe.h"
 #include "core/specialise.h"
+#include "core/wiring.h"
 #include "core/status.h"
 #include "core/tree.h"
 #include "tcd/shared.h"
@@ -224,7 +225,7 @@ nlohmann::ordered_json scan_bench(int runs, bool json_out) {
                 auto in = tcd::Instance::open(d);
                 if (!in) die(in.error().message());
                 // Each wires its key, as instances in use do.
-                (void)tcd::set_wired(*in, kind == tcd::KeyKind::proto ? 6 : 8080, spec("pass"));
+                (void)tcd::wire_key(*in, kind == tcd::KeyKind::proto ? 6 : 8080, spec("pass"));
             }
             const std::string& me = dirs.front();
             const uint32_t key = kind == tcd::KeyKind::proto ? 6 : 8080;
@@ -234,7 +235,7 @@ nlohmann::ordered_json scan_bench(int runs, bool json_out) {
                 if (!in) die(in.error().message());
                 // A key direct already, rewired: no new dispatcher.
                 t["map set"].push_back(ms_of([&] {
-                    if (!tcd::set_wired(*in, key, spec(r % 2 ? "pass" : "drop"))) die("map set");
+                    if (!tcd::wire_key(*in, key, spec(r % 2 ? "pass" : "drop"))) die("map set");
                 }));
                 t["status"].push_back(ms_of([&] {
                     if (!tcd::gather_status(me)) die("status");
@@ -286,7 +287,7 @@ nlohmann::ordered_json cli_bench(int runs, int others, const std::string& tcd_bi
         dirs.push_back(d);
         auto in = tcd::Instance::open(d);
         if (!in) die(in.error().message());
-        if (!tcd::set_wired(*in, key, spec("pass"))) die("map set");
+        if (!tcd::wire_key(*in, key, spec("pass"))) die("map set");
         return in->dispatcher().id;
     };
     const std::string proto = base + "proto", port = base + "port";
@@ -448,8 +449,8 @@ nlohmann::ordered_json respec_bench(int runs, bool json_out) {
             if (!in) fail(in.error().message());
             if (auto a = tcd::attach(*in, {.ifname = "ra", .netns = nsfile}); !a) fail("attach: " + a.error().message());
             auto p = tcd::Instance::open(parent);
-            if (!p || !tcd::set_wired(*p, 6, spec(child))) fail("wire the child into the parent");
-            if (kind == tcd::KeyKind::port && !tcd::set_wired(*in, 8080, spec("pass"))) fail("map set 8080");
+            if (!p || !tcd::wire_key(*p, 6, spec(child))) fail("wire the child into the parent");
+            if (kind == tcd::KeyKind::port && !tcd::wire_key(*in, 8080, spec("pass"))) fail("map set 8080");
         }
         const uint32_t fresh = kind == tcd::KeyKind::proto ? 47 : 9000;
         for (const char* what : {"map set, new direct key", "map del, direct key"}) {
@@ -459,7 +460,7 @@ nlohmann::ordered_json respec_bench(int runs, bool json_out) {
             for (int r = 0; r < runs; r++) {
                 if (!set) {  // the key to delete
                     auto in = tcd::Instance::open(child);
-                    if (!in || !tcd::set_wired(*in, fresh, spec("pass"))) fail("map set");
+                    if (!in || !tcd::wire_key(*in, fresh, spec("pass"))) fail("map set");
                 }
                 tcd::phases::Table table;
                 double total = 0;
@@ -470,10 +471,10 @@ nlohmann::ordered_json respec_bench(int runs, bool json_out) {
                     total = ms_of([&] {
                         bool swapped = false;
                         if (set) {
-                            auto s = tcd::set_wired(*in, fresh, spec("pass"));
+                            auto s = tcd::wire_key(*in, fresh, spec("pass"));
                             swapped = s && s->respecialised;
                         } else {
-                            auto d = tcd::del_wired(*in, {fresh});
+                            auto d = tcd::unwire_keys(*in, {fresh});
                             swapped = d && d->respecialised;
                         }
                         if (!swapped) fail(std::string(what) + ": no respecialise");
@@ -490,7 +491,7 @@ nlohmann::ordered_json respec_bench(int runs, bool json_out) {
                 t["total"].push_back(total);
                 if (set) {  // back out, untimed
                     auto in = tcd::Instance::open(child);
-                    if (!in || !tcd::del_wired(*in, {fresh})) fail("map del");
+                    if (!in || !tcd::unwire_keys(*in, {fresh})) fail("map del");
                 }
             }
             order.push_back("the rest (locks, checks, the key's own write)");
@@ -507,7 +508,7 @@ nlohmann::ordered_json respec_bench(int runs, bool json_out) {
             }
         }
         auto p = tcd::Instance::open(parent);
-        if (p) (void)tcd::del_wired(*p, {6});
+        if (p) (void)tcd::unwire_keys(*p, {6});
         (void)tcd::unload(child, true);
     }
     cleanup();
@@ -961,7 +962,7 @@ int main(int argc, char** argv) {
             const uint32_t direct = kind == tcd::KeyKind::proto ? 6 : 8080, fresh = kind == tcd::KeyKind::proto ? 47 : 9000;
             if (kind == tcd::KeyKind::port) {  // 8080 direct already
                 auto i = tcd::Instance::open(dir);
-                (void)tcd::set_wired(*i, direct, spec("pass"));
+                (void)tcd::wire_key(*i, direct, spec("pass"));
             }
             std::vector<double> raw, in_set, new_set, new_del;
             for (int r = 0; r < set_runs; r++) {
@@ -971,15 +972,15 @@ int main(int argc, char** argv) {
                 raw.push_back(ms_of([&] { (void)tcd::set_handler(*i, fresh, spec("pass")); }));
                 (void)tcd::del_keys(*i, {fresh});
                 // Now, a key whose direct jump exists: no new dispatcher.
-                in_set.push_back(ms_of([&] { (void)tcd::set_wired(*i, direct, spec(r % 2 ? "pass" : "tcp_handler")); }));
+                in_set.push_back(ms_of([&] { (void)tcd::wire_key(*i, direct, spec(r % 2 ? "pass" : "tcp_handler")); }));
                 // Now, a key that joins the direct set, and leaves it.
                 new_set.push_back(ms_of([&] {
-                    auto s = tcd::set_wired(*i, fresh, spec("pass"));
+                    auto s = tcd::wire_key(*i, fresh, spec("pass"));
                     if (!s || !s->respecialised) die("map set did not respecialise");
                 }));
                 auto i2 = tcd::Instance::open(dir);
                 new_del.push_back(ms_of([&] {
-                    auto d = tcd::del_wired(*i2, {fresh});
+                    auto d = tcd::unwire_keys(*i2, {fresh});
                     if (!d || !d->respecialised) die("map del did not respecialise");
                 }));
             }

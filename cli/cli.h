@@ -101,14 +101,7 @@ void setup_apply(CLI::App& app, Context& ctx);     // apply
 void add_kind_options(CLI::App& cmd, std::optional<KeyKind>& key, std::optional<Hook>& hook,
                       const std::string& key_help, const std::string& hook_help);
 
-struct LoadOptions {
-    tcd::LoadOptions req;  // force, and miss when --miss-action is given
-    // --key and --hook when given: a loaded instance keeps its own kind where
-    // they are not (proto and xdp for a new one).
-    std::optional<KeyKind> key;
-    std::optional<Hook> hook;
-};
-Result<> run_load(const LoadOptions& o, Context& ctx);
+Result<> run_load(const LoadRequest& o, Context& ctx);
 Result<> run_unload(bool force, Context& ctx);
 Result<> run_status(bool scan, Context& ctx);
 

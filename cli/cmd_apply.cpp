@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/apply_text.h"
 #include "cli/cli.h"
 #include "core/apply.h"
 #include "core/bpffs.h"
@@ -34,12 +35,12 @@ Result<> run_apply(const ApplyOptions& o, Context& ctx) {
 
     auto p = plan(*want, ctx.g.pin_dir);
     if (!p) return propagate(p);
-    std::vector<const Change*> listed;
+    std::vector<const Step*> listed;
     if (o.dry_run) {
         for (const auto& s : p->steps)
-            if (!s.conditional) listed.push_back(&s);
+            if (!s.conditional()) listed.push_back(&s);
     } else {
-        auto made = execute(*p);
+        auto made = execute(*p, step_text);
         if (!made) return propagate(made);
         listed = *made;
     }
@@ -50,7 +51,7 @@ Result<> run_apply(const ApplyOptions& o, Context& ctx) {
     std::string plain;
     nlohmann::ordered_json changes = nlohmann::ordered_json::array();
     for (const auto* c : listed) {
-        std::string line = (several ? c->dir + ": " : "") + c->what;
+        std::string line = (several ? c->instance + ": " : "") + step_text(*c);
         changes.push_back(line);
         plain += (o.dry_run ? "would " : "") + line + "\n";
     }
@@ -64,7 +65,7 @@ Result<> run_apply(const ApplyOptions& o, Context& ctx) {
         for (size_t i = 0; i < p->dirs.size(); i++) {
             nlohmann::ordered_json mine = nlohmann::ordered_json::array();
             for (const auto* c : listed)
-                if (c->dir == p->dirs[i]) mine.push_back(c->what);
+                if (c->instance == p->dirs[i]) mine.push_back(step_text(*c));
             instances.push_back({{"name", p->names[i]}, {"pin_dir", p->dirs[i]}, {"changes", mine}});
         }
         if (listed.empty())

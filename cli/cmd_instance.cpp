@@ -9,16 +9,8 @@
 
 namespace tcd::cli {
 
-Result<> run_load(const LoadOptions& o, Context& ctx) {
-    tcd::LoadOptions lo = o.req;
-    // The kind of a loaded instance is read from its pins: what the command
-    // line leaves out is kept (load --force --miss-action drop on a port
-    // instance reloads a port instance).
-    Kind pinned = pinned_kind(ctx.g.pin_dir).value_or(Kind{});
-    lo.kind = {o.key.value_or(pinned.key), o.hook.value_or(pinned.hook)};
-    if (lo.miss)
-        if (auto r = miss_action_fits(*lo.miss, lo.kind.hook); !r) return r;
-    auto r = tcd::load(ctx.g.pin_dir, lo);
+Result<> run_load(const LoadRequest& o, Context& ctx) {
+    auto r = load_as_asked(ctx.g.pin_dir, o);
     if (!r) return propagate(r);
     ctx.print(render::load_json(*r), render::load_plain(*r));
     return {};
@@ -39,16 +31,16 @@ Result<> run_status(bool scan, Context& ctx) {
 }
 
 void setup_instance(CLI::App& app, Context& ctx) {
-    auto load_opts = std::make_shared<LoadOptions>();
+    auto load_opts = std::make_shared<LoadRequest>();
     auto* load = app.add_subcommand("load", "load the dispatcher and its built-in handlers, pinned in the pin dir");
-    add_enum_option<MissAction>(*load, "--miss-action", load_opts->req.miss,
+    add_enum_option<MissAction>(*load, "--miss-action", load_opts->miss,
                                 "verdict for a key with no handler: pass, drop, or (tc) next, the next tcx program "
                                 "or the stack (default pass on XDP, next on tc)")
         ->type_name("pass|drop|next");
     add_kind_options(*load, load_opts->key, load_opts->hook,
                      "dispatch on the IP protocol (default) or the TCP/UDP destination port",
                      "XDP (default) or tc's clsact (ingress and egress)");
-    load->add_flag("--force", load_opts->req.force,
+    load->add_flag("--force", load_opts->force,
                    "reload a loaded instance: new dispatcher, same wiring and counters, swapped live");
     load->callback([&ctx, load_opts] {
         ctx.action = [&ctx, load_opts] { return run_load(*load_opts, ctx); };

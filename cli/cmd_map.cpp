@@ -9,7 +9,7 @@
 #include "core/jumptable.h"
 #include "core/keys.h"
 #include "core/lifecycle.h"
-#include "core/specialise.h"
+#include "core/wiring.h"
 
 namespace tcd::cli {
 
@@ -38,7 +38,7 @@ Result<> run_map_set(const MapSetOptions& o, Context& ctx) {
     recover_interrupted(ctx.g.pin_dir);
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
-    auto r = set_wired(*in, pairs);
+    auto r = wire_keys(*in, pairs);
     if (!r) return propagate(r);
     // One pair: its object, as ever; several: an array of them.
     if (r->size() == 1) {
@@ -66,7 +66,7 @@ Result<> run_map_del(const std::vector<std::string>& texts, Context& ctx) {
     recover_interrupted(ctx.g.pin_dir);
     auto in = Instance::open(ctx.g.pin_dir);
     if (!in) return propagate(in);
-    auto r = del_wired(*in, keys);
+    auto r = unwire_keys(*in, keys);
     if (!r) return propagate(r);
     ctx.print(render::del_json(*r), render::del_plain(*r));
     return {};

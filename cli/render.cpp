@@ -12,6 +12,9 @@
 namespace tcd::render {
 namespace {
 
+// Why an XDP attachment runs alone ("" when it does not, or nobody knows).
+std::string alone_words(const Attachment& a) { return a.alone_asked ? cli::alone_asked_words() : a.alone_reason; }
+
 json counters_json(const Counters& c) { return {{"packets", c.packets}, {"bytes", c.bytes}}; }
 
 // A key's name in JSON (the field is "proto" for either kind), or null.
@@ -261,7 +264,7 @@ json attachment_json(const Attachment& a) {
         j["others"] = std::move(others);
     }
     if (a.direction == Direction::none && !a.multiprog)
-        j["alone_reason"] = a.alone_reason.empty() ? json(nullptr) : json(a.alone_reason);
+        j["alone_reason"] = alone_words(a).empty() ? json(nullptr) : json(alone_words(a));
     return j;
 }
 
@@ -363,8 +366,8 @@ std::string status_plain(const Status& s, bool verbose) {
         else {
             std::string how = a.entry_id     ? ", libxdp multi-prog" + multiprog_words(a)
                               : a.multiprog  ? ", libxdp multi-prog"
-                              : a.alone_reason.empty() ? ""
-                                                       : ", alone: " + a.alone_reason;
+                              : alone_words(a).empty() ? ""
+                                                       : ", alone: " + alone_words(a);
             out += fmt::format("attached: {} (ifindex {}, netns {}, {} mode{})\n", a.ifname, a.ifindex,
                                ns_label(a.netns), mode_name(a.mode), how);
             out += neighbour_lines(a);
@@ -503,8 +506,8 @@ std::string attach_plain(const AttachResult& r) {
                       (r.where.entry_id    ? ", libxdp multi-prog dispatcher" + multiprog_words(r.where)
                        : r.where.multiprog ? ", libxdp multi-prog dispatcher"
                                            : ", single program (no libxdp dispatcher)" +
-                                                 (r.where.alone_reason.empty() ? std::string()
-                                                                               : ": " + r.where.alone_reason));
+                                                 (alone_words(r.where).empty() ? std::string()
+                                                                              : ": " + alone_words(r.where)));
     if (!r.changed) return fmt::format("{}: already attached ({})\n", where, how) + neighbour_lines(r.where);
     std::string out = fmt::format("attached to {} ({})\n", where, how) + neighbour_lines(r.where);
     if (r.replaced) out += fmt::format("replaced {}\n", *r.replaced);
@@ -565,6 +568,17 @@ std::string handler_unload_plain(const HandlerUnloadResult& r) {
     return out + fmt::format("unloaded {}\n", r.name);
 }
 
+namespace {
+
+// A summary row's verdicts by name (their order in the output).
+std::map<std::string, uint64_t> verdicts_by_name(const std::map<Verdict, uint64_t>& verdicts) {
+    std::map<std::string, uint64_t> out;
+    for (const auto& [v, n] : verdicts) out[verdict_name(v)] += n;
+    return out;
+}
+
+}  // namespace
+
 json trace_frame_json(const TraceFrame& f) {
     json j = {{"frame", f.frame},
               {"len", f.len},
@@ -573,7 +587,7 @@ json trace_frame_json(const TraceFrame& f) {
               {"proto", f.key ? name_or_null(f.key_name) : json(nullptr)},
               {"handler", f.handler ? json(*f.handler) : json(nullptr)},
               {"missed", f.missed},
-              {"verdict", f.verdict}};
+              {"verdict", verdict_name(f.verdict)}};
     if (!f.ran) j["ran"] = false;
     json levels = json::array();
     for (const auto& l : f.levels)
@@ -604,7 +618,7 @@ std::string trace_frame_plain(const TraceFrame& f) {
                                  : "  (not run: tc's test_run refuses a cut IP header; on an interface tc sees "
                                    "it, malformed)";
     std::string out = fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}{}\n", f.frame, f.len, f.cls, key, handler,
-                                  f.verdict, f.ran ? "" : why);
+                                  verdict_name(f.verdict), f.ran ? "" : why);
     // The child levels, one line each under the frame: instance, class, key,
     // handler; a tcd_next() hop: the handler that took it, the key, the
     // handler it reached.
@@ -639,7 +653,7 @@ json trace_summary_json(const TraceSummary& s) {
                         {"frames", r.frames},
                         {"bytes", r.bytes},
                         {"missed", r.missed},
-                        {"verdicts", r.verdicts}});
+                        {"verdicts", verdicts_by_name(r.verdicts)}});
     return rows;
 }
 
@@ -653,7 +667,7 @@ std::string trace_summary_plain(const TraceSummary& s) {
         if (r.level > 0 && r.level != level) out += fmt::format("level {}:\n", r.level);
         level = r.level;
         std::string verdicts;
-        for (const auto& [v, n] : r.verdicts) verdicts += (verdicts.empty() ? "" : ", ") + fmt::format("{} {}", v, n);
+        for (const auto& [v, n] : verdicts_by_name(r.verdicts)) verdicts += (verdicts.empty() ? "" : ", ") + fmt::format("{} {}", v, n);
         if (r.via == Via::tcd_next)
             verdicts += "  (tcd_next from " + r.from.value_or("-") + (r.instance.empty() ? "" : ", " + r.instance) + ")";
         else if (r.level > 0)

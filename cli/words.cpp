@@ -19,6 +19,8 @@ std::string flag_words(Flag f) {
     return "";
 }
 
+std::string alone_asked_words() { return "--alone asked for it"; }
+
 namespace {
 
 const std::string& arg(const Error& e, size_t i) {
@@ -55,6 +57,9 @@ void word(Error& e) {
     case Reason::force_replaces:
         e.hint = e.args.empty() ? "use --force to replace it"
                                 : "use --force to replace it (tcd attaches alone: " + arg(e, 0) + ")";
+        return;
+    case Reason::force_replaces_asked_alone:
+        e.hint = "use --force to replace it (tcd attaches alone: " + alone_asked_words() + ")";
         return;
     case Reason::force_replaces_slot:
         e.hint = "use --force to replace it (without tcx links, one tcd instance per interface and direction)";

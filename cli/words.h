@@ -21,4 +21,8 @@ Error in_words(Error e);
 // in_words(e).message(): the line after "tcd: ", or a status problem.
 std::string said(const Error& e);
 
+// Why an XDP attach went alone when the request asked for it (an
+// Attachment's alone_asked).
+std::string alone_asked_words();
+
 }  // namespace tcd::cli

@@ -96,6 +96,7 @@ struct Attachment {
     std::string entry_pin;                  // PINDIR/maps/mp_entry (its slot 0 is the dispatcher)
     // XDP alone: why not inside libxdp's dispatcher, when tcd knows ("" else).
     std::string alone_reason;
+    bool alone_asked = false;  // XDP alone because the request asked for it (cli/ words it)
 };
 
 struct AttachRequest {

@@ -19,6 +19,7 @@
 #include "core/jumptable.h"
 #include "core/probe.h"
 #include "core/reasons.h"
+#include "core/rollback.h"
 #include "core/tree.h"
 #include "tcd/shared.h"
 #include "tcd_entry.skel.h"
@@ -195,12 +196,14 @@ std::optional<std::string> tcd_instance_running(uint32_t prog_id, const std::str
 // attached between the query and the attach). Another tcd instance is named,
 // with a hint that leaves it running; another tool's program can be replaced.
 tl::unexpected<Error> occupied(const Instance& in, const std::string& ifname, const XdpState& st,
-                               const std::string& why_alone) {
+                               const std::string& why_alone, bool alone_asked) {
     std::string who = fmt::format("{} (id {})", st.prog_name, st.prog_id);
     if (auto dir = tcd_instance_running(st.prog_id, in.paths().dir))
         return worded(fail("interface " + ifname, "the tcd instance " + *dir + " runs there: " + who),
                       Reason::other_instance_runs, {*dir});
-    return worded(fail("interface " + ifname, "another XDP program runs there: " + who), Reason::force_replaces,
+    auto e = fail("interface " + ifname, "another XDP program runs there: " + who);
+    if (st.multiprog && alone_asked) return worded(std::move(e), Reason::force_replaces_asked_alone);
+    return worded(std::move(e), Reason::force_replaces,
                   st.multiprog ? std::vector<std::string>{why_alone} : std::vector<std::string>{});
 }
 
@@ -311,9 +314,9 @@ std::string alone_reason() {
     return why.empty() ? "libxdp's dispatcher cannot take tcd's entry here" : why;
 }
 
-// The reason to attach alone that the request itself gives ("" = none).
+// The reason to attach alone that the request itself gives ("" = none, or
+// the request's alone, which the caller reads itself).
 std::string asked_alone(const AttachRequest& opt) {
-    if (opt.alone) return "--alone asked for it";
     if (opt.mode == AttachMode::hw) return "libxdp has no multi-program dispatcher in hw mode";
     if (const char* e = secure_getenv("LIBXDP_SKIP_DISPATCHER"); e && std::string(e) == "1")
         return "LIBXDP_SKIP_DISPATCHER=1 is set";
@@ -380,8 +383,8 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
     res.where = where_of(at);
     XdpState st = query(at.ifindex, in.dispatcher(), entry_map_id(in));
     const std::string asked = asked_alone(opt);
-    std::string why_alone = asked.empty() ? alone_reason() : asked;
-    bool multi = why_alone.empty();
+    std::string why_alone = opt.alone || !asked.empty() ? asked : alone_reason();
+    bool multi = !opt.alone && why_alone.empty();
     if (multi && probe::has(probe::Feature::prog_array_attach_check).value_or(true)) {
         // The entry shim is a freplace program (expected attach type none);
         // its prog array takes only a dispatcher loaded the same way.
@@ -399,7 +402,7 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
     enum xdp_attach_mode foreign_mode = XDP_MODE_UNSPEC;
     if (st.attached && !join) {
         std::string who = fmt::format("{} (id {})", st.prog_name, st.prog_id);
-        if (!opt.force && st.multiprog && asked.empty()) {
+        if (!opt.force && st.multiprog && !opt.alone && asked.empty()) {
             // Programs in libxdp's dispatcher that tcd cannot join here (the
             // kernel or the installed libxdp): the cause, and no change.
             std::vector<std::string> others;
@@ -410,7 +413,7 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
                                            names.empty() ? who : "running " + names, why_alone)),
                           Reason::detach_or_force);
         }
-        if (!opt.force) return occupied(in, opt.ifname, st, why_alone);
+        if (!opt.force) return occupied(in, opt.ifname, st, why_alone, opt.alone);
         XdpMultiprogPtr mp(xdp_multiprog__get_from_ifindex(static_cast<int>(at.ifindex)));
         if (long err = libxdp_get_error(mp.get())) {
             mp.release();
@@ -425,35 +428,31 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
             return fail_errno("detach " + who + " from " + opt.ifname, -err);
         res.replaced = who;
     }
-    auto restore_foreign = [&] {
+    // Every failure from here puts back what was there (a replaced program)
+    // and forgets the record.
+    Rollback undo;
+    undo.push([&] {
         if (foreign) xdp_program__attach(foreign.get(), static_cast<int>(at.ifindex), foreign_mode, 0);
-    };
+    });
 
     // Recorded first (the mode is filled in after): a kill between the two
     // leaves a record that status checks against the kernel.
-    if (auto r = record(in, res.where, at.netns_ino); !r) {
-        restore_foreign();
-        return propagate(r);
-    }
+    if (auto r = record(in, res.where, at.netns_ino); !r) return propagate(r);
+    undo.push([&] { forget(in, at.netns_ino, at.ifindex, Direction::none); });
     crash_point("attach");
     XdpProgramPtr prog;
     if (multi) {
         auto arr = entry_array(in, opt.ifname);
-        if (!arr) {
-            forget(in, at.netns_ino, at.ifindex, Direction::none);
-            restore_foreign();
-            return propagate(arr);
-        }
+        if (!arr) return propagate(arr);
         // Joining: in the dispatcher's mode unless one is asked for (libxdp
         // replaces its dispatcher with the mode given; unspec means native).
         AttachMode mode = join && opt.mode == AttachMode::auto_mode ? st.mode : opt.mode;
         auto id = attach_entry(arr->get(), at, opt, mode);
         if (!id) {
-            forget(in, at.netns_ino, at.ifindex, Direction::none);
-            restore_foreign();
+            undo.run();  // as it was, before asking who is there
             if (id.error().err == EEXIST || id.error().err == EBUSY) {
                 XdpState now = query(at.ifindex, in.dispatcher(), entry_map_id(in));
-                if (now.attached && !now.ours && !now.multiprog) return occupied(in, opt.ifname, now, why_alone);
+                if (now.attached && !now.ours && !now.multiprog) return occupied(in, opt.ifname, now, why_alone, opt.alone);
             }
             return propagate(id);
         }
@@ -461,18 +460,15 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
         prog.reset(xdp_program__from_fd(in.dispatcher_fd()));
         if (long err = libxdp_get_error(prog.get())) {
             prog.release();
-            forget(in, at.netns_ino, at.ifindex, Direction::none);
-            restore_foreign();
             return fail_errno("attach " + opt.ifname, static_cast<int>(-err));
         }
         // libxdp would try (and fail) to link the loaded dispatcher into its own.
         if (int err = xdp_program__attach(prog.get(), static_cast<int>(at.ifindex), to_libxdp(opt.mode), 0)) {
-            forget(in, at.netns_ino, at.ifindex, Direction::none);
-            restore_foreign();
+            undo.run();  // as it was, before asking who is there
             if (err == -EEXIST || err == -EBUSY) {
                 // Another attach came first: the same answer as when it is found above.
                 XdpState now = query(at.ifindex, in.dispatcher(), entry_map_id(in));
-                if (now.attached && !now.ours) return occupied(in, opt.ifname, now, why_alone);
+                if (now.attached && !now.ours) return occupied(in, opt.ifname, now, why_alone, opt.alone);
             }
             return explain_attach(err, opt.ifname, opt.mode);
         }
@@ -482,12 +478,11 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
     if (auto a = find(in, at, in.dispatcher().id)) res.where = *a;
     res.where.mode = after.mode;
     res.where.multiprog = after.multiprog;
-    if (!multi) res.where.alone_reason = why_alone;
+    if (!multi) {
+        res.where.alone_reason = why_alone;
+        res.where.alone_asked = opt.alone;
+    }
     res.changed = true;
-    auto undo = [&] {
-        if (prog) xdp_program__detach(prog.get(), static_cast<int>(at.ifindex), XDP_MODE_UNSPEC, 0);
-        else if (res.where.entry_id) (void)detach(in, res.where);
-    };
     if (multi && !after.entry_id) {
         // libxdp fell back to running the entry alone (its own compatibility
         // check failed): take it off, say so.
@@ -495,16 +490,15 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
             xdp_program__detach(e.get(), static_cast<int>(at.ifindex), XDP_MODE_UNSPEC, 0);
         else
             e.release();
-        forget(in, at.netns_ino, at.ifindex, Direction::none);
-        restore_foreign();
         return worded(fail("attach " + opt.ifname, "libxdp did not link tcd's entry into its dispatcher"),
                       Reason::verbose_or_alone);
     }
-    if (auto r = record(in, res.where, at.netns_ino); !r) {
-        undo();
-        restore_foreign();
-        return propagate(r);
-    }
+    undo.push([&] {
+        if (prog) xdp_program__detach(prog.get(), static_cast<int>(at.ifindex), XDP_MODE_UNSPEC, 0);
+        else if (res.where.entry_id) (void)detach(in, res.where);
+    });
+    if (auto r = record(in, res.where, at.netns_ino); !r) return propagate(r);
+    undo.commit();
     return res;
 }
 

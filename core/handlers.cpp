@@ -16,7 +16,8 @@
 #include "core/jumptable.h"
 #include "core/log.h"
 #include "core/reasons.h"
-#include "core/specialise.h"
+#include "core/rollback.h"
+#include "core/wiring.h"
 #include "tcd/shared.h"
 
 namespace tcd {
@@ -207,16 +208,16 @@ Result<> load_object(const std::string& what, bpf_object* obj) {
 Result<std::vector<LoadedHandler>> pin_handlers(const Instance& in, const std::vector<bpf_program*>& chosen) {
     bpffs::remove_temp_pins(in.paths().dir, true);
     std::vector<std::string> temps, placed;
-    auto undo = [&] {
+    Rollback undo;
+    undo.push([&] {
         for (const auto& path : temps) (void)bpffs::remove(path);
         for (const auto& path : placed) (void)bpffs::remove(path);
-    };
+    });
     for (bpf_program* c : chosen) {
         std::string tmp = bpffs::temp_path(in.paths().handler(bpf_program__name(c)));
         (void)bpffs::remove(tmp);
         if (bpf_obj_pin(bpf_program__fd(c), tmp.c_str()) != 0) {
             int err = errno;
-            undo();
             return fail_errno("pin " + in.paths().handler(bpf_program__name(c)), err);
         }
         temps.push_back(tmp);
@@ -226,16 +227,14 @@ Result<std::vector<LoadedHandler>> pin_handlers(const Instance& in, const std::v
     for (size_t i = 0; i < chosen.size(); i++) {
         std::string name = bpf_program__name(chosen[i]);
         std::string path = in.paths().handler(name);
-        if (auto r = bpffs::rename(temps[i], path); !r) {
-            undo();
-            return propagate(r);
-        }
+        if (auto r = bpffs::rename(temps[i], path); !r) return propagate(r);
         placed.push_back(path);
         temps[i].clear();
         crash_point("handler");
         auto info = prog_info(bpf_program__fd(chosen[i]));
         loaded.push_back({name, info ? info->id : 0, info ? info->tag : ""});
     }
+    undo.commit();
     return loaded;
 }
 
@@ -306,7 +305,7 @@ Result<HandlerUnloadResult> unload_handler(const Instance& in, const std::string
         if (!force)
             return worded(fail(what, "is wired at key" + std::string(keys.size() > 1 ? "s " : " ") + list),
                           Reason::map_del_or_force, {list});
-        auto del = del_wired(in, keys);  // and a dispatcher without them, if they were direct
+        auto del = unwire_keys(in, keys);  // and a dispatcher without them, if they were direct
         if (!del) return propagate(del);
         res.unwired = keys;
     }

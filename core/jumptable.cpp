@@ -17,6 +17,7 @@
 #include "core/lock.h"
 #include "core/probe.h"
 #include "core/reasons.h"
+#include "core/rollback.h"
 #include "core/stats.h"
 #include "core/tree.h"
 #include "tcd/shared.h"
@@ -350,7 +351,7 @@ std::optional<uint32_t> xdp_table_attach_type(int owner_fd) {
 Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpec& spec, SetBatch* batch) {
     auto h = open_handler(spec, in.paths().dir);
     if (!h) return propagate(h);
-    // A child's lock: its unload checks for parents under it. set_wired has
+    // A child's lock: its unload checks for parents under it. wire_keys has
     // taken it already, in order; other callers get it here, without
     // letting go of what they hold.
     const auto children = tree::instances_used_by(h->info, in.paths().dir, {h->instance});
@@ -374,13 +375,8 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
     auto previous_path = handler_paths::note(in.paths().dir, key, spec, *h);
     if (!previous_path) return propagate(previous_path);
     // A refusal from here on leaves the key's path record as it was.
-    bool wired = false;
-    struct PathGuard {
-        const std::function<void()> undo;
-        ~PathGuard() { undo(); }
-    } path_guard{[&] {
-        if (!wired) handler_paths::put_back(in.paths().dir, key, *previous_path);
-    }};
+    Rollback path_back;
+    path_back.push([&] { handler_paths::put_back(in.paths().dir, key, *previous_path); });
 
     auto cur = wired_prog_id(in, key);
     if (!cur) return propagate(cur);
@@ -392,7 +388,7 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
     res.now = describe(kind, key, h->info.id, pins, in.paths().dir);
     if (batch) batch->wired = true;  // this key, from here on (or put back with the whole batch)
     if (*cur && **cur == h->info.id) {  // wired already
-        wired = true;
+        path_back.commit();
         return res;
     }
 
@@ -422,7 +418,7 @@ Result<SetResult> set_handler(const Instance& in, uint32_t key, const HandlerSpe
         return fail_errno("map set", err);
     }
     crash_point("map");
-    wired = true;
+    path_back.commit();
     res.changed = true;
     return res;
 }
@@ -433,35 +429,28 @@ Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys
     auto pins = pins_by_id(in);
     // Hold every program being unwired, so that a failure can put it back.
     std::vector<std::pair<uint32_t, UniqueFd>> taken;
-    auto undo = [&] {
+    Rollback undo;
+    undo.push([&] {
         for (auto& [key, fd] : taken) {
             int f = fd.get();
             bpf_map_update_elem(in.jt_fd(), &key, &f, BPF_ANY);
         }
-    };
+    });
     for (uint32_t key : keys) {
         auto cur = wired_prog_id(in, key);
-        if (!cur) {
-            undo();
-            return propagate(cur);
-        }
+        if (!cur) return propagate(cur);
         if (!*cur) {
             res.not_wired.push_back(key);
             continue;
         }
         auto fd = prog_fd_by_id(**cur);
-        if (!fd) {
-            undo();
-            return propagate(fd);
-        }
-        if (bpf_map_delete_elem(in.jt_fd(), &key) != 0 && errno != ENOENT) {
-            int err = errno;
-            undo();
-            return fail_errno(fmt::format("map del {}", key), err);
-        }
+        if (!fd) return propagate(fd);
+        if (bpf_map_delete_elem(in.jt_fd(), &key) != 0 && errno != ENOENT)
+            return fail_errno(fmt::format("map del {}", key), errno);
         res.removed.push_back(describe(in.kind().key, key, **cur, pins, in.paths().dir));
         taken.emplace_back(key, std::move(*fd));
     }
+    undo.commit();
     for (const auto& [key, fd] : taken) handler_paths::forget(in.paths().dir, key);
     // Ports give their counter slot back (their packets count as other ports).
     if (in.kind().key == KeyKind::port && release_slots)

@@ -51,8 +51,8 @@ struct SetResult {
     uint32_t key = 0;
     std::optional<WiredEntry> old;  // what was wired before
     WiredEntry now;
-    bool respecialised = false;  // set_wired: a new dispatcher was swapped in
-    bool direct = false;         // set_wired: the key is reached by a direct jump
+    bool respecialised = false;  // wire_keys: a new dispatcher was swapped in
+    bool direct = false;         // wire_keys: the key is reached by a direct jump
     bool new_slot = false;       // port instances: the port got its counter slot now
 };
 
@@ -73,11 +73,11 @@ struct DelResult {
     KeyKind kind = KeyKind::proto;
     std::vector<WiredEntry> removed;
     std::vector<uint32_t> not_wired;
-    bool respecialised = false;  // del_wired: a new dispatcher was swapped in
+    bool respecialised = false;  // unwire_keys: a new dispatcher was swapped in
 };
 
 // Unwires keys; all or nothing. On a port instance the keys' counter slots
-// are freed unless release_slots is false (del_wired frees them after the
+// are freed unless release_slots is false (unwire_keys frees them after the
 // dispatcher that counts into them is gone).
 Result<DelResult> del_keys(const Instance& in, const std::vector<uint32_t>& keys, bool release_slots = true);
 

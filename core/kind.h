@@ -41,6 +41,15 @@ uint32_t verdict_drop(Hook h);
 // The verdict's name: "XDP_PASS", "TC_ACT_SHOT", ... (XDP_7 for one it has not).
 std::string verdict_name(Hook h, uint32_t verdict);
 
+// A verdict a program returned at a hook, typed until it is printed
+// (verdict_name).
+struct Verdict {
+    Hook hook = Hook::xdp;
+    uint32_t code = 0;
+    auto operator<=>(const Verdict&) const = default;
+};
+inline std::string verdict_name(Verdict v) { return verdict_name(v.hook, v.code); }
+
 uint32_t max_key(KeyKind k);        // 255 or 65535
 uint32_t jt_entries(KeyKind k);     // 256 or 65536
 uint32_t stats_entries(KeyKind k);  // counter rows

@@ -16,6 +16,7 @@
 #include "core/crashpoint.h"
 #include "core/log.h"
 #include "core/reasons.h"
+#include "core/rollback.h"
 #include "core/specialise.h"
 #include "core/upgrade.h"
 #include "core/jumptable.h"
@@ -30,27 +31,14 @@
 namespace tcd {
 namespace {
 
-// Pins made by this command, taken away again unless commit() is called.
-class PinTransaction {
-public:
-    ~PinTransaction() {
-        if (committed_) return;
-        for (auto it = pins_.rbegin(); it != pins_.rend(); ++it) (void)bpffs::remove(*it);
-        for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) (void)bpffs::remove(*it);
-    }
-    void add_dirs(const std::vector<std::string>& dirs) { dirs_.insert(dirs_.end(), dirs.begin(), dirs.end()); }
-    Result<> pin(int fd, const std::string& path) {
-        if (auto r = bpffs::pin(fd, path); !r) return r;
-        pins_.push_back(path);
-        crash_point("load");
-        return {};
-    }
-    void commit() { committed_ = true; }
-
-private:
-    std::vector<std::string> pins_, dirs_;
-    bool committed_ = false;
-};
+// A pin made by this command, taken away again unless the rollback is
+// committed.
+Result<> pin_undone(Rollback& undo, int fd, const std::string& path) {
+    if (auto r = bpffs::pin(fd, path); !r) return r;
+    undo.push([path] { (void)bpffs::remove(path); });
+    crash_point("load");
+    return {};
+}
 
 UniqueFd create_attach_map() {
     LIBBPF_OPTS(bpf_map_create_opts, o);
@@ -231,28 +219,28 @@ Result<> load_dispatcher(DispatcherObject& d, bool reused_maps) {
 // Pins what is new: the directories, the maps (the jump table before anything
 // is written to it), the attach map, a port instance's slot index. Their
 // names go to `pinned`.
-Result<> pin_new_maps(PinTransaction& tx, const Parts& parts, const Paths& paths, KeyKind key,
+Result<> pin_new_maps(Rollback& tx, const Parts& parts, const Paths& paths, KeyKind key,
                       std::vector<std::string>& pinned) {
     auto made = bpffs::make_dirs(paths.maps_dir());
     if (!made) return propagate(made);
-    tx.add_dirs(*made);
+    for (const auto& d : *made) tx.push([d] { (void)bpffs::remove(d); });
     crash_point("load");
     for (const auto& m : parts.maps) {
         if (m.pinned) continue;
-        if (auto r = tx.pin(bpf_map__fd(m.map), m.path); !r) return propagate(r);
+        if (auto r = pin_undone(tx, bpf_map__fd(m.map), m.path); !r) return propagate(r);
         pinned.push_back("maps/" + std::string(bpf_map__name(m.map)));
     }
     if (!bpffs::exists(paths.attach())) {
         UniqueFd am = create_attach_map();
         if (!am) return fail_errno("create the attach map", errno);
-        if (auto r = tx.pin(am.get(), paths.attach()); !r) return propagate(r);
+        if (auto r = pin_undone(tx, am.get(), paths.attach()); !r) return propagate(r);
         pinned.push_back("maps/attach");
     }
     if (key == KeyKind::port && !bpffs::exists(paths.slot_port())) {
         const Parts::Map& slots = parts.maps.back();  // port_slot, reused or new
         auto idx = create_slot_index(bpf_map__fd(slots.map), bool(slots.pinned));
         if (!idx) return propagate(idx);
-        if (auto r = tx.pin(idx->get(), paths.slot_port()); !r) return propagate(r);
+        if (auto r = pin_undone(tx, idx->get(), paths.slot_port()); !r) return propagate(r);
         pinned.push_back("maps/" TCD_MAP_SLOT_PORT);
     }
     return {};
@@ -268,12 +256,12 @@ Result<BuiltinUpgrade> upgrade_builtins(const Instance& old, const Parts& parts,
 }
 
 // Pins the built-in handlers that are new (not those an upgrade put in place).
-Result<> pin_new_handlers(PinTransaction& tx, const Parts& parts, const Paths& paths,
+Result<> pin_new_handlers(Rollback& tx, const Parts& parts, const Paths& paths,
                           const std::vector<std::string>& upgraded, std::vector<std::string>& pinned) {
     for (const auto& [prog, name] : parts.handlers) {
         if (!bpf_program__autoload(prog)) continue;
         if (std::find(upgraded.begin(), upgraded.end(), name) != upgraded.end()) continue;
-        if (auto r = tx.pin(bpf_program__fd(prog), paths.handler(name)); !r) return propagate(r);
+        if (auto r = pin_undone(tx, bpf_program__fd(prog), paths.handler(name)); !r) return propagate(r);
         pinned.push_back(name);
     }
     return {};
@@ -291,46 +279,39 @@ Result<std::vector<DirectKey>> direct_keys_for(const std::optional<Instance>& ol
 // it is never only in this process's hands), then every interface moves to it
 // in one atomic step each, then every parent's key that wired the old one (one
 // jump-table update each), then the pin is renamed over the old one. A
-// failure after the swap swaps back through the same function, and every
-// failure undoes the built-in upgrade. The interfaces moved.
+// failure after the swap swaps back through the same function (the caller's
+// rollback then undoes the built-in upgrade). The interfaces moved.
 Result<std::vector<Attachment>> replace_dispatcher(const Instance& old, int new_fd, const Paths& paths,
-                                                   BuiltinUpgrade& upgrade, std::vector<ParentKey>& parents) {
+                                                   std::vector<ParentKey>& parents) {
     const Hook hook = old.kind().hook;
     std::string staged = staged_dispatcher(paths, hook);
     phases::Timer timer;
-    if (auto r = bpffs::pin(new_fd, staged); !r) {
-        upgrade.undo();
-        return propagate(r);
-    }
+    if (auto r = bpffs::pin(new_fd, staged); !r) return propagate(r);
+    Rollback undo;
+    undo.push([&] { (void)bpffs::remove(staged); });
     crash_point("load");
     timer.mark("pin");
     auto swapped = swap_dispatcher(old, new_fd);
     timer.mark("swap");
-    if (!swapped) {
-        (void)bpffs::remove(staged);
-        upgrade.undo();
-        return propagate(swapped);
-    }
+    if (!swapped) return propagate(swapped);
+    undo.push([&] { (void)swap_dispatcher_on(*swapped, hook, old.dispatcher_fd(), new_fd); });
     crash_point("load");
     size_t moved = 0;
-    int err = repoint_parents(parents, new_fd, &moved, true);
-    timer.mark("parents");
-    Result<> renamed;
-    if (!err) renamed = bpffs::rename(staged, paths.dispatcher(hook));
-    timer.mark("pin");
-    if (err || !renamed) {
+    undo.push([&] {
         std::vector<ParentKey> back;
         for (size_t i = 0; i < moved; i++) back.push_back({parents[i].parent, parents[i].key, UniqueFd(dup(parents[i].jt.get()))});
         (void)repoint_parents(back, old.dispatcher_fd(), nullptr, false);
-        (void)swap_dispatcher_on(*swapped, hook, old.dispatcher_fd(), new_fd);
-        (void)bpffs::remove(staged);
-        upgrade.undo();
-        if (err)
-            return fail_errno(fmt::format("repoint {} key {} to the new dispatcher", parents[moved].parent,
-                                          parents[moved].key),
-                              err);
-        return propagate(renamed);
-    }
+    });
+    int err = repoint_parents(parents, new_fd, &moved, true);
+    timer.mark("parents");
+    if (err)
+        return fail_errno(fmt::format("repoint {} key {} to the new dispatcher", parents[moved].parent,
+                                      parents[moved].key),
+                          err);
+    auto renamed = bpffs::rename(staged, paths.dispatcher(hook));
+    timer.mark("pin");
+    if (!renamed) return propagate(renamed);
+    undo.commit();
     return swapped;
 }
 
@@ -402,48 +383,41 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     crash_point("load");
     timer.mark("verify+load (JIT too)");
 
-    PinTransaction tx;
+    // What this load pins and upgrades, taken back on any failure below.
+    BuiltinUpgrade upgrade;  // outlives tx, whose undo names it
+    Rollback tx;
     if (auto r = pin_new_maps(tx, *parts, paths, opt.kind.key, res.pinned); !r) return propagate(r);
-    BuiltinUpgrade upgrade;
     if (replace) {
         auto up = upgrade_builtins(*old, *parts, paths);
         if (!up) return propagate(up);
         upgrade = std::move(*up);
+        tx.push([&upgrade] { upgrade.undo(); });
         res.upgraded = upgrade.replaced();
     }
-    if (auto r = pin_new_handlers(tx, *parts, paths, res.upgraded, res.pinned); !r) {
-        upgrade.undo();
-        return propagate(r);
-    }
+    if (auto r = pin_new_handlers(tx, *parts, paths, res.upgraded, res.pinned); !r) return propagate(r);
     int new_fd = bpf_program__fd(object->dispatcher());
     timer.mark("pin");
     if (old) {
         auto parents = parent_keys(dir, old->dispatcher().id, true);
         if (parents && !opt.relock) {
-            // Normally held by the caller (set_wired, del_wired); else
+            // Normally held by the caller (wire_keys, unwire_keys); else
             // tried for, and the keys read again under them.
             std::vector<std::string> dirs;
             for (const auto& p : *parents) dirs.push_back(p.parent);
             auto l = LockSet::acquire(dirs, false);
-            if (!l) {
-                upgrade.undo();
-                return propagate(l, "load", Flag::force);
-            }
+            if (!l) return propagate(l, "load", Flag::force);
             if (!l->empty()) parents = parent_keys(dir, old->dispatcher().id, true);
             parent_locks.add(std::move(*l));
         }
-        if (!parents) {
-            upgrade.undo();
-            return propagate(parents);
-        }
+        if (!parents) return propagate(parents);
         timer.mark("parents");
-        auto swapped = replace_dispatcher(*old, new_fd, paths, upgrade, *parents);
+        auto swapped = replace_dispatcher(*old, new_fd, paths, *parents);
         timer = phases::Timer();
         if (!swapped) return propagate(swapped);
         for (const auto& p : *parents) res.repointed.push_back({p.parent, p.key});
         res.swapped = std::move(*swapped);
         res.reloaded = true;
-    } else if (auto r = tx.pin(new_fd, paths.dispatcher(opt.kind.hook)); !r) {
+    } else if (auto r = pin_undone(tx, new_fd, paths.dispatcher(opt.kind.hook)); !r) {
         return propagate(r);
     }
     res.pinned.push_back(dispatcher_name(opt.kind.hook));
@@ -453,6 +427,23 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     res.changed = true;
     timer.mark("pin");
     return res;
+}
+
+Result<LoadOptions> resolve_load(const std::string& dir, const LoadRequest& req) {
+    const Kind pinned = pinned_kind(dir).value_or(Kind{});
+    LoadOptions o;
+    o.kind = {req.key.value_or(pinned.key), req.hook.value_or(pinned.hook)};
+    o.miss = req.miss;
+    o.force = req.force;
+    if (o.miss)
+        if (auto r = miss_action_fits(*o.miss, o.kind.hook); !r) return propagate(r);
+    return o;
+}
+
+Result<LoadResult> load_as_asked(const std::string& dir, const LoadRequest& req) {
+    auto o = resolve_load(dir, req);
+    if (!o) return propagate(o);
+    return load(dir, *o);
 }
 
 Result<UnloadResult> unload(const std::string& dir, bool force) {
@@ -587,13 +578,8 @@ Result<AttachOutcome> attach_loading(const std::string& dir, const AttachRequest
     auto in = Instance::open(dir);
     if (!in) return propagate(in);
     // The load taken back unless the attach is made.
-    struct UndoLoad {
-        const std::string& dir;
-        bool armed;
-        ~UndoLoad() {
-            if (armed) (void)unload(dir);
-        }
-    } undo{dir, out.loaded};
+    Rollback undo;
+    if (out.loaded) undo.push([&dir] { (void)unload(dir); });
     if (in->kind().hook == Hook::tc && o.mode != AttachMode::auto_mode)
         return worded(usage_error("attach", "the XDP mode is for XDP instances; this one is on tc"), Reason::mode_on_tc);
     if (in->kind().hook == Hook::tc && (o.priority || o.alone))
@@ -607,7 +593,7 @@ Result<AttachOutcome> attach_loading(const std::string& dir, const AttachRequest
                       o.order ? Reason::order_on_xdp : Reason::direction_on_xdp);
     auto r = attach(*in, o);
     if (!r) return propagate(r);
-    undo.armed = false;
+    undo.commit();
     out.result = std::move(*r);
     return out;
 }

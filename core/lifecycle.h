@@ -46,6 +46,20 @@ struct LoadResult {
 
 Result<LoadResult> load(const std::string& dir, const LoadOptions& opt);
 
+// Load as `tcd load` asks: what it leaves out is kept. The kind of a loaded
+// instance is read from its pins, so a key or hook not given is the pinned
+// one's (load --force --miss-action drop on a port instance reloads a port
+// instance; proto and xdp for a new one); a miss action given must fit the
+// hook.
+struct LoadRequest {
+    std::optional<KeyKind> key;
+    std::optional<Hook> hook;
+    std::optional<MissAction> miss;  // default_miss_action(hook) when not given
+    bool force = false;
+};
+Result<LoadOptions> resolve_load(const std::string& dir, const LoadRequest& req);
+Result<LoadResult> load_as_asked(const std::string& dir, const LoadRequest& req);
+
 // What a command killed half-way left: a staged dispatcher that runs is
 // adopted, a built-in upgrade that had begun is completed, and the other
 // temporary pins are removed. Every command that loads or rewires calls it

@@ -29,6 +29,7 @@ enum class Reason : std::uint16_t {
     try_skb,                   // this XDP mode fails on the device: try skb
     other_instance_runs,       // {dir}: another instance's dispatcher runs there: see its status
     force_replaces,            // {why alone, or nothing}: another program runs there: force replaces it
+    force_replaces_asked_alone, // another program runs there, in libxdp's dispatcher, and alone was asked: force replaces it
     force_replaces_slot,       // another program holds the tc filter slot: force replaces it
     reload_or_alone,           // the entry shim's array refuses: reload, or attach alone
     detach_or_force,           // programs in libxdp's dispatcher: detach them, or force

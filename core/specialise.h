@@ -4,7 +4,8 @@
 //
 // The policy: the set follows the wiring, and a new dispatcher is loaded only
 // when a map set or del changes the set (README, "Speed"); rewiring a key that
-// is in it already is one jump-table update, as before.
+// is in it already is one jump-table update, as before. The wiring itself
+// (map set, map del) is core/wiring.h, which calls respecialise.
 #pragma once
 
 #include <cstdint>
@@ -40,16 +41,5 @@ struct Respecialised {
 // slots of ports that are no longer wired (after the swap, so no live
 // dispatcher counts into them): after a map del, or one cut short.
 Result<Respecialised> respecialise(const Instance& in, bool release_slots = true);
-
-// map set / map del, then respecialise; a failure to respecialise undoes the
-// wiring change (the command changes nothing).
-Result<SetResult> set_wired(const Instance& in, uint32_t key, const HandlerSpec& handler);
-// Several keys at once: one lock set (the instance's, its parents', every
-// child's a handler enters), the keys written in order, one respecialise.
-// All or nothing: a pair refused (or a failed respecialise) puts every key
-// written back as it was. A key given twice is refused before anything.
-Result<std::vector<SetResult>> set_wired(const Instance& in,
-                                         const std::vector<std::pair<uint32_t, HandlerSpec>>& pairs);
-Result<DelResult> del_wired(const Instance& in, const std::vector<uint32_t>& keys);
 
 }  // namespace tcd

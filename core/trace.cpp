@@ -241,7 +241,7 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
         // frame reaches XDP on a real interface. The contract: malformed, pass
         // (next with miss action next).
         f.cls = class_name(TCD_CLASS_MALFORMED);
-        f.verdict = tcd::verdict_name(kind_.hook, undispatched_verdict(miss_, kind_.hook));
+        f.verdict = {kind_.hook, undispatched_verdict(miss_, kind_.hook)};
         f.ran = false;
         return f;
     }
@@ -312,7 +312,7 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
         // is cut short; the contract calls such a frame malformed.
         if (err == EINVAL && kind_.hook == Hook::tc) {
             f.cls = class_name(TCD_CLASS_MALFORMED);
-            f.verdict = tcd::verdict_name(kind_.hook, undispatched_verdict(miss_, kind_.hook));
+            f.verdict = {kind_.hook, undispatched_verdict(miss_, kind_.hook)};
             f.ran = false;
             return f;
         }
@@ -327,7 +327,7 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
     f.key_name = (*top)->key_name;
     f.handler = (*top)->handler;
     f.missed = (*top)->missed;
-    f.verdict = tcd::verdict_name(kind_.hook, opts.retval);
+    f.verdict = {kind_.hook, opts.retval};
     f.levels.push_back(std::move(**top));
     // Down the tree: each child whose trace copy ran since the last frame.
     Tracer* level = this;

@@ -54,7 +54,7 @@ struct TraceFrame {
     std::string key_name;                // protocol or service name, or ""
     std::optional<std::string> handler;  // the handler that ran; none on a miss
     bool missed = false;
-    std::string verdict;
+    Verdict verdict;
     bool ran = true;  // false: too short for test_run (not an Ethernet frame)
     std::vector<TraceLevel> levels;  // every level, the first being the fields above; empty when not run
     uint32_t unrecorded_hops = 0;    // tcd_next() hops taken but not shown (past the record's room, or a live child's)
@@ -69,7 +69,7 @@ struct TraceSummaryRow {
     std::optional<uint32_t> key;
     std::string key_name;
     uint64_t frames = 0, bytes = 0, missed = 0;
-    std::map<std::string, uint64_t> verdicts;
+    std::map<Verdict, uint64_t> verdicts;  // named (and so ordered) by the renderers
 };
 
 class TraceSummary {

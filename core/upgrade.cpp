@@ -10,6 +10,7 @@
 #include "core/bpffs.h"
 #include "core/crashpoint.h"
 #include "core/progs.h"
+#include "core/rollback.h"
 
 namespace tcd {
 namespace {
@@ -48,42 +49,31 @@ void BuiltinUpgrade::undo() {
 Result<BuiltinUpgrade> replace_builtins(const Instance& in, const std::vector<std::pair<std::string, int>>& fresh) {
     BuiltinUpgrade up;
     up.jt_ = in.jt_fd();
+    Rollback back;  // a failure puts back the built-ins replaced before it
+    back.push([&up] { up.undo(); });
     auto wired = jt_ids(in.jt_fd(), in.kind().key);
     for (const auto& [name, fd] : fresh) {
         std::string pin = in.paths().handler(name);
         if (!bpffs::exists(pin)) continue;
         auto old = bpffs::get(pin);
-        if (!old) {
-            up.undo();
-            return propagate(old);
-        }
+        if (!old) return propagate(old);
         auto info = prog_info(old->get());
-        if (!info) {
-            up.undo();
-            return propagate(info);
-        }
+        if (!info) return propagate(info);
         std::string staged = bpffs::staged_path(pin);
-        if (auto r = bpffs::pin(fd, staged); !r) {
-            up.undo();
-            return propagate(r);
-        }
+        if (auto r = bpffs::pin(fd, staged); !r) return propagate(r);
         crash_point("load");
         BuiltinUpgrade::Old o{name, pin, std::move(*old), {}};
         for (const auto& [key, id] : wired)
             if (id == info->id) o.keys.push_back(key);
         up.old_.push_back(std::move(o));
-        if (int err = repoint(in.jt_fd(), up.old_.back().keys, fd)) {
-            up.undo();
+        if (int err = repoint(in.jt_fd(), up.old_.back().keys, fd))
             return fail_errno("repoint the keys wired to " + name, err);
-        }
         crash_point("load");
-        if (auto r = bpffs::rename(staged, pin); !r) {
-            up.undo();
-            return propagate(r);
-        }
+        if (auto r = bpffs::rename(staged, pin); !r) return propagate(r);
         crash_point("load");
         up.names_.push_back(name);
     }
+    back.commit();
     return up;
 }
 

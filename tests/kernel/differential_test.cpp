@@ -17,6 +17,7 @@
 #include "core/lifecycle.h"
 #include "core/pcap_reader.h"
 #include "core/specialise.h"
+#include "core/wiring.h"
 #include "tcd/shared.h"
 #include "core/trace.h"
 #include "tests/common/kernel.h"
@@ -132,7 +133,8 @@ public:
         uint32_t v = wired ? hit->second
                      : miss ? tcd::miss_action_verdict(miss_, kind_.hook) : tcd::undispatched_verdict(miss_, kind_.hook);
         std::string verdict = tcd::verdict_name(kind_.hook, v);
-        if (got->verdict != verdict) note(where, data, len, "verdict " + got->verdict + ", want " + verdict);
+        if (tcd::verdict_name(got->verdict) != verdict)
+            note(where, data, len, "verdict " + tcd::verdict_name(got->verdict) + ", want " + verdict);
     }
 
     // Compares the trace copy's own counters with the reference's sums.
@@ -350,7 +352,7 @@ TEST_P(Differential, SpecialisedRandomWiring) {
             bool drop = rng() % 2;
             auto in = tcd::Instance::open(dir);
             ASSERT_TRUE(in);
-            auto r = tcd::set_wired(*in, k, *tcd::parse_handler_spec(drop ? "drop" : "pass"));
+            auto r = tcd::wire_key(*in, k, *tcd::parse_handler_spec(drop ? "drop" : "pass"));
             ASSERT_TRUE(r) << r.error().message();
             w.verdict[k] = drop ? tcd::verdict_drop(c.kind.hook) : tcd::verdict_pass(c.kind.hook);
             list += fmt::format(" {}{}", k, drop ? "d" : "p");

@@ -28,6 +28,7 @@
 #include "core/jumptable.h"
 #include "core/lifecycle.h"
 #include "core/specialise.h"
+#include "core/wiring.h"
 #include "tcd/shared.h"
 #include "tests/common/kernel.h"
 #include "tests/common/wait.h"
@@ -91,7 +92,7 @@ TEST_P(DirectJumps, EveryDirectKeyIsAPatchedJump) {
     while (keys.size() < 20) keys.insert(uint32_t(rng() % (top + 1)));
     for (uint32_t k : keys) {
         auto in = inst.open();
-        auto r = tcd::set_wired(in, k, spec("pass"));
+        auto r = tcd::wire_key(in, k, spec("pass"));
         ASSERT_TRUE(r) << r.error().message();
     }
     auto in = inst.open();
@@ -153,13 +154,13 @@ TEST(Respecialise, OnlyWhenTheDirectSetChanges) {
     EXPECT_EQ(direct(), (std::vector<uint32_t>{1, 6, 17, 58}));
     uint32_t first = id();
     auto in = inst.open();
-    auto r = tcd::set_wired(in, 6, spec("tcp_handler"));
+    auto r = tcd::wire_key(in, 6, spec("tcp_handler"));
     ASSERT_TRUE(r) << r.error().message();
     EXPECT_FALSE(r->respecialised);
     EXPECT_TRUE(r->direct);
     EXPECT_EQ(id(), first) << "tcp is direct already: no new dispatcher";
     in = inst.open();
-    r = tcd::set_wired(in, 47, spec("pass"));
+    r = tcd::wire_key(in, 47, spec("pass"));
     ASSERT_TRUE(r) << r.error().message();
     EXPECT_TRUE(r->respecialised);
     EXPECT_TRUE(r->direct);
@@ -167,17 +168,17 @@ TEST(Respecialise, OnlyWhenTheDirectSetChanges) {
     EXPECT_EQ(direct(), (std::vector<uint32_t>{1, 6, 17, 47, 58}));
     uint32_t second = id();
     in = inst.open();
-    r = tcd::set_wired(in, 47, spec("drop"));  // rewired, still direct
+    r = tcd::wire_key(in, 47, spec("drop"));  // rewired, still direct
     ASSERT_TRUE(r);
     EXPECT_FALSE(r->respecialised);
     EXPECT_EQ(id(), second);
     in = inst.open();
-    auto d = tcd::del_wired(in, {47});
+    auto d = tcd::unwire_keys(in, {47});
     ASSERT_TRUE(d) << d.error().message();
     EXPECT_TRUE(d->respecialised);
     EXPECT_EQ(direct(), (std::vector<uint32_t>{1, 6, 17, 58}));
     in = inst.open();
-    d = tcd::del_wired(in, {6});  // a hot key stays direct, wired or not
+    d = tcd::unwire_keys(in, {6});  // a hot key stays direct, wired or not
     ASSERT_TRUE(d);
     EXPECT_FALSE(d->respecialised);
     // Wiring: as set, counters kept across the swaps.
@@ -195,7 +196,7 @@ TEST(Respecialise, PortSlotsFollowTheWiring) {
     EXPECT_TRUE(tcd::read_direct_keys(inst.open().dispatcher())->empty());
     for (uint32_t p : {8080u, 22u, 53u}) {
         auto in = inst.open();
-        auto r = tcd::set_wired(in, p, spec("pass"));
+        auto r = tcd::wire_key(in, p, spec("pass"));
         ASSERT_TRUE(r) << r.error().message();
         EXPECT_TRUE(r->respecialised);
     }
@@ -205,7 +206,7 @@ TEST(Respecialise, PortSlotsFollowTheWiring) {
     auto live = *tcd::read_direct_keys(in.dispatcher());
     ASSERT_EQ(live.size(), 3u);
     for (const auto& d : live) EXPECT_EQ(d.slot, (*slots)[d.key]) << "port " << d.key;
-    auto del = tcd::del_wired(in, {22});
+    auto del = tcd::unwire_keys(in, {22});
     ASSERT_TRUE(del) << del.error().message();
     EXPECT_TRUE(del->respecialised);
     in = inst.open();
@@ -222,11 +223,11 @@ TEST(BinaryUpgrade, LoadForceReplacesTheBuiltins) {
     Inst inst({tcd::KeyKind::proto, tcd::Hook::xdp}, "tcdupgrade");
     ASSERT_TRUE(inst.ok);
     auto in = inst.open();
-    ASSERT_TRUE(tcd::set_wired(in, 6, spec("tcp_handler")));
+    ASSERT_TRUE(tcd::wire_key(in, 6, spec("tcp_handler")));
     in = inst.open();
-    ASSERT_TRUE(tcd::set_wired(in, 17, spec("drop")));
+    ASSERT_TRUE(tcd::wire_key(in, 17, spec("drop")));
     in = inst.open();
-    ASSERT_TRUE(tcd::set_wired(in, 47, spec("drop")));
+    ASSERT_TRUE(tcd::wire_key(in, 47, spec("drop")));
     auto ids = [&] {
         std::map<std::string, uint32_t> out;
         for (const auto& p : tcd::pinned_programs(inst.dir)) out[p.name] = p.info.id;

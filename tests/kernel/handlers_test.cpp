@@ -36,7 +36,7 @@ Bytes l4(uint8_t proto, uint16_t dport, uint8_t tos = 0) {
 
 std::string verdict(tcd::Tracer& t, const Bytes& f) {
     auto r = t.run(f.data(), f.size(), 1);
-    return r ? r->verdict : "error: " + r.error().message();
+    return r ? tcd::verdict_name(r->verdict) : "error: " + r.error().message();
 }
 
 std::vector<std::string> pins(const TestInstance& i) { return tcd::bpffs::list_pins(i.dir()); }

@@ -89,7 +89,7 @@ TEST(PortInstance, SlotsCountersAndClasses) {
         ASSERT_TRUE(f) << f.error().message();
         EXPECT_EQ(f->cls, c.cls) << c.key;
         EXPECT_EQ(f->key ? int(*f->key) : -1, c.key);
-        EXPECT_EQ(f->verdict, c.verdict) << c.key;
+        EXPECT_EQ(tcd::verdict_name(f->verdict), c.verdict) << c.key;
     }
 
     // The live counters: each wired port in its slot, the rest in "other".
@@ -131,10 +131,10 @@ TEST(TcInstance, VerdictsHandlersAndMismatch) {
     auto t = tcd::Tracer::open(k.dir());
     ASSERT_TRUE(t);
     auto icmp = l4(1, 0);
-    EXPECT_EQ(t->run(icmp.data(), icmp.size(), 1)->verdict, "TC_ACT_SHOT");
+    EXPECT_EQ(tcd::verdict_name(t->run(icmp.data(), icmp.size(), 1)->verdict), "TC_ACT_SHOT");
     auto udp = l4(17, 53, 8);
     // Unwired: the miss action, next on tc by default (TC_ACT_UNSPEC).
-    EXPECT_EQ(t->run(udp.data(), udp.size(), 1)->verdict, "TC_ACT_UNSPEC");
+    EXPECT_EQ(tcd::verdict_name(t->run(udp.data(), udp.size(), 1)->verdict), "TC_ACT_UNSPEC");
 
     // The seed 002 chain on tc.
     auto loaded = tcd::load_handlers(k.in(), obj("tc_chain"), {});
@@ -142,8 +142,8 @@ TEST(TcInstance, VerdictsHandlersAndMismatch) {
     ASSERT_TRUE(tcd::set_handler(k.in(), 17, spec("tc_mark")));
     ASSERT_TRUE(tcd::set_handler(k.in(), 252, spec("tc_inspect")));
     auto discard = l4(17, 9, 8);
-    EXPECT_EQ(t->run(discard.data(), discard.size(), 1)->verdict, "TC_ACT_SHOT");
-    EXPECT_EQ(t->run(udp.data(), udp.size(), 1)->verdict, "TC_ACT_OK");
+    EXPECT_EQ(tcd::verdict_name(t->run(discard.data(), discard.size(), 1)->verdict), "TC_ACT_SHOT");
+    EXPECT_EQ(tcd::verdict_name(t->run(udp.data(), udp.size(), 1)->verdict), "TC_ACT_OK");
 
     // An XDP program does not go into a tc table, and tcd says so.
     auto xdp = tcd::load_handlers(k.in(), obj("ports"), {"tcp_ports"});

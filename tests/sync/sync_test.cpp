@@ -670,36 +670,15 @@ std::vector<std::string> boundary_faults(const std::string& file, const std::str
     return out;
 }
 
-// Known until the apply file's steps are typed (issue 22): core/apply.cpp
-// still writes its plan's steps as the commands they stand for, and
-// attach_xdp.cpp's reason to attach alone names --alone. Each entry must
-// still be needed (so the list only shrinks).
-const Set kNotYetTyped = {"core/apply.cpp", "core/attach_xdp.cpp: names a flag: \"--alone asked for it\""};
-
-bool known(const std::string& fault) {
-    for (const auto& k : kNotYetTyped)
-        if (fault == k || fault.rfind(k + ":", 0) == 0) return true;
-    return false;
-}
-
 TEST(Sync, CoreNamesNoCommandOrFlagAndPrintsNothing) {
-    Set used;
     size_t files = 0;
     for (const auto& entry : std::filesystem::directory_iterator(std::string(TCD_SOURCE_DIR) + "/core")) {
         std::string name = "core/" + entry.path().filename().string();
         if (entry.path().extension() != ".cpp" && entry.path().extension() != ".h") continue;
         files++;
-        for (const auto& f : boundary_faults(name, read(name), cli_tree())) {
-            if (!known(f)) {
-                ADD_FAILURE() << f;
-                continue;
-            }
-            for (const auto& k : kNotYetTyped)
-                if (f == k || f.rfind(k + ":", 0) == 0) used.insert(k);
-        }
+        for (const auto& f : boundary_faults(name, read(name), cli_tree())) ADD_FAILURE() << f;
     }
     EXPECT_GE(files, 40u);
-    for (const auto& k : kNotYetTyped) EXPECT_TRUE(used.count(k)) << k << " is typed now: take it off kNotYetTyped";
 }
 
 TEST(Sync, BoundaryCheckFindsFaults) {

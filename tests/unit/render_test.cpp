@@ -205,7 +205,7 @@ TEST(RenderTrace, FrameShape) {
     f.cls = "ipv4";
     f.key = 6;
     f.handler = "tcp_handler";
-    f.verdict = "XDP_PASS";
+    f.verdict = {tcd::Hook::xdp, 2};  // XDP_PASS
     auto j = tcd::render::trace_frame_json(f);
     EXPECT_EQ(j["frame"], 1);
     EXPECT_EQ(j["len"], 74);
@@ -215,7 +215,7 @@ TEST(RenderTrace, FrameShape) {
     EXPECT_EQ(j["verdict"], "XDP_PASS");
     tcd::TraceFrame n;
     n.cls = "non-ip";
-    n.verdict = "XDP_PASS";
+    n.verdict = {tcd::Hook::xdp, 2};
     EXPECT_TRUE(tcd::render::trace_frame_json(n)["key"].is_null());
 }
 
@@ -306,12 +306,31 @@ TEST(RenderTrace, SummaryCountsFramesInWords) {
     f.frame = 1;
     f.len = 60;
     f.cls = "ipv4";
-    f.verdict = "pass";
+    f.verdict = {tcd::Hook::xdp, 2};
     s.add(f);
     EXPECT_EQ(tcd::render::trace_summary_plain(s).rfind("\n1 frame\n", 0), 0u) << tcd::render::trace_summary_plain(s);
     f.frame = 2;
     s.add(f);
     EXPECT_EQ(tcd::render::trace_summary_plain(s).rfind("\n2 frames\n", 0), 0u) << tcd::render::trace_summary_plain(s);
+}
+
+// A summary row's verdicts are named, and ordered by name, only when
+// rendered: TC_ACT_STOLEN (4) after TC_ACT_REDIRECT (7).
+TEST(RenderTrace, SummaryVerdictsByName) {
+    tcd::TraceSummary s;
+    tcd::TraceFrame f;
+    f.len = 60;
+    f.cls = "ipv4";
+    for (uint32_t code : {4u, 7u, 4u}) {
+        f.frame++;
+        f.verdict = {tcd::Hook::tc, code};
+        s.add(f);
+    }
+    auto j = tcd::render::trace_summary_json(s);
+    ASSERT_EQ(j.size(), 1u) << j.dump();
+    EXPECT_EQ(j[0]["verdicts"].dump(), R"({"TC_ACT_REDIRECT":1,"TC_ACT_STOLEN":2})");
+    std::string plain = tcd::render::trace_summary_plain(s);
+    EXPECT_NE(plain.find("TC_ACT_REDIRECT 1, TC_ACT_STOLEN 2"), std::string::npos) << plain;
 }
 
 // Columns are as wide as their widest cell: a five-digit port and a child's
