@@ -66,8 +66,9 @@ Result<UniqueFd> get(const std::string& path) {
     int fd = bpf_obj_get(path.c_str());
     if (fd < 0) {
         int err = errno;
-        // The kernel says EPERM or EACCES for what is no pin at all: name that.
-        if (err == EPERM || err == EACCES) {
+        // The kernel says EPERM or EACCES for what is no pin at all (EROFS
+        // where that file's file system is read-only): name that.
+        if (err == EPERM || err == EACCES || err == EROFS) {
             struct stat st {};
             if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
                 return fail(path, "is a directory, not a pin", "name a program or map pinned on bpffs", err);
