@@ -143,7 +143,16 @@ public:
         sigaddset(&set_, SIGTERM);
         pthread_sigmask(SIG_BLOCK, &set_, &old_);
     }
-    ~BlockStopSignals() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+    // A stop signal that came twice (timeout(1) signals the child, then its
+    // process group) was taken once by the loop; the other, still pending,
+    // would end the process by its default action (status 143) as the mask
+    // comes off. The server has stopped by now: take what is pending first.
+    ~BlockStopSignals() {
+        const timespec now{0, 0};
+        while (sigtimedwait(&set_, nullptr, &now) > 0) {
+        }
+        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
     const sigset_t& set() const { return set_; }
 
 private:

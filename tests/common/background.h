@@ -43,6 +43,9 @@ public:
         std::remove((base_ + ".err").c_str());
     }
     bool started() const { return pid_ > 0; }
+    // Sends sig without waiting (the process is reaped by stop or the
+    // destructor, so a pid that exited meanwhile is still its own).
+    bool signal(int sig) const { return pid_ > 0 && kill(pid_, sig) == 0; }
     std::string out() const { return slurp(base_ + ".out"); }
     // Sends sig and waits for the exit: status, stdout and stderr.
     Cmd stop(int sig) {

@@ -191,4 +191,16 @@ TEST_F(Listen, StartsBeforeTheInstanceIsLoaded) {
     EXPECT_EQ(s.stop(SIGTERM).rc, 0);
 }
 
+// timeout(1) sends its signal to the command and then to the process group,
+// so a server can get SIGTERM twice: the second, pending as it stopped,
+// ended it with status 143 (the packaged binary's check failed so).
+TEST_F(Listen, SigtermTwiceStillEndsWithStatusZero) {
+    std::optional<Server> s;
+    ASSERT_NE(serve(s), 0) << s->out();
+    ASSERT_TRUE(s->signal(SIGTERM));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    Cmd c = s->stop(SIGTERM);
+    EXPECT_EQ(c.rc, 0) << c.err;
+}
+
 }  // namespace
