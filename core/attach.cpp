@@ -29,6 +29,7 @@
 #include "core/attach_records.h"
 #include "core/bpffs.h"
 #include "core/reasons.h"
+#include "core/tc_filters.h"
 
 namespace tcd {
 
@@ -107,8 +108,6 @@ std::vector<Direction> directions(Hook h) {
 // of each cost n dumps of n interfaces. nullopt when the dump fails (then
 // every interface is asked, as before).
 std::optional<std::set<uint32_t>> xdp_ifindexes() {
-    UniqueFd s(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
-    if (!s) return std::nullopt;
     struct {
         nlmsghdr nh;
         ifinfomsg ifi;
@@ -118,32 +117,21 @@ std::optional<std::set<uint32_t>> xdp_ifindexes() {
     req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     req.nh.nlmsg_seq = 1;
     req.ifi.ifi_family = AF_UNSPEC;
-    if (::send(s.get(), &req, req.nh.nlmsg_len, 0) < 0) return std::nullopt;
     std::set<uint32_t> out;
-    std::vector<char> buf(65536);
-    for (;;) {
-        ssize_t n = ::recv(s.get(), buf.data(), buf.size(), 0);
-        if (n <= 0) return std::nullopt;
-        for (auto* nh = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(nh, static_cast<unsigned>(n));
-             nh = NLMSG_NEXT(nh, n)) {
-            if (nh->nlmsg_type == NLMSG_DONE) return out;
-            if (nh->nlmsg_type == NLMSG_ERROR) {
-                if (static_cast<const nlmsgerr*>(NLMSG_DATA(nh))->error == 0) continue;
-                return std::nullopt;
-            }
-            if (nh->nlmsg_type != RTM_NEWLINK) continue;
-            const auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(nh));
-            int len = static_cast<int>(IFLA_PAYLOAD(nh));
-            for (const rtattr* a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-                if ((a->rta_type & ~NLA_F_NESTED) != IFLA_XDP) continue;
-                int xlen = static_cast<int>(RTA_PAYLOAD(a));
-                for (const auto* x = static_cast<const rtattr*>(RTA_DATA(a)); RTA_OK(x, xlen); x = RTA_NEXT(x, xlen))
-                    if (x->rta_type == IFLA_XDP_ATTACHED && RTA_PAYLOAD(x) >= 1 &&
-                        *static_cast<const uint8_t*>(RTA_DATA(x)) != XDP_ATTACHED_NONE)
-                        out.insert(static_cast<uint32_t>(ifi->ifi_index));
-            }
+    auto r = netlink_dump(&req, req.nh.nlmsg_len, RTM_NEWLINK, "dump links", [&](const nlmsghdr* nh) {
+        const auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(nh));
+        int len = static_cast<int>(IFLA_PAYLOAD(nh));
+        for (const rtattr* a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+            if ((a->rta_type & ~NLA_F_NESTED) != IFLA_XDP) continue;
+            int xlen = static_cast<int>(RTA_PAYLOAD(a));
+            for (const auto* x = static_cast<const rtattr*>(RTA_DATA(a)); RTA_OK(x, xlen); x = RTA_NEXT(x, xlen))
+                if (x->rta_type == IFLA_XDP_ATTACHED && RTA_PAYLOAD(x) >= 1 &&
+                    *static_cast<const uint8_t*>(RTA_DATA(x)) != XDP_ATTACHED_NONE)
+                    out.insert(static_cast<uint32_t>(ifi->ifi_index));
         }
-    }
+    });
+    if (!r) return std::nullopt;
+    return out;
 }
 
 // Calls fn(place) for every recorded place whose namespace and interface

@@ -46,9 +46,30 @@ TcFilter parse_filter(const nlmsghdr* nh) {
 
 }  // namespace
 
-Result<std::vector<TcFilter>> dump_tc_filters(uint32_t ifindex, bool ingress) {
+Result<> netlink_dump(const void* req, size_t req_len, uint16_t reply_type, const std::string& what,
+                      const std::function<void(const nlmsghdr*)>& each) {
     UniqueFd s(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
     if (!s) return fail_errno("open a netlink socket", errno);
+    if (::send(s.get(), req, req_len, 0) < 0) return fail_errno(what, errno);
+    alignas(nlmsghdr) static thread_local char buf[65536];
+    for (;;) {
+        ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+        if (n < 0) return fail_errno(what, errno);
+        if (n == 0) return fail(what, "netlink closed the socket");
+        for (auto* nh = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(nh, static_cast<unsigned>(n));
+             nh = NLMSG_NEXT(nh, n)) {
+            if (nh->nlmsg_type == NLMSG_DONE) return {};
+            if (nh->nlmsg_type == NLMSG_ERROR) {
+                const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(nh));
+                if (e->error == 0) continue;
+                return fail_errno(what, -e->error);
+            }
+            if (nh->nlmsg_type == reply_type) each(nh);
+        }
+    }
+}
+
+Result<std::vector<TcFilter>> dump_tc_filters(uint32_t ifindex, bool ingress) {
     struct {
         nlmsghdr nh;
         tcmsg t;
@@ -60,26 +81,13 @@ Result<std::vector<TcFilter>> dump_tc_filters(uint32_t ifindex, bool ingress) {
     req.t.tcm_family = AF_UNSPEC;
     req.t.tcm_ifindex = static_cast<int>(ifindex);
     req.t.tcm_parent = TC_H_MAKE(TC_H_CLSACT, ingress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
-    if (::send(s.get(), &req, req.nh.nlmsg_len, 0) < 0) return fail_errno("dump tc filters", errno);
     std::vector<TcFilter> out;
-    alignas(nlmsghdr) char buf[32768];
-    for (;;) {
-        ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
-        if (n < 0) return fail_errno("dump tc filters", errno);
-        if (n == 0) return fail("dump tc filters", "netlink closed the socket");
-        for (auto* nh = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(nh, static_cast<unsigned>(n));
-             nh = NLMSG_NEXT(nh, n)) {
-            if (nh->nlmsg_type == NLMSG_DONE) return out;
-            if (nh->nlmsg_type == NLMSG_ERROR) {
-                const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(nh));
-                if (e->error == 0) continue;
-                return fail_errno("dump tc filters", -e->error);
-            }
-            if (nh->nlmsg_type != RTM_NEWTFILTER) continue;
-            TcFilter f = parse_filter(nh);
-            if (f.handle != 0) out.push_back(std::move(f));  // handle 0: the chain's head entry
-        }
-    }
+    auto r = netlink_dump(&req, req.nh.nlmsg_len, RTM_NEWTFILTER, "dump tc filters", [&](const nlmsghdr* nh) {
+        TcFilter f = parse_filter(nh);
+        if (f.handle != 0) out.push_back(std::move(f));  // handle 0: the chain's head entry
+    });
+    if (!r) return propagate(r);
+    return out;
 }
 
 }  // namespace tcd
