@@ -11,14 +11,15 @@ BUILD_DIR=${BUILD_DIR:-build}
 
 TCD="$BUILD_DIR/tcd"
 PEER="$BUILD_DIR/tests/tcd_peer"
-NS_A=tcd-demo-a NS_B=tcd-demo-b
-export TCD_PIN_DIR=/sys/fs/bpf/tcd-demo
+# Names of this run's own (the pid), so two demos at once do not meet.
+NS_A=tcd-demo-a-$$ NS_B=tcd-demo-b-$$
+export TCD_PIN_DIR=/sys/fs/bpf/tcd-demo-$$
 
 cleanup() {
   "$TCD" -q unload 2>/dev/null || true
   ip netns del "$NS_A" 2>/dev/null || true
   ip netns del "$NS_B" 2>/dev/null || true
-  rm -f /run/tcd/_sys_fs_bpf_tcd-demo.lock  # the lock file tcd leaves for the pin dir
+  rm -f "/run/tcd/_sys_fs_bpf_tcd-demo-$$.lock"  # the lock file tcd leaves for the pin dir
 }
 trap cleanup EXIT
 cleanup
