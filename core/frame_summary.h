@@ -8,7 +8,8 @@
 //   "IP 10.0.0.1 > 10.0.0.2: icmp type 8 code 0, length 98"
 //   "IP 10.0.0.1 > 10.0.0.2: proto 47, length 60"
 //   "IP 10.0.0.1 > 10.0.0.2: tcp, fragment, length 1514"   (not the first fragment: no ports)
-//   "ethertype 0x0806, length 42"
+//   "ARP, length 42"
+//   "ethertype 0x88cc, length 60"
 //   "IP truncated, length 20"
 #pragma once
 

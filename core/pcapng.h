@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/fd.h"
+#include "core/output_file.h"
 
 namespace tcd {
 
@@ -43,11 +43,9 @@ public:
     // ("write FILE") and say why (a symbolic link, a directory, errno).
     static Result<PcapngWriter> open(const std::string& path, uint32_t snaplen = kDefaultSnaplen);
 
-    PcapngWriter(PcapngWriter&&) noexcept;
-    PcapngWriter& operator=(PcapngWriter&&) noexcept;
-    PcapngWriter(const PcapngWriter&) = delete;
-    PcapngWriter& operator=(const PcapngWriter&) = delete;
-    ~PcapngWriter();  // without close(): a temporary is removed, the file left as it was
+    PcapngWriter(PcapngWriter&&) noexcept = default;
+    PcapngWriter& operator=(PcapngWriter&&) noexcept = default;
+    ~PcapngWriter() = default;  // without close(): a temporary is removed, the file left as it was
 
     // An interface description block (if_name = name, "" = none); returns
     // the interface id write() takes (0, 1, ... in the order added).
@@ -77,15 +75,12 @@ public:
 
 private:
     PcapngWriter() = default;
-    Result<> put_block(uint32_t type, std::string_view body);
-    Result<> write_out(std::string_view data);
-    void abandon() noexcept;
+    void put_block(uint32_t type, std::string_view body);
+    Result<> usable(const char* step) const;
 
     std::string path_;
-    std::string tmp_;      // the temporary beside a regular file, renamed by close(); "" otherwise
-    UniqueFd fd_;
-    bool stdout_ = false;  // "-": fd 1, never closed here
-    bool open_ = false;
+    std::optional<OutputFile> out_;  // none once closed
+    bool failed_ = false;            // a write failed: only the destructor is left
     uint32_t snaplen_ = kDefaultSnaplen;
     std::vector<uint32_t> snaplens_;       // per interface id
     std::string buf_;
