@@ -62,7 +62,8 @@ public:
     Result<> write(uint32_t interface_id, uint64_t timestamp_ns, uint32_t orig_len,
                    std::span<const uint8_t> bytes, std::string_view comment = {});
 
-    // Writes what is buffered (a FIFO's reader, a tail -f, sees it).
+    // Writes what is buffered: a FIFO's reader or stdout's sees it now; a
+    // regular file's bytes go to its temporary, under FILE only at close().
     Result<> flush();
 
     // Flushes, syncs and, for a regular file, renames it into place. Once
