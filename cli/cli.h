@@ -150,6 +150,7 @@ struct TraceOptions {
     std::string hex;
     std::optional<KeyKind> key;  // the dispatcher to run when none is loaded (proto, xdp when not given)
     std::optional<Hook> hook;
+    uint32_t repeat = 0;  // time each level with this many test runs a frame; 0 = not given
 };
 Result<> run_trace(const TraceOptions& o, Context& ctx);
 

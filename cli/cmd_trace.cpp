@@ -1,4 +1,4 @@
-// tcd trace (--pcap FILE | --hex HEXBYTES) [--key proto|port] [--hook xdp|tc]
+// tcd trace (--pcap FILE | --hex HEXBYTES) [--key proto|port] [--hook xdp|tc] [--repeat N]
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -15,7 +15,7 @@ namespace {
 // Streams frames out as they are traced: memory does not grow with the file.
 class TraceWriter {
 public:
-    explicit TraceWriter(Context& ctx) : ctx_(ctx) {}
+    TraceWriter(Context& ctx, uint32_t repeat) : ctx_(ctx) { summary_.set_repeat(repeat); }
     void frame(const TraceFrame& f) {
         summary_.add(f);
         if (ctx_.g.quiet) return;
@@ -36,6 +36,7 @@ public:
             ctx_.out << (ctx_.g.pretty ? "\n],\n\"summary\": " : "], \"summary\": ")
                      << render::dump(render::trace_summary_json(summary_), ctx_.g.pretty ? 2 : -1);
             if (!note.empty()) ctx_.out << (ctx_.g.pretty ? ",\n\"note\": " : ", \"note\": ") << render::dump(note);
+            if (summary_.repeat()) ctx_.out << (ctx_.g.pretty ? ",\n\"repeat\": " : ", \"repeat\": ") << summary_.repeat();
             ctx_.out << "}\n";
         } else {
             ctx_.out << render::trace_summary_plain(summary_);
@@ -50,7 +51,9 @@ public:
         if (ctx_.g.quiet || !ctx_.json() || first_) return;
         ctx_.out << (ctx_.g.pretty ? "\n],\n\"summary\": " : "], \"summary\": ")
                  << render::dump(render::trace_summary_json(summary_), ctx_.g.pretty ? 2 : -1)
-                 << (ctx_.g.pretty ? ",\n\"error\": " : ", \"error\": ") << render::dump(said(e)) << "}\n";
+                 << (ctx_.g.pretty ? ",\n\"error\": " : ", \"error\": ") << render::dump(said(e));
+        if (summary_.repeat()) ctx_.out << (ctx_.g.pretty ? ",\n\"repeat\": " : ", \"repeat\": ") << summary_.repeat();
+        ctx_.out << "}\n";
         ctx_.out.flush();
     }
 
@@ -85,7 +88,8 @@ Result<> run_trace(const TraceOptions& o, Context& ctx) {
                                          key_kind_name(tracer->kind().key), hook_name(tracer->kind().hook)),
                     "leave out --key/--hook to trace it, or give a --pin-dir with no instance");
 
-    TraceWriter out(ctx);
+    tracer->set_repeat(o.repeat);
+    TraceWriter out(ctx, o.repeat);
     auto failed = [&out](const Error& e) {
         out.fail(e);
         return tl::unexpected<Error>(e);
@@ -116,6 +120,11 @@ void setup_trace(CLI::App& app, Context& ctx) {
     auto* pcap = trace->add_option("--pcap", o->pcap, "a pcap or pcapng capture (Ethernet)")->type_name("FILE");
     auto* hex = trace->add_option("--hex", o->hex, "one frame as hex bytes")->type_name("HEXBYTES");
     pcap->excludes(hex);
+    trace->add_option("--repeat", o->repeat,
+                      "time each level of each frame: N test runs of the level's program alone, mean ns per run "
+                      "(the chain from that level down, and its own share)")
+        ->check(CLI::Range(1u, 10000000u))
+        ->type_name("N");
     add_kind_options(*trace, o->key, o->hook, "with no instance loaded: proto (default) or port",
                      "with no instance loaded: xdp (default) or tc");
     trace->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_trace(*o, ctx); }; });

@@ -579,6 +579,31 @@ std::map<std::string, uint64_t> verdicts_by_name(const std::map<Verdict, uint64_
 
 }  // namespace
 
+namespace {
+
+json opt(const std::optional<uint64_t>& v) { return v ? json(*v) : json(nullptr); }
+json opt(const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); }
+
+// A summary row's mean ns and self ns (rounded to the nearest), or none.
+std::optional<uint64_t> mean_ns(const TraceSummaryRow& r) {
+    if (!r.timed) return std::nullopt;
+    return (r.ns_sum + r.timed / 2) / r.timed;
+}
+std::optional<int64_t> mean_self_ns(const TraceSummaryRow& r) {
+    if (!r.timed) return std::nullopt;
+    const double m = double(r.self_ns_sum) / double(r.timed);
+    return static_cast<int64_t>(m < 0 ? m - 0.5 : m + 0.5);
+}
+
+// "  35 ns (self 20)" after a timed level's line; "" when not timed.
+std::string ns_plain(uint32_t repeat, const std::optional<uint64_t>& ns, const std::optional<int64_t>& self) {
+    if (!repeat) return "";
+    if (!ns) return "  (not timed)";
+    return fmt::format("  {} ns (self {})", *ns, self.value_or(0));
+}
+
+}  // namespace
+
 json trace_frame_json(const TraceFrame& f) {
     json j = {{"frame", f.frame},
               {"len", f.len},
@@ -599,6 +624,13 @@ json trace_frame_json(const TraceFrame& f) {
                           {"proto", l.key ? name_or_null(l.key_name) : json(nullptr)},
                           {"handler", l.handler ? json(*l.handler) : json(nullptr)},
                           {"missed", l.missed}});
+    if (f.repeat) {
+        for (size_t i = 0; i < f.levels.size(); i++) {
+            levels[i]["ns"] = opt(f.levels[i].ns);
+            levels[i]["self_ns"] = opt(f.levels[i].self_ns);
+        }
+        j["ns"] = f.levels.empty() ? json(nullptr) : opt(f.levels[0].ns);
+    }
     j["levels"] = std::move(levels);
     if (f.unrecorded_hops) j["unrecorded_hops"] = f.unrecorded_hops;
     return j;
@@ -617,8 +649,9 @@ std::string trace_frame_plain(const TraceFrame& f) {
     const char* why = f.len < 14 ? "  (not run: shorter than an Ethernet header; no interface delivers it)"
                                  : "  (not run: tc's test_run refuses a cut IP header; on an interface tc sees "
                                    "it, malformed)";
-    std::string out = fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}{}\n", f.frame, f.len, f.cls, key, handler,
-                                  verdict_name(f.verdict), f.ran ? "" : why);
+    std::string ns = f.ran && !f.levels.empty() ? ns_plain(f.repeat, f.levels[0].ns, f.levels[0].self_ns) : "";
+    std::string out = fmt::format("{:>7} {:>5}  {:<9} {:<16} {:<16} {}{}{}\n", f.frame, f.len, f.cls, key, handler,
+                                  verdict_name(f.verdict), f.ran ? "" : why, ns);
     // The child levels, one line each under the frame: instance, class, key,
     // handler; a tcd_next() hop: the handler that took it, the key, the
     // handler it reached.
@@ -626,12 +659,13 @@ std::string trace_frame_plain(const TraceFrame& f) {
         const auto& l = f.levels[i];
         std::string handler = l.handler ? *l.handler : (l.missed ? "(miss)" : "-");
         std::string key = l.key ? key_label(*l.key, l.key_name) : "-";
+        const std::string ns = ns_plain(f.repeat, l.ns, l.self_ns);
         if (l.via == Via::tcd_next)
-            out += fmt::format("{:>15}{} tcd_next from {}: {:<16} {}\n", "", std::string(2 * i, ' ') + "->",
-                               l.from.value_or("-"), key, handler);
+            out += fmt::format("{:>15}{} tcd_next from {}: {:<16} {}{}\n", "", std::string(2 * i, ' ') + "->",
+                               l.from.value_or("-"), key, handler, ns);
         else
-            out += fmt::format("{:>15}{} {}: {:<9} {:<16} {}\n", "", std::string(2 * i, ' ') + "->", l.instance,
-                               l.cls, key, handler);
+            out += fmt::format("{:>15}{} {}: {:<9} {:<16} {}{}\n", "", std::string(2 * i, ' ') + "->", l.instance,
+                               l.cls, key, handler, ns);
     }
     if (f.unrecorded_hops)
         out += fmt::format("{:>15}{} {} more tcd_next hop{} not shown\n", "",
@@ -654,13 +688,22 @@ json trace_summary_json(const TraceSummary& s) {
                         {"bytes", r.bytes},
                         {"missed", r.missed},
                         {"verdicts", verdicts_by_name(r.verdicts)}});
+    if (s.repeat()) {
+        auto all = s.rows();
+        for (size_t i = 0; i < all.size(); i++) {
+            rows[i]["ns"] = opt(mean_ns(all[i]));
+            rows[i]["self_ns"] = opt(mean_self_ns(all[i]));
+        }
+    }
     return rows;
 }
 
 std::string trace_summary_plain(const TraceSummary& s) {
-    std::string out = fmt::format("\n{} frame{}\n{:<9} {:<16} {:>8} {:>10} {:>8}  {}\n", s.frames(),
+    const bool timed = s.repeat() > 0;
+    std::string out = fmt::format("\n{} frame{}\n{:<9} {:<16} {:>8} {:>10} {:>8}  {}{}\n", s.frames(),
                                   s.frames() == 1 ? "" : "s", "CLASS", "KEY",
-                                  "FRAMES", "BYTES", "MISSED", "VERDICTS");
+                                  "FRAMES", "BYTES", "MISSED", timed ? fmt::format("{:>8} {:>8}  ", "NS", "SELF_NS") : "",
+                                  "VERDICTS");
     int level = 0;
     for (const auto& r : s.rows()) {
         // Rows of a child level come after a line naming it.
@@ -672,10 +715,20 @@ std::string trace_summary_plain(const TraceSummary& s) {
             verdicts += "  (tcd_next from " + r.from.value_or("-") + (r.instance.empty() ? "" : ", " + r.instance) + ")";
         else if (r.level > 0)
             verdicts += "  (" + r.instance + ")";
-        out += fmt::format("{:<9} {:<16} {:>8} {:>10} {:>8}  {}\n", r.cls,
-                           r.key ? key_label(*r.key, r.key_name) : "-", r.frames, r.bytes, r.missed,
+        std::string ns;
+        if (timed) {
+            auto m = mean_ns(r);
+            auto self = mean_self_ns(r);
+            ns = fmt::format("{:>8} {:>8}  ", m ? std::to_string(*m) : "-", self ? std::to_string(*self) : "-");
+        }
+        out += fmt::format("{:<9} {:<16} {:>8} {:>10} {:>8}  {}{}\n", r.cls,
+                           r.key ? key_label(*r.key, r.key_name) : "-", r.frames, r.bytes, r.missed, ns,
                            verdicts);
     }
+    if (timed)
+        out += fmt::format("NS: mean ns per run of the level's program alone on its frames ({} test runs a frame), "
+                           "the chain from that level down; SELF_NS: less the level below\n",
+                           s.repeat());
     return out;
 }
 

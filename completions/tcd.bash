@@ -37,7 +37,7 @@ _tcd_options()
         'unload') echo '--force' ;;
         'status') echo '--scan' ;;
         'map list') echo '--scan' ;;
-        'trace') echo '--pcap= --hex= --key= --hook=' ;;
+        'trace') echo '--pcap= --hex= --key= --hook= --repeat=' ;;
         'object') echo '-o= --output= --key= --hook=' ;;
         'apply') echo '-f= --file= --dry-run' ;;
     esac

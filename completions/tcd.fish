@@ -28,7 +28,7 @@ end
 # The options that take a value (any command).
 function __tcd_value_options
     echo -d --pin-dir --mode --netns --priority --direction --order --interval --count --format --listen --key --hook --miss-action \
-        --prog --pcap --hex -o --output -f --file
+        --prog --pcap --hex --repeat -o --output -f --file
 end
 
 # Reads the line before the cursor. Prints three lines: the command path
@@ -309,8 +309,9 @@ complete -c tcd -n "__tcd_is 'object'" -l hook -x -a 'xdp tc' -d 'xdp (default) 
 complete -c tcd -n "__tcd_is 'apply'" -s f -l file -r -F -d 'the YAML description'
 complete -c tcd -n "__tcd_is 'apply'" -l dry-run -d 'print the changes, make none'
 
-# tcd trace (--pcap FILE | --hex HEXBYTES) [--key proto|port] [--hook xdp|tc]
+# tcd trace (--pcap FILE | --hex HEXBYTES) [--key proto|port] [--hook xdp|tc] [--repeat N]
 complete -c tcd -n "__tcd_is 'trace'" -l pcap -r -F -d 'a pcap or pcapng capture'
 complete -c tcd -n "__tcd_is 'trace'" -l hex -x -d 'one frame as hex bytes'
 complete -c tcd -n "__tcd_is 'trace'" -l key -x -a 'proto port' -d 'with no instance loaded: proto (default) or port'
 complete -c tcd -n "__tcd_is 'trace'" -l hook -x -a 'xdp tc' -d 'with no instance loaded: xdp (default) or tc'
+complete -c tcd -n "__tcd_is 'trace'" -l repeat -x -d 'time each level of each frame with N test runs, ns per run'

@@ -82,6 +82,11 @@ void TraceSummary::add(const TraceFrame& f) {
         row.bytes += f.len;
         row.missed += l.missed ? 1 : 0;
         row.verdicts[f.verdict]++;  // the frame's final verdict
+        if (l.ns) {
+            row.timed++;
+            row.ns_sum += *l.ns;
+            row.self_ns_sum += l.self_ns.value_or(0);
+        }
     }
 }
 
@@ -235,6 +240,7 @@ Result<std::optional<TraceLevel>> Tracer::read_level(uint64_t number) {
 Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number) {
     TraceFrame f;
     f.frame = number;
+    f.repeat = repeat_;
     f.len = static_cast<uint32_t>(len);
     if (len < kMinFrame) {
         // BPF_PROG_TEST_RUN refuses less than an Ethernet header; no such
@@ -364,7 +370,57 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
             hops.push_back(i % 2 ? sout.cb[2 + i / 2] >> 16 : sout.cb[2 + i / 2] & 0xffff);
     }
     if (n > 0) follow_hops(f, path, n, hops);
+    if (repeat_ > 0)
+        if (auto t = time_levels(f, data, path); !t) return propagate(t);
     return f;
+}
+
+// Each level's program alone, repeat_ times on the frame (its first f.len
+// bytes: what the traced run took), the kernel's mean ns per run. No hop
+// record is given: handlers run as on a live frame. The trace copies record
+// these runs too: their records are read again after, so that the next
+// frame's read_level() sees only its own run.
+Result<> Tracer::time_levels(TraceFrame& f, const uint8_t* data, const std::vector<Tracer*>& path) {
+    auto time = [&](int fd, size_t level) -> Result<uint64_t> {
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data, .data_size_in = f.len, .repeat = repeat_);
+        if (bpf_prog_test_run_opts(fd, &opts) != 0)
+            return fail_errno(fmt::format("trace frame {}: time level {}", f.frame, level), errno);
+        return uint64_t{opts.duration};
+    };
+    size_t dispatcher_levels = 0;
+    for (size_t i = 0; i < f.levels.size(); i++) {
+        TraceLevel& l = f.levels[i];
+        int fd = -1;
+        UniqueFd handler;
+        if (l.via == Via::dispatcher) {
+            if (dispatcher_levels >= path.size()) continue;
+            fd = path[dispatcher_levels++]->prog_fd();
+        } else if (l.prog_id) {
+            auto p = prog_fd_by_id(l.prog_id);
+            if (!p) continue;  // unloaded since: not timed
+            handler = std::move(*p);
+            fd = handler.get();
+        } else {
+            continue;  // a tcd_next that missed: no program of its own
+        }
+        auto ns = time(fd, i);
+        if (!ns) return propagate(ns);
+        l.ns = *ns;
+    }
+    std::optional<uint64_t> below;
+    for (auto it = f.levels.rbegin(); it != f.levels.rend(); ++it) {
+        if (!it->ns) continue;
+        it->self_ns = static_cast<int64_t>(*it->ns) - static_cast<int64_t>(below.value_or(0));
+        below = it->ns;
+    }
+    for (Tracer* t : path) {
+        tcd_trace_rec rec{};
+        uint32_t zero = 0;
+        if (bpf_map_lookup_elem(bpf_map__fd(t->obj_->map(TCD_MAP_TRACE)), &zero, &rec) != 0)
+            return fail_errno(fmt::format("trace frame {}: read the record", f.frame), errno);
+        t->last_runs_ = rec.runs;
+    }
+    return {};
 }
 
 const Tracer::HopTable* Tracer::hop_table(uint32_t prog_id) {

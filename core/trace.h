@@ -44,6 +44,17 @@ struct TraceLevel {
     Via via = Via::dispatcher;
     std::optional<std::string> from;  // tcd_next: the handler that took the hop
     uint32_t prog_id = 0;             // the handler's program id (0 on a miss)
+    // With a repeat (Tracer::set_repeat): the mean ns per run, over that
+    // many BPF_PROG_TEST_RUN runs on the frame, of the program this level
+    // starts with, run alone: a dispatcher level's own trace copy (the
+    // chain from this level down: its dispatcher, the handler, and any
+    // level below), a tcd_next level's handler (it and what it chains to).
+    // None for a tcd_next level that missed (no program ran for it).
+    std::optional<uint64_t> ns;
+    // ns less the next level's ns that has one (the last: ns itself): this
+    // level's own share. Means of runs, noise included: can be <= 0 when a
+    // level costs next to nothing.
+    std::optional<int64_t> self_ns;
 };
 
 struct TraceFrame {
@@ -58,6 +69,7 @@ struct TraceFrame {
     bool ran = true;  // false: too short for test_run (not an Ethernet frame)
     std::vector<TraceLevel> levels;  // every level, the first being the fields above; empty when not run
     uint32_t unrecorded_hops = 0;    // tcd_next() hops taken but not shown (past the record's room, or a live child's)
+    uint32_t repeat = 0;             // the levels were timed with this many runs each (TraceLevel::ns); 0 = not timed
 };
 
 struct TraceSummaryRow {
@@ -70,6 +82,10 @@ struct TraceSummaryRow {
     std::string key_name;
     uint64_t frames = 0, bytes = 0, missed = 0;
     std::map<Verdict, uint64_t> verdicts;  // named (and so ordered) by the renderers
+    // Levels timed (TraceLevel::ns) and the sums of their ns and self_ns:
+    // the renderers show the means.
+    uint64_t timed = 0, ns_sum = 0;
+    int64_t self_ns_sum = 0;
 };
 
 class TraceSummary {
@@ -77,8 +93,13 @@ public:
     void add(const TraceFrame& f);
     std::vector<TraceSummaryRow> rows() const;
     uint64_t frames() const { return frames_; }
+    // The frames were timed with this many runs per level: the renderers
+    // show the rows' mean ns (0 = not timed, no such columns).
+    void set_repeat(uint32_t repeat) { repeat_ = repeat; }
+    uint32_t repeat() const { return repeat_; }
 
 private:
+    uint32_t repeat_ = 0;
     std::map<std::tuple<int, std::string, Via, std::string, std::string, int>, TraceSummaryRow> rows_;
     uint64_t frames_ = 0;
 };
@@ -94,6 +115,11 @@ public:
     ~Tracer();
 
     Result<TraceFrame> run(const uint8_t* data, size_t len, uint64_t number);
+
+    // From now on run() also times each level of each frame that ran, with
+    // `repeat` test runs per level (TraceLevel::ns); 0 = no timing.
+    void set_repeat(uint32_t repeat) { repeat_ = repeat; }
+    uint32_t repeat() const { return repeat_; }
 
     bool instance_loaded() const { return loaded_; }
     // The trace copy's own counters (never the live ones).
@@ -124,6 +150,9 @@ private:
     // The hops recorded in a run (keys in order, n all of them), after the
     // dispatcher levels in f.levels: one level each.
     void follow_hops(TraceFrame& f, const std::vector<Tracer*>& path, uint32_t n, const std::vector<uint32_t>& keys);
+    // Times f's levels (set_repeat): path holds the dispatcher levels' tracers.
+    Result<> time_levels(TraceFrame& f, const uint8_t* data, const std::vector<Tracer*>& path);
+    uint32_t repeat_ = 0;
     std::map<uint32_t, std::optional<HopTable>> hop_tables_;  // prog id -> its jump table (none: it has none)
     uint32_t live_jt_id_ = 0;  // the instance's own jump table (not the trace copy's)
     std::vector<uint8_t> in_, out_;  // XDP: the hop record, then the frame

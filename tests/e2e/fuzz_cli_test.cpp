@@ -269,6 +269,7 @@ public:
                 a.insert(a.end(), {"--hex", value({kFrame, kFrame.substr(0, 30), "zz", "0", "ff ff"})});
             if (chance(20)) a.insert(a.end(), {"--key", value({"proto", "port"})});
             if (chance(20)) a.insert(a.end(), {"--hook", value({"xdp", "tc"})});
+            if (chance(15)) a.insert(a.end(), {"--repeat", value({"1", "0", "100", "x"})});
             break;
         }
         case 9: {

@@ -13,12 +13,14 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/probe.h"
 #include "tests/common/kernel.h"
 #include "tests/common/lock_files.h"
+#include "tests/common/pin_dirs.h"
 #include "tests/common/shell.h"
 
 namespace {
@@ -478,6 +480,136 @@ TEST_F(TraceCli, JsonOfACutCaptureIsOneWholeDocument) {
     json ok = json::parse(sh(tcd_ + " -j trace --pcap " + whole).out);
     EXPECT_EQ(ok["frames"].size(), 3u);
     EXPECT_FALSE(ok.contains("error"));
+}
+
+// The ns figures of --repeat (docs/cli.md, "tcd trace"): every level that
+// ran a program has a positive "ns", "self_ns" is it less the next timed
+// level's, the frame's "ns" is its first level's; summary rows carry their
+// means; the document says the repeat. No figure is compared with a time.
+void expect_timed_levels(const json& f) {
+    ASSERT_TRUE(f["levels"].is_array()) << f.dump();
+    EXPECT_EQ(f["ns"], f["levels"][0]["ns"]) << f.dump();
+    std::optional<int64_t> below;
+    for (size_t i = f["levels"].size(); i-- > 0;) {
+        const json& l = f["levels"][i];
+        SCOPED_TRACE("level " + std::to_string(i) + ": " + l.dump());
+        ASSERT_TRUE(l.contains("ns") && l.contains("self_ns"));
+        if (l["via"] == "tcd_next" && l["missed"] == true) {
+            EXPECT_TRUE(l["ns"].is_null());
+            EXPECT_TRUE(l["self_ns"].is_null());
+            continue;
+        }
+        ASSERT_TRUE(l["ns"].is_number_unsigned());
+        const int64_t ns = l["ns"].get<int64_t>();
+        EXPECT_GT(ns, 0);
+        ASSERT_TRUE(l["self_ns"].is_number_integer());
+        EXPECT_EQ(l["self_ns"].get<int64_t>(), ns - below.value_or(0));
+        below = ns;
+    }
+}
+
+// A proto parent on XDP and on tc, key 6 handing TCP to a port child that
+// drops port 80, UDP unwired: both levels of the TCP frames and the one
+// level of the UDP frame are timed, and no live counter moves.
+TEST_F(TraceCli, RepeatTimesEveryLevelOfATree) {
+    TCD_REQUIRE_KERNEL();
+    Bytes udp = ipv4_tcp();
+    udp[23] = 17;
+    for (std::string hook : {"xdp", "tc"}) {
+        SCOPED_TRACE(hook);
+        tcdtest::PinDirs d("tcdr");
+        const std::string parent = d.add("p" + hook), child = d.add("c" + hook);
+        auto on = [](const std::string& dir, const std::string& args) {
+            return sh(std::string(TCD_BIN) + " -d " + dir + " " + args);
+        };
+        ASSERT_EQ(on(parent, "-q load --miss-action pass --hook " + hook).rc, 0);
+        ASSERT_EQ(on(child, "-q load --miss-action pass --key port --hook " + hook).rc, 0);
+        ASSERT_EQ(on(child, "-q map set http drop").rc, 0);
+        ASSERT_EQ(on(parent, "-q map set tcp " + child).rc, 0);
+        const std::string pcap = base_ + "-" + hook + ".pcap";
+        write_pcap(pcap, {ipv4_tcp(), udp, ipv4_tcp()});
+
+        Cmd c = on(parent, "-j trace --repeat 50 --pcap " + pcap);
+        ASSERT_EQ(c.rc, 0) << c.err;
+        json t = json::parse(c.out);
+        EXPECT_EQ(t["repeat"], 50);
+        ASSERT_EQ(t["frames"].size(), 3u);
+        for (size_t i : {0u, 2u}) {
+            const json& f = t["frames"][i];
+            ASSERT_EQ(f["levels"].size(), 2u) << f.dump();
+            EXPECT_EQ(f["levels"][1]["instance"], child);
+            EXPECT_EQ(f["levels"][1]["handler"], "drop");
+            expect_timed_levels(f);
+        }
+        ASSERT_EQ(t["frames"][1]["levels"].size(), 1u);
+        EXPECT_EQ(t["frames"][1]["missed"], true);
+        expect_timed_levels(t["frames"][1]);
+        // Rows: level 0 tcp, level 0 udp, level 1 http; each with its means.
+        ASSERT_EQ(t["summary"].size(), 3u) << t["summary"].dump();
+        for (const json& r : t["summary"]) {
+            SCOPED_TRACE(r.dump());
+            ASSERT_TRUE(r["ns"].is_number_unsigned());
+            EXPECT_GT(r["ns"].get<int64_t>(), 0);
+            EXPECT_TRUE(r["self_ns"].is_number_integer());
+        }
+        // The child row's mean is the mean of its two frames' figures (rounded).
+        const json& crow = t["summary"][2];
+        EXPECT_EQ(crow["level"], 1);
+        const int64_t a = t["frames"][0]["levels"][1]["ns"], b = t["frames"][2]["levels"][1]["ns"];
+        EXPECT_EQ(crow["ns"].get<int64_t>(), (a + b + 1) / 2);
+
+        // Plain: each level's line ends with its figures, the summary has the columns.
+        Cmd p = on(parent, "trace --repeat 20 --pcap " + pcap);
+        ASSERT_EQ(p.rc, 0) << p.err;
+        size_t timed_lines = 0;
+        for (size_t at = 0; (at = p.out.find(" ns (self ", at)) != std::string::npos; at++) timed_lines++;
+        EXPECT_EQ(timed_lines, 5u) << p.out;  // 2 + 1 + 2 levels
+        EXPECT_NE(p.out.find("SELF_NS"), std::string::npos) << p.out;
+        EXPECT_NE(p.out.find("20 test runs a frame"), std::string::npos) << p.out;
+
+        // Without --repeat the documents are as they were: no figures.
+        json plain = json::parse(on(parent, "-j trace --pcap " + pcap).out);
+        EXPECT_FALSE(plain.contains("repeat"));
+        EXPECT_FALSE(plain["frames"][0].contains("ns"));
+        EXPECT_FALSE(plain["frames"][0]["levels"][0].contains("ns"));
+        EXPECT_FALSE(plain["summary"][0].contains("ns"));
+
+        // Live counters untouched at both levels.
+        EXPECT_EQ(json::parse(on(parent, "-j stats").out)["total"]["packets"], 0);
+        EXPECT_EQ(json::parse(on(child, "-j stats").out)["total"]["packets"], 0);
+    }
+}
+
+// tcd_next hops (tc: the hop record exists on every kernel): each hop that
+// reached a handler is timed as that handler alone, the one that missed is
+// not, and self_ns skips it.
+TEST_F(TraceCli, RepeatTimesTcdNextHops) {
+    TCD_REQUIRE_KERNEL();
+    ASSERT_EQ(sh(tcd_ + " -q load --miss-action pass --hook tc").rc, 0);
+    Cmd hl = sh(tcd_ + " handler load " + std::string(TCD_BPF_OBJ_DIR) + "/hops_tc_proto.bpf.o");
+    ASSERT_EQ(hl.rc, 0) << hl.err;
+    for (auto [k, h] : {std::pair{6, "hop_first"}, {251, "hop_second"}, {252, "hop_last"}})
+        ASSERT_EQ(sh(tcd_ + " -q map set " + std::to_string(k) + " " + h).rc, 0);
+    Cmd c = sh(tcd_ + " -j trace --repeat 10 --hex " + hex(ipv4_tcp()));
+    ASSERT_EQ(c.rc, 0) << c.err;
+    json t = json::parse(c.out);
+    const json& f = t["frames"][0];
+    ASSERT_EQ(f["levels"].size(), 4u) << f.dump();
+    EXPECT_EQ(f["levels"][1]["missed"], true);
+    expect_timed_levels(f);
+    EXPECT_TRUE(f["levels"][1]["ns"].is_null());
+    EXPECT_EQ(f["levels"][0]["self_ns"].get<int64_t>(),
+              f["levels"][0]["ns"].get<int64_t>() - f["levels"][2]["ns"].get<int64_t>());
+    Cmd p = sh(tcd_ + " trace --repeat 10 --hex " + hex(ipv4_tcp()));
+    EXPECT_NE(p.out.find("(miss)  (not timed)"), std::string::npos) << p.out;
+}
+
+TEST_F(TraceCli, RepeatOutOfRangeIsAUsageError) {
+    for (const char* n : {"0", "10000001", "-1", "x"}) {
+        Cmd c = sh(tcd_ + " trace --repeat " + std::string(n) + " --hex " + hex(ipv4_tcp()));
+        EXPECT_EQ(c.rc, 2) << n << ": " << c.err;
+        EXPECT_EQ(c.out, "") << n;
+    }
 }
 
 }  // namespace

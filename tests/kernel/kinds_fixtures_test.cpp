@@ -344,6 +344,35 @@ TEST(TcTrace, LongFramesRunOnTheirHead) {
     }
 }
 
+// --repeat on the frames trace runs by their head or not at all: a frame
+// run by its head is timed on that head (the timing run takes what the
+// traced run took), one not run has no level and no figure, and on every
+// hook and kind a frame that ran gets a positive figure. No time is compared.
+TEST(TcTrace, RepeatTimesWhatRan) {
+    TCD_REQUIRE_KERNEL();
+    for (tcd::Hook hook : {tcd::Hook::xdp, tcd::Hook::tc})
+        for (tcd::KeyKind key : {tcd::KeyKind::proto, tcd::KeyKind::port}) {
+            auto t = tcd::Tracer::open("/sys/fs/bpf/" + unique_name("tcdrep_none"), {key, hook});
+            ASSERT_TRUE(t) << t.error().message();
+            t->set_repeat(5);
+            for (const Bytes& f : {eth(0x0806) + Bytes(6000, 0), v4(17, 53, 8000)}) {
+                auto r = t->run(f.data(), f.size(), 1);
+                ASSERT_TRUE(r) << r.error().message();
+                ASSERT_TRUE(r->ran);
+                EXPECT_EQ(r->repeat, 5u);
+                ASSERT_EQ(r->levels.size(), 1u);
+                ASSERT_TRUE(r->levels[0].ns);
+                EXPECT_GT(*r->levels[0].ns, 0u);
+                EXPECT_EQ(r->levels[0].self_ns, int64_t(*r->levels[0].ns));
+            }
+            Bytes short_frame(10, 0);
+            auto s = t->run(short_frame.data(), short_frame.size(), 3);
+            ASSERT_TRUE(s);
+            EXPECT_FALSE(s->ran);
+            EXPECT_TRUE(s->levels.empty());
+        }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Kinds, KindFixtures,
     ::testing::Values(Case{{tcd::KeyKind::proto, tcd::Hook::xdp}, tcd::MissAction::pass},

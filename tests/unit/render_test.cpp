@@ -386,3 +386,86 @@ TEST(RenderColumns, WideCellsWidenTheirColumn) {
     }
     EXPECT_GE(rows, 5) << plain;
 }
+
+namespace {
+
+// A frame of two levels timed with --repeat (trace_frame_*: ns per level),
+// a tcd_next that missed between them (not timed).
+tcd::TraceFrame timed_frame(uint64_t frame, uint64_t ns0, uint64_t ns2) {
+    tcd::TraceFrame f;
+    f.frame = frame;
+    f.len = 60;
+    f.cls = "ipv4";
+    f.key = 6;
+    f.key_name = "tcp";
+    f.handler = "hop_first";
+    f.verdict = {tcd::Hook::xdp, 1};  // XDP_DROP
+    f.repeat = 100;
+    tcd::TraceLevel l0;
+    l0.instance = "/sys/fs/bpf/tcd";
+    l0.cls = "ipv4", l0.key = 6, l0.key_name = "tcp", l0.handler = "hop_first";
+    l0.ns = ns0, l0.self_ns = int64_t(ns0) - int64_t(ns2);
+    tcd::TraceLevel l1;
+    l1.via = tcd::Via::tcd_next, l1.from = "hop_first", l1.cls = "ipv4", l1.key = 250, l1.missed = true;
+    tcd::TraceLevel l2;
+    l2.via = tcd::Via::tcd_next, l2.from = "hop_first", l2.cls = "ipv4", l2.key = 251, l2.handler = "hop_second";
+    l2.ns = ns2, l2.self_ns = int64_t(ns2);
+    f.levels = {l0, l1, l2};
+    return f;
+}
+
+}  // namespace
+
+TEST(RenderTrace, RepeatAddsNsPerLevel) {
+    auto f = timed_frame(1, 40, 15);
+    auto j = tcd::render::trace_frame_json(f);
+    EXPECT_EQ(j["ns"], 40);
+    ASSERT_EQ(j["levels"].size(), 3u);
+    EXPECT_EQ(j["levels"][0]["ns"], 40);
+    EXPECT_EQ(j["levels"][0]["self_ns"], 25);
+    EXPECT_TRUE(j["levels"][1]["ns"].is_null());
+    EXPECT_TRUE(j["levels"][1]["self_ns"].is_null());
+    EXPECT_EQ(j["levels"][2]["ns"], 15);
+    EXPECT_EQ(j["levels"][2]["self_ns"], 15);
+    const std::string p = tcd::render::trace_frame_plain(f);
+    EXPECT_NE(p.find("XDP_DROP  40 ns (self 25)\n"), std::string::npos) << p;
+    EXPECT_NE(p.find("(miss)  (not timed)\n"), std::string::npos) << p;
+    EXPECT_NE(p.find("hop_second  15 ns (self 15)\n"), std::string::npos) << p;
+    // Not timed: the shape is as before, no "ns" anywhere.
+    f.repeat = 0;
+    auto u = tcd::render::trace_frame_json(f);
+    EXPECT_FALSE(u.contains("ns"));
+    EXPECT_FALSE(u["levels"][0].contains("ns"));
+    EXPECT_EQ(tcd::render::trace_frame_plain(f).find(" ns"), std::string::npos);
+}
+
+// Summary rows carry the mean of their levels' figures, rounded to the
+// nearest; a row whose levels were not timed has none.
+TEST(RenderTrace, RepeatSummaryMeans) {
+    tcd::TraceSummary s;
+    s.set_repeat(100);
+    s.add(timed_frame(1, 40, 15));
+    s.add(timed_frame(2, 43, 16));  // means: 41.5 -> 42, 15.5 -> 16; self 25, 27 -> 26
+    auto j = tcd::render::trace_summary_json(s);
+    ASSERT_EQ(j.size(), 3u) << j.dump();
+    EXPECT_EQ(j[0]["ns"], 42);
+    EXPECT_EQ(j[0]["self_ns"], 26);
+    EXPECT_TRUE(j[1]["ns"].is_null()) << j[1].dump();  // the missed tcd_next
+    EXPECT_EQ(j[2]["ns"], 16);
+    EXPECT_EQ(j[2]["self_ns"], 16);
+    const std::string p = tcd::render::trace_summary_plain(s);
+    EXPECT_NE(p.find("NS  SELF_NS  VERDICTS"), std::string::npos) << p;
+    EXPECT_NE(p.find("      42       26  XDP_DROP 2"), std::string::npos) << p;
+    EXPECT_NE(p.find("       -        -  XDP_DROP 2"), std::string::npos) << p;
+    EXPECT_NE(p.find("(100 test runs a frame)"), std::string::npos) << p;
+    // A negative own share (noise) rounds away from 0 and shows its sign.
+    tcd::TraceSummary neg;
+    neg.set_repeat(10);
+    neg.add(timed_frame(1, 15, 16));
+    neg.add(timed_frame(2, 15, 17));
+    EXPECT_EQ(tcd::render::trace_summary_json(neg)[0]["self_ns"], -2);  // -1.5
+    tcd::TraceSummary none;
+    none.add(timed_frame(1, 1, 1));
+    EXPECT_FALSE(tcd::render::trace_summary_json(none)[0].contains("ns"));
+    EXPECT_EQ(tcd::render::trace_summary_plain(none).find("NS"), std::string::npos);
+}
