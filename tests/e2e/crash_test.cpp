@@ -61,11 +61,12 @@ protected:
             for (const auto& a : x["attached"]) return a["prog"].value("id", 0);
         return 0;
     }
-    // The dispatcher that runs on cb: the program at the hook, or, in XDP
-    // multiprog mode (inside libxdp's dispatcher), slot 0 of maps/mp_entry.
+    // The dispatcher that runs on cb: the program at the hook, or, behind
+    // tcd's entry shim (alone at the hook, or inside libxdp's dispatcher in
+    // multiprog mode), slot 0 of maps/mp_entry.
     uint64_t running_on_cb(const json& st) const {
-        bool multi = !st["attached"].empty() && st["attached"][0].value("multiprog", false);
-        if (!multi) return xdp_id_on_cb();
+        bool entry = !st["attached"].empty() && st["attached"][0].value("entry_id", 0u) != 0;
+        if (!entry) return xdp_id_on_cb();
         tcd::UniqueFd fd(bpf_obj_get((dir_ + "/maps/mp_entry").c_str()));
         uint32_t k = 0, id = 0;
         if (!fd || bpf_map_lookup_elem(fd.get(), &k, &id) != 0) return 0;
