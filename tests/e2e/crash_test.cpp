@@ -262,6 +262,29 @@ TEST_F(Crash, MultiprogDetachKilled) {
     EXPECT_FALSE(tcd::bpffs::exists(dir_));
 }
 
+// XDP alone behind tcd's entry shim: detach killed at its step, before the
+// shim is taken off the hook: status still shows the attachment (through
+// the shim), the detach run again completes, and nothing stays at the hook.
+TEST_F(Crash, AloneDetachKilled) {
+    ASSERT_EQ(sh(tcd("-q attach cb --netns " + ns_ + " --alone")).rc, 0);
+    json st = status();
+    ASSERT_EQ(st["attached"].size(), 1u);
+    const uint32_t entry = st["attached"][0].value("entry_id", 0u);
+    ASSERT_GT(entry, 0u) << st.dump();
+    EXPECT_EQ(xdp_id_on_cb(), entry);
+    auto c = sh(crash("detach", 1, "detach cb --netns " + ns_));
+    ASSERT_EQ(c.rc, kKilled) << c.err;
+    st = status();
+    ASSERT_EQ(st["attached"].size(), 1u) << st.dump();
+    EXPECT_EQ(st["attached"][0].value("entry_id", 0u), entry) << st.dump();
+    EXPECT_TRUE(st["problems"].empty()) << st.dump();
+    ASSERT_EQ(sh(tcd("detach cb --netns " + ns_)).rc, 0);
+    EXPECT_TRUE(status()["attached"].empty());
+    EXPECT_FALSE(xdp_on_cb());
+    EXPECT_EQ(sh(tcd("unload")).rc, 0);
+    EXPECT_FALSE(tcd::bpffs::exists(dir_));
+}
+
 // attach --direction on a tc instance killed at every step, through a tcx
 // link and through the clsact fallback (the test knob TCD_TEST_NO_TCX):
 // loaded first (nothing was), the record, the link made but not pinned (it
