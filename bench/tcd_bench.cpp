@@ -411,7 +411,8 @@ nlohmann::ordered_json cli_bench(int runs, int others, const std::string& tcd_bi
 // the interface, releasing slots. Minimum and mean per phase over RUNS,
 // for an instance attached by tcd (behind its entry shim: the swap is one
 // prog-array update) and one whose dispatcher is at the hook itself (the
-// swap replaces it there), taken in turn.
+// swap replaces it there, by the shim; put back before every round), taken
+// in turn.
 nlohmann::ordered_json respec_bench(int runs, bool json_out) {
     nlohmann::ordered_json out;
     const std::string id = std::to_string(getpid());
@@ -483,6 +484,10 @@ nlohmann::ordered_json respec_bench(int runs, bool json_out) {
                         auto in = tcd::Instance::open(v.dir);
                         if (!in || !tcd::wire_key(*in, fresh, spec("pass"))) fail("map set");
                     }
+                    // The dispatcher back at the hook, untimed (a swap moves it behind the shim).
+                    if (v.ifname == "rb" && sh("nsenter --net=" + nsfile + " ip -force link set dev rb xdpdrv pinned " +
+                                               v.dir + "/xdp_dispatch") != 0)
+                        fail("ip link set rb xdp pinned");
                     tcd::phases::Table table;
                     double total = 0;
                     {

@@ -242,6 +242,52 @@ tl::unexpected<Error> occupied(const Instance& in, const std::string& ifname, co
 
 Attachment where_of(const Place& at) { return attachment_at(at, AttachMode::auto_mode); }
 
+Result<UniqueFd> load_alone_entry(int dispatcher_fd, int entry_map);
+
+// The dispatcher itself at the hook (attached by ip, or by an older tcd)
+// replaced by tcd's entry shim with the new dispatcher in its slot: this
+// swap waits for a grace period, as replacing the dispatcher would, and the
+// next ones are slot updates. A shim of this instance at the hook already
+// (this swap rolled back, or a swap killed after its attach): the slot
+// only. nullopt where the kernel refuses the shim or the dispatcher into
+// mp_entry (then the dispatcher is replaced at the hook), and in hw mode.
+std::optional<Result<>> move_behind_entry(const Attachment& a, int new_fd, int old_fd) {
+    if (a.mode == AttachMode::hw || a.entry_pin.empty()) return std::nullopt;
+    UniqueFd arr;
+    if (bpffs::exists(a.entry_pin)) {
+        auto fd = bpffs::get(a.entry_pin);
+        if (!fd) return std::nullopt;
+        arr = std::move(*fd);
+    } else {
+        arr = UniqueFd(bpf_map_create(BPF_MAP_TYPE_PROG_ARRAY, TCD_MAP_MP_ENTRY, 4, 4, 1, nullptr));
+        if (!arr || !bpffs::pin(arr.get(), a.entry_pin)) return std::nullopt;  // pinned before it is written
+    }
+    uint32_t at_hook = 0;
+    {
+        LIBBPF_OPTS(bpf_xdp_query_opts, q);
+        if (bpf_xdp_query(static_cast<int>(a.ifindex), 0, &q) == 0) at_hook = q.prog_id;
+    }
+    bool shim_there = false;
+    if (at_hook && at_hook != static_cast<uint32_t>(-1))
+        if (auto fd = prog_fd_by_id(at_hook))
+            if (auto info = prog_info(fd->get()))
+                shim_there = std::find(info->map_ids.begin(), info->map_ids.end(), map_id(arr.get())) !=
+                             info->map_ids.end();
+    uint32_t k = 0;
+    if (bpf_map_update_elem(arr.get(), &k, &new_fd, BPF_ANY) != 0) {
+        if (shim_there) return fail_errno("replace the dispatcher in " + a.entry_pin, errno);
+        return std::nullopt;
+    }
+    if (shim_there) return Result<>{};
+    auto shim = load_alone_entry(new_fd, arr.get());
+    if (!shim) return std::nullopt;
+    crash_point("load");  // the new dispatcher in the slot, the old one still at the hook
+    LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = old_fd);
+    if (bpf_xdp_attach(static_cast<int>(a.ifindex), shim->get(), mode_flags(a.mode) | XDP_FLAGS_REPLACE, &o) != 0)
+        return Result<>{fail_errno("replace the dispatcher on " + a.ifname + " by tcd's entry", errno)};
+    return Result<>{};
+}
+
 class XdpAttacher final : public HookAttacher {
 public:
     std::optional<Attachment> find(const Instance& in, const Place& at, uint32_t prog_id) const override {
@@ -271,7 +317,7 @@ public:
             a.alone_reason = alone_reason();
         }
         a.entry_id = st.entry_id;
-        if (st.entry_id) a.entry_pin = in.paths().mp_entry();
+        a.entry_pin = in.paths().mp_entry();  // a dispatcher at the hook moves behind it at its next swap
         return a;
     }
 
@@ -332,6 +378,7 @@ public:
         if (a.multiprog)
             return fail("replace the dispatcher on " + a.ifname, "it runs inside libxdp's multi-program dispatcher",
                         "detach it, reload, attach again");
+        if (auto moved = move_behind_entry(a, new_fd, old_fd)) return *moved;
         LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = old_fd);
         if (bpf_xdp_attach(static_cast<int>(a.ifindex), new_fd, mode_flags(a.mode) | XDP_FLAGS_REPLACE, &o) != 0)
             return fail_errno("replace the dispatcher on " + a.ifname, errno);
@@ -426,7 +473,7 @@ Result<uint32_t> attach_entry(int entry_map, const Place& at, const AttachReques
 // type, so the prog array (owned by the dispatcher written into it first)
 // takes it. Fails where the kernel refuses either (the caller then attaches
 // the dispatcher itself).
-Result<UniqueFd> load_alone_entry(const Instance& in, int entry_map) {
+Result<UniqueFd> load_alone_entry(int dispatcher_fd, int entry_map) {
     size_t sz = 0;
     const void* elf = tcd_entry__elf_bytes(&sz);
     LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "tcd_entry");
@@ -437,7 +484,7 @@ Result<UniqueFd> load_alone_entry(const Instance& in, int entry_map) {
     if (!m || !p) return fail("open the embedded entry shim", "it has no map " TCD_MAP_MP_ENTRY " or no program");
     if (int err = bpf_map__reuse_fd(m, entry_map)) return fail_errno("reuse maps/" TCD_MAP_MP_ENTRY, -err);
     bpf_program__set_expected_attach_type(
-        p, static_cast<bpf_attach_type>(xdp_table_attach_type(in.dispatcher_fd()).value_or(0)));
+        p, static_cast<bpf_attach_type>(xdp_table_attach_type(dispatcher_fd).value_or(0)));
     if (int err = bpf_object__load(obj.get())) return fail_errno("load the entry shim", -err);
     UniqueFd fd(dup(bpf_program__fd(p)));
     if (!fd) return fail_errno("load the entry shim", errno);
@@ -531,7 +578,7 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
         UniqueFd entry;
         if (opt.mode != AttachMode::hw)
             if (auto arr = entry_array(in, opt.ifname))
-                if (auto e = load_alone_entry(in, arr->get())) entry = std::move(*e);
+                if (auto e = load_alone_entry(in.dispatcher_fd(), arr->get())) entry = std::move(*e);
         int err = 0;
         if (entry) {
             LIBBPF_OPTS(bpf_xdp_attach_opts, o);

@@ -261,8 +261,8 @@ TEST(E2E, SeedCommandsWorkOnTcdPins) {
 // A respecialise (a key that joins the direct set) of an instance tcd
 // attached alone writes the new dispatcher into its entry shim's slot: the
 // program at the hook stays (docs/datapath.md, "XDP alone"). A dispatcher
-// that ip attached itself is replaced at the hook, as before, and traffic
-// goes on through both.
+// that ip attached itself is replaced at the hook by the shim at its first
+// respecialise, and traffic goes on through all of it.
 TEST(E2E, RespecialiseKeepsTheProgramAtTheHook) {
     TOPOLOGY(t);
     json a = t.tcd_json("attach vb --netns " + t.b() + " --alone");
@@ -287,22 +287,32 @@ TEST(E2E, RespecialiseKeepsTheProgramAtTheHook) {
     ASSERT_EQ(t.tcd("detach vb --netns " + t.b()).rc, 0);
     EXPECT_EQ(t.xdp_on_vb().find("prog/xdp"), std::string::npos);
 
-    // The dispatcher at the hook itself (ip, or an older tcd).
+    // The dispatcher at the hook itself (ip, or an older tcd): found there
+    // (and recorded, as it is in another namespace), not moved by attach;
+    // its first respecialise puts the shim at the hook in its place, the
+    // next ones leave the hook alone.
     ASSERT_EQ(sh(t.in_ns(t.b(), "ip link set dev vb xdp pinned " + t.dir() + "/xdp_dispatch")).rc, 0);
     EXPECT_EQ(tcdtest::xdp_hook_id(t.b(), "vb"), tcdtest::dispatcher_id(t.dir()));
-    // Found there (and recorded, as it is in another namespace), not moved.
     json again = t.tcd_json("attach vb --netns " + t.b());
     EXPECT_EQ(again["changed"], false) << again.dump();
     EXPECT_EQ(tcdtest::xdp_hook_id(t.b(), "vb"), tcdtest::dispatcher_id(t.dir()));
+    EXPECT_FALSE(t.tcd_json("status")["attached"][0].contains("entry_id"));
     json set2 = t.tcd_json("map set 132 pass");
     EXPECT_EQ(set2.value("respecialised", false), true) << set2.dump();
-    EXPECT_EQ(tcdtest::xdp_hook_id(t.b(), "vb"), tcdtest::dispatcher_id(t.dir()));
+    const uint32_t shim = tcdtest::xdp_hook_id(t.b(), "vb");
+    EXPECT_NE(shim, tcdtest::dispatcher_id(t.dir()));
+    EXPECT_EQ(tcdtest::xdp_dispatcher_at(t.b(), "vb"), tcdtest::dispatcher_id(t.dir()));
     EXPECT_FALSE(t.ping(2));
+    json del = t.tcd_json("map del 132");
+    EXPECT_EQ(del.value("respecialised", false), true) << del.dump();
+    EXPECT_EQ(tcdtest::xdp_hook_id(t.b(), "vb"), shim);
+    EXPECT_EQ(tcdtest::xdp_dispatcher_at(t.b(), "vb"), tcdtest::dispatcher_id(t.dir()));
     ASSERT_EQ(t.tcd("map del icmp").rc, 0);
     EXPECT_TRUE(t.ping(2));
     json st2 = t.tcd_json("status");
     ASSERT_EQ(st2["attached"].size(), 1u) << st2.dump();
-    EXPECT_FALSE(st2["attached"][0].contains("entry_id")) << st2.dump();
+    EXPECT_EQ(st2["attached"][0].value("entry_id", 0u), shim) << st2.dump();
+    EXPECT_TRUE(st2["problems"].empty()) << st2.dump();
     ASSERT_EQ(t.tcd("unload").rc, 0);
     EXPECT_EQ(t.xdp_on_vb().find("prog/xdp"), std::string::npos);
 }
