@@ -203,8 +203,8 @@ uint32_t behind_entry(const ProgInfo& prog) {
 
 // The tcd instance (its pin dir) whose dispatcher prog_id is, or whose
 // dispatcher an entry shim prog_id runs: the one whose jump table it uses.
-// Instance dirs are found on bpffs (pins only). *dispatcher: the
-// dispatcher's id and name, when prog_id is an entry shim.
+// Instance dirs are found on bpffs (pins only). *through: the dispatcher's
+// name and id with the shim's, when prog_id is an entry shim.
 std::optional<std::string> tcd_instance_running(uint32_t prog_id, const std::string& self,
                                                 std::string* through = nullptr) {
     auto fd = prog_fd_by_id(prog_id);
