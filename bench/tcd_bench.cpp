@@ -408,16 +408,29 @@ nlohmann::ordered_json cli_bench(int runs, int others, const std::string& tcd_bi
 // (before the respecialise), reading the wiring, the checks load does, opening
 // the embedded object, probing the jump table's attach type, verify+load (the
 // JIT is part of it), pinning, the parents' lookup and update, the swap on
-// the interface, releasing slots. Minimum and mean per phase over RUNS.
+// the interface, releasing slots. Minimum and mean per phase over RUNS,
+// for an instance attached by tcd (behind its entry shim: the swap is one
+// prog-array update) and one whose dispatcher is at the hook itself (the
+// swap replaces it there, by the shim; put back before every round), taken
+// in turn.
 nlohmann::ordered_json respec_bench(int runs, bool json_out) {
     nlohmann::ordered_json out;
     const std::string id = std::to_string(getpid());
     const std::string ns = "tcdbenchr" + id, nsfile = "/run/netns/" + ns;
-    const std::string parent = "/sys/fs/bpf/tcd-bench-rp-" + id, child = "/sys/fs/bpf/tcd-bench-rc-" + id;
+    const std::string parent = "/sys/fs/bpf/tcd-bench-rp-" + id;
+    // Two children, run in turn: one attached by tcd (behind its entry
+    // shim), one whose dispatcher is at the hook itself (as `ip link set
+    // ... xdp pinned` or an older tcd attached it).
+    struct Variant {
+        std::string dir, ifname, label;
+        uint32_t parent_key;
+    };
+    const Variant variants[] = {{"/sys/fs/bpf/tcd-bench-rc-" + id, "ra", "entry shim at the hook", 6},
+                                {"/sys/fs/bpf/tcd-bench-rd-" + id, "rb", "dispatcher at the hook", 17}};
     auto sh = [](const std::string& c) { return std::system(c.c_str()); };
     auto cleanup = [&] {
         (void)tcd::unload(parent, true);
-        (void)tcd::unload(child, true);
+        for (const auto& v : variants) (void)tcd::unload(v.dir, true);
         sh("ip netns del " + ns + " 2>/dev/null");
     };
     if (sh("ip netns add " + ns + " && ip -n " + ns + " link add ra type veth peer name rb && ip -n " + ns +
@@ -427,7 +440,8 @@ nlohmann::ordered_json respec_bench(int runs, bool json_out) {
     }
     auto spec = [](const std::string& n) { return *tcd::parse_handler_spec(n); };
     if (!json_out)
-        std::printf("\nrespecialise, in-process, attached to a veth, child of a proto parent: min / mean of %d (ms)\n",
+        std::printf("\nrespecialise, in-process, attached to a veth, child of a proto parent, the two ways of "
+                    "attaching in turn: min / mean of %d (ms)\n",
                     runs);
     tcd::LoadOptions po;
     po.kind = {tcd::KeyKind::proto, tcd::Hook::xdp};
@@ -436,80 +450,97 @@ nlohmann::ordered_json respec_bench(int runs, bool json_out) {
         die("load: " + l.error().message());
     }
     for (tcd::KeyKind kind : {tcd::KeyKind::proto, tcd::KeyKind::port}) {
-        tcd::LoadOptions lo;
-        lo.kind = {kind, tcd::Hook::xdp};
         auto fail = [&](const std::string& what) {
             tcd::phases::record_into(nullptr);
             cleanup();
             die(what);
         };
-        if (auto l = tcd::load(child, lo); !l) fail("load: " + l.error().message());
-        {
-            auto in = tcd::Instance::open(child);
+        for (const auto& v : variants) {
+            tcd::LoadOptions lo;
+            lo.kind = {kind, tcd::Hook::xdp};
+            if (auto l = tcd::load(v.dir, lo); !l) fail("load: " + l.error().message());
+            auto in = tcd::Instance::open(v.dir);
             if (!in) fail(in.error().message());
-            if (auto a = tcd::attach(*in, {.ifname = "ra", .netns = nsfile}); !a) fail("attach: " + a.error().message());
+            // Both attached by tcd (so each has its record); the second's
+            // shim then replaced at the hook by its dispatcher.
+            if (auto a = tcd::attach(*in, {.ifname = v.ifname, .netns = nsfile}); !a)
+                fail("attach: " + a.error().message());
+            if (v.ifname == "rb" &&
+                sh("nsenter --net=" + nsfile + " ip -force link set dev rb xdpdrv pinned " + v.dir + "/xdp_dispatch") != 0)
+                fail("ip link set rb xdp pinned");
             auto p = tcd::Instance::open(parent);
-            if (!p || !tcd::wire_key(*p, 6, spec(child))) fail("wire the child into the parent");
+            if (!p || !tcd::wire_key(*p, v.parent_key, spec(v.dir))) fail("wire the child into the parent");
             if (kind == tcd::KeyKind::port && !tcd::wire_key(*in, 8080, spec("pass"))) fail("map set 8080");
         }
         const uint32_t fresh = kind == tcd::KeyKind::proto ? 47 : 9000;
         for (const char* what : {"map set, new direct key", "map del, direct key"}) {
             const bool set = what[4] == 's';
-            std::map<std::string, std::vector<double>> t;
+            std::map<std::string, std::map<std::string, std::vector<double>>> t;  // variant -> phase -> ms
             std::vector<std::string> order;
             for (int r = 0; r < runs; r++) {
-                if (!set) {  // the key to delete
-                    auto in = tcd::Instance::open(child);
-                    if (!in || !tcd::wire_key(*in, fresh, spec("pass"))) fail("map set");
-                }
-                tcd::phases::Table table;
-                double total = 0;
-                {
-                    auto in = tcd::Instance::open(child);
-                    if (!in) fail(in.error().message());
-                    tcd::phases::record_into(&table);
-                    total = ms_of([&] {
-                        bool swapped = false;
-                        if (set) {
-                            auto s = tcd::wire_key(*in, fresh, spec("pass"));
-                            swapped = s && s->respecialised;
-                        } else {
-                            auto d = tcd::unwire_keys(*in, {fresh});
-                            swapped = d && d->respecialised;
-                        }
-                        if (!swapped) fail(std::string(what) + ": no respecialise");
-                    });
-                    tcd::phases::record_into(nullptr);
-                }
-                double sum = 0;
-                for (auto& [name, ms] : table) {
-                    if (std::find(order.begin(), order.end(), name) == order.end()) order.push_back(name);
-                    t[name].push_back(ms);
-                    sum += ms;
-                }
-                t["the rest (locks, checks, the key's own write)"].push_back(total - sum);
-                t["total"].push_back(total);
-                if (set) {  // back out, untimed
-                    auto in = tcd::Instance::open(child);
-                    if (!in || !tcd::unwire_keys(*in, {fresh})) fail("map del");
+                for (int vi = 0; vi < 2; vi++) {
+                    const Variant& v = variants[r % 2 ? 1 - vi : vi];  // every other round in reverse
+                    if (!set) {  // the key to delete
+                        auto in = tcd::Instance::open(v.dir);
+                        if (!in || !tcd::wire_key(*in, fresh, spec("pass"))) fail("map set");
+                    }
+                    // The dispatcher back at the hook, untimed (a swap moves it behind the shim).
+                    if (v.ifname == "rb" && sh("nsenter --net=" + nsfile + " ip -force link set dev rb xdpdrv pinned " +
+                                               v.dir + "/xdp_dispatch") != 0)
+                        fail("ip link set rb xdp pinned");
+                    tcd::phases::Table table;
+                    double total = 0;
+                    {
+                        auto in = tcd::Instance::open(v.dir);
+                        if (!in) fail(in.error().message());
+                        tcd::phases::record_into(&table);
+                        total = ms_of([&] {
+                            bool swapped = false;
+                            if (set) {
+                                auto s = tcd::wire_key(*in, fresh, spec("pass"));
+                                swapped = s && s->respecialised;
+                            } else {
+                                auto d = tcd::unwire_keys(*in, {fresh});
+                                swapped = d && d->respecialised;
+                            }
+                            if (!swapped) fail(std::string(what) + ": no respecialise");
+                        });
+                        tcd::phases::record_into(nullptr);
+                    }
+                    double sum = 0;
+                    for (auto& [name, ms] : table) {
+                        if (std::find(order.begin(), order.end(), name) == order.end()) order.push_back(name);
+                        t[v.label][name].push_back(ms);
+                        sum += ms;
+                    }
+                    t[v.label]["the rest (locks, checks, the key's own write)"].push_back(total - sum);
+                    t[v.label]["total"].push_back(total);
+                    if (set) {  // back out, untimed
+                        auto in = tcd::Instance::open(v.dir);
+                        if (!in || !tcd::unwire_keys(*in, {fresh})) fail("map del");
+                    }
                 }
             }
             order.push_back("the rest (locks, checks, the key's own write)");
             order.push_back("total");
-            auto& o = out[key_kind_name(kind)][what];
-            for (const auto& name : order) {
-                auto v = t[name];
-                v.resize(runs, 0.0);  // a phase some runs skipped
-                double mn = *std::min_element(v.begin(), v.end()), mean = 0;
-                for (double x : v) mean += x / v.size();
-                o[name] = {{"min_ms", mn}, {"mean_ms", mean}};
-                if (!json_out)
-                    std::printf("  %-6s %-24s %-46s %8.3f %8.3f\n", key_kind_name(kind), what, name.c_str(), mn, mean);
+            for (const auto& v : variants) {
+                auto& o = out[key_kind_name(kind)][what][v.label];
+                for (const auto& name : order) {
+                    auto x = t[v.label][name];
+                    x.resize(runs, 0.0);  // a phase some runs skipped
+                    double mn = *std::min_element(x.begin(), x.end()), mean = 0;
+                    for (double y : x) mean += y / x.size();
+                    o[name] = {{"min_ms", mn}, {"mean_ms", mean}};
+                    if (!json_out)
+                        std::printf("  %-6s %-24s %-23s %-46s %8.3f %8.3f\n", key_kind_name(kind), what,
+                                    v.label.c_str(), name.c_str(), mn, mean);
+                }
             }
         }
         auto p = tcd::Instance::open(parent);
-        if (p) (void)tcd::unwire_keys(*p, {6});
-        (void)tcd::unload(child, true);
+        if (p) (void)tcd::unwire_keys(*p, {6, 17});
+        sh("ip -n " + ns + " link set dev rb xdpdrv off");
+        for (const auto& v : variants) (void)tcd::unload(v.dir, true);
     }
     cleanup();
     return out;

@@ -252,12 +252,12 @@ json attachment_json(const Attachment& a) {
         j["chain"] = a.chain;
         j["tcd_link"] = !a.link_pin.empty();  // false: another tool attached the dispatcher
     }
-    if (a.direction == Direction::none && a.entry_id) {
+    if (a.direction == Direction::none && a.entry_id) j["entry_id"] = a.entry_id;  // alone too: the shim at the hook
+    if (a.direction == Direction::none && a.entry_id && a.multiprog) {
         j["priority"] = a.priority;
         j["position"] = a.position;
         j["chain"] = a.chain;
         j["chain_call"] = a.chain_call;
-        j["entry_id"] = a.entry_id;
         json others = json::array();
         for (const auto& o : a.others)
             others.push_back({{"name", o.name}, {"id", o.id}, {"priority", o.priority}, {"chain_call", o.chain_call}});
@@ -364,10 +364,11 @@ std::string status_plain(const Status& s, bool verbose) {
             out += fmt::format("attached: {} {} (ifindex {}, netns {}, tc clsact)\n", a.ifname,
                                direction_name(a.direction), a.ifindex, ns_label(a.netns));
         else {
-            std::string how = a.entry_id     ? ", libxdp multi-prog" + multiprog_words(a)
-                              : a.multiprog  ? ", libxdp multi-prog"
-                              : alone_words(a).empty() ? ""
-                                                       : ", alone: " + alone_words(a);
+            std::string how = a.entry_id && a.multiprog ? ", libxdp multi-prog" + multiprog_words(a)
+                              : a.multiprog              ? ", libxdp multi-prog"
+                              : alone_words(a).empty()   ? ""
+                                                         : ", alone: " + alone_words(a);
+            if (a.entry_id && !a.multiprog) how = fmt::format(", through tcd's entry (id {})", a.entry_id) + how;
             out += fmt::format("attached: {} (ifindex {}, netns {}, {} mode{})\n", a.ifname, a.ifindex,
                                ns_label(a.netns), mode_name(a.mode), how);
             out += neighbour_lines(a);
@@ -503,9 +504,10 @@ std::string attach_plain(const AttachResult& r) {
         return out;
     }
     std::string how = std::string(mode_name(r.where.mode)) + " mode" +
-                      (r.where.entry_id    ? ", libxdp multi-prog dispatcher" + multiprog_words(r.where)
+                      (r.where.entry_id && r.where.multiprog ? ", libxdp multi-prog dispatcher" + multiprog_words(r.where)
                        : r.where.multiprog ? ", libxdp multi-prog dispatcher"
-                                           : ", single program (no libxdp dispatcher)" +
+                                           : std::string(r.where.entry_id ? ", through tcd's entry" : "") +
+                                                 ", single program (no libxdp dispatcher)" +
                                                  (alone_words(r.where).empty() ? std::string()
                                                                               : ": " + alone_words(r.where)));
     if (!r.changed) return fmt::format("{}: already attached ({})\n", where, how) + neighbour_lines(r.where);

@@ -256,7 +256,7 @@ Result<AttachResult> attach(const Instance& in, const AttachRequest& opt) {
         if (!tc && opt.mode != AttachMode::auto_mode && now->mode != opt.mode)
             return fail("interface " + opt.ifname, fmt::format("already attached in {} mode", mode_name(now->mode)),
                         "detach first");
-        if (!tc && opt.priority && now->entry_id && now->priority != *opt.priority)
+        if (!tc && opt.priority && now->multiprog && now->entry_id && now->priority != *opt.priority)
             return fail("interface " + opt.ifname,
                         fmt::format("already attached at libxdp run priority {}", now->priority),
                         "detach first to change it");

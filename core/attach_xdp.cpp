@@ -123,7 +123,16 @@ XdpState query(uint32_t ifindex, const ProgInfo& ours, uint32_t entry_map = 0) {
         return st;
     }
     if (auto fd = prog_fd_by_id(id)) {
-        if (auto info = prog_info(fd->get())) st.prog_name = info->name;
+        if (auto info = prog_info(fd->get())) {
+            st.prog_name = info->name;
+            // tcd's entry shim alone at the hook: the one that uses this
+            // instance's mp_entry.
+            if (entry_map && std::find(info->map_ids.begin(), info->map_ids.end(), entry_map) != info->map_ids.end()) {
+                st.ours = true;
+                st.entry_id = id;
+                return st;
+            }
+        }
     }
     if (st.prog_name == "xdp_dispatcher") {  // libxdp's multi-program dispatcher
         XdpMultiprogPtr mp(xdp_multiprog__get_from_ifindex(static_cast<int>(ifindex)));
@@ -178,13 +187,37 @@ tl::unexpected<Error> explain_attach(int err, const std::string& ifname, AttachM
 
 std::string alone_reason();
 
-// The tcd instance (its pin dir) whose dispatcher prog_id is: the one whose
-// jump table it uses. Instance dirs are found on bpffs (pins only).
-std::optional<std::string> tcd_instance_running(uint32_t prog_id, const std::string& self) {
+// The program in slot 0 of a tcd entry shim's one-slot prog array
+// (mp_entry), when prog is such a shim (0 else).
+uint32_t behind_entry(const ProgInfo& prog) {
+    if (prog.name != TCD_PROG_ENTRY || prog.map_ids.size() != 1) return 0;
+    UniqueFd m(bpf_map_get_fd_by_id(prog.map_ids[0]));
+    if (!m) return 0;
+    bpf_map_info mi{};
+    uint32_t len = sizeof mi;
+    if (bpf_obj_get_info_by_fd(m.get(), &mi, &len) != 0 || mi.type != BPF_MAP_TYPE_PROG_ARRAY || mi.max_entries != 1)
+        return 0;
+    uint32_t k = 0, id = 0;
+    return bpf_map_lookup_elem(m.get(), &k, &id) == 0 ? id : 0;
+}
+
+// The tcd instance (its pin dir) whose dispatcher prog_id is, or whose
+// dispatcher an entry shim prog_id runs: the one whose jump table it uses.
+// Instance dirs are found on bpffs (pins only). *through: the dispatcher's
+// name and id with the shim's, when prog_id is an entry shim.
+std::optional<std::string> tcd_instance_running(uint32_t prog_id, const std::string& self,
+                                                std::string* through = nullptr) {
     auto fd = prog_fd_by_id(prog_id);
     if (!fd) return std::nullopt;
     auto info = prog_info(fd->get());
     if (!info) return std::nullopt;
+    if (uint32_t d = behind_entry(*info)) {
+        fd = prog_fd_by_id(d);
+        if (!fd) return std::nullopt;
+        info = prog_info(fd->get());
+        if (!info) return std::nullopt;
+        if (through) *through = fmt::format("{} (id {}) through {} (id {})", info->name, d, TCD_PROG_ENTRY, prog_id);
+    }
     for (const auto& [dir, jt] : tree::instance_jts())
         if (dir != self && std::find(info->map_ids.begin(), info->map_ids.end(), jt) != info->map_ids.end())
             return dir;
@@ -198,7 +231,7 @@ std::optional<std::string> tcd_instance_running(uint32_t prog_id, const std::str
 tl::unexpected<Error> occupied(const Instance& in, const std::string& ifname, const XdpState& st,
                                const std::string& why_alone, bool alone_asked) {
     std::string who = fmt::format("{} (id {})", st.prog_name, st.prog_id);
-    if (auto dir = tcd_instance_running(st.prog_id, in.paths().dir))
+    if (auto dir = tcd_instance_running(st.prog_id, in.paths().dir, &who))
         return worded(fail("interface " + ifname, "the tcd instance " + *dir + " runs there: " + who),
                       Reason::other_instance_runs, {*dir});
     auto e = fail("interface " + ifname, "another XDP program runs there: " + who);
@@ -208,6 +241,52 @@ tl::unexpected<Error> occupied(const Instance& in, const std::string& ifname, co
 }
 
 Attachment where_of(const Place& at) { return attachment_at(at, AttachMode::auto_mode); }
+
+Result<UniqueFd> load_alone_entry(int dispatcher_fd, int entry_map);
+
+// The dispatcher itself at the hook (attached by ip, or by an older tcd)
+// replaced by tcd's entry shim with the new dispatcher in its slot: this
+// swap waits for a grace period, as replacing the dispatcher would, and the
+// next ones are slot updates. A shim of this instance at the hook already
+// (this swap rolled back, or a swap killed after its attach): the slot
+// only. nullopt where the kernel refuses the shim or the dispatcher into
+// mp_entry (then the dispatcher is replaced at the hook), and in hw mode.
+std::optional<Result<>> move_behind_entry(const Attachment& a, int new_fd, int old_fd) {
+    if (a.mode == AttachMode::hw || a.entry_pin.empty()) return std::nullopt;
+    UniqueFd arr;
+    if (bpffs::exists(a.entry_pin)) {
+        auto fd = bpffs::get(a.entry_pin);
+        if (!fd) return std::nullopt;
+        arr = std::move(*fd);
+    } else {
+        arr = UniqueFd(bpf_map_create(BPF_MAP_TYPE_PROG_ARRAY, TCD_MAP_MP_ENTRY, 4, 4, 1, nullptr));
+        if (!arr || !bpffs::pin(arr.get(), a.entry_pin)) return std::nullopt;  // pinned before it is written
+    }
+    uint32_t at_hook = 0;
+    {
+        LIBBPF_OPTS(bpf_xdp_query_opts, q);
+        if (bpf_xdp_query(static_cast<int>(a.ifindex), 0, &q) == 0) at_hook = q.prog_id;
+    }
+    bool shim_there = false;
+    if (at_hook && at_hook != static_cast<uint32_t>(-1))
+        if (auto fd = prog_fd_by_id(at_hook))
+            if (auto info = prog_info(fd->get()))
+                shim_there = std::find(info->map_ids.begin(), info->map_ids.end(), map_id(arr.get())) !=
+                             info->map_ids.end();
+    uint32_t k = 0;
+    if (bpf_map_update_elem(arr.get(), &k, &new_fd, BPF_ANY) != 0) {
+        if (shim_there) return fail_errno("replace the dispatcher in " + a.entry_pin, errno);
+        return std::nullopt;
+    }
+    if (shim_there) return Result<>{};
+    auto shim = load_alone_entry(new_fd, arr.get());
+    if (!shim) return std::nullopt;
+    crash_point("load");  // the new dispatcher in the slot, the old one still at the hook
+    LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = old_fd);
+    if (bpf_xdp_attach(static_cast<int>(a.ifindex), shim->get(), mode_flags(a.mode) | XDP_FLAGS_REPLACE, &o) != 0)
+        return Result<>{fail_errno("replace the dispatcher on " + a.ifname + " by tcd's entry", errno)};
+    return Result<>{};
+}
 
 class XdpAttacher final : public HookAttacher {
 public:
@@ -234,17 +313,27 @@ public:
             a.chain = st.chain;
             a.chain_call = st.chain_call;
             a.others = st.others;
-            a.entry_id = st.entry_id;
-            if (st.entry_id) a.entry_pin = in.paths().mp_entry();
         } else {
             a.alone_reason = alone_reason();
         }
+        a.entry_id = st.entry_id;
+        a.entry_pin = in.paths().mp_entry();  // a dispatcher at the hook moves behind it at its next swap
         return a;
     }
 
     Result<AttachResult> attach(const Instance& in, const Place& at, const AttachRequest& opt) const override;
 
     Result<> detach(const Instance& in, const Attachment& a) const override {
+        if (a.entry_id && !a.multiprog) {
+            // tcd's entry shim alone at the hook: exactly that program off.
+            auto entry = prog_fd_by_id(a.entry_id);
+            if (!entry) return propagate(entry, "detach " + a.ifname);
+            crash_point("detach");
+            LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = entry->get());
+            if (bpf_xdp_detach(static_cast<int>(a.ifindex), mode_flags(a.mode) | XDP_FLAGS_REPLACE, &o) != 0)
+                return fail_errno("detach " + a.ifname, errno);
+            return {};
+        }
         if (a.entry_id) {
             // Only tcd's entry: libxdp builds its dispatcher again without it
             // (and takes the dispatcher away when it was the last program).
@@ -289,6 +378,7 @@ public:
         if (a.multiprog)
             return fail("replace the dispatcher on " + a.ifname, "it runs inside libxdp's multi-program dispatcher",
                         "detach it, reload, attach again");
+        if (auto moved = move_behind_entry(a, new_fd, old_fd)) return *moved;
         LIBBPF_OPTS(bpf_xdp_attach_opts, o, .old_prog_fd = old_fd);
         if (bpf_xdp_attach(static_cast<int>(a.ifindex), new_fd, mode_flags(a.mode) | XDP_FLAGS_REPLACE, &o) != 0)
             return fail_errno("replace the dispatcher on " + a.ifname, errno);
@@ -378,6 +468,29 @@ Result<uint32_t> attach_entry(int entry_map, const Place& at, const AttachReques
     return xdp_program__id(prog.get());
 }
 
+// tcd's entry shim loaded as a plain XDP program (to run alone at the
+// hook), its mp_entry reused: loaded with the dispatcher's expected attach
+// type, so the prog array (owned by the dispatcher written into it first)
+// takes it. Fails where the kernel refuses either (the caller then attaches
+// the dispatcher itself).
+Result<UniqueFd> load_alone_entry(int dispatcher_fd, int entry_map) {
+    size_t sz = 0;
+    const void* elf = tcd_entry__elf_bytes(&sz);
+    LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "tcd_entry");
+    BpfObjectPtr obj(bpf_object__open_mem(elf, sz, &oo));
+    if (!obj) return fail_errno("open the embedded entry shim", errno);
+    bpf_map* m = bpf_object__find_map_by_name(obj.get(), TCD_MAP_MP_ENTRY);
+    bpf_program* p = bpf_object__find_program_by_name(obj.get(), TCD_PROG_ENTRY);
+    if (!m || !p) return fail("open the embedded entry shim", "it has no map " TCD_MAP_MP_ENTRY " or no program");
+    if (int err = bpf_map__reuse_fd(m, entry_map)) return fail_errno("reuse maps/" TCD_MAP_MP_ENTRY, -err);
+    bpf_program__set_expected_attach_type(
+        p, static_cast<bpf_attach_type>(xdp_table_attach_type(dispatcher_fd).value_or(0)));
+    if (int err = bpf_object__load(obj.get())) return fail_errno("load the entry shim", -err);
+    UniqueFd fd(dup(bpf_program__fd(p)));
+    if (!fd) return fail_errno("load the entry shim", errno);
+    return fd;
+}
+
 Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, const AttachRequest& opt) const {
     AttachResult res;
     res.where = where_of(at);
@@ -457,13 +570,30 @@ Result<AttachResult> XdpAttacher::attach(const Instance& in, const Place& at, co
             return propagate(id);
         }
     } else {
-        prog.reset(xdp_program__from_fd(in.dispatcher_fd()));
-        if (long err = libxdp_get_error(prog.get())) {
-            prog.release();
-            return fail_errno("attach " + opt.ifname, static_cast<int>(-err));
+        // Alone: tcd's entry shim at the hook, the dispatcher in its slot,
+        // so a new dispatcher is one prog-array update and the program at
+        // the hook is never replaced (which waits for an RCU grace period).
+        // In hw mode (offloaded programs cannot tail-call host ones), or
+        // where the kernel refuses the shim, the dispatcher itself.
+        UniqueFd entry;
+        if (opt.mode != AttachMode::hw)
+            if (auto arr = entry_array(in, opt.ifname))
+                if (auto e = load_alone_entry(in.dispatcher_fd(), arr->get())) entry = std::move(*e);
+        int err = 0;
+        if (entry) {
+            LIBBPF_OPTS(bpf_xdp_attach_opts, o);
+            err = bpf_xdp_attach(static_cast<int>(at.ifindex), entry.get(),
+                                 mode_flags(opt.mode) | XDP_FLAGS_UPDATE_IF_NOEXIST, &o);
+        } else {
+            prog.reset(xdp_program__from_fd(in.dispatcher_fd()));
+            if (long e = libxdp_get_error(prog.get())) {
+                prog.release();
+                return fail_errno("attach " + opt.ifname, static_cast<int>(-e));
+            }
+            // libxdp would try (and fail) to link the loaded dispatcher into its own.
+            err = xdp_program__attach(prog.get(), static_cast<int>(at.ifindex), to_libxdp(opt.mode), 0);
         }
-        // libxdp would try (and fail) to link the loaded dispatcher into its own.
-        if (int err = xdp_program__attach(prog.get(), static_cast<int>(at.ifindex), to_libxdp(opt.mode), 0)) {
+        if (err) {
             undo.run();  // as it was, before asking who is there
             if (err == -EEXIST || err == -EBUSY) {
                 // Another attach came first: the same answer as when it is found above.

@@ -19,6 +19,7 @@
 #include "tests/common/kernel.h"
 #include "tests/common/lock_files.h"
 #include "tests/common/shell.h"
+#include "tests/common/tcd_cmd.h"
 
 namespace {
 
@@ -533,7 +534,7 @@ TEST(BadInput, SecondInstanceOnAnInterfaceNamesTheFirst) {
         for (const char* destructive : {"xdp off", "detach", "--force", "unload"})
             EXPECT_EQ(r.err.find(destructive), std::string::npos) << destructive << " in " << r.err;
         EXPECT_EQ(sh(bin + " -j -d " + a + " status").out, before) << extra;
-        EXPECT_NE(sh("ip -n " + ns + " link show tw0").out.find("prog/xdp id " + id), std::string::npos);
+        EXPECT_EQ(std::to_string(tcdtest::xdp_dispatcher_at(ns, "tw0")), id);
     }
     cleanup();
 }
@@ -609,7 +610,7 @@ TEST(BadInput, RacingAttachesNameTheWinner) {
             EXPECT_EQ(lost.err.find(destructive), std::string::npos) << where << ": " << destructive << " in " << lost.err;
         // Only the winner's dispatcher is on the interface; the loser keeps no record.
         std::string link = sh("ip -n " + ns + " link show ra0").out;
-        EXPECT_NE(link.find("prog/xdp id " + ids[w] + " "), std::string::npos) << where << ": " << link;
+        EXPECT_EQ(std::to_string(tcdtest::xdp_dispatcher_at(ns, "ra0")), ids[w]) << where << ": " << link;
         EXPECT_EQ(link.find("id " + ids[l] + " "), std::string::npos) << where << ": " << link;
         EXPECT_EQ(sh("bpftool map dump pinned " + dirs[l] + "/maps/attach").out.find("key"), std::string::npos)
             << where;

@@ -92,7 +92,7 @@ TEST(Core, UnloadDetachesAHalfRemovedInstance) {
     PAIR(p);
     ASSERT_EQ(p.tcd("attach vb --netns " + p.b()).rc, 0);
     ASSERT_EQ(p.tcd("attach vc --netns " + p.b() + " --mode skb").rc, 0);
-    ASSERT_NE(p.link("vb").find("xdp_dispatch"), std::string::npos);
+    ASSERT_NE(p.link("vb").find("prog/xdp"), std::string::npos);
     // A map pin taken away by hand: the instance no longer opens.
     ASSERT_EQ(sh("rm " + p.dir() + "/maps/proto_stats").rc, 0);
     EXPECT_EQ(p.tcd("stats").rc, 1);
@@ -205,8 +205,9 @@ uint32_t pinned_id(const std::string& pin) {
 }
 
 // The dispatcher that runs on the instance's interface: slot 0 of its
-// maps/mp_entry in XDP multiprog mode (inside libxdp's dispatcher), else the
-// program at the hook.
+// maps/mp_entry behind tcd's entry shim (inside libxdp's dispatcher in XDP
+// multiprog mode, or the shim alone at the hook), else the program at the
+// hook.
 uint32_t running_id(const std::string& dir, const std::string& ns, const std::string& dev) {
     uint32_t at_hook = xdp_id(ns, dev);
     int fd = bpf_obj_get((dir + "/maps/mp_entry").c_str());
@@ -215,8 +216,9 @@ uint32_t running_id(const std::string& dir, const std::string& ns, const std::st
     int r = bpf_map_lookup_elem(fd, &k, &id);
     close(fd);
     json j = json::parse(sh("bpftool -j prog show id " + std::to_string(at_hook)).out, nullptr, false);
-    bool libxdp = at_hook && j.is_object() && j.value("name", "") == "xdp_dispatcher";
-    return libxdp && r == 0 ? id : at_hook;
+    bool entry = at_hook && j.is_object() &&
+                 (j.value("name", "") == "xdp_dispatcher" || j.value("name", "") == "tcd_entry");
+    return entry && r == 0 ? id : at_hook;
 }
 
 TEST(Core, KilledReloadBetweenSwapAndRenameIsAdopted) {

@@ -61,11 +61,12 @@ protected:
             for (const auto& a : x["attached"]) return a["prog"].value("id", 0);
         return 0;
     }
-    // The dispatcher that runs on cb: the program at the hook, or, in XDP
-    // multiprog mode (inside libxdp's dispatcher), slot 0 of maps/mp_entry.
+    // The dispatcher that runs on cb: the program at the hook, or, behind
+    // tcd's entry shim (alone at the hook, or inside libxdp's dispatcher in
+    // multiprog mode), slot 0 of maps/mp_entry.
     uint64_t running_on_cb(const json& st) const {
-        bool multi = !st["attached"].empty() && st["attached"][0].value("multiprog", false);
-        if (!multi) return xdp_id_on_cb();
+        bool entry = !st["attached"].empty() && st["attached"][0].value("entry_id", 0u) != 0;
+        if (!entry) return xdp_id_on_cb();
         tcd::UniqueFd fd(bpf_obj_get((dir_ + "/maps/mp_entry").c_str()));
         uint32_t k = 0, id = 0;
         if (!fd || bpf_map_lookup_elem(fd.get(), &k, &id) != 0) return 0;
@@ -239,6 +240,52 @@ TEST_F(Crash, LoadForceKilledAtEveryStep) {
     std::printf("load --force killed at each of its %d steps\n", steps);
 }
 
+// A dispatcher at the hook itself (as ip or an older tcd attached it):
+// load --force killed at every step, the step that puts tcd's entry shim
+// at the hook in its place among them. Never a gap at the hook; the next
+// load --force completes it, and then the shim runs the new dispatcher.
+TEST_F(Crash, LoadForceMovingADispatcherAtTheHookKilledAtEveryStep) {
+    int steps = 0;
+    for (int n = 1; n < 40; n++) {
+        ASSERT_EQ(sh(tcd("-q load") + " && " + tcd("-q map set tcp tcp_handler") + " && " +
+                     tcd("-q attach cb --netns " + ns_))
+                      .rc,
+                  0);
+        ASSERT_EQ(sh("nsenter --net=/run/netns/" + ns_ + " ip -force link set dev cb xdpdrv pinned " + dir_ +
+                     "/xdp_dispatch")
+                      .rc,
+                  0);
+        ASSERT_EQ(xdp_id_on_cb(), status()["dispatcher"].value("prog_id", 0u));
+        auto c = sh(crash("load", n, "load --force --miss-action drop"));
+        std::string at = "step " + std::to_string(n);
+        if (c.rc != kKilled) {
+            EXPECT_EQ(c.rc, 0) << c.err;
+            json done = status();
+            EXPECT_EQ(done["dispatcher"].value("miss_action", ""), "drop");
+            EXPECT_GT(done["attached"][0].value("entry_id", 0u), 0u) << done.dump();
+            EXPECT_EQ(running_on_cb(done), done["dispatcher"].value("prog_id", 0u)) << at;
+            EXPECT_EQ(sh(tcd("unload")).rc, 0);
+            break;
+        }
+        steps++;
+        EXPECT_TRUE(xdp_on_cb()) << at;  // never a gap
+        auto again = sh(tcd("load --force --miss-action drop"));
+        EXPECT_EQ(again.rc, 0) << at << ": " << again.err;
+        json done = status();
+        EXPECT_EQ(done["dispatcher"].value("miss_action", ""), "drop") << at;
+        EXPECT_EQ(done["wired"].size(), 1u) << at;
+        EXPECT_EQ(done["attached"].size(), 1u) << at << ": " << done.dump();
+        EXPECT_TRUE(done["problems"].empty()) << at << ": " << done.dump();
+        EXPECT_EQ(running_on_cb(done), done["dispatcher"].value("prog_id", 0u)) << at;
+        EXPECT_EQ(sh(tcd("unload")).rc, 0) << at;
+        EXPECT_FALSE(xdp_on_cb()) << at;
+        EXPECT_FALSE(tcd::bpffs::exists(dir_)) << at;
+        sh("ip -n " + ns_ + " link set cb xdp off");  // one failed step does not fail the next
+    }
+    EXPECT_GE(steps, 5);
+    std::printf("load --force moving a dispatcher at the hook killed at each of its %d steps\n", steps);
+}
+
 // XDP multiprog mode (where freplace works: the guest): detach killed at its
 // step, before libxdp rebuilds its dispatcher without tcd's entry: status
 // still shows the attachment, the detach run again completes, and nothing
@@ -257,6 +304,29 @@ TEST_F(Crash, MultiprogDetachKilled) {
     ASSERT_EQ(sh(tcd("detach cb --netns " + ns_)).rc, 0);
     EXPECT_TRUE(status()["attached"].empty());
     EXPECT_FALSE(xdp_on_cb()) << "libxdp's dispatcher stayed after tcd's entry, the last program, left";
+    EXPECT_EQ(sh(tcd("unload")).rc, 0);
+    EXPECT_FALSE(tcd::bpffs::exists(dir_));
+}
+
+// XDP alone behind tcd's entry shim: detach killed at its step, before the
+// shim is taken off the hook: status still shows the attachment (through
+// the shim), the detach run again completes, and nothing stays at the hook.
+TEST_F(Crash, AloneDetachKilled) {
+    ASSERT_EQ(sh(tcd("-q attach cb --netns " + ns_ + " --alone")).rc, 0);
+    json st = status();
+    ASSERT_EQ(st["attached"].size(), 1u);
+    const uint32_t entry = st["attached"][0].value("entry_id", 0u);
+    ASSERT_GT(entry, 0u) << st.dump();
+    EXPECT_EQ(xdp_id_on_cb(), entry);
+    auto c = sh(crash("detach", 1, "detach cb --netns " + ns_));
+    ASSERT_EQ(c.rc, kKilled) << c.err;
+    st = status();
+    ASSERT_EQ(st["attached"].size(), 1u) << st.dump();
+    EXPECT_EQ(st["attached"][0].value("entry_id", 0u), entry) << st.dump();
+    EXPECT_TRUE(st["problems"].empty()) << st.dump();
+    ASSERT_EQ(sh(tcd("detach cb --netns " + ns_)).rc, 0);
+    EXPECT_TRUE(status()["attached"].empty());
+    EXPECT_FALSE(xdp_on_cb());
     EXPECT_EQ(sh(tcd("unload")).rc, 0);
     EXPECT_FALSE(tcd::bpffs::exists(dir_));
 }

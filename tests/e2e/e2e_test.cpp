@@ -29,6 +29,7 @@
 #include "tests/common/lock_files.h"
 #include "tests/common/no_tcx.h"
 #include "tests/common/shell.h"
+#include "tests/common/tcd_cmd.h"
 #include "tests/common/topology.h"
 #include "tests/common/wait.h"
 
@@ -114,7 +115,13 @@ TEST(E2E, MainJob) {
     ASSERT_TRUE(entry) << entry.error().message();
     EXPECT_EQ(a["multiprog"], *freplace && *entry) << a.dump();
     if (!*entry) EXPECT_TRUE(a["alone_reason"].is_string()) << a.dump();
-    EXPECT_NE(t.xdp_on_vb().find("xdp_dispatch"), std::string::npos);
+    // Alone: tcd's entry shim at the hook, the dispatcher in its slot.
+    if (a["multiprog"] == true) EXPECT_NE(t.xdp_on_vb().find("xdp_dispatcher"), std::string::npos);
+    else {
+        EXPECT_NE(t.xdp_on_vb().find("tcd_entry"), std::string::npos) << t.xdp_on_vb();
+        EXPECT_EQ(tcdtest::xdp_dispatcher_at(t.b(), "vb"), tcdtest::dispatcher_id(t.dir()));
+        EXPECT_GT(a["entry_id"].get<uint32_t>(), 0u) << a.dump();
+    }
 
     ASSERT_EQ(t.tcd("map set 6 tcp_handler").rc, 0);
     ASSERT_EQ(t.tcd("map set udp udp_handler").rc, 0);
@@ -211,7 +218,8 @@ TEST(E2E, ForeignProgramRefusedUnlessForce) {
     json forced = t.tcd_json("attach vb --netns " + t.b() + " --force");
     EXPECT_EQ(forced["changed"], true);
     EXPECT_NE(forced["replaced"].get<std::string>().find("pass"), std::string::npos);
-    EXPECT_NE(t.xdp_on_vb().find("xdp_dispatch"), std::string::npos);
+    if (forced["multiprog"] == true) EXPECT_NE(t.xdp_on_vb().find("xdp_dispatcher"), std::string::npos);
+    else EXPECT_EQ(tcdtest::xdp_dispatcher_at(t.b(), "vb"), tcdtest::dispatcher_id(t.dir())) << t.xdp_on_vb();
 }
 
 TEST(E2E, FailedAttachChangesNothing) {
@@ -246,6 +254,65 @@ TEST(E2E, SeedCommandsWorkOnTcdPins) {
     json again = t.tcd_json("attach vb --netns " + t.b());
     EXPECT_EQ(again["changed"], false);
     // unload finds it and detaches it first.
+    ASSERT_EQ(t.tcd("unload").rc, 0);
+    EXPECT_EQ(t.xdp_on_vb().find("prog/xdp"), std::string::npos);
+}
+
+// A respecialise (a key that joins the direct set) of an instance tcd
+// attached alone writes the new dispatcher into its entry shim's slot: the
+// program at the hook stays (docs/datapath.md, "XDP alone"). A dispatcher
+// that ip attached itself is replaced at the hook by the shim at its first
+// respecialise, and traffic goes on through all of it.
+TEST(E2E, RespecialiseKeepsTheProgramAtTheHook) {
+    TOPOLOGY(t);
+    json a = t.tcd_json("attach vb --netns " + t.b() + " --alone");
+    ASSERT_EQ(a["changed"], true) << a.dump();
+    ASSERT_GT(a.value("entry_id", 0u), 0u) << a.dump();
+    const uint32_t hook = tcdtest::xdp_hook_id(t.b(), "vb");
+    EXPECT_EQ(hook, a["entry_id"].get<uint32_t>());
+    const uint64_t before = tcdtest::dispatcher_id(t.dir());
+    json set = t.tcd_json("map set 47 pass");
+    EXPECT_EQ(set.value("respecialised", false), true) << set.dump();
+    const uint64_t after = tcdtest::dispatcher_id(t.dir());
+    EXPECT_NE(after, before);
+    EXPECT_EQ(tcdtest::xdp_hook_id(t.b(), "vb"), hook);
+    EXPECT_EQ(tcdtest::xdp_dispatcher_at(t.b(), "vb"), after);
+    ASSERT_EQ(t.tcd("map set icmp drop").rc, 0);
+    EXPECT_FALSE(t.ping(2));
+    json st = t.tcd_json("status");
+    ASSERT_EQ(st["attached"].size(), 1u);
+    EXPECT_EQ(st["attached"][0]["entry_id"], hook) << st.dump();
+    EXPECT_EQ(st["attached"][0]["multiprog"], false) << st.dump();
+    EXPECT_TRUE(st["problems"].empty()) << st.dump();
+    ASSERT_EQ(t.tcd("detach vb --netns " + t.b()).rc, 0);
+    EXPECT_EQ(t.xdp_on_vb().find("prog/xdp"), std::string::npos);
+
+    // The dispatcher at the hook itself (ip, or an older tcd): found there
+    // (and recorded, as it is in another namespace), not moved by attach;
+    // its first respecialise puts the shim at the hook in its place, the
+    // next ones leave the hook alone.
+    ASSERT_EQ(sh(t.in_ns(t.b(), "ip link set dev vb xdp pinned " + t.dir() + "/xdp_dispatch")).rc, 0);
+    EXPECT_EQ(tcdtest::xdp_hook_id(t.b(), "vb"), tcdtest::dispatcher_id(t.dir()));
+    json again = t.tcd_json("attach vb --netns " + t.b());
+    EXPECT_EQ(again["changed"], false) << again.dump();
+    EXPECT_EQ(tcdtest::xdp_hook_id(t.b(), "vb"), tcdtest::dispatcher_id(t.dir()));
+    EXPECT_FALSE(t.tcd_json("status")["attached"][0].contains("entry_id"));
+    json set2 = t.tcd_json("map set 132 pass");
+    EXPECT_EQ(set2.value("respecialised", false), true) << set2.dump();
+    const uint32_t shim = tcdtest::xdp_hook_id(t.b(), "vb");
+    EXPECT_NE(shim, tcdtest::dispatcher_id(t.dir()));
+    EXPECT_EQ(tcdtest::xdp_dispatcher_at(t.b(), "vb"), tcdtest::dispatcher_id(t.dir()));
+    EXPECT_FALSE(t.ping(2));
+    json del = t.tcd_json("map del 132");
+    EXPECT_EQ(del.value("respecialised", false), true) << del.dump();
+    EXPECT_EQ(tcdtest::xdp_hook_id(t.b(), "vb"), shim);
+    EXPECT_EQ(tcdtest::xdp_dispatcher_at(t.b(), "vb"), tcdtest::dispatcher_id(t.dir()));
+    ASSERT_EQ(t.tcd("map del icmp").rc, 0);
+    EXPECT_TRUE(t.ping(2));
+    json st2 = t.tcd_json("status");
+    ASSERT_EQ(st2["attached"].size(), 1u) << st2.dump();
+    EXPECT_EQ(st2["attached"][0].value("entry_id", 0u), shim) << st2.dump();
+    EXPECT_TRUE(st2["problems"].empty()) << st2.dump();
     ASSERT_EQ(t.tcd("unload").rc, 0);
     EXPECT_EQ(t.xdp_on_vb().find("prog/xdp"), std::string::npos);
 }
