@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <ctime>
+#include <unistd.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -320,7 +321,8 @@ json status_json(const Status& s) {
                            {"verified_insns", d.verified_insns},
                            {"xlated_bytes", d.xlated_bytes},
                            {"jited_bytes", d.jited_bytes},
-                           {"direct_keys", d.direct_keys}};
+                           {"direct_keys", d.direct_keys},
+                           {"monitoring", d.monitoring}};
     } else {
         j["dispatcher"] = nullptr;
     }
@@ -354,6 +356,7 @@ std::string status_plain(const Status& s, bool verbose) {
         for (uint32_t k : d.direct_keys) keys += (keys.empty() ? "" : " ") + key_label(k, key_name(s.kind.key, k));
         out += "direct jumps: " + (keys.empty() ? std::string("none") : keys) + "\n";
     }
+    if (d.monitoring) out += "monitoring: the monitoring build of the dispatcher runs (tcd monitor)\n";
     if (s.attached.empty()) out += "attached: nowhere\n";
     for (const auto& a : s.attached) {
         if (a.mode == AttachMode::tcx)
@@ -677,6 +680,136 @@ std::string trace_summary_plain(const TraceSummary& s) {
                            verdicts);
     }
     return out;
+}
+
+}  // namespace tcd::render
+
+namespace tcd::render {
+namespace {
+
+std::string clock_time(int64_t ns) {
+    time_t secs = time_t(ns / 1000000000LL);
+    std::tm tm{};
+    localtime_r(&secs, &tm);
+    return fmt::format("{:02}:{:02}:{:02}.{:06}", tm.tm_hour, tm.tm_min, tm.tm_sec, (ns % 1000000000LL) / 1000);
+}
+
+std::string iso_time_ns(int64_t ns) {
+    time_t secs = time_t(ns / 1000000000LL);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                       tm.tm_hour, tm.tm_min, tm.tm_sec, ns % 1000000000LL);
+}
+
+std::string direction_word(const MonitorEvent& e) {
+    if (e.hook == Hook::xdp) return "xdp";
+    return e.ingress ? "ingress" : "egress";
+}
+
+std::string netns_short(const std::string& netns) {
+    const std::string run = "/run/netns/";
+    return netns.rfind(run, 0) == 0 ? netns.substr(run.size()) : netns;
+}
+
+std::string endpoint(const std::string& addr, std::optional<uint16_t> port) {
+    if (!port) return addr;
+    return addr + "." + std::to_string(*port);
+}
+
+}  // namespace
+
+std::string frame_summary_plain(const FrameSummary& s, uint32_t len) {
+    std::string out;
+    if (!s.src.empty()) out = endpoint(s.src, s.sport) + " > " + endpoint(s.dst, s.dport) + " " + s.l4;
+    else out = s.ethertype.empty() ? "ethernet" : s.ethertype;
+    if (s.fragment) out += " fragment";
+    out += " len " + std::to_string(len);
+    for (uint16_t v : s.vlans) out += " vlan " + std::to_string(v);
+    if (s.truncated) out += " [snapped]";
+    return out;
+}
+
+std::string monitor_event_plain(const MonitorEvent& e) {
+    std::string iface = e.ifname.empty() ? "if" + std::to_string(e.ifindex) : e.ifname;
+    if (!e.netns.empty()) iface += "@" + netns_short(e.netns);
+    std::string key;
+    if (e.cls == "ipv4" || e.cls == "ipv6")
+        key = e.key_name.empty() ? std::to_string(e.key) : fmt::format("{}({})", e.key_name, e.key);
+    else
+        key = e.cls;
+    std::string decision = name_of(e.decision);
+    if (e.decision == Decision::miss || e.decision == Decision::undispatched)
+        decision += e.miss_action ? std::string(" ") + miss_action_name(*e.miss_action) : "";
+    std::string handler = e.prog_id ? fmt::format(" {}#{}", e.handler.empty() ? "?" : e.handler, e.prog_id) : "";
+    return fmt::format("{} {} {} {}/L{} {} {}{}: {}\n", clock_time(e.time_ns), iface, direction_word(e), e.instance,
+                       e.level, key, decision, handler, frame_summary_plain(e.summary, e.len));
+}
+
+json monitor_event_json(const MonitorEvent& e) {
+    json j;
+    j["time"] = iso_time_ns(e.time_ns);
+    j["ifindex"] = e.ifindex;
+    j["iface"] = e.ifname;
+    j["netns"] = e.netns;
+    j["hook"] = hook_name(e.hook);
+    j["direction"] = direction_word(e);
+    j["instance"] = e.instance;
+    j["level"] = e.level;
+    j["class"] = e.cls;
+    if (e.cls == "ipv4" || e.cls == "ipv6") {
+        j["key"] = e.key;
+        j["key_name"] = e.key_name;
+    } else {
+        j["key"] = nullptr;
+        j["key_name"] = "";
+    }
+    j["decision"] = name_of(e.decision);
+    if (e.decision == Decision::direct) j["site"] = e.site;
+    j["miss_action"] = e.miss_action ? json(miss_action_name(*e.miss_action)) : json(nullptr);
+    j["handler"] = e.prog_id ? json(e.handler) : json(nullptr);
+    j["prog_id"] = e.prog_id ? json(e.prog_id) : json(nullptr);
+    j["verdict"] = nullptr;  // not shown: see the end record
+    j["len"] = e.len;
+    j["caplen"] = e.frame.size();
+    json f;
+    f["ethertype"] = e.summary.ethertype;
+    f["vlans"] = e.summary.vlans;
+    f["src"] = e.summary.src;
+    f["dst"] = e.summary.dst;
+    f["l4"] = e.summary.l4;
+    f["sport"] = e.summary.sport ? json(*e.summary.sport) : json(nullptr);
+    f["dport"] = e.summary.dport ? json(*e.summary.dport) : json(nullptr);
+    f["fragment"] = e.summary.fragment;
+    f["truncated"] = e.summary.truncated;
+    j["frame"] = f;
+    j["summary"] = frame_summary_plain(e.summary, e.len);
+    return j;
+}
+
+json monitor_start_json(const std::vector<std::pair<std::string, int>>& instances) {
+    json j, s, list = json::array();
+    for (const auto& [dir, level] : instances) list.push_back(json{{"instance", dir}, {"level", level}});
+    s["instances"] = list;
+    s["pid"] = long(getpid());
+    s["verdict"] = std::string(kVerdictNotShown);
+    j["start"] = s;
+    return j;
+}
+
+json monitor_end_json(uint64_t events, uint64_t suppressed, uint64_t lost) {
+    json j;
+    json e;
+    e["events"] = events;
+    e["suppressed"] = suppressed;
+    e["lost"] = lost;
+    e["verdict"] = std::string(kVerdictNotShown);
+    j["end"] = e;
+    return j;
+}
+
+std::string monitor_end_plain(uint64_t events, uint64_t suppressed, uint64_t lost) {
+    return fmt::format("{} events, {} suppressed by the rate limit, {} lost\n", events, suppressed, lost);
 }
 
 }  // namespace tcd::render

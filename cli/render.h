@@ -79,3 +79,20 @@ json trace_summary_json(const TraceSummary& s);
 std::string trace_summary_plain(const TraceSummary& s);
 
 }  // namespace tcd::render
+
+#include "core/monitor.h"
+
+namespace tcd::render {
+
+// tcd monitor: one line per event, like tcpdump's; JSON Lines with -j.
+std::string monitor_event_plain(const MonitorEvent& e);
+json monitor_event_json(const MonitorEvent& e);
+// "10.0.0.1.40000 > 10.0.0.2.80 tcp len 74 vlan 10"
+std::string frame_summary_plain(const FrameSummary& s, uint32_t len);
+// The first record of -j: {"start": {"instances": [{"instance", "level"}], "pid", "verdict"}}.
+json monitor_start_json(const std::vector<std::pair<std::string, int>>& instances);
+// The last record of -j: {"end": {...}}; the plain one goes to stderr.
+json monitor_end_json(uint64_t events, uint64_t suppressed, uint64_t lost);
+std::string monitor_end_plain(uint64_t events, uint64_t suppressed, uint64_t lost);
+
+}  // namespace tcd::render
