@@ -313,13 +313,19 @@ static __always_inline int tc_pull_headers(struct __sk_buff *ctx, void *data, vo
 #endif
 
 /* Monitor: the per-CPU state when this frame is a candidate (one in
- * tcd_mon_sample), else NULL. The one cost a frame pays that is not sampled. */
+ * tcd_mon_sample), else NULL. The one cost a frame pays that is not sampled.
+ * Asked once per frame, where the dispatcher decides (a leaf of the search,
+ * the indirect call, an undispatched frame), so that the plain build keeps
+ * nothing more alive across the search and the tail call. */
 static __always_inline struct tcd_mon_cpu *mon_pick(void)
 {
 	__u32 zero = 0;
 	struct tcd_mon_cpu *m = bpf_map_lookup_elem(&tcd_mon_cpu, &zero);
 
-	if (!m || ++m->seen < tcd_mon_sample)
+	if (!m)
+		return NULL;
+	m->armed = 0;
+	if (++m->seen < tcd_mon_sample)
 		return NULL;
 	m->seen = 0;
 	return m;
@@ -381,24 +387,34 @@ static __always_inline int mon_emit(TCD_CTX *ctx, struct tcd_mon_cpu *m, __u32 c
 	return 1;
 }
 
-/* Before a tail call: the jump (not in misses-only mode). */
-static __always_inline int mon_jump(TCD_CTX *ctx, struct tcd_mon_cpu *m, __u32 cls, __u32 key,
-				    __u8 decision, __u8 site)
+/* Before a tail call: the jump's event (not in misses-only mode). The
+ * per-CPU state is armed for mon_miss when the frame is a candidate in
+ * misses-only mode, or when the event was written. */
+static __always_inline void mon_jump(TCD_CTX *ctx, __u32 cls, __u32 key, __u8 decision, __u8 site)
 {
-	if (!m || tcd_mon_misses)
-		return 0;
-	return mon_emit(ctx, m, cls, key, decision, site, 0, 1, 1);
-}
+	struct tcd_mon_cpu *m = mon_pick();
 
-/* The tail call fell through: in misses-only mode the event, else a
- * header-only follow-up to the jump's event (when that was written). */
-static __always_inline void mon_miss(TCD_CTX *ctx, struct tcd_mon_cpu *m, __u32 cls, __u32 key, int sent)
-{
 	if (!m)
 		return;
 	if (tcd_mon_misses)
+		m->armed = 1;
+	else
+		m->armed = mon_emit(ctx, m, cls, key, decision, site, 0, 1, 1);
+}
+
+/* The tail call fell through: in misses-only mode the event, else a
+ * header-only follow-up to the jump's event. */
+static __always_inline void mon_miss(TCD_CTX *ctx, __u32 cls, __u32 key)
+{
+	__u32 zero = 0;
+	struct tcd_mon_cpu *m = bpf_map_lookup_elem(&tcd_mon_cpu, &zero);
+
+	if (!m || !m->armed)
+		return;
+	m->armed = 0;
+	if (tcd_mon_misses)
 		mon_emit(ctx, m, cls, key, TCD_MON_MISS, 0, tcd_miss_action, 1, 1);
-	else if (sent)
+	else
 		mon_emit(ctx, m, cls, key, TCD_MON_MISS, 0, tcd_miss_action, 0, 0);
 }
 
@@ -463,8 +479,7 @@ static __always_inline struct tcd_counters *count_row(__u32 slot, __u64 len)
 	return cnt;
 }
 
-static __always_inline int missed(TCD_CTX *ctx, struct tcd_counters *cnt, __u32 cls, __u32 key,
-				  struct tcd_mon_cpu *mon, int sent)
+static __always_inline int missed(TCD_CTX *ctx, struct tcd_counters *cnt, __u32 cls, __u32 key)
 {
 	/* No handler at this key: the tail call fell through. */
 	if (cnt)
@@ -472,7 +487,7 @@ static __always_inline int missed(TCD_CTX *ctx, struct tcd_counters *cnt, __u32 
 	if (tcd_trace_mode)
 		trace_record(cls, key, 1);
 	if (tcd_monitor)
-		mon_miss(ctx, mon, cls, key, sent);
+		mon_miss(ctx, cls, key);
 	return tcd_miss_action;
 }
 
@@ -484,9 +499,9 @@ static __always_inline int missed(TCD_CTX *ctx, struct tcd_counters *cnt, __u32 
 		if (tcd_trace_mode)                                             \
 			trace_record(cls, k, 0);                                \
 		if (tcd_monitor)                                                \
-			sent = mon_jump(ctx, mon, cls, k, TCD_MON_DIRECT, n);   \
+			mon_jump(ctx, cls, k, TCD_MON_DIRECT, n);               \
 		TCD_TAIL_SITE(n, ctx, k);                                       \
-		return missed(ctx, c, cls, k, mon, sent);                       \
+		return missed(ctx, c, cls, k);                                  \
 	}
 /* key < K[n] picks the lower half: the keys are sorted, so the search over
  * 16 slots is 4 comparisons and one equality. */
@@ -521,14 +536,10 @@ int TCD_DISPATCH_FN(TCD_CTX *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct tcd_counters *cnt;
-	struct tcd_mon_cpu *mon = NULL;
 	struct tcd_l4 l4 = {};
 	__u32 key = 0, slot;
 	__u64 len;
-	int cls, sent = 0;
-
-	if (tcd_monitor)
-		mon = mon_pick();
+	int cls;
 
 #ifdef TCD_HOOK_TC
 	/* tc: headers that may run on past the skb's linear part are pulled
@@ -560,9 +571,9 @@ int TCD_DISPATCH_FN(TCD_CTX *ctx)
 		if (tcd_trace_mode)
 			trace_record(cls, key, 0);
 		if (tcd_monitor)
-			sent = mon_jump(ctx, mon, cls, key, TCD_MON_INDIRECT, 0);
+			mon_jump(ctx, cls, key, TCD_MON_INDIRECT, 0);
 		bpf_tail_call(ctx, &jt, key);
-		return missed(ctx, cnt, cls, key, mon, sent);
+		return missed(ctx, cnt, cls, key);
 	}
 
 #ifdef TCD_KEY_PORT
@@ -574,9 +585,13 @@ int TCD_DISPATCH_FN(TCD_CTX *ctx)
 	count_row(slot, len);
 	if (tcd_trace_mode)
 		trace_record(cls, key, 0);
-	if (tcd_monitor && mon && !tcd_mon_misses)
-		mon_emit(ctx, mon, cls, key, TCD_MON_UNDISPATCHED, 0,
-			 cls == TCD_CLASS_NO_PORT ? tcd_miss_action : TCD_UNDISPATCHED, 1, 1);
+	if (tcd_monitor) {
+		struct tcd_mon_cpu *m = mon_pick();
+
+		if (m && !tcd_mon_misses)
+			mon_emit(ctx, m, cls, key, TCD_MON_UNDISPATCHED, 0,
+				 cls == TCD_CLASS_NO_PORT ? tcd_miss_action : TCD_UNDISPATCHED, 1, 1);
+	}
 	if (cls == TCD_CLASS_NO_PORT)
 		return tcd_miss_action;
 	return TCD_UNDISPATCHED;

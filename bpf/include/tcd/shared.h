@@ -146,6 +146,7 @@ struct tcd_mon_cpu {
 	__u64 next_ns;		/* rate limit: the earliest time of the next event */
 	__u64 suppressed;	/* candidates the rate limit dropped */
 	__u64 sent;		/* events written */
+	__u64 armed;		/* this frame's tail call is to be followed up if it falls through */
 };
 
 struct tcd_mon_event {
