@@ -164,6 +164,30 @@ TEST(MonitorE2E, XdpWiredAndUnwiredKeys) {
     EXPECT_EQ(p.udp(7301, 3), 3);
 }
 
+// --misses: only the frames whose key has no handler, each with its frame.
+TEST(MonitorE2E, MissesOnly) {
+    MON_NET(p);
+    const std::string d = p.dir(0);
+    ASSERT_EQ(p.tcd(d, "attach vb --netns " + p.b()).rc, 0);
+    ASSERT_EQ(p.tcd(d, "map set udp udp_handler").rc, 0);
+    Mon mon(d, {"--misses", "--key", "udp", "--key", "icmp"});
+    ASSERT_TRUE(mon.wait_started()) << mon.out();
+    ASSERT_EQ(p.udp(7301, 3), 3);
+    ASSERT_EQ(p.ping(2), 0);
+    ASSERT_TRUE(mon.wait_events(2)) << mon.out();
+    Cmd c = mon.stop(SIGTERM);
+    EXPECT_EQ(c.rc, 0) << c.err;
+    auto ev = events(c.out);
+    EXPECT_EQ(ev.size(), 2u) << c.out;
+    for (const auto& e : ev) {
+        EXPECT_EQ(e["key"], 1) << e.dump();
+        EXPECT_EQ(e["decision"], "miss");
+        EXPECT_EQ(e["miss_action"], "pass");
+        EXPECT_EQ(e["frame"]["src"], "10.203.0.1");
+        EXPECT_EQ(e["caplen"], e["len"]);
+    }
+}
+
 // A proto instance handing udp to a port instance: each frame is an event
 // at level 0 (key udp, handler the child's dispatcher) and at level 1 (its
 // port, handler pass); a port with no handler is a miss at level 1.
