@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <net/if.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -81,6 +82,10 @@ std::optional<Marker> read_marker(const std::string& dir) {
 
 Result<> write_marker(const std::string& dir, const Marker& m) {
     std::string path = marker_path(dir), tmp = path + ".tmp";
+    // The lock directory (/run/tcd), made here when no lock was taken yet.
+    std::string parent = path.substr(0, path.rfind('/'));
+    if (!parent.empty() && ::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
+        return fail_errno("record the monitor in " + path, errno);
     {
         std::ofstream f(tmp, std::ios::trunc);
         f << m.pid << ' ' << m.started << '\n';
