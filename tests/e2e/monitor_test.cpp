@@ -164,6 +164,31 @@ TEST(MonitorE2E, XdpWiredAndUnwiredKeys) {
     EXPECT_EQ(p.udp(7301, 3), 3);
 }
 
+// A map set that respecialises the dispatcher under a monitor keeps the
+// monitoring build, on the same stream; the monitor's end puts the plain one
+// (with the new direct keys) back.
+TEST(MonitorE2E, RespecialiseKeepsTheStream) {
+    MON_NET(p);
+    const std::string d = p.dir(0);
+    ASSERT_EQ(p.tcd(d, "attach vb --netns " + p.b()).rc, 0);
+    Mon mon(d, {"--key", "udp"});
+    ASSERT_TRUE(mon.wait_started()) << mon.out();
+    json before = p.tcd_json(d, "status")["dispatcher"];
+    Cmd set = p.tcd(d, "map set 47 drop");  // a key not among the direct ones: a new dispatcher
+    ASSERT_EQ(set.rc, 0) << set.err;
+    json after = p.tcd_json(d, "status")["dispatcher"];
+    EXPECT_NE(before["prog_id"], after["prog_id"]);
+    EXPECT_EQ(after["monitoring"], true);
+    ASSERT_EQ(p.udp(7301, 2), 2);
+    ASSERT_TRUE(mon.wait_events(2)) << mon.out();
+    Cmd c = mon.stop(SIGTERM);
+    EXPECT_EQ(c.rc, 0) << c.err;
+    EXPECT_EQ(events(c.out).size(), 2u) << c.out;
+    json plain = p.tcd_json(d, "status")["dispatcher"];
+    EXPECT_EQ(plain["monitoring"], false);
+    EXPECT_EQ(plain["direct_keys"], after["direct_keys"]);
+}
+
 // --misses: only the frames whose key has no handler, each with its frame.
 TEST(MonitorE2E, MissesOnly) {
     MON_NET(p);
