@@ -126,8 +126,10 @@ struct TcdCopy {
     int fd = -1;
 };
 
+// monitor: the monitoring build (tcd monitor) whose sampling never picks a
+// frame in the run (one in 2^32), so that every frame takes the unsampled path.
 TcdCopy load_tcd(tcd::KeyKind key, const std::vector<uint32_t>& wired, bool specialise = true,
-                 tcd::Hook hook = tcd::Hook::xdp) {
+                 tcd::Hook hook = tcd::Hook::xdp, bool monitor = false) {
     auto o = tcd::DispatcherObject::open({key, hook});
     if (!o) die(o.error().message());
     TcdCopy c;
@@ -141,6 +143,11 @@ TcdCopy load_tcd(tcd::KeyKind key, const std::vector<uint32_t>& wired, bool spec
         w.push_back(e);
     }
     c.obj->specialise(specialise ? tcd::choose_direct(key, w) : std::vector<tcd::DirectKey>{});
+    if (monitor) {
+        tcd::MonitorBuild mb;
+        mb.sample = 0xffffffffu;
+        if (auto r = c.obj->monitor(mb); !r) die(r.error().message());
+    }
     if (auto r = c.obj->load(); !r) die("cannot load tcd's dispatcher (root?): " + r.error().message());
     int jt = bpf_map__fd(c.obj->map(TCD_MAP_JT));
     int h = bpf_program__fd(c.obj->program("tcp_handler"));
@@ -792,6 +799,7 @@ int main(int argc, char** argv) {
     add("seeds' dispatcher", {"ipv4-tcp"});
     add("seed 004 as written (8080)", {"ipv4-tcp"});
     add("tcd proto, specialised", {"ipv4-tcp", "ipv6-tcp", "vlan-ipv4-tcp", "ipv4-gre", "ipv4-sctp"});
+    add("tcd proto, monitoring, unsampled", {"ipv4-tcp", "ipv6-tcp", "vlan-ipv4-tcp", "ipv4-gre", "ipv4-sctp"});
     add("tcd proto, nothing direct", {"ipv4-tcp", "ipv4-gre", "ipv4-sctp"});
     add("tcd proto, through the entry", {"ipv4-tcp", "ipv4-gre"});
     add("tcd port, 8 wired", {"ipv4-tcp", "ipv6-tcp", "vlan-ipv4-tcp"});
@@ -847,6 +855,8 @@ int main(int argc, char** argv) {
             put(prog, tcds.back().fd);
         };
         tcd_put("tcd proto, specialised", tcd::KeyKind::proto, protos, true);
+        tcds.push_back(load_tcd(tcd::KeyKind::proto, protos, true, tcd::Hook::xdp, true));
+        put("tcd proto, monitoring, unsampled", tcds.back().fd);
         tcd_put("tcd proto, nothing direct", tcd::KeyKind::proto, protos, false);
         // The entry shim with expected attach type none, as libxdp loads it
         // (freplace) and as tcd loads the dispatcher its slot takes.
@@ -945,6 +955,13 @@ int main(int argc, char** argv) {
             std::printf("%-34s %-14s %6.0f %7.2f %7.2f | %8.1f %6.2f %8.2f %6.2f %8.2f %6.2f\n", c.prog.c_str(),
                         c.frame.c_str(), e.min, e.quiet, e.mean, om, om / seeds_min, oq, oq / seeds_quiet, oa,
                         oa / seeds_mean);
+    }
+    // tcd monitor's unsampled path against the plain dispatcher, same run.
+    if (!json_out) std::printf("\nmonitoring build, unsampled, against the plain one (specialised): min delta ns, ratio\n");
+    for (const auto& fr : {"ipv4-tcp", "ipv6-tcp", "vlan-ipv4-tcp", "ipv4-gre", "ipv4-sctp"}) {
+        Est m = est(find("tcd proto, monitoring, unsampled", fr)), p = est(find("tcd proto, specialised", fr));
+        j["monitor_unsampled"][fr] = {{"delta_min_ns", m.min - p.min}, {"ratio_min", m.min / p.min}};
+        if (!json_out) std::printf("  %-14s %+6.1f ns  %5.3f\n", fr, m.min - p.min, m.min / p.min);
     }
     j["floor_moved"] = disturbed;
     for (const auto& [name, f] : floors) j["floor_range_ns"][name] = {f.min, f.max};

@@ -45,6 +45,21 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 tcd_miss_action = TCD_PASS;
 const volatile __u8 tcd_trace_mode = 0;
 
+/* The monitoring build (tcd monitor; docs/datapath.md, "Monitor"): off, the
+ * verifier prunes every use of what follows, and the dispatcher is the plain
+ * one. */
+const volatile __u8 tcd_monitor = 0;
+const volatile __u8 tcd_mon_misses = 0;	/* only misses are events */
+const volatile __u8 tcd_mon_level = 0;	/* copied into each event */
+const volatile __u8 tcd_mon_inst = 0;
+const volatile __u32 tcd_mon_sample = 1;	/* one frame in N is a candidate */
+const volatile __u32 tcd_mon_snaplen = 128;
+const volatile __u32 tcd_mon_ifindex = 0;	/* 0: every interface */
+const volatile __u32 tcd_mon_nkeys = 0;	/* 0: every key */
+const volatile __u32 tcd_mon_keys[TCD_MON_KEYS];
+const volatile __u64 tcd_mon_gap_ns = 1000000;	/* per CPU: time between events */
+const volatile __u64 tcd_mon_burst_ns = 10000000;	/* per CPU: what may come at once */
+
 /* Non-IP and malformed frames get pass, or next (TC_ACT_UNSPEC, which is
  * TCX_NEXT) when the miss action is next: then they, like the misses, reach
  * the next program in the tcx chain or the stack. */
@@ -77,6 +92,19 @@ struct {
 	__type(key, __u32);
 	__type(value, struct tcd_trace_rec);
 } tcd_trace SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} tcd_mon_ev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tcd_mon_cpu);
+} tcd_mon_cpu SEC(".maps");
 
 struct vlan_tag {
 	__be16 tci;
@@ -284,6 +312,112 @@ static __always_inline int tc_pull_headers(struct __sk_buff *ctx, void *data, vo
 }
 #endif
 
+/* Monitor: the per-CPU state when this frame is a candidate (one in
+ * tcd_mon_sample), else NULL. The one cost a frame pays that is not sampled.
+ * Asked once per frame, where the dispatcher decides (a leaf of the search,
+ * the indirect call, an undispatched frame), so that the plain build keeps
+ * nothing more alive across the search and the tail call. */
+static __always_inline struct tcd_mon_cpu *mon_pick(void)
+{
+	__u32 zero = 0;
+	struct tcd_mon_cpu *m = bpf_map_lookup_elem(&tcd_mon_cpu, &zero);
+
+	if (!m)
+		return NULL;
+	m->armed = 0;
+	if (++m->seen < tcd_mon_sample)
+		return NULL;
+	m->seen = 0;
+	return m;
+}
+
+/* Writes one event (with the frame's first bytes when `frame`), after the
+ * filters and, when `limited`, the rate limit. Returns 1 when written. */
+static __always_inline int mon_emit(TCD_CTX *ctx, struct tcd_mon_cpu *m, __u32 cls, __u32 key,
+				    __u8 decision, __u8 site, __u32 verdict, int frame, int limited)
+{
+	struct tcd_mon_event ev = {};
+	__u64 now, caplen = 0, tat;
+	int i, hit = tcd_mon_nkeys == 0;
+
+#ifdef TCD_HOOK_TC
+	ev.ifindex = ctx->ifindex;
+	ev.len = ctx->len;
+	ev.ingress = ctx->ingress_ifindex == ctx->ifindex;
+#else
+	ev.ifindex = ctx->ingress_ifindex;
+	ev.len = ctx->data_end - ctx->data;
+	ev.ingress = 1;
+#endif
+	if (tcd_mon_ifindex && ev.ifindex != tcd_mon_ifindex)
+		return 0;
+	for (i = 0; i < TCD_MON_KEYS; i++)
+		if (i < tcd_mon_nkeys && tcd_mon_keys[i] == key && cls <= TCD_CLASS_IPV6)
+			hit = 1;
+	if (!hit)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (limited) {
+		/* GCRA: at most one event per gap, bursts of burst/gap. */
+		tat = m->next_ns > now ? m->next_ns : now;
+		if (tat > now + tcd_mon_burst_ns) {
+			m->suppressed++;
+			return 0;
+		}
+		m->next_ns = tat + tcd_mon_gap_ns;
+	}
+	if (frame) {
+		caplen = ev.len < tcd_mon_snaplen ? ev.len : tcd_mon_snaplen;
+		if (caplen > TCD_MON_SNAP_MAX)
+			caplen = TCD_MON_SNAP_MAX;
+	}
+	ev.ts_ns = now;
+	ev.key = key;
+	ev.verdict = verdict;
+	ev.caplen = caplen;
+	ev.cls = cls;
+	ev.decision = decision;
+	ev.level = tcd_mon_level;
+	ev.inst = tcd_mon_inst;
+	ev.site = site;
+	ev.seq = (__u32)m->sent;
+	if (bpf_perf_event_output(ctx, &tcd_mon_ev, BPF_F_CURRENT_CPU | (caplen << 32), &ev, sizeof(ev)))
+		return 0;
+	m->sent++;
+	return 1;
+}
+
+/* Before a tail call: the jump's event (not in misses-only mode). The
+ * per-CPU state is armed for mon_miss when the frame is a candidate in
+ * misses-only mode, or when the event was written. */
+static __always_inline void mon_jump(TCD_CTX *ctx, __u32 cls, __u32 key, __u8 decision, __u8 site)
+{
+	struct tcd_mon_cpu *m = mon_pick();
+
+	if (!m)
+		return;
+	if (tcd_mon_misses)
+		m->armed = 1;
+	else
+		m->armed = mon_emit(ctx, m, cls, key, decision, site, 0, 1, 1);
+}
+
+/* The tail call fell through: in misses-only mode the event, else a
+ * header-only follow-up to the jump's event. */
+static __always_inline void mon_miss(TCD_CTX *ctx, __u32 cls, __u32 key)
+{
+	__u32 zero = 0;
+	struct tcd_mon_cpu *m = bpf_map_lookup_elem(&tcd_mon_cpu, &zero);
+
+	if (!m || !m->armed)
+		return;
+	m->armed = 0;
+	if (tcd_mon_misses)
+		mon_emit(ctx, m, cls, key, TCD_MON_MISS, 0, tcd_miss_action, 1, 1);
+	else
+		mon_emit(ctx, m, cls, key, TCD_MON_MISS, 0, tcd_miss_action, 0, 0);
+}
+
 static __always_inline void trace_record(__u32 cls, __u32 key, __u32 missed)
 {
 	__u32 zero = 0;
@@ -345,13 +479,15 @@ static __always_inline struct tcd_counters *count_row(__u32 slot, __u64 len)
 	return cnt;
 }
 
-static __always_inline int missed(struct tcd_counters *cnt, __u32 cls, __u32 key)
+static __always_inline int missed(TCD_CTX *ctx, struct tcd_counters *cnt, __u32 cls, __u32 key)
 {
 	/* No handler at this key: the tail call fell through. */
 	if (cnt)
 		cnt->missed++;
 	if (tcd_trace_mode)
 		trace_record(cls, key, 1);
+	if (tcd_monitor)
+		mon_miss(ctx, cls, key);
 	return tcd_miss_action;
 }
 
@@ -362,8 +498,10 @@ static __always_inline int missed(struct tcd_counters *cnt, __u32 cls, __u32 key
 		struct tcd_counters *c = count_row(tcd_direct_slot[n], len);   \
 		if (tcd_trace_mode)                                             \
 			trace_record(cls, k, 0);                                \
+		if (tcd_monitor)                                                \
+			mon_jump(ctx, cls, k, TCD_MON_DIRECT, n);               \
 		TCD_TAIL_SITE(n, ctx, k);                                       \
-		return missed(c, cls, k);                                       \
+		return missed(ctx, c, cls, k);                                  \
 	}
 /* key < K[n] picks the lower half: the keys are sorted, so the search over
  * 16 slots is 4 comparisons and one equality. */
@@ -432,8 +570,10 @@ int TCD_DISPATCH_FN(TCD_CTX *ctx)
 		cnt = count_row(slot, len);
 		if (tcd_trace_mode)
 			trace_record(cls, key, 0);
+		if (tcd_monitor)
+			mon_jump(ctx, cls, key, TCD_MON_INDIRECT, 0);
 		bpf_tail_call(ctx, &jt, key);
-		return missed(cnt, cls, key);
+		return missed(ctx, cnt, cls, key);
 	}
 
 #ifdef TCD_KEY_PORT
@@ -445,6 +585,13 @@ int TCD_DISPATCH_FN(TCD_CTX *ctx)
 	count_row(slot, len);
 	if (tcd_trace_mode)
 		trace_record(cls, key, 0);
+	if (tcd_monitor) {
+		struct tcd_mon_cpu *m = mon_pick();
+
+		if (m && !tcd_mon_misses)
+			mon_emit(ctx, m, cls, key, TCD_MON_UNDISPATCHED, 0,
+				 cls == TCD_CLASS_NO_PORT ? tcd_miss_action : TCD_UNDISPATCHED, 1, 1);
+	}
 	if (cls == TCD_CLASS_NO_PORT)
 		return tcd_miss_action;
 	return TCD_UNDISPATCHED;

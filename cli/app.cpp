@@ -24,6 +24,7 @@
 #include "core/instance.h"
 #include "core/lock.h"
 #include "core/log.h"
+#include "core/monitor.h"
 
 #include <optional>
 
@@ -78,6 +79,7 @@ const std::vector<Policy>& policies() {
         {"handler unload",  true,       C::instance},
         {"stats",           true,       C::instance, "--reset"},
         {"trace",           true,       C::nothing},
+        {"monitor",         true,       C::its_own},
         {"object",          false,      C::nothing},
         {"apply",           true,       C::its_own},
     };
@@ -148,6 +150,7 @@ static const std::vector<std::pair<const char*, Setup>>& families() {
         {"attach", setup_attach}, {"detach", setup_attach}, {"map", setup_map},         {"stats", setup_stats},
         {"load", setup_instance}, {"unload", setup_instance}, {"status", setup_instance}, {"handler", setup_handler},
         {"trace", setup_trace},   {"object", setup_object},   {"apply", setup_apply},
+        {"monitor", setup_monitor},
     };
     return table;
 }
@@ -200,6 +203,7 @@ void build_app(CLI::App& app, Context& ctx) {
     setup_trace(app, ctx);
     setup_object(app, ctx);
     setup_apply(app, ctx);
+    setup_monitor(app, ctx);
     apply_policies(app, ctx);
 }
 
@@ -388,6 +392,11 @@ int run(int argc, const char* const* argv, std::ostream& out, std::ostream& err)
         }
         lock.emplace(std::move(*l));
     }
+    // A monitor killed with SIGKILL left its monitoring dispatcher: every
+    // command on the instance (monitor itself does it on its tree) puts the
+    // plain one back first, and says so.
+    if (policy.privileged && std::string(policy.command) != "monitor")
+        if (auto note = recover_orphaned_monitor(ctx.g.pin_dir)) err << "tcd: note: " << said(*note) << '\n';
     // A C++ exception (a library's, or a bug) is still one tcd: line, never
     // an abort.
     Result<> r;

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/kind.h"
 #include "core/lifecycle.h"
+#include "core/monitor.h"
 #include "core/names.h"
 
 namespace CLI {
@@ -95,6 +96,7 @@ void setup_handler(CLI::App& app, Context& ctx);   // handler load|list|unload
 void setup_trace(CLI::App& app, Context& ctx);     // trace
 void setup_object(CLI::App& app, Context& ctx);    // object
 void setup_apply(CLI::App& app, Context& ctx);     // apply
+void setup_monitor(CLI::App& app, Context& ctx);   // monitor
 
 // --key proto|port and --hook xdp|tc, as load, object and trace take them
 // (not given: left as they are).
@@ -144,6 +146,16 @@ struct HandlerUnloadOptions {
     bool force = false;
 };
 Result<> run_handler_unload(const HandlerUnloadOptions& o, Context& ctx);
+
+struct MonitorCliOptions {
+    MonitorOptions core;            // keys filled from `keys` by the instance's key kind
+    std::vector<std::string> keys;  // --key, as given
+    std::string iface, netns;
+    long count = 0;                 // 0: until Ctrl-C
+    double duration = 0;            // 0: until Ctrl-C
+    std::string write;              // -w FILE: a pcapng capture ("-" stdout), no event lines
+};
+Result<> run_monitor(const MonitorCliOptions& o, Context& ctx);
 
 struct TraceOptions {
     std::string pcap;

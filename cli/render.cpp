@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <ctime>
+#include <unistd.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -320,7 +321,8 @@ json status_json(const Status& s) {
                            {"verified_insns", d.verified_insns},
                            {"xlated_bytes", d.xlated_bytes},
                            {"jited_bytes", d.jited_bytes},
-                           {"direct_keys", d.direct_keys}};
+                           {"direct_keys", d.direct_keys},
+                           {"monitoring", d.monitoring}};
     } else {
         j["dispatcher"] = nullptr;
     }
@@ -354,6 +356,7 @@ std::string status_plain(const Status& s, bool verbose) {
         for (uint32_t k : d.direct_keys) keys += (keys.empty() ? "" : " ") + key_label(k, key_name(s.kind.key, k));
         out += "direct jumps: " + (keys.empty() ? std::string("none") : keys) + "\n";
     }
+    if (d.monitoring) out += "monitoring: the monitoring build of the dispatcher runs (tcd monitor)\n";
     if (s.attached.empty()) out += "attached: nowhere\n";
     for (const auto& a : s.attached) {
         if (a.mode == AttachMode::tcx)
@@ -732,6 +735,138 @@ std::string trace_summary_plain(const TraceSummary& s) {
                            "the chain from that level down; SELF_NS: less the level below\n",
                            s.repeat());
     return out;
+}
+
+}  // namespace tcd::render
+
+namespace tcd::render {
+namespace {
+
+std::string clock_time(int64_t ns) {
+    time_t secs = time_t(ns / 1000000000LL);
+    std::tm tm{};
+    localtime_r(&secs, &tm);
+    return fmt::format("{:02}:{:02}:{:02}.{:06}", tm.tm_hour, tm.tm_min, tm.tm_sec, (ns % 1000000000LL) / 1000);
+}
+
+std::string iso_time_ns(int64_t ns) {
+    time_t secs = time_t(ns / 1000000000LL);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                       tm.tm_hour, tm.tm_min, tm.tm_sec, ns % 1000000000LL);
+}
+
+std::string direction_word(const MonitorEvent& e) {
+    if (e.hook == Hook::xdp) return "xdp";
+    return e.ingress ? "ingress" : "egress";
+}
+
+std::string netns_short(const std::string& netns) {
+    const std::string run = "/run/netns/";
+    return netns.rfind(run, 0) == 0 ? netns.substr(run.size()) : netns;
+}
+
+}  // namespace
+
+namespace {
+
+// "ingress /sys/fs/bpf/tcd/L0 tcp(6) direct tcp_handler#812": what tcd
+// decided about the frame (the plain line's middle, -w's frame comment).
+std::string monitor_decision_words(const MonitorEvent& e) {
+    std::string key;
+    if (e.cls == "ipv4" || e.cls == "ipv6")
+        key = e.key_name.empty() ? std::to_string(e.key) : fmt::format("{}({})", e.key_name, e.key);
+    else
+        key = e.cls;
+    std::string decision = name_of(e.decision);
+    if (e.decision == Decision::miss || e.decision == Decision::undispatched)
+        decision += e.miss_action ? std::string(" ") + miss_action_name(*e.miss_action) : "";
+    std::string handler = e.prog_id ? fmt::format(" {}#{}", e.handler.empty() ? "?" : e.handler, e.prog_id) : "";
+    return fmt::format("{} {}/L{} {} {}{}", direction_word(e), e.instance, e.level, key, decision, handler);
+}
+
+}  // namespace
+
+std::string monitor_iface(const MonitorEvent& e) {
+    std::string iface = e.ifname.empty() ? "if" + std::to_string(e.ifindex) : e.ifname;
+    if (!e.netns.empty()) iface += "@" + netns_short(e.netns);
+    return iface;
+}
+
+std::string monitor_event_plain(const MonitorEvent& e) {
+    return fmt::format("{} {} {}: {}\n", clock_time(e.time_ns), monitor_iface(e), monitor_decision_words(e),
+                       tcd::frame_summary(e.summary, e.len));
+}
+
+std::string monitor_event_comment(const MonitorEvent& e) { return "tcd " + monitor_decision_words(e); }
+
+json monitor_event_json(const MonitorEvent& e) {
+    json j;
+    j["time"] = iso_time_ns(e.time_ns);
+    j["ifindex"] = e.ifindex;
+    j["iface"] = e.ifname;
+    j["netns"] = e.netns;
+    j["hook"] = hook_name(e.hook);
+    j["direction"] = direction_word(e);
+    j["instance"] = e.instance;
+    j["level"] = e.level;
+    j["class"] = e.cls;
+    if (e.cls == "ipv4" || e.cls == "ipv6") {
+        j["key"] = e.key;
+        j["key_name"] = e.key_name;
+    } else {
+        j["key"] = nullptr;
+        j["key_name"] = "";
+    }
+    j["decision"] = name_of(e.decision);
+    if (e.decision == Decision::direct) j["site"] = e.site;
+    j["miss_action"] = e.miss_action ? json(miss_action_name(*e.miss_action)) : json(nullptr);
+    j["handler"] = e.prog_id ? json(e.handler) : json(nullptr);
+    j["prog_id"] = e.prog_id ? json(e.prog_id) : json(nullptr);
+    j["verdict"] = nullptr;  // not shown: see the end record
+    j["len"] = e.len;
+    j["caplen"] = e.frame.size();
+    json f;
+    f["ethertype"] = e.summary.ethertype;
+    f["vlans"] = e.summary.vlans;
+    f["src"] = e.summary.src;
+    f["dst"] = e.summary.dst;
+    f["l4"] = e.summary.l4;
+    f["sport"] = e.summary.sport ? json(*e.summary.sport) : json(nullptr);
+    f["dport"] = e.summary.dport ? json(*e.summary.dport) : json(nullptr);
+    f["fragment"] = e.summary.fragment;
+    f["icmp_type"] = e.summary.icmp_type ? json(*e.summary.icmp_type) : json(nullptr);
+    f["icmp_code"] = e.summary.icmp_code ? json(*e.summary.icmp_code) : json(nullptr);
+    f["truncated"] = e.summary.truncated();
+    j["frame"] = f;
+    j["summary"] = tcd::frame_summary(e.summary, e.len);
+    return j;
+}
+
+json monitor_start_json(const std::vector<std::pair<std::string, int>>& instances) {
+    json j, s, list = json::array();
+    for (const auto& [dir, level] : instances) list.push_back(json{{"instance", dir}, {"level", level}});
+    s["instances"] = list;
+    s["pid"] = long(getpid());
+    s["verdict"] = std::string(kVerdictNotShown);
+    j["start"] = s;
+    return j;
+}
+
+json monitor_end_json(uint64_t events, uint64_t suppressed, uint64_t lost) {
+    json j;
+    json e;
+    e["events"] = events;
+    e["suppressed"] = suppressed;
+    e["lost"] = lost;
+    e["verdict"] = std::string(kVerdictNotShown);
+    j["end"] = e;
+    return j;
+}
+
+std::string monitor_end_plain(uint64_t events, uint64_t suppressed, uint64_t lost) {
+    return fmt::format("{} events, {} suppressed by the rate limit, {} lost\n", events, suppressed, lost);
 }
 
 }  // namespace tcd::render

@@ -79,3 +79,22 @@ json trace_summary_json(const TraceSummary& s);
 std::string trace_summary_plain(const TraceSummary& s);
 
 }  // namespace tcd::render
+
+#include "core/monitor.h"
+
+namespace tcd::render {
+
+// tcd monitor: one line per event, like tcpdump's; JSON Lines with -j.
+std::string monitor_event_plain(const MonitorEvent& e);
+json monitor_event_json(const MonitorEvent& e);
+// monitor -w: the frame comment ("tcd ingress DIR/L0 tcp(6) direct
+// tcp_handler#812") and the capture's interface name ("veth0@NETNS").
+std::string monitor_event_comment(const MonitorEvent& e);
+std::string monitor_iface(const MonitorEvent& e);
+// The first record of -j: {"start": {"instances": [{"instance", "level"}], "pid", "verdict"}}.
+json monitor_start_json(const std::vector<std::pair<std::string, int>>& instances);
+// The last record of -j: {"end": {...}}; the plain one goes to stderr.
+json monitor_end_json(uint64_t events, uint64_t suppressed, uint64_t lost);
+std::string monitor_end_plain(uint64_t events, uint64_t suppressed, uint64_t lost);
+
+}  // namespace tcd::render

@@ -126,6 +126,13 @@ void word(Error& e) {
         e.why = "interrupted load --force: " + arg(e, 0) + " runs the new dispatcher, still pinned as " + arg(e, 1) +
                 "; 'tcd load --force' or 'tcd unload' finishes it";
         return;
+    case Reason::monitor_runs:
+        e.hint = "one monitor per instance: stop pid " + arg(e, 0) + " (Ctrl-C, or kill " + arg(e, 0) + ") first";
+        return;
+    case Reason::monitor_orphan:
+        e.why = "a monitor (pid " + arg(e, 0) + ") was killed and left the monitoring dispatcher on " + arg(e, 1) +
+                "; the plain dispatcher is back";
+        return;
     case Reason::respecialise:
         e.why += " (an interrupted map set or del?); the next map set or del, or 'tcd load --force', respecialises it";
         return;

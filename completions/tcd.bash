@@ -16,7 +16,7 @@
 _tcd_subcommands()
 {
     case $1 in
-        '') echo 'attach detach map stats load unload status handler trace object apply' ;;
+        '') echo 'attach detach map stats load unload status handler trace object apply monitor' ;;
         'map') echo 'set del list' ;;
         'handler') echo 'load list unload' ;;
     esac
@@ -40,6 +40,7 @@ _tcd_options()
         'trace') echo '--pcap= --hex= --key= --hook= --repeat=' ;;
         'object') echo '-o= --output= --key= --hook=' ;;
         'apply') echo '-f= --file= --dry-run' ;;
+        'monitor') echo '--key= --misses --iface= --netns= --level= --count= --duration= --sample= --rate= --snaplen= -w= --write=' ;;
     esac
 }
 
@@ -233,6 +234,17 @@ _tcd()
             --netns) netns=$val ;;
         esac
     done
+
+    # Options whose values differ by command (the case below holds the
+    # rest): monitor's --key is one of the instance's keys, not a kind.
+    if [[ $path == monitor && $prev == --key ]]; then
+        _tcd_reply "$(_tcd_key_names)"
+        return
+    fi
+    if [[ $path == monitor && $prev == --iface ]]; then
+        _tcd_reply "$(_tcd_interfaces "$netns")"
+        return
+    fi
 
     # The value of an option.
     case $prev in

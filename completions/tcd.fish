@@ -17,7 +17,7 @@
 function __tcd_subcommands
     switch "$argv[1]"
         case ''
-            echo attach detach map stats load unload status handler trace object apply
+            echo attach detach map stats load unload status handler trace object apply monitor
         case 'map'
             echo set del list
         case 'handler'
@@ -28,7 +28,7 @@ end
 # The options that take a value (any command).
 function __tcd_value_options
     echo -d --pin-dir --mode --netns --priority --direction --order --interval --count --format --listen --key --hook --miss-action \
-        --prog --pcap --hex --repeat -o --output -f --file
+        --prog --pcap --hex --repeat -o --output -f --file --iface --level --duration --sample --rate --snaplen -w --write
 end
 
 # Reads the line before the cursor. Prints three lines: the command path
@@ -315,3 +315,17 @@ complete -c tcd -n "__tcd_is 'trace'" -l hex -x -d 'one frame as hex bytes'
 complete -c tcd -n "__tcd_is 'trace'" -l key -x -a 'proto port' -d 'with no instance loaded: proto (default) or port'
 complete -c tcd -n "__tcd_is 'trace'" -l hook -x -a 'xdp tc' -d 'with no instance loaded: xdp (default) or tc'
 complete -c tcd -n "__tcd_is 'trace'" -l repeat -x -d 'time each level of each frame with N test runs, ns per run'
+
+# tcd monitor [--key K]... [--misses] [--iface IFACE [--netns NS]] [--level N] [--count N] [--duration S] [--sample N] [--rate N] [--snaplen N] [-w FILE]
+complete -c tcd -n "__tcd_is ''" -a monitor -d 'watch live frames as the dispatcher handles them'
+complete -c tcd -n "__tcd_is 'monitor'" -l key -x -d 'only this key (repeatable)'
+complete -c tcd -n "__tcd_is 'monitor'" -l misses -d 'only frames whose key has no handler'
+complete -c tcd -n "__tcd_is 'monitor'" -l iface -x -a '(__tcd_interfaces)' -d 'only frames on this interface'
+complete -c tcd -n "__tcd_is 'monitor'" -l netns -x -a '(__tcd_netns)' -d 'the interface\'s network namespace'
+complete -c tcd -n "__tcd_is 'monitor'" -l level -x -d 'only this level of the instance tree'
+complete -c tcd -n "__tcd_is 'monitor'" -l count -x -d 'stop after N events'
+complete -c tcd -n "__tcd_is 'monitor'" -l duration -x -d 'stop after S seconds'
+complete -c tcd -n "__tcd_is 'monitor'" -l sample -x -d 'one frame in N is a candidate'
+complete -c tcd -n "__tcd_is 'monitor'" -l rate -x -d 'events per second at most'
+complete -c tcd -n "__tcd_is 'monitor'" -l snaplen -x -d 'bytes of each frame captured'
+complete -c tcd -n "__tcd_is 'monitor'" -s w -l write -r -F -d 'write the frames to FILE as pcapng'

@@ -114,6 +114,34 @@ void DispatcherObject::configure(MissAction miss, bool trace_mode) {
     }
 }
 
+Result<> DispatcherObject::monitor(const MonitorBuild& mb) {
+    bpf_map* m;
+    bpf_object__for_each_map(m, obj_.get()) {
+        if (!ends_with(bpf_map__name(m), ".rodata")) continue;
+        size_t size = 0;
+        auto* ro = static_cast<char*>(const_cast<void*>(bpf_map__initial_value(m, &size)));
+        if (!ro || size < sizeof(Rodata)) continue;
+        auto* r = reinterpret_cast<Rodata*>(ro);
+        r->tcd_monitor = 1;
+        r->tcd_mon_misses = mb.misses ? 1 : 0;
+        r->tcd_mon_level = mb.level;
+        r->tcd_mon_inst = mb.inst;
+        r->tcd_mon_sample = mb.sample ? mb.sample : 1;
+        r->tcd_mon_snaplen = std::min<uint32_t>(mb.snaplen, TCD_MON_SNAP_MAX);
+        r->tcd_mon_ifindex = mb.ifindex;
+        r->tcd_mon_gap_ns = mb.gap_ns;
+        r->tcd_mon_burst_ns = mb.burst_ns;
+        size_t n = std::min<size_t>(mb.keys.size(), TCD_MON_KEYS);
+        r->tcd_mon_nkeys = static_cast<uint32_t>(n);
+        for (size_t i = 0; i < n; i++) r->tcd_mon_keys[i] = mb.keys[i];
+    }
+    for (auto [name, fd] : {std::pair{TCD_MAP_MON_EV, mb.ev_fd}, std::pair{TCD_MAP_MON_CPU, mb.cpu_fd}}) {
+        if (fd < 0) continue;
+        if (int err = bpf_map__reuse_fd(map(name), fd)) return fail_errno(std::string("reuse the monitor's map ") + name, -err);
+    }
+    return {};
+}
+
 void DispatcherObject::specialise(std::vector<DirectKey> keys) {
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end(), [](auto& a, auto& b) { return a.key == b.key; }), keys.end());
@@ -249,6 +277,39 @@ Result<MissAction> read_miss_action(const ProgInfo& dispatcher, Hook hook) {
     if (verdict == verdict_drop(hook)) return MissAction::drop;
     if (hook == Hook::tc && verdict == static_cast<uint32_t>(TC_ACT_UNSPEC)) return MissAction::next;
     return MissAction::pass;
+}
+
+Result<std::optional<MonitorBuild>> read_monitor_build(const ProgInfo& dispatcher, std::vector<UniqueFd>* fds) {
+    auto value = read_rodata(dispatcher, sizeof(Rodata));
+    if (!value) return std::optional<MonitorBuild>{};  // an older tcd's dispatcher: no monitoring build
+    Rodata r;
+    std::memcpy(&r, value->data(), sizeof r);
+    if (!r.tcd_monitor) return std::optional<MonitorBuild>{};
+    MonitorBuild mb;
+    mb.misses = r.tcd_mon_misses;
+    mb.level = r.tcd_mon_level;
+    mb.inst = r.tcd_mon_inst;
+    mb.sample = r.tcd_mon_sample;
+    mb.snaplen = r.tcd_mon_snaplen;
+    mb.ifindex = r.tcd_mon_ifindex;
+    mb.gap_ns = r.tcd_mon_gap_ns;
+    mb.burst_ns = r.tcd_mon_burst_ns;
+    for (uint32_t i = 0; i < r.tcd_mon_nkeys && i < TCD_MON_KEYS; i++) mb.keys.push_back(r.tcd_mon_keys[i]);
+    if (fds) {
+        for (uint32_t id : dispatcher.map_ids) {
+            UniqueFd fd(bpf_map_get_fd_by_id(id));
+            if (!fd) continue;
+            bpf_map_info info{};
+            uint32_t len = sizeof(info);
+            if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
+            if (std::strcmp(info.name, TCD_MAP_MON_EV) == 0) mb.ev_fd = fd.get();
+            else if (std::strcmp(info.name, TCD_MAP_MON_CPU) == 0) mb.cpu_fd = fd.get();
+            else continue;
+            fds->push_back(std::move(fd));
+        }
+        if (mb.ev_fd < 0 || mb.cpu_fd < 0) return fail("dispatcher", "its monitor maps are not found");
+    }
+    return std::optional<MonitorBuild>{std::move(mb)};
 }
 
 Result<std::vector<DirectKey>> read_direct_keys(const ProgInfo& dispatcher) {

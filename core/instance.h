@@ -68,6 +68,22 @@ uint32_t miss_action_verdict(MissAction a, Hook h = Hook::xdp);
 // next with miss action next (so they too reach what follows).
 uint32_t undispatched_verdict(MissAction a, Hook h);
 
+// The monitoring build of a dispatcher (tcd monitor, core/monitor.h): the
+// same object with .rodata tcd_monitor set and these settings. The maps
+// given are reused (a tree of instances shares one event stream).
+struct MonitorBuild {
+    uint32_t sample = 1;    // one frame in N is a candidate
+    uint32_t snaplen = 128; // bytes of each frame sent up
+    uint32_t ifindex = 0;   // 0: every interface
+    bool misses = false;    // misses only
+    uint8_t level = 0;      // the instance's level in the monitored tree
+    uint8_t inst = 0;       // its index among the monitored instances
+    uint64_t gap_ns = 1000000;    // per CPU: time between two events
+    uint64_t burst_ns = 10000000; // per CPU: the burst allowed
+    std::vector<uint32_t> keys;   // only these keys (at most TCD_MON_KEYS); empty: all
+    int ev_fd = -1, cpu_fd = -1;  // the event and per-CPU maps to reuse; -1: new ones
+};
+
 // The embedded dispatcher ELF of one kind, opened (not yet loaded).
 class DispatcherObject {
 public:
@@ -79,6 +95,8 @@ public:
     bpf_map* map(const std::string& name) const;
     // The load-time constants (.rodata): miss action and trace mode.
     void configure(MissAction miss, bool trace_mode);
+    // Makes it the monitoring build (configure first).
+    Result<> monitor(const MonitorBuild& m);
     // The keys to reach by direct jumps (at most TCD_DIRECT_MAX; written
     // sorted by key, the rest of the slots empty).
     void specialise(std::vector<DirectKey> keys);
@@ -135,6 +153,11 @@ std::optional<Kind> pinned_kind(const std::string& dir);
 
 // Reads the miss action a loaded dispatcher was built with (its .rodata).
 Result<MissAction> read_miss_action(const ProgInfo& dispatcher, Hook hook);
+
+// A loaded dispatcher's monitoring build (its .rodata), nullopt for a
+// plain one; the fds of its event and per-CPU maps are opened into `fds`
+// (ev, cpu) and named in the result.
+Result<std::optional<MonitorBuild>> read_monitor_build(const ProgInfo& dispatcher, std::vector<UniqueFd>* fds = nullptr);
 
 // The keys a loaded dispatcher reaches by direct jumps, sorted (its .rodata).
 Result<std::vector<DirectKey>> read_direct_keys(const ProgInfo& dispatcher);

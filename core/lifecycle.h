@@ -24,6 +24,11 @@ struct LoadOptions {
     // and retake it (LockSet): not when the caller has changed something
     // under it already (respecialise).
     bool relock = true;
+    // force: the monitoring build (tcd monitor) with these settings; without
+    // it (and without plain), a monitoring build that is live stays one, on
+    // the same event stream (a map set that respecialises under a monitor).
+    std::optional<MonitorBuild> monitor;
+    bool plain = false;  // force: the plain dispatcher, monitoring or not before
 };
 
 struct LoadResult {

@@ -70,8 +70,10 @@ enum class Reason : std::uint16_t {
     rewire,                    // a link made by hand, from here: wire it again
     parent_behind,             // {parent, key, prog id}: a parent at an earlier dispatcher: force moves it
     unload_refuses_foreign,    // foreign pins: unload refuses until they are moved out
+    monitor_runs,              // {pid}: a monitor runs on the instance: stop it, or watch its stream
+    monitor_orphan,            // {pid, instances}: a killed monitor's dispatcher: the plain one is back
 };
-inline constexpr Reason kLastReason = Reason::unload_refuses_foreign;  // the tests walk them all
+inline constexpr Reason kLastReason = Reason::monitor_orphan;  // the tests walk them all
 
 // The options an Error's WHAT can be about.
 enum class Flag : std::uint8_t { none = 0, force, order, mode, key, hook, direction, miss_action, hex };

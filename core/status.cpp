@@ -101,6 +101,7 @@ Result<Status> gather_status(const std::string& dir, bool scan) {
     auto wiring = list_wiring(*in, in->kind().key == KeyKind::port && !scan);
     if (!wiring) return propagate(wiring);
     st.wired = std::move(*wiring);
+    if (auto mon = read_monitor_build(d); mon && *mon) st.dispatcher->monitoring = true;
     auto live = read_direct_keys(d);
     if (live) {
         for (const auto& k : *live) st.dispatcher->direct_keys.push_back(k.key);

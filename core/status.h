@@ -34,6 +34,7 @@ struct DispatcherStatus {
     uint32_t xlated_bytes = 0;
     uint32_t jited_bytes = 0;
     std::vector<uint32_t> direct_keys;  // reached by direct jumps (.rodata), sorted
+    bool monitoring = false;            // the monitoring build (tcd monitor runs)
 };
 
 // One link of an instance tree (docs/datapath.md, "Instance trees"): the

@@ -382,7 +382,7 @@ Result<TraceFrame> Tracer::run(const uint8_t* data, size_t len, uint64_t number)
 // frame's read_level() sees only its own run.
 Result<> Tracer::time_levels(TraceFrame& f, const uint8_t* data, const std::vector<Tracer*>& path) {
     auto time = [&](int fd, size_t level) -> Result<uint64_t> {
-        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data, .data_size_in = f.len, .repeat = repeat_);
+        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data, .data_size_in = f.len, .repeat = static_cast<int>(repeat_));
         if (bpf_prog_test_run_opts(fd, &opts) != 0)
             return fail_errno(fmt::format("trace frame {}: time level {}", f.frame, level), errno);
         return uint64_t{opts.duration};

@@ -154,6 +154,7 @@ guest_suite() {
     Crash.MultiprogDetachKilled Crash.TcAttachKilledAtEveryStep
     TraceCli.JsonShapeOnALoadedInstanceLeavesLiveCountersAlone TraceCli.FollowsTcdNextHopsForEveryKind
     Tree.RefusedWirings Tree.LiveTrafficThroughTwoLevels
+    'MonitorE2E.*'  # perf events, the monitoring build's swap (libxdp's dispatcher too), tcx and clsact
   )
   # Not in the kernel paths: the differential's other miss actions, and its
   # random wirings of port instances (about 100 s each in TCG: up to 28

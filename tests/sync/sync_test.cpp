@@ -210,9 +210,15 @@ Tree parse_bash(const std::string& f) {
         auto w = words((*i)[2]);
         for (const auto& n : words(names)) choices[n] = Set(w.begin(), w.end());
     }
+    // Overrides of an option's values for one command, before the value
+    // arms:  if [[ $path == PATH && $prev == OPTION ]]; then  (no fixed choices).
+    static const std::regex override_re(R"(\[\[ \$path == ([a-z ]+) && \$prev == (-[-a-z]+) \]\])");
+    std::set<std::pair<std::string, std::string>> overridden;
+    for (std::sregex_iterator i(main.begin(), main.end(), override_re), e; i != e; ++i)
+        overridden.insert({(*i)[1], (*i)[2]});
     for (auto& [path, c] : t)
         for (const auto& o : c.options)
-            if (choices.count(o)) c.choices[o] = choices[o];
+            if (choices.count(o) && !overridden.count({path, o})) c.choices[o] = choices[o];
     // Paths that the command tree has but no arm names: every path reached
     // through _tcd_subcommands is complete (it has no options).
     Tree all = t;

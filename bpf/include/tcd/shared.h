@@ -123,4 +123,46 @@ struct tcd_attach_val {
 	__u32 pad;
 };
 
+/* Monitoring build (tcd monitor, docs/datapath.md "Monitor"): the same object
+ * loaded with .rodata tcd_monitor = 1. One frame in tcd_mon_sample is a
+ * candidate (a per-CPU counter); candidates pass the filters, then a per-CPU
+ * rate limit, and go to tcd_mon_ev (a perf event array) as struct
+ * tcd_mon_event followed by up to tcd_mon_snaplen bytes of the frame. */
+#define TCD_MAP_MON_EV      "tcd_mon_ev"
+#define TCD_MAP_MON_CPU     "tcd_mon_cpu"
+#define TCD_MON_KEYS        16
+#define TCD_MON_SNAP_MAX    1024
+
+enum tcd_mon_decision {
+	TCD_MON_DIRECT = 1,	/* a direct jump (a specialised key); site = its slot */
+	TCD_MON_INDIRECT = 2,	/* the indirect tail call */
+	TCD_MON_MISS = 3,	/* the tail call fell through: the miss action */
+	TCD_MON_UNDISPATCHED = 4, /* non-IP, malformed, or no port: not dispatched */
+};
+
+/* Per-CPU state of a monitoring dispatcher (tcd_mon_cpu, one entry). */
+struct tcd_mon_cpu {
+	__u64 seen;		/* frames since the last candidate */
+	__u64 next_ns;		/* rate limit: the earliest time of the next event */
+	__u64 suppressed;	/* candidates the rate limit dropped */
+	__u64 sent;		/* events written */
+	__u64 armed;		/* this frame's tail call is to be followed up if it falls through */
+};
+
+struct tcd_mon_event {
+	__u64 ts_ns;		/* bpf_ktime_get_ns() */
+	__u32 ifindex;		/* the frame's interface */
+	__u32 len;		/* the frame's length */
+	__u32 key;		/* valid for ipv4/ipv6 */
+	__u32 verdict;		/* MISS / UNDISPATCHED: what the dispatcher returned */
+	__u32 seq;		/* per CPU: a MISS follow-up has its jump's seq */
+	__u16 caplen;		/* bytes of the frame after this header */
+	__u8 cls;		/* enum tcd_class */
+	__u8 decision;		/* enum tcd_mon_decision */
+	__u8 level;		/* the instance's level in the monitored tree */
+	__u8 inst;		/* which monitored instance (user space's index) */
+	__u8 ingress;		/* tc: 1 ingress, 0 egress; XDP: 1 */
+	__u8 site;		/* DIRECT: the slot of tcd_direct_key */
+};
+
 #endif /* TCD_SHARED_H */
