@@ -130,7 +130,7 @@ struct TcdCopy {
 // frame in the run (one in 2^32), so that every frame takes the unsampled path.
 TcdCopy load_tcd(tcd::KeyKind key, const std::vector<uint32_t>& wired, bool specialise = true,
                  tcd::Hook hook = tcd::Hook::xdp, bool monitor = false) {
-    auto o = tcd::DispatcherObject::open({key, hook});
+    auto o = tcd::DispatcherObject::open({key, hook}, monitor);
     if (!o) die(o.error().message());
     TcdCopy c;
     c.obj = std::make_unique<tcd::DispatcherObject>(std::move(*o));

@@ -45,9 +45,17 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 tcd_miss_action = TCD_PASS;
 const volatile __u8 tcd_trace_mode = 0;
 
-/* The monitoring build (tcd monitor; docs/datapath.md, "Monitor"): off, the
- * verifier prunes every use of what follows, and the dispatcher is the plain
- * one. */
+/* The monitoring build (tcd monitor; docs/datapath.md, "Monitor") is its own
+ * object, compiled with TCD_MONITOR: the plain object has no monitoring code
+ * at all (TCD_MON_ON is 0, so clang drops it and allocates registers as if it
+ * were not there), and its dispatcher is the one tcd_bench measures. Both
+ * objects declare the same .rodata and maps, so one layout serves both, and
+ * tcd_monitor says which build a running dispatcher is. */
+#ifdef TCD_MONITOR
+#define TCD_MON_ON tcd_monitor
+#else
+#define TCD_MON_ON 0
+#endif
 const volatile __u8 tcd_monitor = 0;
 const volatile __u8 tcd_mon_misses = 0;	/* only misses are events */
 const volatile __u8 tcd_mon_level = 0;	/* copied into each event */
@@ -486,7 +494,7 @@ static __always_inline int missed(TCD_CTX *ctx, struct tcd_counters *cnt, __u32 
 		cnt->missed++;
 	if (tcd_trace_mode)
 		trace_record(cls, key, 1);
-	if (tcd_monitor)
+	if (TCD_MON_ON)
 		mon_miss(ctx, cls, key);
 	return tcd_miss_action;
 }
@@ -498,7 +506,7 @@ static __always_inline int missed(TCD_CTX *ctx, struct tcd_counters *cnt, __u32 
 		struct tcd_counters *c = count_row(tcd_direct_slot[n], len);   \
 		if (tcd_trace_mode)                                             \
 			trace_record(cls, k, 0);                                \
-		if (tcd_monitor)                                                \
+		if (TCD_MON_ON)                                                \
 			mon_jump(ctx, cls, k, TCD_MON_DIRECT, n);               \
 		TCD_TAIL_SITE(n, ctx, k);                                       \
 		return missed(ctx, c, cls, k);                                  \
@@ -570,7 +578,7 @@ int TCD_DISPATCH_FN(TCD_CTX *ctx)
 		cnt = count_row(slot, len);
 		if (tcd_trace_mode)
 			trace_record(cls, key, 0);
-		if (tcd_monitor)
+		if (TCD_MON_ON)
 			mon_jump(ctx, cls, key, TCD_MON_INDIRECT, 0);
 		bpf_tail_call(ctx, &jt, key);
 		return missed(ctx, cnt, cls, key);
@@ -585,7 +593,7 @@ int TCD_DISPATCH_FN(TCD_CTX *ctx)
 	count_row(slot, len);
 	if (tcd_trace_mode)
 		trace_record(cls, key, 0);
-	if (tcd_monitor) {
+	if (TCD_MON_ON) {
 		struct tcd_mon_cpu *m = mon_pick();
 
 		if (m && !tcd_mon_misses)

@@ -15,6 +15,10 @@
 #include "core/bpffs.h"
 #include "core/reasons.h"
 #include "tcd/shared.h"
+#include "tcd_mport.skel.h"
+#include "tcd_mproto.skel.h"
+#include "tcd_mtcport.skel.h"
+#include "tcd_mtcproto.skel.h"
 #include "tcd_port.skel.h"
 #include "tcd_proto.skel.h"
 #include "tcd_tcport.skel.h"
@@ -65,20 +69,24 @@ uint32_t undispatched_verdict(MissAction a, Hook h) {
     return a == MissAction::next ? miss_action_verdict(a, h) : verdict_pass(h);
 }
 
-std::string_view embedded_elf(Kind k) {
+std::string_view embedded_elf(Kind k, bool monitoring) {
     size_t sz = 0;
     const void* p = nullptr;
-    if (k.hook == Hook::tc)
+    if (monitoring && k.hook == Hook::tc)
+        p = k.key == KeyKind::port ? tcd_mtcport__elf_bytes(&sz) : tcd_mtcproto__elf_bytes(&sz);
+    else if (monitoring)
+        p = k.key == KeyKind::port ? tcd_mport__elf_bytes(&sz) : tcd_mproto__elf_bytes(&sz);
+    else if (k.hook == Hook::tc)
         p = k.key == KeyKind::port ? tcd_tcport__elf_bytes(&sz) : tcd_tcproto__elf_bytes(&sz);
     else
         p = k.key == KeyKind::port ? tcd_port__elf_bytes(&sz) : tcd_proto__elf_bytes(&sz);
     return {static_cast<const char*>(p), sz};
 }
 
-Result<DispatcherObject> DispatcherObject::open(Kind kind) {
+Result<DispatcherObject> DispatcherObject::open(Kind kind, bool monitoring) {
     DispatcherObject d;
     d.kind_ = kind;
-    std::string_view elf = embedded_elf(kind);
+    std::string_view elf = embedded_elf(kind, monitoring);
     LIBBPF_OPTS(bpf_object_open_opts, o, .object_name = object_name(kind));
     d.obj_.reset(bpf_object__open_mem(elf.data(), elf.size(), &o));
     if (!d.obj_) return fail_errno("open the embedded dispatcher", errno);

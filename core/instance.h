@@ -69,7 +69,9 @@ uint32_t miss_action_verdict(MissAction a, Hook h = Hook::xdp);
 uint32_t undispatched_verdict(MissAction a, Hook h);
 
 // The monitoring build of a dispatcher (tcd monitor, core/monitor.h): the
-// same object with .rodata tcd_monitor set and these settings. The maps
+// same source compiled with TCD_MONITOR, .rodata tcd_monitor set and these
+// settings (the plain object declares the same .rodata and maps but has no
+// monitoring code). The maps
 // given are reused (a tree of instances shares one event stream).
 struct MonitorBuild {
     uint32_t sample = 1;    // one frame in N is a candidate
@@ -87,7 +89,9 @@ struct MonitorBuild {
 // The embedded dispatcher ELF of one kind, opened (not yet loaded).
 class DispatcherObject {
 public:
-    static Result<DispatcherObject> open(Kind kind);
+    // monitoring: the monitoring build's object (TCD_MONITOR; monitor() sets
+    // it up), else the plain one, which has no monitoring code.
+    static Result<DispatcherObject> open(Kind kind, bool monitoring = false);
     const Kind& kind() const { return kind_; }
     bpf_object* obj() const { return obj_.get(); }
     bpf_program* dispatcher() const;
@@ -95,7 +99,7 @@ public:
     bpf_map* map(const std::string& name) const;
     // The load-time constants (.rodata): miss action and trace mode.
     void configure(MissAction miss, bool trace_mode);
-    // Makes it the monitoring build (configure first).
+    // Sets up the monitoring build (opened with monitoring; configure first).
     Result<> monitor(const MonitorBuild& m);
     // The keys to reach by direct jumps (at most TCD_DIRECT_MAX; written
     // sorted by key, the rest of the slots empty).
@@ -113,8 +117,9 @@ private:
     BpfObjectPtr obj_;
 };
 
-// The embedded ELF's bytes for a kind (for `tcd object`).
-std::string_view embedded_elf(Kind kind);
+// The embedded ELF's bytes for a kind (for `tcd object`): the plain build,
+// or the monitoring one.
+std::string_view embedded_elf(Kind kind, bool monitoring = false);
 
 // An instance that is loaded: fds of its pinned objects.
 class Instance {

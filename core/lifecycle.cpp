@@ -361,7 +361,15 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     }
 
     timer.mark("checks");
-    auto object = DispatcherObject::open(opt.kind);
+    // The monitoring build: asked for, or kept where it runs (its maps
+    // reused, so the monitor's stream goes on).
+    std::vector<UniqueFd> mon_fds;
+    std::optional<MonitorBuild> mon = opt.monitor;
+    if (!mon && !opt.plain && old) {
+        auto live = read_monitor_build(old->dispatcher(), &mon_fds);
+        if (live && *live) mon = std::move(*live);
+    }
+    auto object = DispatcherObject::open(opt.kind, mon.has_value());
     if (!object) return propagate(object);
     object->configure(miss, false);
     // A reload keeps the pinned jump table, so its programs keep its owner's
@@ -374,14 +382,6 @@ Result<LoadResult> load(const std::string& dir, const LoadOptions& opt) {
     if (!direct) return propagate(direct);
     object->specialise(*direct);
     for (const auto& k : *direct) res.direct.push_back(k.key);
-    // The monitoring build: asked for, or kept where it runs (its maps
-    // reused, so the monitor's stream goes on).
-    std::vector<UniqueFd> mon_fds;
-    std::optional<MonitorBuild> mon = opt.monitor;
-    if (!mon && !opt.plain && old) {
-        auto live = read_monitor_build(old->dispatcher(), &mon_fds);
-        if (live && *live) mon = std::move(*live);
-    }
     if (mon)
         if (auto r = object->monitor(*mon); !r) return propagate(r);
     Paths paths{dir};

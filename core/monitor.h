@@ -2,8 +2,8 @@
 // "monitor"; docs/datapath.md, "Monitor").
 //
 // While a monitor runs, the instance and the children of its instance tree
-// run the monitoring build of the dispatcher (MonitorBuild: the same object,
-// swapped in the way load --force swaps one), all writing to one perf event
+// run the monitoring build of the dispatcher (MonitorBuild: the source built
+// with TCD_MONITOR, swapped in the way load --force swaps one), all writing to one perf event
 // array. Stopping swaps the plain dispatcher back. Who monitors is recorded
 // beside the instance lock (/run/tcd/NAME.monitor: pid, its start time, the
 // instances), so a second monitor is refused naming the first, and a monitor

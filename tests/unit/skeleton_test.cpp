@@ -34,6 +34,40 @@ TEST_P(EmbeddedDispatchers, OpenWithTheLayoutsNamesWithinLimit) {
     EXPECT_GT(tcd::embedded_elf(k).size(), 1000u);
 }
 
+// The plain dispatcher has no monitoring code (tcd monitor's build is an
+// object of its own, compiled with TCD_MONITOR): no perf event output, and
+// fewer instructions; the monitoring build has both programs and maps, the
+// same .rodata size.
+TEST_P(EmbeddedDispatchers, PlainBuildHasNoMonitoringCode) {
+    tcd::Kind k = GetParam();
+    auto plain = tcd::DispatcherObject::open(k), mon = tcd::DispatcherObject::open(k, true);
+    ASSERT_TRUE(plain && mon);
+    auto perf_outputs = [](bpf_program* p) {
+        const bpf_insn* in = bpf_program__insns(p);
+        int n = 0;
+        for (size_t i = 0; i < bpf_program__insn_cnt(p); i++)
+            if (in[i].code == (BPF_JMP | BPF_CALL) && in[i].src_reg == 0 && in[i].imm == BPF_FUNC_perf_event_output) n++;
+        return n;
+    };
+    EXPECT_EQ(perf_outputs(plain->dispatcher()), 0);
+    EXPECT_GT(perf_outputs(mon->dispatcher()), 0);
+    EXPECT_LT(bpf_program__insn_cnt(plain->dispatcher()), bpf_program__insn_cnt(mon->dispatcher()));
+    for (const char* name : {"tcd_mon_ev", "tcd_mon_cpu"}) {
+        EXPECT_NE(plain->map(name), nullptr) << name;
+        EXPECT_NE(mon->map(name), nullptr) << name;
+    }
+    auto rodata_size = [](const tcd::DispatcherObject& d) {
+        bpf_map* m;
+        bpf_object__for_each_map(m, d.obj()) {
+            std::string n = bpf_map__name(m);
+            if (n.size() >= 7 && n.compare(n.size() - 7, 7, ".rodata") == 0) return bpf_map__value_size(m);
+        }
+        return 0u;
+    };
+    EXPECT_EQ(rodata_size(*plain), rodata_size(*mon));
+    EXPECT_GT(rodata_size(*plain), 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllKinds, EmbeddedDispatchers,
                          ::testing::Values(tcd::Kind{tcd::KeyKind::proto, tcd::Hook::xdp},
                                            tcd::Kind{tcd::KeyKind::port, tcd::Hook::xdp},
