@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "cli/render.h"
+#include "cli/stop_signal.h"
 #include "cli/words.h"
 #include "core/keys.h"
 #include "core/monitor.h"
@@ -16,33 +17,6 @@
 #include "tcd/shared.h"
 
 namespace tcd::cli {
-namespace {
-
-volatile sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
-
-// Ctrl-C and SIGTERM end the monitor (the plain dispatcher goes back).
-class StopOnSignal {
-public:
-    StopOnSignal() {
-        g_stop = 0;
-        struct sigaction sa {};
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, &old_int_);
-        sigaction(SIGTERM, &sa, &old_term_);
-    }
-    ~StopOnSignal() {
-        sigaction(SIGINT, &old_int_, nullptr);
-        sigaction(SIGTERM, &old_term_, nullptr);
-    }
-    bool stopped() const { return g_stop != 0; }
-
-private:
-    struct sigaction old_int_ {}, old_term_ {};
-};
-
-}  // namespace
 
 Result<> run_monitor(const MonitorCliOptions& o, Context& ctx) {
     if (o.count < 0) return usage_error("--count", "must be 0 (until Ctrl-C) or more");

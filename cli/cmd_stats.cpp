@@ -11,36 +11,13 @@
 #include "cli/metrics_server.h"
 #include "cli/options.h"
 #include "cli/render.h"
+#include "cli/stop_signal.h"
 #include "core/instance.h"
 #include "core/jumptable.h"
 #include "core/stats.h"
 
 namespace tcd::cli {
 namespace {
-
-volatile sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
-
-// Ctrl-C (and SIGTERM) end --watch with status 0.
-class StopOnSignal {
-public:
-    StopOnSignal() {
-        g_stop = 0;
-        struct sigaction sa {};
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, &old_int_);
-        sigaction(SIGTERM, &sa, &old_term_);
-    }
-    ~StopOnSignal() {
-        sigaction(SIGINT, &old_int_, nullptr);
-        sigaction(SIGTERM, &old_term_, nullptr);
-    }
-    bool stopped() const { return g_stop != 0; }
-
-private:
-    struct sigaction old_int_ {}, old_term_ {};
-};
 
 // Sleeps for seconds unless a signal comes first.
 void nap(double seconds, const StopOnSignal& sig) {
