@@ -256,22 +256,32 @@ Result<Instance> Instance::open(const std::string& dir) {
 
 namespace {
 
-// The value of a loaded dispatcher's .rodata map, at least `need` bytes.
-std::optional<std::vector<char>> read_rodata(const ProgInfo& dispatcher, size_t need) {
+// Each map a loaded dispatcher uses, with its info, handed to on (those the
+// kernel will not open or describe are passed over); on returns true to stop.
+template <typename On>
+void for_each_map(const ProgInfo& dispatcher, On&& on) {
     for (uint32_t id : dispatcher.map_ids) {
         UniqueFd fd(bpf_map_get_fd_by_id(id));
         if (!fd) continue;
         bpf_map_info info{};
         uint32_t len = sizeof(info);
         if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
-        if (!ends_with(info.name, ".rodata")) continue;
-        if (info.value_size < need) continue;
-        std::vector<char> value(info.value_size);
-        uint32_t zero = 0;
-        if (bpf_map_lookup_elem(fd.get(), &zero, value.data()) != 0) continue;
-        return value;
+        if (on(fd, info)) return;
     }
-    return std::nullopt;
+}
+
+// The value of a loaded dispatcher's .rodata map, at least `need` bytes.
+std::optional<std::vector<char>> read_rodata(const ProgInfo& dispatcher, size_t need) {
+    std::optional<std::vector<char>> value;
+    for_each_map(dispatcher, [&](UniqueFd& fd, const bpf_map_info& info) {
+        if (!ends_with(info.name, ".rodata") || info.value_size < need) return false;
+        std::vector<char> v(info.value_size);
+        uint32_t zero = 0;
+        if (bpf_map_lookup_elem(fd.get(), &zero, v.data()) != 0) return false;
+        value = std::move(v);
+        return true;
+    });
+    return value;
 }
 
 }  // namespace
@@ -304,17 +314,13 @@ Result<std::optional<MonitorBuild>> read_monitor_build(const ProgInfo& dispatche
     mb.burst_ns = r.tcd_mon_burst_ns;
     for (uint32_t i = 0; i < r.tcd_mon_nkeys && i < TCD_MON_KEYS; i++) mb.keys.push_back(r.tcd_mon_keys[i]);
     if (fds) {
-        for (uint32_t id : dispatcher.map_ids) {
-            UniqueFd fd(bpf_map_get_fd_by_id(id));
-            if (!fd) continue;
-            bpf_map_info info{};
-            uint32_t len = sizeof(info);
-            if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
+        for_each_map(dispatcher, [&](UniqueFd& fd, const bpf_map_info& info) {
             if (std::strcmp(info.name, TCD_MAP_MON_EV) == 0) mb.ev_fd = fd.get();
             else if (std::strcmp(info.name, TCD_MAP_MON_CPU) == 0) mb.cpu_fd = fd.get();
-            else continue;
+            else return false;
             fds->push_back(std::move(fd));
-        }
+            return false;
+        });
         if (mb.ev_fd < 0 || mb.cpu_fd < 0) return fail("dispatcher", "its monitor maps are not found");
     }
     return std::optional<MonitorBuild>{std::move(mb)};

@@ -75,6 +75,25 @@ protected:
     bool xdp_on_cb() const {
         return sh("nsenter --net=/run/netns/" + ns_ + " ip link show cb").out.find("prog/xdp") != std::string::npos;
     }
+    // After a load --force killed at step `at`: the next one completes it
+    // (miss action drop, the one wiring, one attachment, no problem, its
+    // dispatcher what runs on cb), then unload leaves nothing, and cb's hook
+    // is cleared for the next step.
+    void expect_load_force_completes(const std::string& at, bool tcp_handler_wired) {
+        auto again = sh(tcd("load --force --miss-action drop"));
+        EXPECT_EQ(again.rc, 0) << at << ": " << again.err;
+        json done = status();
+        EXPECT_EQ(done["dispatcher"].value("miss_action", ""), "drop") << at;
+        EXPECT_EQ(done["wired"].size(), 1u) << at;
+        if (tcp_handler_wired && done["wired"].size() == 1u) EXPECT_EQ(done["wired"][0]["handler"], "tcp_handler") << at;
+        EXPECT_EQ(done["attached"].size(), 1u) << at << ": " << done.dump();
+        EXPECT_TRUE(done["problems"].empty()) << at << ": " << done.dump();
+        EXPECT_EQ(running_on_cb(done), done["dispatcher"].value("prog_id", 0u)) << at;
+        EXPECT_EQ(sh(tcd("unload")).rc, 0) << at;
+        EXPECT_FALSE(xdp_on_cb()) << at;
+        EXPECT_FALSE(tcd::bpffs::exists(dir_)) << at;
+        sh("ip -n " + ns_ + " link set cb xdp off");  // one failed step does not fail the next
+    }
 };
 
 TEST_F(Crash, LoadKilledAtEveryStep) {
@@ -221,19 +240,7 @@ TEST_F(Crash, LoadForceKilledAtEveryStep) {
             } else {
                 EXPECT_EQ(st["attached"].size(), 1u) << at << ": " << st.dump();
             }
-            auto again = sh(tcd("load --force --miss-action drop"));
-            EXPECT_EQ(again.rc, 0) << at << ": " << again.err;
-            json done = status();
-            EXPECT_EQ(done["dispatcher"].value("miss_action", ""), "drop") << at;
-            EXPECT_EQ(done["wired"].size(), 1u) << at;
-            if (done["wired"].size() == 1u) EXPECT_EQ(done["wired"][0]["handler"], "tcp_handler") << at;
-            EXPECT_EQ(done["attached"].size(), 1u) << at << ": " << done.dump();
-            EXPECT_TRUE(done["problems"].empty()) << at << ": " << done.dump();
-            EXPECT_EQ(running_on_cb(done), done["dispatcher"].value("prog_id", 0u)) << at;
-            EXPECT_EQ(sh(tcd("unload")).rc, 0) << at;
-            EXPECT_FALSE(xdp_on_cb()) << at;
-            EXPECT_FALSE(tcd::bpffs::exists(dir_)) << at;
-            sh("ip -n " + ns_ + " link set cb xdp off");  // one failed step does not fail the next
+            expect_load_force_completes(at, true);
         }
     }
     EXPECT_GE(steps, 5);
@@ -269,18 +276,7 @@ TEST_F(Crash, LoadForceMovingADispatcherAtTheHookKilledAtEveryStep) {
         }
         steps++;
         EXPECT_TRUE(xdp_on_cb()) << at;  // never a gap
-        auto again = sh(tcd("load --force --miss-action drop"));
-        EXPECT_EQ(again.rc, 0) << at << ": " << again.err;
-        json done = status();
-        EXPECT_EQ(done["dispatcher"].value("miss_action", ""), "drop") << at;
-        EXPECT_EQ(done["wired"].size(), 1u) << at;
-        EXPECT_EQ(done["attached"].size(), 1u) << at << ": " << done.dump();
-        EXPECT_TRUE(done["problems"].empty()) << at << ": " << done.dump();
-        EXPECT_EQ(running_on_cb(done), done["dispatcher"].value("prog_id", 0u)) << at;
-        EXPECT_EQ(sh(tcd("unload")).rc, 0) << at;
-        EXPECT_FALSE(xdp_on_cb()) << at;
-        EXPECT_FALSE(tcd::bpffs::exists(dir_)) << at;
-        sh("ip -n " + ns_ + " link set cb xdp off");  // one failed step does not fail the next
+        expect_load_force_completes(at, false);
     }
     EXPECT_GE(steps, 5);
     std::printf("load --force moving a dispatcher at the hook killed at each of its %d steps\n", steps);
